@@ -1,0 +1,87 @@
+"""The agent's side of the login handshake over the tunnel (a thin shell over gateway.wire.login).
+
+The transcript the token signs includes the SHA-256 of the TLS certificate this connection
+actually received, so a relay through any other TLS endpoint fails at the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.wire.login import (
+    Challenge,
+    Denied,
+    Hello,
+    Login,
+    LoginConnection,
+    LoginProtocolError,
+    Welcome,
+    transcript,
+)
+
+HANDSHAKE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Second factors, asked for only when the gateway's challenge names them."""
+
+    password: Callable[[], str | None]
+    totp: Callable[[], str | None]
+
+
+class LoginDenied(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def server_end_point(ws: Any) -> bytes:
+    """RFC 5929 tls-server-end-point of this connection (SHA-256 of the server's certificate)."""
+    ssl_object: ssl.SSLObject | None = ws.transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        raise LoginProtocolError("the tunnel is not TLS")
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        raise LoginProtocolError("the gateway sent no certificate")
+    return hashlib.sha256(der).digest()
+
+
+def clean(text: str, limit: int = 300) -> str:
+    """Text from the peer, made safe for a terminal (no control characters)."""
+    return "".join(c if c.isprintable() else " " for c in text[:limit])
+
+
+async def handshake(
+    ws: Any,
+    *,
+    user: str,
+    certificate_der: bytes,
+    posture: dict[str, Any],
+    sign: Callable[[bytes], Awaitable[bytes]],
+    credentials: Credentials,
+    resume: str | None = None,
+) -> Welcome:
+    """Run the handshake on an open websockets connection; raises LoginDenied on refusal."""
+    conn = LoginConnection("agent")
+    binding = server_end_point(ws)
+    await ws.send(conn.send(Hello(user=user, certificate=certificate_der, resume=resume)))
+    message = conn.receive(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
+    if isinstance(message, Denied):
+        raise LoginDenied(message.code, clean(message.message))
+    assert isinstance(message, Challenge)
+    password = credentials.password() if "password" in message.factors and not resume else None
+    code = credentials.totp() if "totp" in message.factors and not resume else None
+    signature = await sign(transcript(message.nonce, binding, posture, user, resume))
+    await ws.send(conn.send(Login(posture=posture, signature=signature, password=password,
+                                  totp=code)))
+    reply = conn.receive(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
+    if isinstance(reply, Denied):
+        raise LoginDenied(reply.code, clean(reply.message))
+    assert isinstance(reply, Welcome)
+    return reply

@@ -1,0 +1,1 @@
+"""The operator's side of the admin API: `staffroom login`, users, keys, audit (a thin client)."""

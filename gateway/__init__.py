@@ -1,0 +1,1 @@
+"""Staffroom gateway: the server side (tunnel, login, policy, workspaces, display, audit, CA)."""

@@ -1,0 +1,74 @@
+"""Helpers every API handler uses: the context, the acting operator, authorization, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.api.errors import forbidden
+from gateway.audit.events import AuditEvent
+from gateway.context import GatewayContext
+from gateway.policy.access import Actor, authorize
+
+CONTEXT = web.AppKey("context", GatewayContext)
+ACTOR_KEY = "staffroom.actor"
+TOKEN_HASH_KEY = "staffroom.token_hash"
+
+
+def ctx(request: web.Request) -> GatewayContext:
+    return request.app[CONTEXT]
+
+
+def actor(request: web.Request) -> Actor:
+    return request[ACTOR_KEY]  # type: ignore[no-any-return]
+
+
+def source(request: web.Request) -> str | None:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return str(peer[0]) if peer else None
+
+
+async def audit(
+    request: web.Request,
+    kind: str,
+    outcome: str,
+    *,
+    subject: str | None = None,
+    school: str | None = None,
+    details: dict[str, Any] | None = None,
+    actor_id: str | None = None,
+) -> None:
+    """Append an audit record and wait until it is durable."""
+    who = actor_id
+    if who is None and ACTOR_KEY in request:
+        who = actor(request).user_id
+    event = AuditEvent(
+        kind=kind,
+        outcome=outcome,
+        actor=who,
+        subject=subject,
+        school=school,
+        session=None,
+        source=source(request),
+        details=details or {},
+    )
+    await ctx(request).audit.aappend(event)
+
+
+async def require(
+    request: web.Request,
+    action: str,
+    *,
+    school: str | None,
+    subject: str | None = None,
+    grants_role: str | None = None,
+) -> None:
+    """Authorize or raise 403; a refusal is audited with its reason."""
+    decision = authorize(actor(request), action, school=school, grants_role=grants_role)
+    if not decision.allowed:
+        await audit(
+            request, action, "denied", subject=subject, school=school,
+            details={"reason": decision.reason},
+        )
+        raise forbidden(decision.reason)

@@ -1,0 +1,34 @@
+"""The admin API's URL table (`/api/v1/`), one place; docs/API.md documents it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api import audit, keys, session, users, workspaces
+from gateway.crl import CRL_PATH
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok", "service": "staffroom-gateway"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/health", health)
+    app.router.add_post("/api/v1/login", session.login)
+    app.router.add_post("/api/v1/logout", session.logout)
+    app.router.add_get("/api/v1/me", session.me)
+    app.router.add_get("/api/v1/users", users.list_users)
+    app.router.add_post("/api/v1/users", users.add_user)
+    app.router.add_post("/api/v1/users/import", users.import_roster)
+    app.router.add_post("/api/v1/users/{user_id}/disable", users.disable_user)
+    app.router.add_post("/api/v1/users/{user_id}/password", users.set_password)
+    app.router.add_post("/api/v1/users/{user_id}/totp", users.enroll_totp)
+    app.router.add_post("/api/v1/keys/challenge", keys.challenge)
+    app.router.add_post("/api/v1/keys", keys.issue)
+    app.router.add_get("/api/v1/keys", keys.list_keys)
+    app.router.add_post("/api/v1/keys/revoke", keys.revoke)
+    app.router.add_get("/api/v1/crl", keys.crl_pem)
+    app.router.add_get(CRL_PATH, keys.crl_der)
+    app.router.add_get("/api/v1/audit", audit.search)
+    app.router.add_get("/api/v1/audit/verify", audit.verify)
+    app.router.add_post("/api/v1/workspaces", workspaces.assign)

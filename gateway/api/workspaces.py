@@ -1,0 +1,39 @@
+"""Workspace assignment API: which desktop a user's sessions attach to."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.api.common import audit, ctx, require
+from gateway.api.errors import bad_request, field_str, json_body, not_found
+from gateway.store.base import WorkspaceAssignment
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise bad_request(f"The desktop address {text[:80]!r} must be HOST:PORT.")
+    return host.strip("[]"), int(port)
+
+
+async def assign(request: web.Request) -> web.Response:
+    body = await json_body(request, max_bytes=4096)
+    user_id = field_str(body, "user", max_len=64) or ""
+    provider = field_str(body, "provider", max_len=8)
+    user = ctx(request).store.get_user(user_id)
+    if user is None:
+        raise not_found(f"There is no account named {user_id!r}.")
+    await require(request, "workspaces.write", school=user.school, subject=user.id)
+    if provider == "xvnc":
+        assignment = WorkspaceAssignment(user.id, "xvnc")
+    elif provider == "vnc":
+        host, port = _address(field_str(body, "address", max_len=300) or "")
+        password = field_str(body, "password", required=False, max_len=8)
+        assignment = WorkspaceAssignment(user.id, "vnc", host, port, password)
+    else:
+        raise bad_request("The provider must be 'xvnc' or 'vnc'.")
+    await audit(request, "workspace.assign", "ok", subject=user.id, school=user.school,
+                details={"provider": provider, "address": f"{assignment.host}:{assignment.port}"
+                         if assignment.host else None})
+    ctx(request).store.set_assignment(assignment)
+    return web.json_response({"user": user.id, "provider": provider})

@@ -1,0 +1,118 @@
+"""Composition root: wires the state, the CA, the audit log, the policies and the HTTP app.
+
+Nothing imports this module; it imports everything it wires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from gateway.api.common import CONTEXT
+from gateway.api.errors import error_middleware
+from gateway.api.routes import add_routes
+from gateway.api.session import bearer_middleware
+from gateway.audit.events import AuditEvent
+from gateway.audit.log import AuditLog
+from gateway.context import GatewayContext
+from gateway.crl import publish_crl
+from gateway.datadir import DataDir
+from gateway.pki.ca import SchoolCA
+from gateway.policy.load import load_policies
+from gateway.store.sqlite import SqliteStore
+from gateway.tlsconfig import server_context
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The gateway cannot start; the message is one sentence saying what to do."""
+
+
+def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayContext:
+    data = DataDir(data_dir)
+    if not data.config_file.exists():
+        raise StartupError(
+            f"{data_dir} is not a Staffroom data directory: create one with "
+            f"`staffroom init {data_dir} --hostname NAME`."
+        )
+    config = data.read_config()
+    try:
+        ca = SchoolCA.load(data.ca_dir, passphrase=ca_passphrase)
+    except Exception as e:  # the PKI module's errors carry their own sentence
+        raise StartupError(str(e)) from None
+    signing_key = load_pem_private_key(data.audit_key.read_bytes(), password=None)
+    audit = AuditLog(data.audit_dir, signing_key)  # type: ignore[arg-type]
+    try:
+        policies = load_policies(data.policies)
+    except Exception as e:
+        raise StartupError(f"The policy is invalid, so the gateway will not start: {e}") from None
+    return GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
+                          ca=ca, policies=policies)
+
+
+def build_app(context: GatewayContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware, bearer_middleware],
+                          client_max_size=4 * 1024 * 1024)
+    app[CONTEXT] = context
+    add_routes(app)
+    for hook in context.extras.get("app_hooks", ()):
+        hook(app)
+    return app
+
+
+def reload_policies(context: GatewayContext) -> None:
+    """SIGHUP: load the policy folder again; on error keep the old policy and say why."""
+    try:
+        context.policies = load_policies(context.data.policies)
+    except Exception as e:
+        log.error("policy reload refused, keeping the previous policy: %s", e)
+        return
+    log.info("policy reloaded from %s", context.data.policies)
+
+
+async def serve(context: GatewayContext, host: str, port: int,
+                ready: asyncio.Event | None = None) -> None:
+    """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
+    if not context.data.crl.exists():
+        publish_crl(context)
+    app = build_app(context)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    tls = server_context(context.data.tls_cert, context.data.tls_key)
+    site = web.TCPSite(runner, host, port, ssl_context=tls, shutdown_timeout=3)
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise StartupError(f"Cannot listen on {host}:{port} ({e.strerror}): pick another "
+                           f"--listen address or stop the program using it.") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_policies, context)
+    await context.audit.aappend(AuditEvent(
+        kind="gateway.start", outcome="ok", actor=None, subject=None, school=None,
+        session=None, source=None, details={"listen": f"{host}:{port}"}))
+    log.info("gateway listening on https://%s:%d", host, port)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("gateway stopping")
+        await runner.cleanup()
+        await context.audit.aappend(AuditEvent(
+            kind="gateway.stop", outcome="ok", actor=None, subject=None, school=None,
+            session=None, source=None, details={}))
+        context.audit.close()
+        context.store.close()

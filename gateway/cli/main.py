@@ -1,0 +1,61 @@
+"""`staffroom`: the one console script. Each area registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from agent.cli_support import CliError
+
+log = logging.getLogger("staffroom")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from agent.operator import commands, keys
+    from gateway.cli import server
+
+    parser = argparse.ArgumentParser(
+        prog="staffroom",
+        description="Staffroom: the school staff room, from home. Teachers connect with "
+                    "`staffroom agent connect`; IT leads and officers manage the gateway.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    server.register(sub)
+    commands.register(sub)
+    keys.register(sub)
+    commands.register_workspaces(sub)
+    audit = sub.add_parser("audit", help="read, export and verify the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="COMMAND")
+    commands.register_audit(audit_sub)
+    server.register_audit(audit_sub)
+    try:
+        from agent import cli as agent_cli
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    else:
+        agent_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as e:
+        print(f"staffroom: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("staffroom: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("STAFFROOM_DEBUG"):
+            raise
+        print(f"staffroom: unexpected error ({type(e).__name__}: {e}); run again with "
+              "STAFFROOM_DEBUG=1 for details and report it to your IT lead.", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

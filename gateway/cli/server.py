@@ -1,0 +1,115 @@
+"""`staffroom init|gateway|audit verify`: the commands that run on the gateway machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from agent.cli_support import CliError, print_json, progress, read_secret_file
+
+
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    if getattr(args, "ca_passphrase_file", None):
+        return read_secret_file(args.ca_passphrase_file, "CA passphrase").encode()
+    env = os.environ.get("STAFFROOM_CA_PASSPHRASE")
+    return env.encode() if env else None
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from gateway.setup import InitError, init_data_dir, qr_terminal
+
+    progress(f"Creating the Staffroom gateway in {args.data_dir}…")
+    try:
+        result = init_data_dir(
+            Path(args.data_dir), args.hostname, listen=args.listen, admin_id=args.admin,
+            ca_passphrase=_passphrase(args), curve=args.curve,
+        )
+    except InitError as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        print_json({
+            "data_dir": str(result.data_dir), "admin_user": result.admin_user,
+            "admin_password": result.admin_password, "totp_uri": result.totp_uri,
+            "totp_qr_png": str(result.totp_png), "ca_cert": str(result.ca_cert),
+            "gateway_url": result.gateway_url,
+        })
+        return 0
+    print(f"Created the school CA ({result.ca_cert}), the gateway's TLS certificate, the state "
+          "database, the audit log and the policies.")
+    print()
+    print(f"Administrator:      {result.admin_user}")
+    print(f"One-time password:  {result.admin_password}")
+    print(f"Authenticator:      {result.totp_uri}")
+    print(f"QR code (PNG):      {result.totp_png}")
+    print(qr_terminal(result.totp_uri))
+    print("Next: start the gateway with")
+    print(f"  staffroom gateway --data {result.data_dir}")
+    print("and log in with")
+    print(f"  staffroom login --gateway {result.gateway_url} --ca {result.ca_cert} "
+          f"--user {result.admin_user}")
+    return 0
+
+
+def _listen(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"--listen must be HOST:PORT, not {text!r}.")
+    return host.strip("[]"), int(port)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway import logs
+    from gateway.app import StartupError, open_context, serve
+
+    logs.setup()
+    try:
+        context = open_context(Path(args.data), _passphrase(args))
+        host, port = _listen(args.listen or context.config.listen)
+        asyncio.run(serve(context, host, port))
+    except StartupError as e:
+        raise CliError(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit_status import verify_data_dir
+
+    result = verify_data_dir(Path(args.data))
+    if args.json:
+        print_json({"ok": result.ok, "records": result.records,
+                    "first_bad_seq": result.first_bad_seq, "message": result.message,
+                    "last_checkpoint": result.last_checkpoint})
+    elif result.ok:
+        print(f"OK: {result.message}")
+    else:
+        print(f"BROKEN: {result.message}")
+    return 0 if result.ok else 3
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("init", help="create a gateway's data directory, CA and first admin")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--hostname", action="append", required=True,
+                   help="a name (or IP) teachers use to reach the gateway; repeatable")
+    p.add_argument("--listen", default="127.0.0.1:8443", help="default HOST:PORT to serve on")
+    p.add_argument("--admin", default="admin", help="the first administrator's user id")
+    p.add_argument("--curve", default="P-256", choices=["P-256", "P-384"])
+    p.add_argument("--ca-passphrase-file", help="encrypt the CA key with this passphrase")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_init)
+    p = sub.add_parser("gateway", help="run the gateway (HTTPS, TLS 1.2+)")
+    p.add_argument("--data", required=True, metavar="DATA_DIR")
+    p.add_argument("--listen", help="HOST:PORT (default: the one given to init)")
+    p.add_argument("--ca-passphrase-file", help="the CA key's passphrase, if it has one")
+    p.set_defaults(func=cmd_gateway)
+
+
+def register_audit(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = audit.add_parser("verify", help="check the audit log's hash chain and signatures")
+    p.add_argument("--data", required=True, metavar="DATA_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_verify)

@@ -1,0 +1,100 @@
+"""The layout of a gateway's DATA_DIR (one place names every file the gateway keeps)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    root: Path
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.ca_dir / "ca.pem"
+
+    @property
+    def crl(self) -> Path:
+        return self.ca_dir / "crl.pem"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.root / "tls" / "server.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.root / "tls" / "server.key"
+
+    @property
+    def db(self) -> Path:
+        return self.root / "state.db"
+
+    @property
+    def audit_dir(self) -> Path:
+        return self.root / "audit"
+
+    @property
+    def audit_key(self) -> Path:
+        return self.root / "audit-signing.key"
+
+    @property
+    def policies(self) -> Path:
+        return self.root / "policies"
+
+    @property
+    def homes(self) -> Path:
+        return self.root / "homes"
+
+    @property
+    def runtime(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "gateway.json"
+
+    def exists(self) -> bool:
+        return self.config_file.exists() or self.ca_cert.exists()
+
+    def read_config(self) -> GatewayConfig:
+        data = json.loads(self.config_file.read_text())
+        return GatewayConfig(
+            hostnames=tuple(data["hostnames"]),
+            listen=data.get("listen", "127.0.0.1:8443"),
+            public_url=data["public_url"],
+            operator_session_minutes=int(data.get("operator_session_minutes", 60)),
+        )
+
+    def write_config(self, config: GatewayConfig) -> None:
+        data = {
+            "hostnames": list(config.hostnames),
+            "listen": config.listen,
+            "public_url": config.public_url,
+            "operator_session_minutes": config.operator_session_minutes,
+        }
+        write_private(self.config_file, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    hostnames: tuple[str, ...]
+    listen: str
+    public_url: str  # base URL teachers and operators use, e.g. https://gw.school.example:8443
+    operator_session_minutes: int = 60
+
+
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create `path` with `mode` from the start (no window where a key is world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -1,0 +1,130 @@
+"""`staffroom init`: creates a gateway's DATA_DIR — CA, TLS certificate, state, audit, policies
+and the first administrator. Refuses to touch an existing DATA_DIR; never overwrites a CA."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.audit.events import AuditEvent
+from gateway.audit.log import AuditLog
+from gateway.auth import passwords, totp
+from gateway.context import GatewayContext, utcnow
+from gateway.crl import publish_crl
+from gateway.datadir import DataDir, GatewayConfig, write_private
+from gateway.pki.ca import create_ca
+from gateway.policy.load import load_policies
+from gateway.store.base import User
+from gateway.store.sqlite import SqliteStore
+
+SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
+
+
+class InitError(Exception):
+    """init refused; the message is one sentence."""
+
+
+@dataclass(frozen=True, slots=True)
+class InitResult:
+    data_dir: Path
+    admin_user: str
+    admin_password: str
+    totp_uri: str
+    totp_png: Path
+    ca_cert: Path
+    gateway_url: str
+
+
+def _check_target(root: Path) -> None:
+    data = DataDir(root)
+    if data.exists():
+        raise InitError(
+            f"{root} already holds a Staffroom gateway (its CA is {data.ca_cert}): refusing to "
+            "overwrite it. Choose a new directory."
+        )
+    if root.exists() and any(root.iterdir()):
+        raise InitError(f"{root} is not empty: choose a new or empty directory.")
+
+
+def init_data_dir(
+    root: Path,
+    hostnames: list[str],
+    *,
+    listen: str = "127.0.0.1:8443",
+    admin_id: str = "admin",
+    admin_name: str = "Board administrator",
+    organisation: str = "Staffroom School Board",
+    ca_passphrase: bytes | None = None,
+    curve: str = "P-256",
+) -> InitResult:
+    _check_target(root)
+    policies = load_policies(SHIPPED_POLICIES)  # validate before creating anything
+    del policies
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    data = DataDir(root)
+    now = utcnow()
+    ca = create_ca(data.ca_dir, f"{organisation} Staffroom CA", curve=curve,
+                   passphrase=ca_passphrase)
+    cert, key = ca.issue_server_cert(hostnames)
+    write_private(data.tls_cert, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    write_private(data.tls_key, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    signing_key = ec.generate_private_key(ec.SECP256R1())
+    write_private(data.audit_key, signing_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    audit = AuditLog.create(data.audit_dir, signing_key)
+    shutil.copytree(SHIPPED_POLICIES, data.policies)
+    port = listen.rsplit(":", 1)[1]
+    url = f"https://{hostnames[0]}:{port}"
+    config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url)
+    data.write_config(config)
+    store = SqliteStore(data.db)
+    password = passwords.generate_password()
+    secret = totp.new_secret()
+    admin = User(id=admin_id, name=admin_name, role="admin", school=None,
+                 password_hash=passwords.hash_password(password), must_change_password=True,
+                 totp_secret=secret, created_at=now)
+    audit.append(AuditEvent(kind="gateway.init", outcome="ok", actor=None, subject=None,
+                            school=None, session=None, source=None,
+                            details={"hostnames": list(hostnames), "ca_curve": curve}))
+    audit.append(AuditEvent(kind="user.add", outcome="ok", actor=None, subject=admin_id,
+                            school=None, session=None, source=None, details={"role": "admin"}))
+    store.add_user(admin)
+    context = GatewayContext(data=data, config=config, store=store, audit=audit, ca=ca,
+                             policies=None)
+    publish_crl(context)
+    uri = totp.provisioning_uri(secret, admin_id)
+    png = root / "admin-totp.png"
+    _write_qr_png(uri, png)
+    audit.close()
+    store.close()
+    return InitResult(root, admin_id, password, uri, png, data.ca_cert, url)
+
+
+def _write_qr_png(uri: str, path: Path) -> None:
+    import qrcode
+
+    image = qrcode.make(uri)
+    with path.open("wb") as f:
+        image.save(f)
+    path.chmod(0o600)
+
+
+def qr_terminal(uri: str) -> str:
+    """The QR code as text for a terminal (two rows per character line)."""
+    import io
+
+    import qrcode
+
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(uri)
+    out = io.StringIO()
+    qr.print_ascii(out=out, invert=True)
+    return out.getvalue()

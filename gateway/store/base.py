@@ -1,0 +1,119 @@
+"""The storage seam: everything the gateway keeps in its state database.
+
+SQLite implements it for one machine (`gateway.store.sqlite`); a PostgreSQL backend implements the
+same Protocol when a city runs several gateway nodes (ARCHITECTURE.md, "State and scale").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """A storage operation was refused; the message is one sentence for the user."""
+
+
+class Conflict(StoreError):
+    """The thing already exists or is already in the requested state."""
+
+
+class NotFound(StoreError):
+    """The thing does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    role: str
+    school: str | None
+    password_hash: str | None = None
+    disabled: bool = False
+    must_change_password: bool = False
+    totp_secret: str | None = None
+    totp_last_step: int = -1
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSession:
+    token_hash: str
+    user_id: str
+    created_at: datetime
+    expires_at: datetime
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CertRecord:
+    serial: str  # lower-case hex, no separators
+    user_id: str
+    school: str | None
+    not_before: datetime
+    not_after: datetime
+    pem: str
+    issued_by: str
+    issued_at: datetime
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nonce:
+    value: str
+    purpose: str
+    user_id: str | None
+    expires_at: datetime
+    bound_to: str | None = None  # e.g. the operator who asked for a key-issue challenge
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceAssignment:
+    user_id: str
+    provider: str  # "xvnc" | "vnc"
+    host: str | None = None
+    port: int | None = None
+    password: str | None = None
+
+
+class Store(Protocol):
+    """State database operations. Each call is one transaction; writes are durable on return."""
+
+    # accounts
+    def add_user(self, user: User) -> None: ...
+    def add_users(self, users: Sequence[User]) -> None: ...
+    def get_user(self, user_id: str) -> User | None: ...
+    def list_users(self, school: str | None = None) -> list[User]: ...
+    def update_user(self, user: User) -> None: ...
+    def count_users(self) -> int: ...
+
+    # operator sessions (bearer tokens of `staffroom login`)
+    def add_operator_session(self, session: OperatorSession) -> None: ...
+    def get_operator_session(self, token_hash: str) -> OperatorSession | None: ...
+    def revoke_operator_session(self, token_hash: str) -> None: ...
+
+    # single-use nonces (login challenges, key-issue challenges)
+    def add_nonce(self, nonce: Nonce) -> None: ...
+    def take_nonce(self, value: str, purpose: str, now: datetime) -> Nonce | None:
+        """Remove and return the nonce if it exists, has this purpose and has not expired."""
+        ...
+
+    # certificates
+    def add_cert(self, cert: CertRecord) -> None: ...
+    def get_cert(self, serial: str) -> CertRecord | None: ...
+    def list_certs(
+        self, user_id: str | None = None, school: str | None = None
+    ) -> list[CertRecord]: ...
+    def revoke_cert(self, serial: str, reason: str, at: datetime) -> None: ...
+    def next_crl_number(self) -> int: ...
+
+    # workspaces
+    def set_assignment(self, assignment: WorkspaceAssignment) -> None: ...
+    def get_assignment(self, user_id: str) -> WorkspaceAssignment | None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,230 @@
+"""SQLite implementation of the Store: one file, WAL, synchronous=FULL so commits are durable."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import astuple, fields
+from datetime import datetime
+from pathlib import Path
+
+from gateway.store.base import (
+    CertRecord,
+    Conflict,
+    Nonce,
+    NotFound,
+    OperatorSession,
+    User,
+    WorkspaceAssignment,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, school TEXT,
+  password_hash TEXT, disabled INTEGER NOT NULL, must_change_password INTEGER NOT NULL,
+  totp_secret TEXT, totp_last_step INTEGER NOT NULL, failed_logins INTEGER NOT NULL,
+  locked_until TEXT, created_at TEXT);
+CREATE TABLE IF NOT EXISTS operator_sessions (
+  token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at TEXT NOT NULL,
+  expires_at TEXT NOT NULL, revoked INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nonces (
+  value TEXT PRIMARY KEY, purpose TEXT NOT NULL, user_id TEXT, expires_at TEXT NOT NULL,
+  bound_to TEXT);
+CREATE TABLE IF NOT EXISTS certs (
+  serial TEXT PRIMARY KEY, user_id TEXT NOT NULL, school TEXT, not_before TEXT NOT NULL,
+  not_after TEXT NOT NULL, pem TEXT NOT NULL, issued_by TEXT NOT NULL, issued_at TEXT NOT NULL,
+  revoked_at TEXT, revoke_reason TEXT);
+CREATE INDEX IF NOT EXISTS certs_user ON certs(user_id);
+CREATE TABLE IF NOT EXISTS workspaces (
+  user_id TEXT PRIMARY KEY, provider TEXT NOT NULL, host TEXT, port INTEGER, password TEXT);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+_DATETIME_FIELDS = {
+    "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
+    "revoked_at",
+}
+_BOOL_FIELDS = {"disabled", "must_change_password", "revoked"}
+
+
+def _to_sql(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+def _row_to(cls: type, row: sqlite3.Row) -> object:
+    kwargs: dict[str, object] = {}
+    for f in fields(cls):
+        value = row[f.name]
+        if f.name in _DATETIME_FIELDS and value is not None:
+            value = datetime.fromisoformat(value)
+        elif f.name in _BOOL_FIELDS:
+            value = bool(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _insert_sql(table: str, cls: type) -> str:
+    names = [f.name for f in fields(cls)]
+    return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+class SqliteStore:
+    """The Store Protocol over one SQLite file. Safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # accounts
+    def add_user(self, user: User) -> None:
+        self.add_users([user])
+
+    def add_users(self, users: Sequence[User]) -> None:
+        with self._tx() as db:
+            for user in users:
+                if db.execute("SELECT 1 FROM users WHERE id = ?", (user.id,)).fetchone():
+                    raise Conflict(f"An account named {user.id!r} already exists.")
+                db.execute(_insert_sql("users", User), tuple(map(_to_sql, astuple(user))))
+
+    def get_user(self, user_id: str) -> User | None:
+        row = self._one("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _row_to(User, row) if row else None  # type: ignore[return-value]
+
+    def list_users(self, school: str | None = None) -> list[User]:
+        if school is None:
+            rows = self._all("SELECT * FROM users ORDER BY id")
+        else:
+            rows = self._all("SELECT * FROM users WHERE school = ? ORDER BY id", (school,))
+        return [_row_to(User, r) for r in rows]  # type: ignore[misc]
+
+    def update_user(self, user: User) -> None:
+        names = [f.name for f in fields(User) if f.name != "id"]
+        sets = ", ".join(f"{n} = ?" for n in names)
+        values = [_to_sql(getattr(user, n)) for n in names]
+        with self._tx() as db:
+            cur = db.execute(f"UPDATE users SET {sets} WHERE id = ?", (*values, user.id))
+            if cur.rowcount != 1:
+                raise NotFound(f"There is no account named {user.id!r}.")
+
+    def count_users(self) -> int:
+        row = self._one("SELECT COUNT(*) AS n FROM users", ())
+        return int(row["n"]) if row else 0
+
+    # operator sessions
+    def add_operator_session(self, session: OperatorSession) -> None:
+        with self._tx() as db:
+            db.execute(
+                _insert_sql("operator_sessions", OperatorSession),
+                tuple(map(_to_sql, astuple(session))),
+            )
+
+    def get_operator_session(self, token_hash: str) -> OperatorSession | None:
+        row = self._one("SELECT * FROM operator_sessions WHERE token_hash = ?", (token_hash,))
+        return _row_to(OperatorSession, row) if row else None  # type: ignore[return-value]
+
+    def revoke_operator_session(self, token_hash: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE operator_sessions SET revoked = 1 WHERE token_hash = ?", (token_hash,)
+            )
+
+    # nonces
+    def add_nonce(self, nonce: Nonce) -> None:
+        with self._tx() as db:
+            db.execute(_insert_sql("nonces", Nonce), tuple(map(_to_sql, astuple(nonce))))
+
+    def take_nonce(self, value: str, purpose: str, now: datetime) -> Nonce | None:
+        with self._tx() as db:
+            db.execute("DELETE FROM nonces WHERE expires_at < ?", (now.isoformat(),))
+            row = db.execute(
+                "DELETE FROM nonces WHERE value = ? AND purpose = ? RETURNING *", (value, purpose)
+            ).fetchone()
+        return _row_to(Nonce, row) if row else None  # type: ignore[return-value]
+
+    # certificates
+    def add_cert(self, cert: CertRecord) -> None:
+        with self._tx() as db:
+            db.execute(_insert_sql("certs", CertRecord), tuple(map(_to_sql, astuple(cert))))
+
+    def get_cert(self, serial: str) -> CertRecord | None:
+        row = self._one("SELECT * FROM certs WHERE serial = ?", (serial.lower(),))
+        return _row_to(CertRecord, row) if row else None  # type: ignore[return-value]
+
+    def list_certs(
+        self, user_id: str | None = None, school: str | None = None
+    ) -> list[CertRecord]:
+        sql, args = "SELECT * FROM certs WHERE 1=1", []
+        if user_id is not None:
+            sql, args = sql + " AND user_id = ?", [*args, user_id]
+        if school is not None:
+            sql, args = sql + " AND school = ?", [*args, school]
+        rows = self._all(sql + " ORDER BY issued_at, serial", tuple(args))
+        return [_row_to(CertRecord, r) for r in rows]  # type: ignore[misc]
+
+    def revoke_cert(self, serial: str, reason: str, at: datetime) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT revoked_at FROM certs WHERE serial = ?", (serial,)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no certificate with serial {serial}.")
+            if row["revoked_at"] is not None:
+                raise Conflict(f"Certificate {serial} is already revoked.")
+            db.execute(
+                "UPDATE certs SET revoked_at = ?, revoke_reason = ? WHERE serial = ?",
+                (at.isoformat(), reason, serial),
+            )
+
+    def next_crl_number(self) -> int:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO counters(name, value) VALUES ('crl', 1) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            )
+            row = db.execute("SELECT value FROM counters WHERE name = 'crl'").fetchone()
+        return int(row["value"])
+
+    # workspaces
+    def set_assignment(self, assignment: WorkspaceAssignment) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM workspaces WHERE user_id = ?", (assignment.user_id,))
+            db.execute(
+                _insert_sql("workspaces", WorkspaceAssignment),
+                tuple(map(_to_sql, astuple(assignment))),
+            )
+
+    def get_assignment(self, user_id: str) -> WorkspaceAssignment | None:
+        row = self._one("SELECT * FROM workspaces WHERE user_id = ?", (user_id,))
+        return _row_to(WorkspaceAssignment, row) if row else None  # type: ignore[return-value]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

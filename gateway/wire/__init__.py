@@ -1,0 +1,1 @@
+"""Wire formats shared by gateway and agent. Imports only the standard library."""

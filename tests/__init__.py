@@ -1,0 +1,1 @@
+"""Staffroom tests."""
