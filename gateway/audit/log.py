@@ -1,0 +1,313 @@
+"""The append-only, hash-chained audit log: one JSON Lines file plus a signed head file.
+
+Attacker-controlled here: event strings (bounded and cleaned by events.check_event) and, on
+reopen, the tail of the existing file (read with a 64 KiB line limit; a corrupt tail is refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.audit import chain
+from gateway.audit.chain import HEAD_FILE, LOG_FILE
+from gateway.audit.events import (
+    KIND_CHECKPOINT,
+    KIND_CREATED,
+    KIND_RECOVERED,
+    MAX_LINE,
+    AuditEvent,
+    AuditRecord,
+    RecordFormatError,
+    check_event,
+    format_time,
+    parse_record,
+    record_line,
+    shrink_event,
+)
+from gateway.audit.lines import LineTooLong, read_first, read_tail
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLogError(Exception):
+    """The log cannot be opened or written; the message is one sentence for the operator."""
+
+
+class AuditLog:
+    """Appends events durably: `append` returns only after the record is on disk (fsync)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        signing_key: ec.EllipticCurvePrivateKey,
+        *,
+        checkpoint_every: int = 100,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        """Open an existing log and continue its chain (use `create` for a new one)."""
+        chain.require_p256(signing_key)
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self.directory = Path(directory)
+        self._key = signing_key
+        self._key_id = chain.key_id(signing_key.public_key())
+        self._every = checkpoint_every
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._closed = False
+        path = self.directory / LOG_FILE
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        except FileNotFoundError:
+            raise AuditLogError(f"There is no audit log in {self.directory}.") from None
+        try:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AuditLogError(
+                    f"The audit log in {self.directory} is open in another process."
+                ) from None
+            self._resume(path)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    @classmethod
+    def create(
+        cls,
+        directory: Path,
+        signing_key: ec.EllipticCurvePrivateKey,
+        *,
+        checkpoint_every: int = 100,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> AuditLog:
+        """Start a new log: record 0 carries a random log id that the whole chain depends on."""
+        chain.require_p256(signing_key)
+        directory = Path(directory)
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if (directory / HEAD_FILE).exists() and not (directory / LOG_FILE).exists():
+            # Deleting the whole log must not pass for a fresh start.
+            raise AuditLogError(
+                f"The audit log in {directory} is missing but its signed head is still there: "
+                f"the log was deleted or moved. Move {HEAD_FILE} aside to start a new log."
+            )
+        log_id = secrets.token_hex(16)
+        pub = signing_key.public_key()
+        event = check_event(
+            AuditEvent(
+                KIND_CREATED,
+                "ok",
+                details={"log_id": log_id, "format": chain.FORMAT, "key_id": chain.key_id(pub)},
+            ),
+            internal=True,
+        )
+        time = format_time(clock())
+        prev = chain.genesis_hash(log_id)
+        record = AuditRecord(0, time, event, prev, chain.record_hash(0, time, event, prev))
+        try:
+            fd = os.open(
+                directory / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600
+            )
+        except FileExistsError:
+            raise AuditLogError(f"There is already an audit log in {directory}.") from None
+        try:
+            chain.write_all(fd, record_line(record))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        chain.fsync_dir(directory)
+        chain.write_head(directory, chain.make_head(signing_key, log_id, 0, record.hash, 0))
+        return cls(directory, signing_key, checkpoint_every=checkpoint_every, clock=clock)
+
+    @classmethod
+    def open_or_create(
+        cls, directory: Path, signing_key: ec.EllipticCurvePrivateKey, **kwargs: object
+    ) -> AuditLog:
+        if (Path(directory) / LOG_FILE).exists():
+            return cls(directory, signing_key, **kwargs)  # type: ignore[arg-type]
+        return cls.create(directory, signing_key, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def log_id(self) -> str:
+        return self._log_id
+
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Write the event and fsync; the action it describes may take effect only after this."""
+        clean = check_event(event)
+        with self._lock:
+            self._check_open()
+            record = self._write(clean)
+            self._write_head()
+            if self._seq - self._checkpoint_seq >= self._every:
+                self._checkpoint()
+            return record
+
+    async def aappend(self, event: AuditEvent) -> AuditRecord:
+        """`append` in the default executor, so fsync never blocks the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.append, event)
+
+    def checkpoint(self) -> AuditRecord:
+        """Append a signed checkpoint now (also every `checkpoint_every` records and on close)."""
+        with self._lock:
+            self._check_open()
+            return self._checkpoint()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._checkpoint_seq != self._seq:
+                    self._checkpoint()
+            finally:
+                self._closed = True
+                os.close(self._fd)  # also releases the flock
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise AuditLogError("The audit log is closed.")
+
+    def _checkpoint(self) -> AuditRecord:
+        message = chain.checkpoint_message(self._log_id, self._seq + 1, self._hash)
+        event = check_event(
+            AuditEvent(
+                KIND_CHECKPOINT,
+                "ok",
+                details={"key_id": self._key_id, "signature": chain.sign(self._key, message)},
+            ),
+            internal=True,
+        )
+        record = self._write(event)
+        self._checkpoint_seq = record.seq
+        self._write_head()
+        return record
+
+    def _write(self, event: AuditEvent) -> AuditRecord:
+        seq = self._seq + 1
+        time = format_time(self._clock())
+        for fitted in (event, shrink_event(event), shrink_event(event, drop_details=True)):
+            # Peer strings must never stop an event from being recorded: shorten, then drop.
+            record = AuditRecord(
+                seq, time, fitted, self._hash, chain.record_hash(seq, time, fitted, self._hash)
+            )
+            line = record_line(record)
+            if len(line) <= MAX_LINE:
+                break
+        else:
+            raise ValueError(f"audit record would be {len(line)} bytes, over the {MAX_LINE} limit")
+        size = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            chain.write_all(self._fd, line)
+            os.fsync(self._fd)
+        except OSError:
+            # Leave no half line behind (disk full): the next append must still continue the chain.
+            os.ftruncate(self._fd, size)
+            raise
+        self._seq, self._hash = seq, record.hash
+        return record
+
+    def _write_head(self) -> None:
+        head = chain.make_head(self._key, self._log_id, self._seq, self._hash, self._checkpoint_seq)
+        chain.write_head(self.directory, head)
+
+    def _resume(self, path: Path) -> None:
+        first = read_first(path)
+        try:
+            if first is None or not first.complete:
+                raise RecordFormatError("the creation record is missing or incomplete")
+            created = parse_record(first.data)
+            lines, partial = read_tail(path, 2)
+            if not lines:
+                raise RecordFormatError("it has no complete record")
+            last = parse_record(lines[-1])
+        except (RecordFormatError, LineTooLong) as exc:
+            raise AuditLogError(
+                f"The audit log in {self.directory} is damaged ({exc}); "
+                "run `staffroom audit verify` and move it aside."
+            ) from None
+        log_id = created.details.get("log_id")
+        if created.seq != 0 or created.kind != KIND_CREATED or not isinstance(log_id, str):
+            raise AuditLogError(
+                f"The audit log in {self.directory} does not start with its "
+                "creation record; run `staffroom audit verify`."
+            )
+        if partial:
+            raise AuditLogError(
+                f"The audit log in {self.directory} ends in an incomplete record "
+                f"after record {last.seq}; run `staffroom audit verify`."
+            )
+        if not chain.hash_matches(last):
+            raise AuditLogError(
+                f"The last record ({last.seq}) of the audit log in "
+                f"{self.directory} was changed; run `staffroom audit verify`."
+            )
+        self._log_id, self._seq, self._hash = log_id, last.seq, last.hash
+        self._checkpoint_seq = self._check_head(last, lines)
+
+    def _check_head(self, last: AuditRecord, lines: list[bytes]) -> int:
+        """Check the signed head against the tail; one record past it is a crash, not an edit."""
+        if last.seq == 0 and not (self.directory / HEAD_FILE).exists():
+            self._checkpoint_seq = 0  # stopped between creating the log and signing its head
+            self._write_head()
+        try:
+            head = chain.read_head(self.directory)
+        except chain.HeadError as exc:
+            raise AuditLogError(f"Cannot open the audit log in {self.directory}: {exc}.") from None
+        if head.log_id != self._log_id or not head.valid(self._key.public_key()):
+            raise AuditLogError(
+                f"The signed head of the audit log in {self.directory} does not "
+                "verify with this key; run `staffroom audit verify`."
+            )
+        checkpoint_seq = last.seq if last.kind == KIND_CHECKPOINT else head.checkpoint_seq
+        if head.seq == last.seq and head.hash == last.hash:
+            return checkpoint_seq
+        if (
+            head.seq == last.seq - 1
+            and len(lines) == 2
+            and parse_record(lines[0]).hash == head.hash == last.prev_hash
+        ):
+            # The process stopped between fsync of the record and the head's rename. Accept the
+            # record, and say so in the log itself so an officer can weigh it.
+            log.warning("audit: record %d was written but the head was not; re-signing", last.seq)
+            self._checkpoint_seq = checkpoint_seq
+            self._write_head()
+            event = AuditEvent(KIND_RECOVERED, "ok", details={"unsigned_seq": last.seq})
+            self._write(check_event(event, internal=True))
+            self._write_head()
+            return checkpoint_seq
+        raise AuditLogError(
+            f"The audit log in {self.directory} ends at record {last.seq} but its "
+            f"signed head says {head.seq}; run `staffroom audit verify`."
+        )
+
+
+def create(directory: Path, signing_key: ec.EllipticCurvePrivateKey, **kwargs: object) -> AuditLog:
+    """Start a new log in `directory` (refuses when one is already there)."""
+    return AuditLog.create(directory, signing_key, **kwargs)  # type: ignore[arg-type]
+
+
+__all__ = ["HEAD_FILE", "LOG_FILE", "AuditLog", "AuditLogError", "create"]
