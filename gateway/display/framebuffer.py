@@ -1,0 +1,202 @@
+"""The gateway's copy of the desktop: a BGRX Surface with tile-grid damage and ordered copies.
+
+Attacker-controlled: rectangles and pixels written by the RFB decoder on behalf of the VNC server
+(bounds are checked by the decoder; we re-check cheaply). Limits: at most MAX_PENDING_COPIES
+recorded copies between two frames — beyond that copies degrade to plain damage.
+
+The damage set answers one question: which tiles of the viewer's canvas would differ from this
+framebuffer after the viewer replays the recorded copies in order. A blit damages its tiles; a copy
+moves the damage of its source with it and only clears destination tiles it covers completely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from gateway.rfb.surface import BYTES_PER_PIXEL
+
+TILE = 64
+MAX_PENDING_COPIES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOp:
+    src_x: int
+    src_y: int
+    dst_x: int
+    dst_y: int
+    w: int
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
+class CursorImage:
+    hot_x: int
+    hot_y: int
+    w: int
+    h: int
+    rgba: bytes  # w*h*4, straight alpha
+
+
+def tiles_in(x: int, y: int, w: int, h: int, tile: int = TILE) -> Iterator[tuple[int, int]]:
+    """Tile (column, row) pairs a rectangle touches."""
+    if w <= 0 or h <= 0:
+        return
+    for ty in range(y // tile, (y + h - 1) // tile + 1):
+        for tx in range(x // tile, (x + w - 1) // tile + 1):
+            yield tx, ty
+
+
+class Framebuffer:
+    """Implements gateway.rfb.surface.Surface. Pixels are one bytearray, row-major BGRX."""
+
+    def __init__(self, width: int = 0, height: int = 0, tile: int = TILE) -> None:
+        self.tile = tile
+        self.cursor: CursorImage | None = None
+        self.cursor_dirty = False
+        # Called after each copy with (copy, damage_tile_callback): the watermark hooks in here.
+        self.on_copy: Callable[[CopyOp], None] | None = None
+        self.resize(width, height)
+
+    # --- Surface ---------------------------------------------------------------------------
+
+    def resize(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.stride = width * BYTES_PER_PIXEL
+        self.pixels = bytearray(self.stride * height)
+        self.cols = -(-width // self.tile)
+        self.rows = -(-height // self.tile)
+        self.resized = True
+        self.copies: list[CopyOp] = []
+        self._touched: set[tuple[int, int]] = set()
+        self.damage: set[tuple[int, int]] = set()
+        self.damage_all()
+
+    def fill(self, x: int, y: int, w: int, h: int, pixel: bytes) -> None:
+        x, y, w, h = self._clip(x, y, w, h)
+        if w <= 0 or h <= 0:
+            return
+        row = bytes(pixel[:4]) * w
+        for yy in range(y, y + h):
+            off = yy * self.stride + x * 4
+            self.pixels[off : off + w * 4] = row
+        self.damage_rect(x, y, w, h)
+
+    def blit(self, x: int, y: int, w: int, h: int, data: bytes) -> None:
+        if len(data) != w * h * 4:
+            raise ValueError("blit data size does not match the rectangle")
+        cx, cy, cw, ch = self._clip(x, y, w, h)
+        if cw <= 0 or ch <= 0:
+            return
+        mv = memoryview(data)
+        for yy in range(cy, cy + ch):
+            src = (yy - y) * w * 4 + (cx - x) * 4
+            off = yy * self.stride + cx * 4
+            self.pixels[off : off + cw * 4] = mv[src : src + cw * 4]
+        self.damage_rect(cx, cy, cw, ch)
+
+    def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
+        if not (
+            min(src_x, src_y, x, y) >= 0 and w > 0 and h > 0
+            and src_x + w <= self.width and x + w <= self.width
+            and src_y + h <= self.height and y + h <= self.height
+        ):  # fmt: skip
+            return
+        block = self.read(src_x, src_y, w, h)  # a snapshot makes overlap safe
+        for r in range(h):
+            off = (y + r) * self.stride + x * 4
+            self.pixels[off : off + w * 4] = block[r * w * 4 : (r + 1) * w * 4]
+        op = CopyOp(src_x, src_y, x, y, w, h)
+        self._record_copy(op)
+        if self.on_copy is not None:
+            self.on_copy(op)
+
+    def set_cursor(
+        self, hot_x: int, hot_y: int, w: int, h: int, pixels: bytes, mask: bytes
+    ) -> None:
+        rgba = bytearray(w * h * 4)
+        mask_stride = (w + 7) // 8
+        for yy in range(h):
+            for xx in range(w):
+                i = (yy * w + xx) * 4
+                b, g, r = pixels[i], pixels[i + 1], pixels[i + 2]
+                bit = mask[yy * mask_stride + xx // 8] >> (7 - xx % 8) & 1 if mask else 1
+                rgba[i : i + 4] = bytes((r, g, b, 255 if bit else 0))
+        if w and h:
+            hot_x, hot_y = min(hot_x, w - 1), min(hot_y, h - 1)
+        self.cursor = CursorImage(hot_x, hot_y, w, h, bytes(rgba))
+        self.cursor_dirty = True
+
+    # --- damage ----------------------------------------------------------------------------
+
+    def damage_rect(self, x: int, y: int, w: int, h: int) -> None:
+        new = set(tiles_in(x, y, w, h, self.tile))
+        self.damage |= new
+        self._touched |= new
+
+    def damage_tiles(self, tiles: set[tuple[int, int]]) -> None:
+        self.damage |= tiles
+        self._touched |= tiles
+
+    def damage_all(self) -> None:
+        self.damage_rect(0, 0, self.width, self.height)
+
+    def take(self) -> tuple[list[CopyOp], set[tuple[int, int]], bool]:
+        """Hand over (copies in order, damaged tiles, resized) and start a new frame."""
+        out = (self.copies, self.damage, self.resized)
+        self.copies, self.damage, self._touched, self.resized = [], set(), set(), False
+        return out
+
+    def _record_copy(self, op: CopyOp) -> None:
+        t = self.tile
+        if len(self.copies) >= MAX_PENDING_COPIES:
+            # Give up on copies: without them the canvas keeps its old content, so everything
+            # touched since the last frame must be re-sent.
+            self.damage = self._touched | set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
+            self._touched = set(self.damage)
+            self.copies = []
+            return
+        self.copies.append(op)
+        dx, dy = op.dst_x - op.src_x, op.dst_y - op.src_y
+        moved: set[tuple[int, int]] = set()
+        for tx, ty in tiles_in(op.src_x, op.src_y, op.w, op.h, t):
+            if (tx, ty) not in self.damage:
+                continue
+            # The part of this damaged tile inside the source, shifted to the destination.
+            x0, y0 = max(tx * t, op.src_x), max(ty * t, op.src_y)
+            x1 = min((tx + 1) * t, op.src_x + op.w)
+            y1 = min((ty + 1) * t, op.src_y + op.h)
+            moved.update(tiles_in(x0 + dx, y0 + dy, x1 - x0, y1 - y0, t))
+        covered = {
+            (tx, ty)
+            for tx, ty in tiles_in(op.dst_x, op.dst_y, op.w, op.h, t)
+            if op.dst_x <= tx * t
+            and op.dst_y <= ty * t
+            and min((tx + 1) * t, self.width) <= op.dst_x + op.w
+            and min((ty + 1) * t, self.height) <= op.dst_y + op.h
+        }
+        self.damage = (self.damage - covered) | moved
+        # Destination tiles partly covered keep their damage; the copy changed their pixels.
+        self._touched |= set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read(self, x: int, y: int, w: int, h: int) -> bytes:
+        """The BGRX bytes of a rectangle inside the framebuffer, row by row."""
+        if x == 0 and w == self.width:
+            return bytes(self.pixels[y * self.stride : (y + h) * self.stride])
+        mv = memoryview(self.pixels)
+        return b"".join(
+            mv[(y + r) * self.stride + x * 4 : (y + r) * self.stride + (x + w) * 4]
+            for r in range(h)
+        )
+
+    def tile_rect(self, tx: int, ty: int) -> tuple[int, int, int, int]:
+        x, y = tx * self.tile, ty * self.tile
+        return x, y, min(self.tile, self.width - x), min(self.tile, self.height - y)
+
+    def _clip(self, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(self.width, x + w), min(self.height, y + h)
+        return x0, y0, x1 - x0, y1 - y0

@@ -1,0 +1,307 @@
+"""The frame pipeline: framebuffer damage -> watermark -> tiles -> display messages, paced by Acks.
+
+Attacker-controlled: every viewer message (bytes through receive_data). Limits: at most
+``max_unacked`` frames and ``max_bytes_in_flight`` bytes unacknowledged (damage accumulates in the
+framebuffer meanwhile, never a queue); Acks for unsent frames and foreign versions are errors;
+pointer coordinates are clamped to the desktop. Pure: no I/O, the clock is passed in (``now``,
+Unix seconds as from time.time()).
+
+Shell usage::
+
+    job = pipeline.take_frame(now)                    # on the loop; None = nothing to send now
+    data = await loop.run_in_executor(None, encode_frame, job)
+    pipeline.frame_sent(job, len(data), now); await ws.send_bytes(data)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from gateway.display.encoder import EncodeSettings, TileSnapshot, encode_cursor, encode_tiles
+from gateway.display.framebuffer import CopyOp, CursorImage, Framebuffer, tiles_in
+from gateway.display.watermark import Watermark, WatermarkLayer
+from gateway.wire import display as wire
+
+log = logging.getLogger(__name__)
+
+MIN_QUALITY, MAX_QUALITY = 30, 85
+
+
+class UnsupportedVersion(wire.ProtocolError):
+    code = wire.EndCode.UNSUPPORTED_VERSION
+
+
+class ViewerMisbehaved(wire.ProtocolError):
+    """A well-formed message that makes no sense now (e.g. an Ack for a frame never sent)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInput:
+    keysym: int
+    down: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PointerInput:
+    x: int
+    y: int
+    buttons: int  # RFB button mask: bits 0-2 buttons, 3/4 wheel up/down, 5/6 wheel left/right
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    data: bytes  # encoded messages to send to the viewer now (Pong)
+
+
+Action = KeyInput | PointerInput | Reply
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    session_id: str = ""
+    info: str = ""  # shown by the viewer (e.g. "Staffroom — 東小学校")
+    flags: int = 0  # wire.HelloFlags
+
+
+@dataclass(frozen=True, slots=True)
+class FrameJob:
+    """Everything needed to encode one frame, detached from the live framebuffer."""
+
+    frame_id: int
+    timestamp_ms: int
+    head: tuple[wire.ToViewer, ...]  # Hello/Resize/Copy messages, in order
+    snaps: tuple[TileSnapshot, ...]
+    layer: WatermarkLayer | None
+    settings: EncodeSettings
+    cursor: CursorImage | None
+    observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
+
+
+def encode_frame(job: FrameJob) -> bytes:
+    """Encode a frame to wire bytes: head, cursor, tiles, Sync. Pure; safe in an executor."""
+    parts = [wire.encode(m) for m in job.head]
+    if job.cursor is not None:
+        c = job.cursor
+        png = encode_cursor(c.w, c.h, c.rgba) if c.w and c.h else b""
+        parts.append(wire.encode(wire.Cursor(c.hot_x, c.hot_y, c.w, c.h, png) if png
+                                 else wire.Cursor(0, 0, 0, 0, b"")))  # fmt: skip
+    parts.extend(wire.encode(m) for m in encode_tiles(list(job.snaps), job.layer, job.settings))
+    parts.append(wire.encode(wire.Sync(job.frame_id, job.timestamp_ms)))
+    return b"".join(parts)
+
+
+@dataclass(slots=True)
+class _Link:
+    in_flight: dict[int, tuple[float, int]] = field(default_factory=dict)  # id -> (sent, bytes)
+    srtt: float | None = None
+    min_rtt: float | None = None
+    quality: int = 80
+
+    def on_ack(self, sent: float, now: float) -> None:
+        rtt = max(0.0, now - sent)
+        self.srtt = rtt if self.srtt is None else 0.8 * self.srtt + 0.2 * rtt
+        self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
+        queueing = self.srtt - self.min_rtt
+        # Frames waiting in buffers show up as round-trip time above the link's floor.
+        if queueing > 0.15 or self.srtt > 0.5:
+            self.quality = max(MIN_QUALITY, self.quality - 10)
+        elif queueing < 0.05:
+            self.quality = min(MAX_QUALITY, self.quality + 5)
+
+
+class DisplayPipeline:
+    def __init__(
+        self,
+        framebuffer: Framebuffer,
+        *,
+        watermark: Watermark | None = None,
+        session: SessionInfo | None = None,
+        max_unacked: int = 2,
+        max_bytes_in_flight: int = 4 * 1024 * 1024,
+        settings: EncodeSettings | None = None,
+    ) -> None:
+        self.fb = framebuffer
+        self.watermark = watermark
+        self.session = session or SessionInfo()
+        self.max_unacked = max_unacked
+        self.max_bytes_in_flight = max_bytes_in_flight
+        self.settings = settings or EncodeSettings()
+        self.attached = False  # no frames until the viewer's Resume
+        self.last_input: float | None = None
+        self._link = _Link(quality=self.settings.jpeg_quality)
+        self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
+        self._need_key = False
+        self._observer_key = False
+        self._next_id = 1
+        self._layer: WatermarkLayer | None = None
+        framebuffer.on_copy = self._on_copy
+
+    # --- viewer -> gateway -----------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> list[Action]:
+        """Feed bytes from the viewer; returns input for the RFB side and replies to send."""
+        self._decoder.feed(data)
+        actions: list[Action] = []
+        while not isinstance(ev := self._decoder.next_event(), wire.Sentinel):
+            actions.extend(self.receive(ev, now))
+        return actions
+
+    def receive(self, msg: wire.Message, now: float) -> list[Action]:
+        match msg:
+            case wire.Resume(version=v):
+                if v != wire.VERSION:
+                    raise UnsupportedVersion(f"viewer speaks version {v}")
+                self.attached, self._need_key = True, True
+                self._link.in_flight.clear()  # that viewer's frames are gone
+            case wire.Ack(frame_id=fid):
+                self._ack(fid, now)
+            case wire.Ping(t=t):
+                return [Reply(wire.encode(wire.Pong(t)))]
+            case wire.Key(keysym=k, down=d) if self._input_allowed():
+                self.last_input = now
+                return [KeyInput(k, d)]
+            case wire.Pointer(x=x, y=y, buttons=b) if self._input_allowed():
+                self.last_input = now
+                x, y = min(x, max(0, self.fb.width - 1)), min(y, max(0, self.fb.height - 1))
+                return [PointerInput(x, y, b & 0xFF)]
+            case wire.Key() | wire.Pointer():
+                pass  # view-only or not attached: dropped
+            case _:
+                raise ViewerMisbehaved(f"{type(msg).__name__} is not a viewer message")
+        return []
+
+    def _input_allowed(self) -> bool:
+        return self.attached and not self.session.flags & wire.HelloFlags.VIEW_ONLY
+
+    def _ack(self, fid: int, now: float) -> None:
+        if fid >= self._next_id:
+            raise ViewerMisbehaved(f"ack for frame {fid} that was never sent")
+        sent = self._link.in_flight.get(fid)
+        for old in [i for i in self._link.in_flight if i <= fid]:
+            del self._link.in_flight[old]
+        if sent is not None:
+            self._link.on_ack(sent[0], now)
+            self.settings = replace(self.settings, jpeg_quality=self._link.quality)
+
+    # --- gateway -> viewer -----------------------------------------------------------------
+
+    @property
+    def rtt(self) -> float | None:
+        return self._link.srtt
+
+    def can_send(self) -> bool:
+        inf = self._link.in_flight
+        return self.attached and (
+            not inf
+            or (len(inf) < self.max_unacked
+                and sum(b for _, b in inf.values()) < self.max_bytes_in_flight)
+        )  # fmt: skip
+
+    def request_observer_key_frame(self) -> None:
+        """A recorder or live watcher joins: the next frame carries a key frame for it too."""
+        self._observer_key = True
+
+    def next_timer(self, now: float) -> float | None:
+        """When take_frame has work even without damage (the watermark changes)."""
+        return self.watermark.next_change(now) if self.watermark else None
+
+    def take_frame(self, now: float) -> FrameJob | None:
+        """Snapshot one frame's work if the window allows and there is anything to send."""
+        if not self.can_send() or self.fb.width == 0:
+            return None
+        self._refresh_layer(now)
+        fb = self.fb
+        key = self._need_key
+        if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
+                or fb.resized):  # fmt: skip
+            return None
+        copies, damage, resized = fb.take()
+        head: list[wire.ToViewer] = []
+        if key:
+            head.append(self._hello())
+            damage = self._all_tiles()
+        elif resized:
+            head.append(wire.Resize(fb.width, fb.height))
+            damage = self._all_tiles()
+        else:
+            head.extend(wire.Copy(c.src_x, c.src_y, c.dst_x, c.dst_y, c.w, c.h) for c in copies)
+        cursor = fb.cursor if (fb.cursor_dirty or key or resized) else None
+        fb.cursor_dirty = False
+        job = FrameJob(
+            self._next_id, int(now * 1000), tuple(head), self._snapshot(damage), self._layer,
+            self.settings, cursor, self._key_job(now) if self._observer_key else None,
+        )  # fmt: skip
+        self._next_id += 1
+        self._need_key = self._observer_key = False
+        return job
+
+    def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:
+        self._link.in_flight[job.frame_id] = (now, nbytes)
+
+    def produce_frame(self, now: float) -> bytes | None:
+        """take_frame + encode_frame + frame_sent in one call (tests, small desktops)."""
+        job = self.take_frame(now)
+        if job is None:
+            return None
+        data = encode_frame(job)
+        self.frame_sent(job, len(data), now)
+        return data
+
+    @staticmethod
+    def notice(level: wire.NoticeLevel, code: int, text: str) -> bytes:
+        return wire.encode(wire.Notice(level, code, text))
+
+    @staticmethod
+    def end(code: int, text: str) -> bytes:
+        return wire.encode(wire.End(code, text))
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _hello(self) -> wire.Hello:
+        s = self.session
+        flags = s.flags | (wire.HelloFlags.WATERMARKED if self.watermark else 0)
+        return wire.Hello(wire.VERSION, self.fb.width, self.fb.height, flags, s.session_id, s.info)
+
+    def _key_job(self, now: float) -> FrameJob:
+        return FrameJob(
+            self._next_id, int(now * 1000), (self._hello(),), self._snapshot(self._all_tiles()),
+            self._layer, self.settings, self.fb.cursor,
+        )  # fmt: skip
+
+    def _all_tiles(self) -> set[tuple[int, int]]:
+        return set(tiles_in(0, 0, self.fb.width, self.fb.height, self.fb.tile))
+
+    def _snapshot(self, tiles: set[tuple[int, int]]) -> tuple[TileSnapshot, ...]:
+        out = []
+        for col, row in sorted(tiles, key=lambda t: (t[1], t[0])):
+            x, y, w, h = self.fb.tile_rect(col, row)
+            if w > 0 and h > 0:
+                out.append(TileSnapshot(col, row, x, y, w, h, self.fb.read(x, y, w, h)))
+        return tuple(out)
+
+    def _refresh_layer(self, now: float) -> None:
+        if self.watermark is None:
+            return
+        fb = self.fb
+        new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
+        old = self._layer
+        if old is None or old.key != new.key:
+            # The canvas shows the old stamps: re-send every tile either layer touches.
+            fb.damage_tiles(set(new.ink) | (set(old.ink) if old else set()))
+            self._layer = new
+
+    def _on_copy(self, op: CopyOp) -> None:
+        """A copy moves the watermark of its source: re-send destination tiles with stamps."""
+        layer = self._layer
+        if layer is None:
+            return
+        t = self.fb.tile
+        dx, dy = op.dst_x - op.src_x, op.dst_y - op.src_y
+        hit = set()
+        for col, row in tiles_in(op.dst_x, op.dst_y, op.w, op.h, t):
+            x0, y0 = max(col * t, op.dst_x), max(row * t, op.dst_y)
+            x1, y1 = min((col + 1) * t, op.dst_x + op.w), min((row + 1) * t, op.dst_y + op.h)
+            if (col, row) in layer.ink or layer.has_ink(x0 - dx, y0 - dy, x1 - x0, y1 - y0):
+                hit.add((col, row))
+        self.fb.damage_tiles(hit)

@@ -1,0 +1,63 @@
+"""A reference viewer in Python: applies display messages to a Pillow canvas, as canvas.js does."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+from gateway.display.framebuffer import Framebuffer
+from gateway.display.watermark import WatermarkLayer, composite
+from gateway.wire import display as w
+
+
+class CanvasModel:
+    def __init__(self) -> None:
+        self.image: Image.Image | None = None
+        self.synced: list[int] = []
+        self.formats: list[w.TileFormat] = []
+        self.messages: list[w.Message] = []
+        self.cursor: w.Cursor | None = None
+
+    def apply_bytes(self, data: bytes) -> list[w.Message]:
+        msgs = w.decode_all(data, w.Direction.TO_VIEWER)
+        for m in msgs:
+            self.apply(m)
+        return msgs
+
+    def apply(self, m: w.Message) -> None:
+        self.messages.append(m)
+        match m:
+            case w.Hello(width=wd, height=ht) | w.Resize(width=wd, height=ht):
+                self.image = Image.new("RGB", (wd, ht))
+            case w.Fill(x=x, y=y, w=wd, h=ht, r=r, g=g, b=b):
+                assert self.image is not None
+                self.image.paste((r, g, b), (x, y, x + wd, y + ht))
+            case w.Tile(x=x, y=y, w=wd, h=ht, format=f, data=data):
+                assert self.image is not None
+                tile = Image.open(io.BytesIO(data)).convert("RGB")
+                assert tile.size == (wd, ht)
+                self.formats.append(f)
+                self.image.paste(tile, (x, y))
+            case w.Copy(src_x=sx, src_y=sy, dst_x=dx, dst_y=dy, w=wd, h=ht):
+                assert self.image is not None
+                self.image.paste(self.image.crop((sx, sy, sx + wd, sy + ht)), (dx, dy))
+            case w.Cursor():
+                self.cursor = m
+            case w.Sync(frame_id=fid):
+                self.synced.append(fid)
+
+
+def expected(fb: Framebuffer, layer: WatermarkLayer | None) -> Image.Image:
+    img = Image.frombytes("RGB", (fb.width, fb.height), bytes(fb.pixels), "raw", "BGRX")
+    return composite(img, layer, 0, 0)
+
+
+def diff_pixels(a: Image.Image, b: Image.Image) -> int:
+    assert a.size == b.size
+    from PIL import ImageChops
+
+    bbox = ImageChops.difference(a, b).getbbox()
+    if bbox is None:
+        return 0
+    return sum(1 for p in ImageChops.difference(a, b).crop(bbox).getdata() if p != (0, 0, 0))

@@ -1,0 +1,115 @@
+// Canvas renderer: draws decoded display messages, in order. It knows nothing of sockets, so
+// the same class plays recordings and read-only live views (feed it decoded messages).
+// Attacker-controlled: message fields (already bounds-checked by protocol.js); images are decoded
+// by the browser with colour conversion off; drawing outside the canvas is clipped by it.
+
+import { MIME } from "./protocol.js";
+
+export class Renderer {
+  /**
+   * @param {HTMLCanvasElement} canvas
+   * @param {{onSync?: (id:number)=>void, onResize?: (w:number,h:number)=>void,
+   *          onError?: (e:Error)=>void}} hooks
+   */
+  constructor(canvas, hooks = {}) {
+    this.canvas = canvas;
+    this.ctx = canvas.getContext("2d", { alpha: false });
+    this.hooks = hooks;
+    this.chain = Promise.resolve();
+    this.width = 0;
+    this.height = 0;
+    this.lastFrame = 0;
+    this.failed = false;
+  }
+
+  /** Queue one decoded message. Images start decoding at once; drawing keeps message order. */
+  apply(msg) {
+    let pending = null;
+    if (msg.type === "tile") {
+      const blob = new Blob([msg.data], { type: MIME[msg.format] });
+      pending = createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+      pending.catch(() => {}); // reported when its turn comes
+    }
+    this.chain = this.chain.then(() => this.draw(msg, pending)).catch((err) => this.fail(err));
+    return this.chain;
+  }
+
+  /** Resolves once everything queued so far is on the canvas. */
+  idle() { return this.chain; }
+
+  fail(err) {
+    if (this.failed) return;
+    this.failed = true;
+    this.hooks.onError?.(err);
+  }
+
+  async draw(msg, pending) {
+    if (this.failed) return;
+    const ctx = this.ctx;
+    switch (msg.type) {
+      case "hello":
+      case "resize":
+        this.width = this.canvas.width = msg.width;
+        this.height = this.canvas.height = msg.height;
+        ctx.imageSmoothingEnabled = false;
+        ctx.fillStyle = "#000";
+        ctx.fillRect(0, 0, msg.width, msg.height);
+        this.hooks.onResize?.(msg.width, msg.height);
+        break;
+      case "fill":
+        ctx.fillStyle = `rgb(${msg.r},${msg.g},${msg.b})`;
+        ctx.fillRect(msg.x, msg.y, msg.w, msg.h);
+        break;
+      case "tile": {
+        const bitmap = await pending;
+        try {
+          if (bitmap.width !== msg.w || bitmap.height !== msg.h) throw new Error("tile size mismatch");
+          ctx.drawImage(bitmap, msg.x, msg.y);
+        } finally {
+          bitmap.close();
+        }
+        break;
+      }
+      case "copy":
+        // The canvas as its own source is copied first by drawImage, so overlap is safe.
+        ctx.drawImage(this.canvas, msg.srcX, msg.srcY, msg.w, msg.h, msg.dstX, msg.dstY, msg.w, msg.h);
+        break;
+      case "cursor":
+        this.setCursor(msg);
+        break;
+      case "sync":
+        this.lastFrame = msg.frameId;
+        this.hooks.onSync?.(msg.frameId);
+        break;
+      default:
+        break; // notices, pongs, ends are the caller's business
+    }
+  }
+
+  setCursor(msg) {
+    if (!msg.w) { this.canvas.style.cursor = "none"; return; }
+    let bin = "";
+    for (let i = 0; i < msg.png.length; i += 0x8000) {
+      bin += String.fromCharCode.apply(null, msg.png.subarray(i, i + 0x8000));
+    }
+    this.canvas.style.cursor = `url(data:image/png;base64,${btoa(bin)}) ${msg.hotX} ${msg.hotY}, default`;
+  }
+}
+
+/** Size the canvas element to fit `box` keeping the desktop's aspect ratio (CSSOM, CSP-safe). */
+export function fitCanvas(canvas, box) {
+  if (!canvas.width || !canvas.height) return;
+  const scale = Math.min(box.clientWidth / canvas.width, box.clientHeight / canvas.height);
+  canvas.style.width = `${Math.floor(canvas.width * scale)}px`;
+  canvas.style.height = `${Math.floor(canvas.height * scale)}px`;
+}
+
+/** Map a client (CSS pixel) position to desktop pixels, clamped to the desktop. */
+export function toDesktop(canvas, clientX, clientY) {
+  const r = canvas.getBoundingClientRect();
+  const clamp = (v, max) => Math.max(0, Math.min(max - 1, v));
+  return {
+    x: clamp(Math.floor(((clientX - r.left) * canvas.width) / r.width), canvas.width),
+    y: clamp(Math.floor(((clientY - r.top) * canvas.height) / r.height), canvas.height),
+  };
+}

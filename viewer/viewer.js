@@ -1,0 +1,155 @@
+// The viewer page: connects to the agent's /display WebSocket, renders, sends input and acks.
+// Attacker-controlled: everything from the socket (decoded by protocol.js, which bounds it);
+// texts from the gateway are shown with textContent only, never as HTML.
+
+import * as P from "./protocol.js";
+import { Renderer, fitCanvas } from "./canvas.js";
+import { InputCapture } from "./input.js";
+
+const $ = (id) => document.getElementById(id);
+const canvas = $("screen");
+const stage = $("stage");
+
+const STATUS_TEXT = {
+  connecting: "接続中… Connecting",
+  connected: "接続済み Connected",
+  reconnecting: "再接続中… Reconnecting",
+  ended: "終了 Ended",
+  failed: "接続できません Cannot connect",
+};
+const PING_EVERY_MS = 2000;
+const MAX_RETRIES = 8;
+
+let ws = null;
+let retries = 0;
+let ended = false;
+let pingTimer = null;
+
+function setStatus(state) {
+  const el = $("status");
+  el.textContent = STATUS_TEXT[state];
+  el.dataset.state = state;
+  document.body.dataset.state = state;
+}
+
+function send(bytes) {
+  if (ws && ws.readyState === WebSocket.OPEN) ws.send(bytes);
+}
+
+const renderer = new Renderer(canvas, {
+  onSync: (id) => send(P.encodeAck(id)),
+  onResize: () => fitCanvas(canvas, stage),
+  onError: (err) => fail(`画面を表示できません (${err.message})`),
+});
+
+const input = new InputCapture(canvas, {
+  onKey: (keysym, down) => send(P.encodeKey(keysym, down)),
+  onPointer: (x, y, buttons) => send(P.encodePointer(x, y, buttons)),
+});
+input.attach();
+new ResizeObserver(() => fitCanvas(canvas, stage)).observe(stage);
+
+function showEnd(text) {
+  ended = true;
+  clearInterval(pingTimer);
+  input.enabled = false;
+  input.releaseAll();
+  $("ended-text").textContent = text;
+  $("ended").hidden = false;
+  setStatus("ended");
+}
+
+function fail(text) {
+  showEnd(text);
+  ws?.close(1002);
+}
+
+let noticeTimer = null;
+function showNotice(msg) {
+  const el = $("notice");
+  el.textContent = msg.text;
+  el.dataset.level = String(msg.level);
+  el.hidden = false;
+  clearTimeout(noticeTimer);
+  if (msg.level === 0) noticeTimer = setTimeout(() => { el.hidden = true; }, 10000);
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "hello":
+      if (msg.version !== P.VERSION) { fail("対応していないバージョンです Unsupported version"); return; }
+      $("info").textContent = msg.info;
+      input.enabled = !(msg.flags & P.HelloFlags.VIEW_ONLY);
+      renderer.apply(msg);
+      break;
+    case "pong":
+      $("latency").textContent = `${Math.max(0, Math.round(performance.now() - msg.t / 1000))} ms`;
+      break;
+    case "notice":
+      showNotice(msg);
+      break;
+    case "end":
+      showEnd(msg.text || "セッションは終了しました The session has ended.");
+      ws.close(1000);
+      break;
+    default:
+      renderer.apply(msg);
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const sock = new WebSocket(`${scheme}://${location.host}/display${location.search}`);
+  sock.binaryType = "arraybuffer";
+  const decoder = new P.Decoder();
+  ws = sock;
+  sock.onopen = () => {
+    retries = 0;
+    setStatus("connected");
+    sock.send(P.encodeResume(P.VERSION, renderer.lastFrame));
+    clearInterval(pingTimer);
+    pingTimer = setInterval(() => send(P.encodePing(performance.now() * 1000)), PING_EVERY_MS);
+    send(P.encodePing(performance.now() * 1000));
+  };
+  sock.onmessage = (ev) => {
+    if (ended || typeof ev.data === "string") return;
+    let msgs;
+    try { msgs = decoder.feed(new Uint8Array(ev.data)); } catch (err) {
+      fail(`通信エラー Protocol error: ${err.message}`);
+      return;
+    }
+    for (const m of msgs) onMessage(m);
+  };
+  sock.onclose = (ev) => {
+    clearInterval(pingTimer);
+    input.releaseAll();
+    if (ended) return;
+    // 1008 / 4xxx: the agent refused us (spent or wrong token): retrying cannot help.
+    if (ev.code === 1008 || (ev.code >= 4000 && ev.code < 5000) || retries >= MAX_RETRIES) {
+      setStatus("failed");
+      showEnd("接続が切れました。エージェントから開き直してください。Connection lost: reopen from the agent.");
+      return;
+    }
+    setStatus("reconnecting");
+    const delay = Math.min(8000, 250 * 2 ** retries++);
+    setTimeout(connect, delay);
+  };
+}
+
+$("fullscreen").addEventListener("click", async () => {
+  if (document.fullscreenElement) { await document.exitFullscreen(); return; }
+  await document.documentElement.requestFullscreen();
+  await navigator.keyboard?.lock?.().catch(() => {}); // deliver Esc, Alt+Tab… to the desktop
+  canvas.focus();
+});
+
+// Lock-down: no clipboard, drag and drop or context menu anywhere on the page.
+for (const type of ["copy", "cut", "paste", "dragstart", "drop", "dragover", "contextmenu"]) {
+  document.addEventListener(type, (e) => e.preventDefault(), true);
+}
+
+setStatus("connecting");
+connect();
+canvas.focus();
+
+export { renderer, input };
