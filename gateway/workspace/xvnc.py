@@ -1,0 +1,164 @@
+"""Provider ``xvnc``: the gateway starts one TigerVNC desktop per teacher and reattaches to it.
+
+Attacker-controlled here: the user id (checked by `check_user_id` before it names a HOME) and
+how often a user attaches — one desktop per user at most; a start is bounded by start_timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pwd
+import re
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.workspace import ime, procs
+from gateway.workspace.base import (
+    Assignment,
+    Endpoint,
+    InvalidAssignment,
+    WorkspaceStartFailed,
+    check_user_id,
+)
+from gateway.workspace.desktop import Account, DesktopSpec, XvncDesktop, start_desktop
+
+log = logging.getLogger(__name__)
+
+_GEOMETRY = re.compile(r"[1-9]\d{2,4}x[1-9]\d{2,4}")
+_X_SOCKETS = Path("/tmp/.X11-unix")
+START_ATTEMPTS = 3  # a display or port taken between our check and Xvnc's bind: try another
+
+
+def resolve_account(run_as: str | None) -> Account:
+    """The account desktops run as. Root may switch to ``run_as``; others run as themselves."""
+    me = pwd.getpwuid(os.geteuid())
+    if run_as is None or run_as == me.pw_name:
+        return Account(me.pw_name, me.pw_uid, me.pw_gid, switch=False)
+    if os.geteuid() != 0:
+        raise InvalidAssignment(f"Desktops can run as {run_as!r} only if the gateway runs as root.")
+    try:
+        entry = pwd.getpwnam(run_as)
+    except KeyError:
+        raise InvalidAssignment(f"There is no account {run_as!r} to run desktops as.") from None
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, switch=True)
+
+
+def display_free(number: int) -> bool:
+    return not (Path(f"/tmp/.X{number}-lock").exists() or (_X_SOCKETS / f"X{number}").exists())
+
+
+class XvncProvider:
+    """Starts, finds and stops per-user Xvnc desktops. Attach counting lives in the manager."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        session_command: Sequence[str] | str,
+        geometry: str = "1280x800",
+        clipboard: bool = False,
+        run_as: str | None = None,
+        input_method: bool = True,
+        start_timeout: float = 10.0,
+        display_base: int = 40,
+    ) -> None:
+        if not _GEOMETRY.fullmatch(geometry):
+            raise InvalidAssignment(f"The desktop size {geometry!r} is not WIDTHxHEIGHT.")
+        command = (
+            shlex.split(session_command) if isinstance(session_command, str) else session_command
+        )
+        if not command:
+            raise InvalidAssignment("The desktop session command is empty.")
+        self.homes = Path(data_dir) / "homes"
+        self.session_command = tuple(command)
+        self.geometry = geometry
+        self.clipboard = clipboard
+        self.account = resolve_account(run_as)
+        self.input_method = input_method
+        self.start_timeout = start_timeout
+        self.display_base = display_base
+        self._desktops: dict[str, XvncDesktop] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._reserved: set[int] = set()
+        self._stopping: set[asyncio.Task[None]] = set()
+        self._locale: str | None = None
+        if self.account.uid == 0 and input_method:
+            log.warning("desktops run as root: mozc refuses to, so Japanese input will not work")
+
+    def get(self, user_id: str) -> XvncDesktop | None:
+        desktop = self._desktops.get(user_id)
+        return desktop if desktop is not None and desktop.alive else None
+
+    def desktops(self) -> list[XvncDesktop]:
+        return [d for d in self._desktops.values() if d.alive]
+
+    async def attach(self, user_id: str, assignment: Assignment | None = None) -> Endpoint:
+        """The user's running desktop, or a new one: same user, same endpoint."""
+        check_user_id(user_id)
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            desktop = self._desktops.get(user_id)
+            if desktop is not None and desktop.alive:
+                return desktop.endpoint
+            if desktop is not None:  # Xvnc died or the teacher logged out: clean up, start anew
+                await self._forget(user_id)
+            desktop = await self._start(user_id)
+            self._desktops[user_id] = desktop
+            return desktop.endpoint
+
+    async def stop(self, user_id: str) -> None:
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            await self._forget(user_id)
+
+    async def shutdown(self) -> None:
+        """Stop every desktop, including stops already under way (e.g. a cancelled reaper's)."""
+        await asyncio.gather(*(self.stop(user) for user in list(self._desktops)))
+        while self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    async def _forget(self, user_id: str) -> None:
+        desktop = self._desktops.pop(user_id, None)
+        if desktop is None:
+            return
+        # A stop runs to the end even if its caller is cancelled: half a stop leaves orphans.
+        task = asyncio.create_task(desktop.stop())
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+        task.add_done_callback(lambda _: self._reserved.discard(desktop.spec.display))
+        await asyncio.shield(task)
+
+    async def _start(self, user_id: str) -> XvncDesktop:
+        if self._locale is None:
+            self._locale = await ime.pick_locale()
+        for _attempt in range(START_ATTEMPTS):
+            display = await asyncio.to_thread(self._pick_display)
+            self._reserved.add(display)
+            spec = DesktopSpec(
+                user_id=user_id,
+                display=display,
+                port=procs.free_tcp_port(),
+                home=self.homes / user_id,
+                account=self.account,
+                session_command=self.session_command,
+                geometry=self.geometry,
+                locale=self._locale,
+                clipboard=self.clipboard,
+                input_method=self.input_method,
+                start_timeout=self.start_timeout,
+            )
+            try:
+                return await start_desktop(spec)
+            except WorkspaceStartFailed:
+                self._reserved.discard(display)
+                last_display = display
+        log.error("user %s: no desktop after %d attempts (last :%d)", user_id,
+                  START_ATTEMPTS, last_display)  # fmt: skip
+        raise WorkspaceStartFailed()
+
+    def _pick_display(self) -> int:
+        for number in range(self.display_base, self.display_base + 1000):
+            if number not in self._reserved and display_free(number):
+                return number
+        raise WorkspaceStartFailed("This gateway has no free desktop slots: try again later.")

@@ -1,0 +1,147 @@
+"""A real per-user TigerVNC desktop, started once for this module and checked from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from gateway.workspace import Endpoint, WorkspaceManager
+from gateway.workspace.desktop import XvncDesktop
+from tests.fixtures.workspace import WORKSPACE_RUN_AS, rfb_vnc_auth, tcp_listeners
+
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+
+SESSION = ["sh", "-c", "openbox & exec xterm"]
+GATEWAY_SECRET = "STAFFROOM_TEST_GATEWAY_SECRET"
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="staffroom-ws-test-"))
+    path.chmod(0o711)  # the desktop account must reach DATA_DIR/homes/<user>
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def manager(data_dir: Path) -> AsyncIterator[WorkspaceManager]:
+    os.environ[GATEWAY_SECRET] = "must-not-leak"  # the desktop must not inherit our environment
+    mgr = WorkspaceManager(
+        data_dir,
+        session_command=SESSION,
+        geometry="1024x768",
+        stop_unattached_after=60,
+        run_as=WORKSPACE_RUN_AS,
+        input_method=False,
+        display_base=700,
+    )
+    try:
+        yield mgr
+    finally:
+        del os.environ[GATEWAY_SECRET]
+        await mgr.shutdown()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def endpoint(manager: WorkspaceManager) -> Endpoint:
+    started = time.monotonic()
+    ep = await manager.attach("t.tanaka")
+    assert time.monotonic() - started < 2.0, "a desktop should start in under 2 s"
+    return ep
+
+
+@pytest.fixture
+def desktop(manager: WorkspaceManager, endpoint: Endpoint) -> XvncDesktop:
+    found = manager.xvnc.get("t.tanaka")
+    assert found is not None
+    return found
+
+
+def x_run(desktop: XvncDesktop, *argv: str, auth: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], **desktop.client_env}
+    if not auth:
+        del env["XAUTHORITY"]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10)
+
+
+async def test_port_is_bound_to_ipv4_loopback_only(endpoint: Endpoint) -> None:
+    assert endpoint.host == "127.0.0.1"
+    assert tcp_listeners(endpoint.port) == ["127.0.0.1"]
+
+
+async def test_rfbauth_is_private_to_the_desktop_account(desktop: XvncDesktop) -> None:
+    st = desktop.rfbauth.stat()
+    assert st.st_mode & 0o777 == 0o600
+    assert desktop.runtime_dir.stat().st_mode & 0o777 == 0o700
+    if WORKSPACE_RUN_AS:
+        import pwd
+
+        assert st.st_uid == pwd.getpwnam(WORKSPACE_RUN_AS).pw_uid
+
+
+async def test_wrong_vnc_password_is_rejected_right_one_accepted(endpoint: Endpoint) -> None:
+    assert endpoint.password and len(endpoint.password) == 8
+    wrong = (
+        "x" + endpoint.password[1:] if endpoint.password[0] != "x" else "y" + endpoint.password[1:]
+    )
+    assert await rfb_vnc_auth(endpoint.host, endpoint.port, wrong) == 1
+    assert await rfb_vnc_auth(endpoint.host, endpoint.port, endpoint.password) == 0
+
+
+async def test_x_display_needs_the_cookie(desktop: XvncDesktop) -> None:
+    assert x_run(desktop, "xdpyinfo", auth=False).returncode != 0
+    info = x_run(desktop, "xdpyinfo")
+    assert info.returncode == 0, info.stderr
+    assert "1024x768 pixels" in info.stdout
+
+
+async def test_session_command_runs_on_the_desktop(desktop: XvncDesktop) -> None:
+    deadline = time.monotonic() + 10
+    while (found := x_run(desktop, "xdotool", "search", "--class", "xterm")).returncode != 0:
+        assert time.monotonic() < deadline, "xterm window never appeared"
+        await asyncio.sleep(0.1)
+    assert found.stdout.strip()
+
+
+async def test_session_gets_a_fresh_environment(desktop: XvncDesktop) -> None:
+    assert desktop.session is not None
+    environ = Path(f"/proc/{desktop.session.pid}/environ").read_bytes().split(b"\0")
+    assert not any(entry.startswith(GATEWAY_SECRET.encode()) for entry in environ)
+    assert f"HOME={desktop.spec.home}".encode() in environ
+    assert desktop.spec.home == desktop.spec.home.parent / "t.tanaka"
+    assert desktop.spec.home.parent.name == "homes"
+
+
+async def test_clipboard_is_off_in_xvnc(desktop: XvncDesktop) -> None:
+    assert desktop.xvnc is not None
+    argv = Path(f"/proc/{desktop.xvnc.pid}/cmdline").read_bytes().split(b"\0")
+    for flag in (b"-AcceptCutText=0", b"-SendCutText=0", b"-SendPrimary=0"):
+        assert flag in argv
+
+
+async def test_reattach_returns_the_same_desktop(
+    manager: WorkspaceManager, endpoint: Endpoint
+) -> None:
+    again = await manager.attach("t.tanaka")
+    assert again == endpoint
+    assert again.password == endpoint.password
+    rows = manager.status()
+    assert [(r.user, r.display, r.port, r.attached) for r in rows] == [
+        ("t.tanaka", endpoint.display, endpoint.port, 2)
+    ]
+    manager.detach("t.tanaka")
+    assert manager.status()[0].attached == 1
+
+
+async def test_idle_reaper_keeps_attached_desktops(manager: WorkspaceManager) -> None:
+    assert await manager.reap_idle(time.monotonic() + 10_000) == []
+    assert manager.xvnc.get("t.tanaka") is not None
