@@ -1,0 +1,155 @@
+"""The clients under test: how each one's server side is started, which page Chromium opens, and
+which processes count as its "gateway" for CPU and memory.
+
+Everything listens on loopback only; the VNC password travels in the URL fragment (never sent to
+a server, never logged: `public_url` is what gets printed).
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from typing import Protocol
+
+from playwright.async_api import Page
+
+from bench.desktop import Desktop, free_port, spawn, stop_group, wait_for_port
+
+NOVNC_DIR = Path("/usr/share/novnc")
+
+
+class Client(Protocol):
+    """The plug-in point: one remote-desktop client measured against the shared desktop."""
+
+    name: str
+
+    async def start(self, desktop: Desktop) -> None:
+        """Start the server side (gateway, agent, ...) attached to `desktop`'s Xvnc."""
+
+    @property
+    def page_url(self) -> str:
+        """The page Chromium opens; it connects on its own (credentials in the URL or preset)."""
+
+    @property
+    def public_url(self) -> str:
+        """page_url without secrets, for logs and results."""
+
+    async def wait_ready(self, page: Page) -> None:
+        """Return once the page shows the remote desktop; raise on failure."""
+
+    async def focus_input(self, page: Page) -> None:
+        """Give keyboard focus to whatever element forwards keys to the remote desktop."""
+
+    def gateway_pids(self) -> list[int]:
+        """Root pids of the server-side processes to measure (their descendants count too)."""
+
+    async def stop(self) -> None:
+        """Stop everything start() started, bounded in time."""
+
+
+class NoVncClient:
+    """noVNC 1.3 (Debian /usr/share/novnc) vnc_lite.html through websockify, default encodings.
+
+    websockify only relays the WebSocket; the static noVNC files come from a separate
+    http.server, so the measured "gateway" is the relay alone (as the Staffroom gateway, whose
+    viewer page is served by the agent). websockify forks one child per connection: the
+    measured tree is its pid plus descendants.
+    """
+
+    name = "novnc"
+
+    def __init__(self, page: str = "vnc_lite.html") -> None:
+        self.page = page
+        self.ws_port = 0
+        self.http_port = 0
+        self._password = ""
+        self._relay: subprocess.Popen[bytes] | None = None
+        self._static: subprocess.Popen[bytes] | None = None
+
+    async def start(self, desktop: Desktop) -> None:
+        self._password = desktop.password
+        self.ws_port, self.http_port = free_port(), free_port()
+        self._static = spawn([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                              "--directory", str(NOVNC_DIR), str(self.http_port)],
+                             desktop.workdir / "novnc-http.log")
+        self._relay = spawn(["websockify", f"127.0.0.1:{self.ws_port}",
+                             f"127.0.0.1:{desktop.rfb_port}"], desktop.workdir / "websockify.log")
+        wait_for_port(self.http_port, 15, self._static)
+        wait_for_port(self.ws_port, 15, self._relay)
+
+    @property
+    def public_url(self) -> str:
+        return (f"http://127.0.0.1:{self.http_port}/{self.page}"
+                f"?host=127.0.0.1&port={self.ws_port}&path=websockify")
+
+    @property
+    def page_url(self) -> str:
+        # vnc_lite's readQueryVariable only matches "?name=" or "&name=", hence the lead-in key.
+        return f"{self.public_url}#bench=1&password={self._password}"
+
+    async def wait_ready(self, page: Page) -> None:
+        await page.wait_for_function(
+            "document.getElementById('status')?.textContent.startsWith('Connected')"
+            " && document.querySelector('#screen canvas')?.width > 0", timeout=20000)
+
+    async def focus_input(self, page: Page) -> None:
+        # noVNC listens for keys on its canvas (tabIndex -1); focus it without a click, which
+        # would also reach the remote desktop.
+        await page.evaluate("document.querySelector('#screen canvas').focus()")
+
+    def gateway_pids(self) -> list[int]:
+        return [self._relay.pid] if self._relay is not None else []
+
+    async def stop(self) -> None:
+        for proc in (self._relay, self._static):
+            if proc is not None:
+                stop_group(proc)
+        self._relay = self._static = None
+
+
+class StaffroomClient:
+    """Staffroom: gateway + agent + viewer page. Not wired yet -- the team owning gateway/ and
+    agent/ fills in start() (start both as subprocesses, attach the gateway's workspace to the
+    existing desktop at 127.0.0.1:desktop.rfb_port with desktop.password) and the rest."""
+
+    name = "staffroom"
+
+    async def start(self, desktop: Desktop) -> None:
+        raise NotImplementedError(
+            "bench.clients.StaffroomClient is a stub: start the gateway and agent against "
+            "desktop.rfb_port here, or pass --clients your.module:YourClient")
+
+    @property
+    def public_url(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def page_url(self) -> str:
+        raise NotImplementedError
+
+    async def wait_ready(self, page: Page) -> None:
+        raise NotImplementedError
+
+    async def focus_input(self, page: Page) -> None:
+        raise NotImplementedError
+
+    def gateway_pids(self) -> list[int]:
+        return []
+
+    async def stop(self) -> None:
+        return None
+
+
+BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient}
+
+
+def load_client(spec: str) -> Client:
+    """'novnc', 'staffroom', or 'package.module:ClassName' for a client living elsewhere."""
+    if spec in BUILTIN:
+        return BUILTIN[spec]()  # type: ignore[no-any-return]
+    module, sep, attr = spec.partition(":")
+    if not sep:
+        raise ValueError(f"unknown client {spec!r}: use one of {sorted(BUILTIN)} or module:Class")
+    return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]

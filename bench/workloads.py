@@ -1,0 +1,262 @@
+"""Scripted office workloads, driven on the X display with xdotool on a fixed schedule.
+
+Each workload is set up (apps opened, placed), run for `duration` seconds (the measured window)
+and torn down, so every client sees the same desktop state and the same sequence of input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from playwright.async_api import Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+from bench.desktop import Desktop
+from bench.measure import wait_until_quiet
+
+PARAGRAPH = (
+    "Dear parents and guardians, the autumn sports day will take place on Saturday the "
+    "twelfth. Pupils should arrive by half past eight in their gym clothes and bring a water "
+    "bottle, a hat and a packed lunch. If it rains, the event moves to the following Monday "
+    "and lessons run as usual. Please return the attached form to the class teacher by "
+    "Wednesday. Thank you for your continued support.\n"
+)
+TYPING_RATE = 8.0  # characters per second: a steady human typist
+PHOTO_COUNT = 6
+# GSettings from a key file in the desktop's private HOME: no dconf/dbus daemons left behind,
+# and word wrap on, so typing never scrolls the view sideways.
+MOUSEPAD_ENV = {"GSETTINGS_BACKEND": "keyfile"}
+MOUSEPAD_KEYFILE = "[org/xfce/mousepad/preferences/view]\nword-wrap=true\n"
+
+
+class Workload(Protocol):
+    name: str
+
+    async def setup(self, desktop: Desktop) -> None: ...
+    async def run(self, desktop: Desktop, duration: float) -> None: ...
+    async def teardown(self, desktop: Desktop) -> None: ...
+
+
+async def paced(duration: float, interval: float, step: Callable[[int], Awaitable[None]]) -> None:
+    """Call step(i) at t0 + i*interval until `duration` is over (no drift from slow steps)."""
+    t0 = time.monotonic()
+    i = 0
+    while (due := t0 + i * interval) < t0 + duration:
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await step(i)
+        i += 1
+    await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
+
+
+def write_document(path: Path, lines: int) -> Path:
+    """A long, deterministic, office-looking text document."""
+    words = PARAGRAPH.split()
+    with path.open("w") as f:
+        for n in range(lines):
+            start = (n * 7) % len(words)
+            f.write(f"{n + 1:5d}  " + " ".join((words * 2)[start:start + 9 + n % 5]) + "\n")
+    return path
+
+
+class _MousepadWorkload:
+    """Shared part of typing and scrolling: one maximised mousepad window on a document."""
+
+    name: ClassVar[str]
+    _proc: subprocess.Popen[bytes] | None = None
+    _wid = ""
+
+    def document(self, desktop: Desktop) -> Path:
+        raise NotImplementedError
+
+    async def setup(self, desktop: Desktop) -> None:
+        doc = self.document(desktop)
+        keyfile = Path(desktop.env["XDG_CONFIG_HOME"]) / "glib-2.0" / "settings" / "keyfile"
+        keyfile.parent.mkdir(parents=True, exist_ok=True)
+        keyfile.write_text(MOUSEPAD_KEYFILE)
+        self._proc = desktop.launch(["mousepad", "--disable-server", str(doc)], self.name,
+                                    MOUSEPAD_ENV)
+        self._wid = await desktop.wait_window("--name", doc.name)
+        await desktop.xdo("windowsize", self._wid, "1900", "1020",
+                          "windowmove", self._wid, "0", "0")
+        await desktop.xdo("windowactivate", "--sync", self._wid)
+        await desktop.xdo("mousemove", "960", "540")
+
+    async def teardown(self, desktop: Desktop) -> None:
+        if self._proc is not None:
+            desktop.close(self._proc)  # killed, so no "save changes?" dialog
+            self._proc = None
+
+
+class Typing(_MousepadWorkload):
+    """Type a paragraph into mousepad at ~8 characters per second, word by word."""
+
+    name = "typing"
+
+    def document(self, desktop: Desktop) -> Path:
+        path = desktop.workdir / "typing.txt"
+        path.write_text("")
+        return path
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        words = PARAGRAPH.replace("\n", " \n").split(" ")
+        end = time.monotonic() + duration
+        i = 0
+        while (left := end - time.monotonic()) > 0:
+            word = words[i % len(words)]
+            word = word if word.endswith("\n") else word + " "
+            word = word[: max(1, int(left * TYPING_RATE))]
+            await desktop.xdo("type", "--delay", str(int(1000 / TYPING_RATE)), "--", word)
+            i += 1
+
+
+class Scrolling(_MousepadWorkload):
+    """Scroll a long document: 2.5 s of wheel steps (line-wise), then 3 Page_Downs, repeated."""
+
+    name = "scrolling"
+
+    def document(self, desktop: Desktop) -> Path:
+        return write_document(desktop.workdir / "report.txt", 6000)
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        async def step(i: int) -> None:
+            phase = i % 40  # 40 steps of 0.125 s: 20 wheel clicks, then 3 pages one second apart
+            if phase < 20:
+                await desktop.xdo("click", "5")
+            elif phase in (24, 32, 39):
+                await desktop.xdo("key", "Page_Down")
+
+        await paced(duration, 0.125, step)
+
+
+class WindowDrag:
+    """Drag an xterm around an ellipse with Alt+button 1 (openbox's move binding), 30 moves/s,
+    4 s per drag with a 1 s pause between drags."""
+
+    name = "window-drag"
+    FPS = 30
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._t = 0.0
+
+    async def setup(self, desktop: Desktop) -> None:
+        doc = write_document(desktop.workdir / "drag.txt", 40)
+        self._proc = desktop.launch(
+            ["xterm", "-class", "BenchDrag", "-geometry", "100x30+200+150", "+bc", "-e", "sh", "-c",
+             f"cat {doc}; exec cat >/dev/null"], self.name)
+        wid = await desktop.wait_window("--class", "BenchDrag")
+        await desktop.xdo("windowactivate", "--sync", wid)
+        self._t = 0.0
+
+    def _point(self, t: float) -> tuple[int, int]:
+        return round(700 + 450 * math.cos(t)), round(500 + 250 * math.sin(t))
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        end = time.monotonic() + duration
+        while (left := end - time.monotonic()) > 0:
+            n = max(1, min(4 * self.FPS, int(left * self.FPS)))
+            x, y = self._point(self._t)
+            chain = ["mousemove", str(x), str(y), "keydown", "alt", "mousedown", "1"]
+            for _ in range(n):
+                self._t += 2 * math.pi / (6 * self.FPS)  # one lap per 6 s of dragging
+                x, y = self._point(self._t)
+                chain += ["sleep", f"{1 / self.FPS:.4f}", "mousemove", str(x), str(y)]
+            await desktop.xdo(*chain, "mouseup", "1", "keyup", "alt")
+            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
+
+    async def teardown(self, desktop: Desktop) -> None:
+        if self._proc is not None:
+            desktop.close(self._proc)
+            self._proc = None
+
+
+class Photo:
+    """Photo-like full-screen changes: seeded plasma images on the root window, one a second."""
+
+    name = "photo"
+
+    def __init__(self) -> None:
+        self._images: list[Path] = []
+        self._black = Path()
+
+    async def setup(self, desktop: Desktop) -> None:
+        w, h = desktop.config.width, desktop.config.height
+        if not self._images:  # generated once per run, deterministic thanks to -seed
+            for i in range(PHOTO_COUNT):
+                path = desktop.workdir / f"plasma-{i}.ppm"
+                await desktop.run("convert", "-seed", str(i + 1), "-size", f"{w}x{h}", "plasma:",
+                                  "-depth", "8", str(path), timeout=60)
+                self._images.append(path)
+            self._black = desktop.workdir / "black.ppm"
+            await desktop.run("convert", "-size", f"{w}x{h}", "xc:black", "-depth", "8",
+                              str(self._black))
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        async def step(i: int) -> None:
+            await show_on_root(desktop, self._images[i % len(self._images)])
+
+        await paced(duration, 1.0, step)
+
+    async def teardown(self, desktop: Desktop) -> None:
+        await show_on_root(desktop, self._black)
+
+
+async def show_on_root(desktop: Desktop, image: Path) -> None:
+    # ImageMagick's display exits 1 after painting the root window; the picture is there.
+    await desktop.run("display", "-window", "root", str(image), ok=(0, 1))
+
+
+class Idle:
+    """Nothing happens: the cost of keeping a session open."""
+
+    name = "idle"
+
+    async def setup(self, desktop: Desktop) -> None:
+        return None
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        await asyncio.sleep(duration)
+
+    async def teardown(self, desktop: Desktop) -> None:
+        return None
+
+
+WORKLOADS: dict[str, type[Workload]] = {
+    w.name: w for w in (Typing, Scrolling, WindowDrag, Photo, Idle)  # type: ignore[misc]
+}
+
+
+async def probe_key_latency(desktop: Desktop, page: Page, focus: Callable[[Page], Awaitable[None]],
+                            keys: int) -> tuple[list[float], int]:
+    """The quiet typing phase: `keys` letters pressed in the page, one at a time, into an xterm
+    with a steady cursor. Returns (keydown-to-first-draw latencies in ms, keys never drawn)."""
+    proc = desktop.launch(["xterm", "-class", "BenchKeys", "-geometry", "100x20+300+200", "+bc",
+                           "-fa", "Monospace", "-fs", "14", "-e", "sh", "-c",
+                           "exec cat >/dev/null"], "keys")
+    try:
+        wid = await desktop.wait_window("--class", "BenchKeys")
+        await desktop.xdo("windowactivate", "--sync", wid)
+        await focus(page)
+        await wait_until_quiet(page, quiet=0.5)
+        missed = 0
+        for i in range(keys):
+            if i and i % 80 == 0:  # new line from the X side, so no keydown reaches the page
+                await desktop.xdo("key", "Return")
+                await wait_until_quiet(page, quiet=0.3)
+            before = await page.evaluate("window.__bench.keyT = null, window.__bench.lat.length")
+            await page.keyboard.press("abcdefghijklmnopqrstuvwxyz"[i % 26])
+            try:
+                await page.wait_for_function(f"window.__bench.lat.length > {before}", timeout=2000)
+            except PlaywrightTimeout:
+                missed += 1
+            await wait_until_quiet(page, quiet=0.15)
+        lat = await page.evaluate("window.__bench.lat")
+        return [float(x) for x in lat], missed
+    finally:
+        desktop.close(proc)
