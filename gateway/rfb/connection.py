@@ -1,0 +1,192 @@
+"""The asyncio shell around RfbClient: it reads, feeds, loops over events and writes.
+
+Attacker-controlled: the socket's bytes (all parsing is in the core). Limits here: connect,
+handshake and mid-message deadlines (a server that starts a message must finish it), reads of
+at most READ_SIZE bytes and only when the core asks for more, so buffering stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from .client import RfbClient
+from .encodings import LOOPBACK_ENCODINGS
+from .errors import RemoteProtocolError, RfbError, RfbTimeout
+from .events import NEED_DATA, Closed, Event, ServerInit
+from .limits import Limits
+from .surface import Surface
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 256 * 1024
+
+#: Called with every chunk sent / received, for recording and audit.
+Hook = Callable[[bytes], None]
+
+
+class RfbConnection:
+    """A connected RFB session. Create with ``open_rfb``; use from one event loop."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        client: RfbClient,
+        *,
+        message_timeout: float | None,
+        idle_timeout: float | None,
+        on_send: Hook | None,
+        on_receive: Hook | None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.client = client
+        self._message_timeout = message_timeout
+        self._idle_timeout = idle_timeout
+        self._on_send = on_send
+        self._on_receive = on_receive
+        self.server_init: ServerInit | None = None
+        self.closed = False
+
+    @property
+    def width(self) -> int:
+        return self.client.width
+
+    @property
+    def height(self) -> int:
+        return self.client.height
+
+    async def _write(self, data: bytes) -> None:
+        if not data or self.closed:
+            return
+        if self._on_send is not None:
+            self._on_send(data)
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as exc:
+            # The reading side reports the loss as Closed; input to a dead peer is moot.
+            log.info("RFB write failed: %s", exc)
+
+    async def _next(self) -> Event:
+        while True:
+            event = self.client.next_event()
+            await self._write(self.client.data_to_send())
+            if event is not NEED_DATA:
+                assert not isinstance(event, type(NEED_DATA))
+                return event
+            timeout = self._message_timeout if self.client.mid_message else self._idle_timeout
+            try:
+                data = await asyncio.wait_for(self._reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                what = "in the middle of a message" if self.client.mid_message else "while idle"
+                raise RfbTimeout(f"no data from the server for {timeout}s {what}") from None
+            except (ConnectionError, OSError) as exc:
+                log.info("RFB connection lost: %s", exc)
+                data = b""
+            if data and self._on_receive is not None:
+                self._on_receive(data)
+            self.client.feed(data)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until Closed (which is yielded last). Errors close the connection first."""
+        try:
+            while True:
+                event = await self._next()
+                yield event
+                if isinstance(event, Closed):
+                    await self.close()
+                    return
+        except RfbError as exc:
+            log.warning("RFB connection closed: %s", exc.reason)
+            self._abort()
+            raise
+        except Exception:
+            log.exception("RFB connection closed after an internal error")
+            self._abort()
+            raise
+
+    async def request_update(
+        self, incremental: bool = True, region: tuple[int, int, int, int] | None = None
+    ) -> None:
+        await self._write(self.client.framebuffer_update_request(incremental, region))
+
+    async def key(self, keysym: int, down: bool) -> None:
+        await self._write(self.client.key_event(keysym, down))
+
+    async def pointer(self, x: int, y: int, button_mask: int = 0) -> None:
+        await self._write(self.client.pointer_event(x, y, button_mask))
+
+    async def cut_text(self, text: str | bytes) -> None:
+        """ClientCutText. The gateway's policy normally never calls this."""
+        await self._write(self.client.client_cut_text(text))
+
+    async def set_encodings(self, encodings: tuple[int, ...]) -> None:
+        await self._write(self.client.set_encodings(encodings))
+
+    def _abort(self) -> None:
+        self.closed = True
+        self._writer.transport.abort()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+
+
+async def open_rfb(
+    host: str,
+    port: int,
+    password: str | bytes | None,
+    surface: Surface,
+    *,
+    encodings: tuple[int, ...] = LOOPBACK_ENCODINGS,
+    limits: Limits | None = None,
+    connect_timeout: float = 10.0,
+    handshake_timeout: float = 10.0,
+    message_timeout: float | None = 30.0,
+    idle_timeout: float | None = None,
+    on_send: Hook | None = None,
+    on_receive: Hook | None = None,
+) -> RfbConnection:
+    """Connect and run the handshake; returns once ServerInit has resized ``surface``.
+
+    Raises RfbError (ServerRefused, AuthenticationFailed, RemoteProtocolError, RfbTimeout)
+    or OSError when the TCP connection fails. Call ``request_update(False)`` next.
+    """
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, limit=READ_SIZE), connect_timeout
+        )
+    except TimeoutError:
+        raise RfbTimeout(f"connect to {host}:{port} timed out after {connect_timeout}s") from None
+    client = RfbClient(surface, password=password, encodings=encodings, limits=limits)
+    conn = RfbConnection(
+        reader, writer, client,
+        message_timeout=message_timeout, idle_timeout=None,
+        on_send=on_send, on_receive=on_receive,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(handshake_timeout):
+            event = await conn._next()
+    except TimeoutError:
+        conn._abort()
+        raise RfbTimeout(f"RFB handshake not done after {handshake_timeout}s") from None
+    except BaseException:
+        conn._abort()
+        raise
+    if not isinstance(event, ServerInit):
+        conn._abort()
+        reason = event.reason if isinstance(event, Closed) else f"unexpected {event!r}"
+        raise RemoteProtocolError(reason)
+    conn.server_init = event
+    conn._idle_timeout = idle_timeout
+    log.info("RFB %d.%d connected to %s:%d, desktop %dx%d", *client.version or (0, 0),
+             host, port, event.width, event.height)  # fmt: skip
+    return conn
