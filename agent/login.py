@@ -7,7 +7,6 @@ actually received, so a relay through any other TLS endpoint fails at the gatewa
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from gateway.wire.login import (
     Welcome,
     transcript,
 )
+from gateway.wire.tlsbinding import end_point_of_der
 
 HANDSHAKE_TIMEOUT = 30.0
 
@@ -49,7 +49,7 @@ def server_end_point(ws: Any) -> bytes:
     der = ssl_object.getpeercert(binary_form=True)
     if not der:
         raise LoginProtocolError("the gateway sent no certificate")
-    return hashlib.sha256(der).digest()
+    return end_point_of_der(der)
 
 
 def clean(text: str, limit: int = 300) -> str:

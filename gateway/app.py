@@ -8,25 +8,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
 
 from aiohttp import web
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
 from gateway.audit.events import AuditEvent
-from gateway.audit.log import AuditLog
+from gateway.audit.keys import load_signing_key
+from gateway.audit.log import AuditLog, AuditLogError
+from gateway.broker import SessionBroker
 from gateway.context import GatewayContext
 from gateway.crl import publish_crl
 from gateway.datadir import DataDir
-from gateway.pki.ca import SchoolCA
+from gateway.pki.authority import CAError, SchoolCA
 from gateway.policy.load import load_policies
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
+from gateway.tunnel import tunnel
+from gateway.workspace.manager import WorkspaceManager
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,13 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
     config = data.read_config()
     try:
         ca = SchoolCA.load(data.ca_dir, passphrase=ca_passphrase)
-    except Exception as e:  # the PKI module's errors carry their own sentence
+    except CAError as e:
         raise StartupError(str(e)) from None
-    signing_key = load_pem_private_key(data.audit_key.read_bytes(), password=None)
-    audit = AuditLog(data.audit_dir, signing_key)  # type: ignore[arg-type]
+    try:
+        audit = AuditLog(data.audit_dir, load_signing_key(data.audit_key))
+    except AuditLogError as e:
+        raise StartupError(f"The audit log cannot be opened, so the gateway will not start: "
+                           f"{e}") from None
     try:
         policies = load_policies(data.policies)
     except Exception as e:
@@ -57,11 +64,19 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
                           ca=ca, policies=policies)
 
 
+def desktop_account(context: GatewayContext) -> str | None:
+    """Desktops never run as root (a teacher would get a root shell, and mozc refuses root)."""
+    if context.config.desktop_user:
+        return context.config.desktop_user
+    return "nobody" if os.geteuid() == 0 else None
+
+
 def build_app(context: GatewayContext) -> web.Application:
     app = web.Application(middlewares=[error_middleware, bearer_middleware],
                           client_max_size=4 * 1024 * 1024)
     app[CONTEXT] = context
     add_routes(app)
+    app.router.add_get("/tunnel", tunnel)
     for hook in context.extras.get("app_hooks", ()):
         hook(app)
     return app
@@ -82,6 +97,15 @@ async def serve(context: GatewayContext, host: str, port: int,
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
     if not context.data.crl.exists():
         publish_crl(context)
+    workspace_policy = context.policies.resolve("", "teacher", None).policy.workspace
+    workspaces = WorkspaceManager(
+        context.data.root, session_command=workspace_policy.session_command,
+        geometry=context.config.desktop_geometry,
+        stop_unattached_after=workspace_policy.stop_unattached_after.total_seconds(),
+        run_as=desktop_account(context))
+    workspaces.start_reaper()
+    broker = SessionBroker(context, workspaces)
+    context.extras["broker"] = broker
     app = build_app(context)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
@@ -110,6 +134,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         await stop.wait()
     finally:
         log.info("gateway stopping")
+        await broker.shutdown()
         await runner.cleanup()
         await context.audit.aappend(AuditEvent(
             kind="gateway.stop", outcome="ok", actor=None, subject=None, school=None,

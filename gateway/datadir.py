@@ -70,6 +70,8 @@ class DataDir:
             listen=data.get("listen", "127.0.0.1:8443"),
             public_url=data["public_url"],
             operator_session_minutes=int(data.get("operator_session_minutes", 60)),
+            desktop_geometry=data.get("desktop_geometry", "1920x1080"),
+            desktop_user=data.get("desktop_user"),
         )
 
     def write_config(self, config: GatewayConfig) -> None:
@@ -78,6 +80,8 @@ class DataDir:
             "listen": config.listen,
             "public_url": config.public_url,
             "operator_session_minutes": config.operator_session_minutes,
+            "desktop_geometry": config.desktop_geometry,
+            "desktop_user": config.desktop_user,
         }
         write_private(self.config_file, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
 
@@ -88,6 +92,8 @@ class GatewayConfig:
     listen: str
     public_url: str  # base URL teachers and operators use, e.g. https://gw.school.example:8443
     operator_session_minutes: int = 60
+    desktop_geometry: str = "1920x1080"  # of each per-user Xvnc desktop
+    desktop_user: str | None = None  # Unix account desktops run as (None: "nobody" under root)
 
 
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -8,15 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit.events import AuditEvent
+from gateway.audit.keys import generate_signing_key, save_signing_key
 from gateway.audit.log import AuditLog
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
 from gateway.crl import publish_crl
 from gateway.datadir import DataDir, GatewayConfig, write_private
-from gateway.pki.ca import create_ca
+from gateway.pki.authority import create_ca
 from gateway.policy.load import load_policies
 from gateway.store.base import User
 from gateway.store.sqlite import SqliteStore
@@ -65,7 +65,7 @@ def init_data_dir(
     policies = load_policies(SHIPPED_POLICIES)  # validate before creating anything
     del policies
     root.mkdir(parents=True, exist_ok=True)
-    root.chmod(0o700)
+    root.chmod(0o711)  # desktops run as an unprivileged account and need to pass through
     data = DataDir(root)
     now = utcnow()
     ca = create_ca(data.ca_dir, f"{organisation} Staffroom CA", curve=curve,
@@ -75,10 +75,8 @@ def init_data_dir(
     write_private(data.tls_key, key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
-    signing_key = ec.generate_private_key(ec.SECP256R1())
-    write_private(data.audit_key, signing_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    signing_key = generate_signing_key()
+    save_signing_key(data.audit_key, signing_key)
     audit = AuditLog.create(data.audit_dir, signing_key)
     shutil.copytree(SHIPPED_POLICIES, data.policies)
     port = listen.rsplit(":", 1)[1]

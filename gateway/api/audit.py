@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from aiohttp import web
 from gateway.api.common import actor, ctx, require
 from gateway.api.errors import bad_request
 from gateway.audit import query
+from gateway.audit.events import AuditRecord
 from gateway.audit_status import verify_data_dir
 
 MAX_LIMIT = 100_000
@@ -26,8 +26,12 @@ def _time(value: str | None) -> datetime | None:
         raise bad_request(f"{value[:40]!r} is not an ISO 8601 time.") from None
 
 
-def _record_json(record: Any) -> dict[str, Any]:
-    return asdict(record)
+def _record_json(record: AuditRecord) -> dict[str, Any]:
+    e = record.event
+    return {"seq": record.seq, "time": record.time, "kind": e.kind, "outcome": e.outcome,
+            "actor": e.actor, "subject": e.subject, "school": e.school, "session": e.session,
+            "source": e.source, "details": dict(e.details), "prev_hash": record.prev_hash,
+            "hash": record.hash}
 
 
 async def search(request: web.Request) -> web.Response:

@@ -93,7 +93,7 @@ async def issue(request: web.Request) -> web.Response:
                     details={"code": "bad-proof-of-possession"})
         raise forbidden("The token's proof of possession did not verify.", "bad-pop") from None
     policy = c.policies.resolve(user.id, user.role, user.school).policy
-    not_after = policy.keys.not_after(now) if hasattr(policy, "keys") else None
+    not_after = policy.keys.not_after(now)
     cert = c.ca.issue_client_cert(
         spki, user_id=user.id, name=user.name, school=user.school, now=now, not_after=not_after,
         crl_url=c.config.public_url.rstrip("/") + "/crl/school-ca.crl",

@@ -13,6 +13,7 @@ log = logging.getLogger("staffroom")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent import cli as agent_cli
     from agent.operator import commands, keys
     from gateway.cli import server
 
@@ -30,12 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="COMMAND")
     commands.register_audit(audit_sub)
     server.register_audit(audit_sub)
-    try:
-        from agent import cli as agent_cli
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    else:
-        agent_cli.register(sub)
+    agent_cli.register(sub)
     return parser
 
 

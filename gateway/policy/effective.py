@@ -1,0 +1,96 @@
+"""The policy that applies to one user, as frozen dataclasses (one per TOML section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from gateway.wire.posture import PosturePolicy
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectionPolicy:
+    clipboard: str
+    clipboard_max_bytes: int
+    printing: bool
+    drives: bool
+    devices: bool
+    file_transfer: bool
+    audio: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    idle_timeout: timedelta
+    max_duration: timedelta
+    reconnect_grace: timedelta
+    allowed_days: tuple[str, ...]
+    allowed_hours: tuple[int, int]  # minutes since midnight, [start, end)
+    calendar_exceptions: tuple[date, ...]
+    max_concurrent: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    second_factor: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatermarkPolicy:
+    enabled: bool
+    template: str
+    opacity: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingPolicy:
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspacePolicy:
+    session_command: str
+    allowed_hosts: tuple[str, ...]
+    home_quota: int
+    stop_unattached_after: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class KeysPolicy:
+    valid_until: str | int  # "school-year-end" or a number of days
+
+    def not_after(self, now: datetime) -> datetime | None:
+        """None means the CA's default (the end of the school year)."""
+        return None if isinstance(self.valid_until, str) else now + timedelta(
+            days=self.valid_until)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    redirection: RedirectionPolicy
+    posture: PosturePolicy
+    session: SessionPolicy
+    auth: AuthPolicy
+    watermark: WatermarkPolicy
+    recording: RecordingPolicy
+    workspace: WorkspacePolicy
+    keys: KeysPolicy
+
+
+SECTIONS: dict[str, type] = {
+    "redirection": RedirectionPolicy, "posture": PosturePolicy, "session": SessionPolicy,
+    "auth": AuthPolicy, "watermark": WatermarkPolicy, "recording": RecordingPolicy,
+    "workspace": WorkspacePolicy, "keys": KeysPolicy,
+}
+
+
+def build(values: dict[str, dict[str, Any]]) -> Policy:
+    return Policy(**{name: cls(**values[name]) for name, cls in SECTIONS.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPolicy:
+    policy: Policy
+    provenance: dict[str, tuple[str, int]]  # "section.key" -> (file name, line)
+    files: tuple[str, ...]  # the files that applied, in order

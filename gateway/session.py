@@ -1,0 +1,259 @@
+"""One live teacher session: the RFB desktop, the frame pipeline and the (re)attached tunnel.
+
+Attacker-controlled here: frames from the viewer (through the pipeline's codec: bounded,
+protocol errors close the tunnel and are audited) and bytes from the desktop (through the RFB
+client's limits). The shell makes no decisions: limits come from policy, frames from the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiohttp import WSMsgType, web
+
+from gateway.display.pipeline import (
+    DisplayPipeline,
+    KeyInput,
+    PointerInput,
+    Reply,
+    encode_frame,
+)
+from gateway.rfb.connection import RfbConnection
+from gateway.rfb.errors import RfbError
+from gateway.rfb.events import Closed, Resized, ServerCutText, UpdateDone
+from gateway.wire import display as wire
+
+log = logging.getLogger(__name__)
+
+END_CLOSE_BASE = 4000  # the tunnel closes with 4000 + EndCode so the agent can tell the teacher
+IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    idle_timeout: float  # seconds without input
+    max_duration: float
+    reconnect_grace: float
+
+
+AuditHook = Callable[[str, str, dict[str, object]], Awaitable[None]]
+
+
+def close_reason(text: str) -> str:
+    """A WebSocket close reason is at most 123 bytes of UTF-8: cut on a character boundary."""
+    data = text.encode()[:120]
+    return data.decode("utf-8", errors="ignore")
+
+
+@dataclass(eq=False)
+class LiveSession:
+    id: str
+    user_id: str
+    name: str
+    school: str | None
+    cert_serial: str | None
+    remote: str | None
+    posture: str
+    started_at: datetime
+    rfb: RfbConnection
+    pipeline: DisplayPipeline
+    limits: Limits
+    audit: AuditHook
+    on_end: Callable[[LiveSession], None]
+    ws: web.WebSocketResponse | None = None
+    detached_at: float | None = None
+    ended: bool = False
+    bytes_sent: int = 0
+    frames_sent: int = 0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _outstanding: bool = False
+    _desktop_task: asyncio.Task[None] | None = None
+    _grace_task: asyncio.Task[None] | None = None
+    _started_mono: float = field(default_factory=time.monotonic)
+    _last_input_mono: float = field(default_factory=time.monotonic)
+    _warned_idle: bool = False
+    _blocked_clipboard: int = 0
+
+    def start(self) -> None:
+        self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
+
+    # --- the tunnel side ---------------------------------------------------------------------
+
+    async def attach(self, ws: web.WebSocketResponse) -> None:
+        """Serve this tunnel until it closes or the session ends."""
+        if self._grace_task is not None:
+            self._grace_task.cancel()
+            self._grace_task = None
+        self.ws, self.detached_at = ws, None
+        self.pipeline.attached = False  # until the viewer's Resume
+        sender = asyncio.create_task(self._send_loop(ws), name=f"send-{self.id}")
+        try:
+            await self._receive_loop(ws)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+            if self.ws is ws:
+                self.ws = None
+                self.pipeline.attached = False
+                if not self.ended:
+                    self.detached_at = time.monotonic()
+                    self._grace_task = asyncio.create_task(self._grace())
+
+    async def _receive_loop(self, ws: web.WebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                if msg.type == WSMsgType.TEXT:
+                    await self._protocol_error(ws, "text frame after login")
+                break
+            try:
+                actions = self.pipeline.receive_data(msg.data, time.time())
+            except wire.ProtocolError as e:
+                await self._protocol_error(ws, str(e))
+                break
+            for action in actions:
+                await self._apply(ws, action)
+            self._wake.set()
+
+    async def _apply(self, ws: web.WebSocketResponse, action: object) -> None:
+        if isinstance(action, KeyInput):
+            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            await self.rfb.key(action.keysym, action.down)
+        elif isinstance(action, PointerInput):
+            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            await self.rfb.pointer(action.x, action.y, action.buttons)
+        elif isinstance(action, Reply):
+            await ws.send_bytes(action.data)
+
+    async def _send_loop(self, ws: web.WebSocketResponse) -> None:
+        loop = asyncio.get_running_loop()
+        while not ws.closed:
+            timer = self.pipeline.next_timer(time.time())
+            timeout = None if timer is None else max(0.0, timer - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+            job = self.pipeline.take_frame(time.time())
+            if job is not None:
+                data = await loop.run_in_executor(None, encode_frame, job)
+                self.pipeline.frame_sent(job, len(data), time.time())
+                await ws.send_bytes(data)
+                self.bytes_sent += len(data)
+                self.frames_sent += 1
+            if not self._outstanding and self.pipeline.can_send():
+                self._outstanding = True
+                await self.rfb.request_update(incremental=True)
+
+    async def _protocol_error(self, ws: web.WebSocketResponse, error: str) -> None:
+        await self.audit("tunnel.protocol_error", "denied", {"error": error[:200]})
+        await self.end(wire.EndCode.PROTOCOL_ERROR, "The connection sent something invalid "
+                       "and was closed: reconnect with `staffroom agent connect`.")
+
+    # --- the desktop side --------------------------------------------------------------------
+
+    async def _desktop_loop(self) -> None:
+        try:
+            await self.rfb.request_update(incremental=False)
+            self._outstanding = True
+            async for event in self._events_with_ticks():
+                if event is None:
+                    await self._check_limits()
+                elif isinstance(event, UpdateDone | Resized):
+                    if isinstance(event, UpdateDone):
+                        self._outstanding = False
+                    self._wake.set()
+                elif isinstance(event, ServerCutText):
+                    await self._blocked("clipboard", {"direction": "to-local",
+                                                      "bytes": event.length})
+                elif isinstance(event, Closed):
+                    break
+        except (RfbError, OSError) as e:
+            log.warning("session %s: desktop connection failed: %s", self.id, e)
+        except asyncio.CancelledError:
+            return
+        if not self.ended:
+            await self.end(wire.EndCode.DESKTOP_LOST, "The school desktop stopped answering: "
+                           "reconnect in a minute, or tell your school's IT lead.")
+
+    async def _events_with_ticks(self):  # type: ignore[no-untyped-def]
+        """RFB events, interleaved with a None every second for the limit checks."""
+        events = self.rfb.events().__aiter__()
+        pending: asyncio.Task[object] | None = None
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(events.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=1.0)
+            if not done:
+                yield None
+                continue
+            try:
+                event = pending.result()
+            except StopAsyncIteration:
+                return
+            pending = None
+            yield event
+
+    async def _blocked(self, kind: str, details: dict[str, object]) -> None:
+        """A blocked redirection attempt: audited, at most 20 records per session per kind."""
+        self._blocked_clipboard += 1
+        if self._blocked_clipboard <= 20:
+            await self.audit(f"redirection.{kind}", "blocked",
+                             {**details, "attempt": self._blocked_clipboard})
+
+    async def _check_limits(self) -> None:
+        now = time.monotonic()
+        idle = now - self._last_input_mono
+        if self.ws is not None and idle >= self.limits.idle_timeout:
+            minutes = round(self.limits.idle_timeout / 60)
+            await self.end(wire.EndCode.IDLE_TIMEOUT, f"Your session ended after {minutes} "
+                           "minutes without input. Connect again to continue.")
+        elif now - self._started_mono >= self.limits.max_duration:
+            hours = round(self.limits.max_duration / 3600, 1)
+            await self.end(wire.EndCode.TIME_LIMIT, f"Your session reached its limit of {hours:g} "
+                           "hours. Connect again to continue.")
+        elif (self.ws is not None and not self._warned_idle
+              and idle >= self.limits.idle_timeout - IDLE_WARNING):
+            self._warned_idle = True
+            await self._send(DisplayPipeline.notice(
+                wire.NoticeLevel.WARNING, 1, "No input for a while: the session ends in "
+                f"{int(self.limits.idle_timeout - idle)} seconds unless you type or move the "
+                "mouse."))
+
+    async def _grace(self) -> None:
+        await asyncio.sleep(self.limits.reconnect_grace)
+        if self.ws is None and not self.ended:
+            await self.end(wire.EndCode.NORMAL, "The connection was lost and not resumed.")
+
+    async def _send(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_bytes(data)
+
+    # --- the end -----------------------------------------------------------------------------
+
+    async def end(self, code: int, text: str) -> None:
+        """End the session: audit first, then tell the viewer and the agent, then let go."""
+        if self.ended:
+            return
+        self.ended = True
+        await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
+                                               "reason": text, "bytes": self.bytes_sent,
+                                               "frames": self.frames_sent})
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            await self._send(DisplayPipeline.end(code, text))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.close(code=END_CLOSE_BASE + int(code),
+                               message=close_reason(text).encode())
+        for task in (self._grace_task, self._desktop_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        await self.rfb.close()
+        self.on_end(self)

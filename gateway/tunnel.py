@@ -1,0 +1,134 @@
+"""The agent's tunnel endpoint (`/tunnel`, WebSocket over TLS): the login handshake, then the
+session's display stream. A thin shell: decisions are in gateway.login and the policy modules.
+
+Attacker-controlled here: every frame from the agent. The handshake has deadlines, frames are
+bounded, a protocol violation closes the connection and is audited, and nothing a peer sends can
+raise out of this handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from cryptography import x509
+
+from gateway.api.common import ctx, source
+from gateway.audit.events import AuditEvent
+from gateway.context import GatewayContext
+from gateway.login import LoginDecision, decide_login, factors_for
+from gateway.store.base import Nonce
+from gateway.wire.login import (
+    Challenge,
+    Denied,
+    Hello,
+    Login,
+    LoginConnection,
+    LoginProtocolError,
+)
+from gateway.wire.tlsbinding import tls_server_end_point
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 15.0
+LOGIN_TIMEOUT = 180.0  # the teacher types a password
+NONCE_TTL = timedelta(seconds=LOGIN_TIMEOUT + 10)
+MAX_HANDSHAKE_FRAME = 64 * 1024
+
+
+def server_cert_hash(c: GatewayContext) -> bytes:
+    """Our own tls-server-end-point (SHA-256 of the DER certificate we serve)."""
+    cached = c.extras.get("tls_end_point")
+    if cached is None:
+        cached = tls_server_end_point(x509.load_pem_x509_certificate(c.data.tls_cert.read_bytes()))
+        c.extras["tls_end_point"] = cached
+    return cached  # type: ignore[no-any-return]
+
+
+async def _audit(c: GatewayContext, kind: str, outcome: str, *, user: str | None,
+                 school: str | None, session: str | None, remote: str | None,
+                 details: dict[str, Any]) -> None:
+    await c.audit.aappend(AuditEvent(kind=kind, outcome=outcome, actor=user, subject=user,
+                                     school=school, session=session, source=remote,
+                                     details=details))
+
+
+async def _receive_text(ws: web.WebSocketResponse, timeout: float) -> str:
+    msg = await asyncio.wait_for(ws.receive(), timeout)
+    if msg.type == WSMsgType.TEXT:
+        return str(msg.data)
+    if msg.type == WSMsgType.BINARY:
+        raise LoginProtocolError("expected a text frame during the login handshake")
+    raise ConnectionResetError("the agent closed the connection")
+
+
+async def tunnel(request: web.Request) -> web.StreamResponse:
+    c = ctx(request)
+    if request.headers.get("Origin"):
+        # Browsers never talk to the tunnel: only the agent does (no cross-site WebSocket).
+        raise web.HTTPForbidden(reason="browsers may not open the tunnel")
+    ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, heartbeat=20.0)
+    await ws.prepare(request)
+    remote = source(request)
+    conn = LoginConnection("gateway")
+    hello: Hello | None = None
+    try:
+        message = conn.receive(await _receive_text(ws, HELLO_TIMEOUT))
+        assert isinstance(message, Hello)
+        hello = message
+        user = c.store.get_user(hello.user)
+        role, school = (user.role, user.school) if user else ("teacher", None)
+        policy = c.policies.resolve(hello.user, role, school).policy
+        nonce = secrets.token_urlsafe(32)
+        c.store.add_nonce(Nonce(nonce, "login", hello.user, c.clock() + NONCE_TTL))
+        factors = factors_for(policy.auth.second_factor)
+        await ws.send_str(conn.send(Challenge(nonce=nonce, factors=factors)))
+        login = conn.receive(await _receive_text(ws, LOGIN_TIMEOUT))
+        assert isinstance(login, Login)
+        decision = await _decide(c, hello, login, nonce, policy)
+        await _audit(c, "session.login", "ok" if decision.allowed else "denied",
+                     user=hello.user, school=school, session=hello.resume, remote=remote,
+                     details={"code": decision.code, "serial": decision.cert_serial,
+                              "resume": hello.resume is not None, **decision.details})
+        if decision.user is not None:
+            c.store.update_user(decision.user)
+        if not decision.allowed:
+            await ws.send_str(conn.send(Denied(decision.code, decision.reason)))
+            await ws.close()
+            return ws
+        broker = c.extras["broker"]
+        await broker.run(ws, conn=conn, hello=hello, user=c.store.get_user(hello.user),
+                         policy=policy, decision=decision, remote=remote)
+    except (LoginProtocolError, AssertionError) as e:
+        await _audit(c, "tunnel.protocol_error", "denied",
+                     user=hello.user if hello else None, school=None, session=None,
+                     remote=remote, details={"error": str(e)[:200]})
+        await ws.close(code=1002, message=b"protocol error")
+    except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
+        await ws.close()
+    return ws
+
+
+async def _decide(c: GatewayContext, hello: Hello, login: Login, nonce: str,
+                  policy: Any) -> LoginDecision:
+    now = c.clock()
+    taken = c.store.take_nonce(nonce, "login", now)
+    if taken is None or taken.user_id != hello.user:
+        return LoginDecision(False, "nonce", "The login took too long or was replayed: try "
+                             "again.")
+    try:
+        serial = format(x509.load_der_x509_certificate(hello.certificate).serial_number, "x")
+    except ValueError:
+        serial = ""
+    broker = c.extras["broker"]
+    return decide_login(
+        hello=hello, login=login, nonce=nonce, server_cert_hash=server_cert_hash(c),
+        ca_cert=c.ca.certificate, record=c.store.get_cert(serial) if serial else None,
+        user=c.store.get_user(hello.user), policy=policy, now=now,
+        resuming=broker.can_resume(hello.user, hello.resume, serial),
+    )
+
