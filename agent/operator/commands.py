@@ -181,6 +181,34 @@ def cmd_workspaces_assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_list(args: argparse.Namespace) -> int:
+    rows = _api().get("/api/v1/workspaces")["workspaces"]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([[w["user"], w["provider"], w["display"] or "-", w["port"], w["attached"]]
+                     for w in rows], ["USER", "PROVIDER", "DISPLAY", "PORT", "ATTACHED"])
+    return 0
+
+
+def cmd_sessions_list(args: argparse.Namespace) -> int:
+    rows = _api().get("/api/v1/sessions")["sessions"]
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([[s["id"], s["user"], s["school"] or "-", s["started_at"][:19],
+                      s["remote"] or "-", "yes" if s["attached"] else "no", s["bytes_sent"],
+                      s["posture"]] for s in rows],
+                    ["ID", "USER", "SCHOOL", "STARTED", "FROM", "ATTACHED", "BYTES", "POSTURE"])
+    return 0
+
+
+def cmd_sessions_terminate(args: argparse.Namespace) -> int:
+    _api().post(f"/api/v1/sessions/{args.id}/terminate", {"reason": args.reason})
+    print(f"Terminated session {args.id}; the teacher sees: {args.reason}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("login", help="log in to a gateway as an operator (password + TOTP)")
     p.add_argument("--gateway", required=True, help="gateway URL, e.g. https://gw:8443")
@@ -248,3 +276,16 @@ def register_workspaces(sub: argparse._SubParsersAction) -> None:  # type: ignor
     g.add_argument("--vnc", metavar="HOST:PORT", help="an existing VNC desktop")
     p.add_argument("--password-file", help="the existing desktop's VNC password")
     p.set_defaults(func=cmd_workspaces_assign)
+    p = ws.add_parser("list", help="running desktops")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_workspaces_list)
+
+    sessions = sub.add_parser("sessions", help="live sessions").add_subparsers(
+        dest="sessions_cmd", required=True, metavar="COMMAND")
+    p = sessions.add_parser("list", help="live sessions (officers, admins, CIOs)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sessions_list)
+    p = sessions.add_parser("terminate", help="end a live session; the teacher sees the reason")
+    p.add_argument("id")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_sessions_terminate)

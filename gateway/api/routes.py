@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import audit, keys, session, users, workspaces
+from gateway.api import audit, keys, session, sessions, users, workspaces
 from gateway.crl import CRL_PATH
 
 
@@ -32,3 +32,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/audit", audit.search)
     app.router.add_get("/api/v1/audit/verify", audit.verify)
     app.router.add_post("/api/v1/workspaces", workspaces.assign)
+    app.router.add_get("/api/v1/workspaces", workspaces.list_workspaces)
+    app.router.add_get("/api/v1/sessions", sessions.list_sessions)
+    app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)

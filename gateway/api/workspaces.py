@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api.common import audit, ctx, require
+from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, field_str, json_body, not_found
 from gateway.store.base import WorkspaceAssignment
 
@@ -37,3 +37,20 @@ async def assign(request: web.Request) -> web.Response:
                          if assignment.host else None})
     ctx(request).store.set_assignment(assignment)
     return web.json_response({"user": user.id, "provider": provider})
+
+
+async def list_workspaces(request: web.Request) -> web.Response:
+    a = actor(request)
+    await require(request, "sessions.read", school=a.school)
+    broker = ctx(request).extras["broker"]
+    store = ctx(request).store
+    rows = []
+    for w in broker.workspaces.status():
+        user = store.get_user(w.user)
+        if a.school and (user is None or user.school != a.school):
+            continue
+        rows.append({"user": w.user, "provider": w.provider, "display": w.display,
+                     "port": w.port, "attached": w.attached,
+                     "started": w.started.isoformat() if hasattr(w.started, "isoformat")
+                     else w.started})
+    return web.json_response({"workspaces": rows})

@@ -1,0 +1,33 @@
+"""Live sessions API: list (school-scoped) and terminate with a reason shown to the teacher."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from aiohttp import web
+
+from gateway.api.common import actor, audit, ctx, require
+from gateway.api.errors import field_str, json_body, not_found
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    a = actor(request)
+    await require(request, "sessions.read", school=a.school)
+    rows = [asdict(s) for s in ctx(request).extras["broker"].summaries()
+            if a.school is None or s.school == a.school]
+    return web.json_response({"sessions": rows})
+
+
+async def terminate(request: web.Request) -> web.Response:
+    body = await json_body(request, max_bytes=4096)
+    reason = field_str(body, "reason", max_len=300) or ""
+    broker = ctx(request).extras["broker"]
+    session = broker.sessions.get(request.match_info["session_id"])
+    if session is None or session.ended:
+        raise not_found("There is no live session with that id.")
+    await require(request, "sessions.terminate", school=session.school,
+                  subject=session.user_id)
+    await audit(request, "session.terminate", "ok", subject=session.user_id,
+                school=session.school, details={"session": session.id, "reason": reason})
+    await broker.terminate(session.id, f"An officer ended this session: {reason}")
+    return web.json_response({"terminated": session.id})

@@ -1,0 +1,230 @@
+"""Issue 4 end to end, with real parts: a SoftHSM2 key, a real Xvnc desktop, `staffroom agent
+connect --no-browser`, and Chromium (Playwright) on the printed viewer URL: the page shows the
+desktop's pixels, typing reaches an xterm, a click lands where aimed; a revoked key and stale
+antivirus definitions are refused with their sentences, and every decision is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from tests.fixtures.clamav import write_cvd
+from tests.fixtures.gateway import STAFFROOM, World, build_world
+
+pytestmark = pytest.mark.slow
+
+POLICY = """
+[match]
+roles = ["teacher"]
+
+[workspace]
+session_command = "xterm -geometry 100x30+40+40 -fa Monospace -fs 14"
+"""
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def freshclam_conf(root: Path, age_days: float) -> Path:
+    from datetime import UTC, datetime, timedelta
+
+    db = root / f"clamav-{age_days}"
+    db.mkdir(parents=True, exist_ok=True)
+    write_cvd(db / "daily.cvd", datetime.now(UTC) - timedelta(days=age_days))
+    conf = root / f"freshclam-{age_days}.conf"
+    conf.write_text(f"DatabaseDirectory {db}\n")
+    return conf
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    from tests.fixtures.gateway import stop_gateway
+
+    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY)
+    try:
+        yield w
+    finally:
+        stop_gateway(w.gateway)
+
+
+class Agent:
+    """`staffroom agent connect` as a teacher runs it, in the background."""
+
+    def __init__(self, world: World, user: str, freshclam: Path) -> None:
+        teacher = world.teachers[user]
+        env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
+               "STAFFROOM_FRESHCLAM_CONF": str(freshclam),
+               "STAFFROOM_HOME": str(world.root / f"home-{user}")}
+        self.proc = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)
+
+    def viewer_url(self, timeout: float = 30) -> str:
+        assert self.proc.stdout is not None
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.proc.stdout.readline()
+            if line.startswith("Viewer: "):
+                return line.removeprefix("Viewer: ").strip()
+            if not line and self.proc.poll() is not None:
+                break
+        raise AssertionError(f"no viewer URL; stderr: {self.stop()}")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        return err
+
+
+def run_refused(world: World, user: str, freshclam: Path) -> subprocess.CompletedProcess[str]:
+    teacher = world.teachers[user]
+    env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
+           "STAFFROOM_FRESHCLAM_CONF": str(freshclam)}
+    return subprocess.run([STAFFROOM, *world.connect_args(teacher)], env=env, text=True,
+                          capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def desktop_of(world: World, user: str) -> tuple[str, dict[str, str]]:
+    """The X display of the user's desktop and an environment that may talk to it."""
+    rows = world.admin.run("workspaces", "list", "--json").json()
+    display = next(r["display"] for r in rows if r["user"] == user)  # type: ignore[union-attr]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"Xvnc") and display.encode() in argv:
+            auth = argv[argv.index(b"-auth") + 1].decode()
+            return display, {**os.environ, "DISPLAY": display, "XAUTHORITY": auth}
+    raise AssertionError(f"no Xvnc for {display}")
+
+
+def x_screenshot(env: dict[str, str]) -> Image.Image:
+    """The X server's own pixels (Pillow reads the root window over XCB)."""
+    from PIL import ImageGrab
+
+    saved = os.environ.get("XAUTHORITY")
+    os.environ["XAUTHORITY"] = env["XAUTHORITY"]
+    try:
+        return ImageGrab.grab(xdisplay=env["DISPLAY"]).convert("RGB")
+    finally:
+        if saved is None:
+            os.environ.pop("XAUTHORITY", None)
+        else:
+            os.environ["XAUTHORITY"] = saved
+
+
+async def canvas_image(page) -> Image.Image:  # type: ignore[no-untyped-def]
+    url = await page.evaluate("document.querySelector('canvas').toDataURL('image/png')")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+
+
+def close_enough(a: Image.Image, b: Image.Image) -> float:
+    """The share of pixels that differ by at most 24 per channel (the watermark is faint)."""
+    assert a.size == b.size, (a.size, b.size)
+    diff = ImageChops.difference(a, b).convert("L").point(lambda v: 255 if v > 24 else 0)
+    return 1 - diff.histogram()[255] / (a.size[0] * a.size[1])
+
+
+async def wait_until(predicate, timeout: float = 15.0, step: float = 0.2):  # type: ignore
+    end = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value or time.monotonic() > end:
+            return value
+        await asyncio.sleep(step)
+
+
+async def test_teacher_works_on_the_school_desktop_in_the_browser(
+    world: World, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    world.add_teacher("t.sato")
+    agent = Agent(world, "t.sato", freshclam_conf(tmp_path, 0.5))
+    try:
+        url = agent.viewer_url()
+        assert url.startswith("http://127.0.0.1:")
+        _, xenv = desktop_of(world, "t.sato")
+        subprocess.run(["xdotool", "search", "--sync", "--class", "xterm"], env=xenv,
+                       check=True, timeout=15, capture_output=True)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            await page.goto(url)
+
+            # The page shows the desktop's pixels.
+            async def matches() -> bool:
+                try:
+                    canvas = await canvas_image(page)
+                    same = close_enough(canvas, x_screenshot(xenv)) > 0.97
+                except AssertionError:
+                    return False
+                # Not a blank page matching a blank desktop: the xterm is there.
+                return same and len(canvas.getcolors(1 << 20) or []) > 2
+            assert await wait_until(matches), "the canvas never matched the Xvnc framebuffer"
+
+            # Text typed in the page reaches the xterm on the desktop.
+            marker = Path("/tmp") / f"staffroom-e2e-{os.getpid()}"
+            marker.unlink(missing_ok=True)
+            box = await page.locator("canvas").bounding_box()
+            assert box is not None
+            await page.mouse.click(box["x"] + 200 * box["width"] / 1920,
+                                   box["y"] + 150 * box["height"] / 1080)
+            await page.keyboard.type(f"echo typed-in-browser > {marker}")
+            await page.keyboard.press("Enter")
+
+            async def written() -> bool:
+                return marker.exists() and marker.read_text().strip() == "typed-in-browser"
+            assert await wait_until(written), "the typed command never ran in the xterm"
+            marker.unlink(missing_ok=True)
+
+            # A click lands where it was aimed (desktop pixel 1500, 900).
+            await page.mouse.click(box["x"] + 1500 * box["width"] / 1920,
+                                   box["y"] + 900 * box["height"] / 1080)
+            loc = subprocess.run(["xdotool", "getmouselocation"], env=xenv, text=True,
+                                 capture_output=True, check=True).stdout
+            x, y = (int(v) for v in re.findall(r"[xy]:(\d+)", loc)[:2])
+            assert abs(x - 1500) <= 2 and abs(y - 900) <= 2, loc
+            await browser.close()
+    finally:
+        agent.stop()
+    audit = world.admin.run("audit", "export", "--json", "--user", "t.sato").json()
+    kinds = [(r["kind"], r["outcome"]) for r in audit]  # type: ignore[union-attr]
+    assert ("session.login", "ok") in kinds and ("session.start", "ok") in kinds
+
+
+def test_revoked_key_and_stale_definitions_are_refused_with_their_sentences(
+    world: World, tmp_path: Path
+) -> None:
+    world.add_teacher("t.ito", name="伊藤 一郎")
+    stale = run_refused(world, "t.ito", freshclam_conf(tmp_path, 9))
+    assert stale.returncode != 0
+    assert "antivirus definitions are 9 days old" in stale.stderr, stale.stderr
+    assert "freshclam" in stale.stderr and "Traceback" not in stale.stderr
+
+    world.cio.run("keys", "revoke", "--user", "t.ito", "--reason", "keyCompromise")
+    revoked = run_refused(world, "t.ito", freshclam_conf(tmp_path, 0.5))
+    assert revoked.returncode != 0
+    assert "Your key has been revoked" in revoked.stderr, revoked.stderr
+
+    audit = world.admin.run("audit", "export", "--json", "--user", "t.ito",
+                            "--kind", "session.login").json()
+    codes = [r["details"]["code"] for r in audit if r["outcome"] == "denied"]  # type: ignore
+    assert "definitions-stale" in codes and "cert-revoked" in codes
