@@ -1,0 +1,108 @@
+"""The demo: a gateway, a CIO-issued key on a SoftHSM2 token, a teacher's Xvnc desktop with a
+window manager and apps, the agent connected — everything on loopback. Ctrl+C stops it all."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fixtures.clamav import write_cvd
+from tests.fixtures.gateway import STAFFROOM, build_world, stop_gateway
+
+SESSION = """#!/bin/sh
+# The teacher's school desktop: a window manager and the school apps.
+xterm -geometry 90x28+60+60 &
+mousepad &
+{office}
+exec openbox
+"""
+
+
+def definitions(root: Path) -> Path:
+    """Real ClamAV definitions when this machine has fresh ones; otherwise demo definitions
+    in the real CVD format (this machine cannot download them: there is no network)."""
+    system = Path("/var/lib/clamav")
+    for name in ("daily.cld", "daily.cvd"):
+        f = system / name
+        if f.exists() and time.time() - f.stat().st_mtime < 2 * 86400:
+            return Path("/etc/clamav/freshclam.conf")
+    db = root / "clamav"
+    db.mkdir()
+    write_cvd(db / "daily.cvd", datetime.now(UTC) - timedelta(hours=6))
+    conf = root / "freshclam.conf"
+    conf.write_text(f"DatabaseDirectory {db}\n")
+    print("  (no fresh ClamAV definitions on this machine: using demo definitions, 6 hours old)")
+    return conf
+
+
+def main() -> int:
+    root = Path(tempfile.mkdtemp(prefix="staffroom-demo-"))
+    root.chmod(0o711)  # the desktop runs as an unprivileged account and must reach its home
+    office = "libreoffice --writer &" if shutil.which("libreoffice") else ""
+    script = root / "school-desktop.sh"
+    script.write_text(SESSION.format(office=office))
+    script.chmod(0o755)
+    print(f"Staffroom demo in {root}")
+    print("- creating the gateway (CA, TLS, state, audit, policies) and starting it…")
+    world = build_world(root, policy_overrides=(
+        f'[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "{script}"\n'))
+    agent = None
+    try:
+        print("- a CIO issues teacher t.sato a key on a SoftHSM2 token…")
+        teacher = world.add_teacher("t.sato")
+        conf = definitions(root)
+        print("- the teacher's agent checks posture, signs in with the key and connects…")
+        env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
+               "STAFFROOM_FRESHCLAM_CONF": str(conf), "STAFFROOM_HOME": str(root / "home-t")}
+        agent = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
+                                 stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        assert agent.stdout is not None
+        url = ""
+        for line in agent.stdout:
+            if line.startswith("Viewer: "):
+                url = line.removeprefix("Viewer: ").strip()
+                break
+        if not url:
+            print("The agent did not connect; see the messages above.")
+            return 1
+        gw = world.gateway
+        print()
+        print(f"Gateway:        {gw.url}   (CA: {gw.ca})")
+        print("Administrator:  admin / admin-password-2026 + the code of the authenticator "
+              f"enrolled with\n                {gw.totp_uri}")
+        print("Teacher:        t.sato / teacher-password-1 (key on SoftHSM2 token "
+              f"{teacher.token.label})")  # type: ignore[attr-defined]
+        print(f"Viewer: {url}")
+        print()
+        print("Open the viewer URL in a browser on this machine (e.g. `chromium URL`). Try, as "
+              "the admin:")
+        print(f"  STAFFROOM_HOME={root}/home-admin {STAFFROOM} sessions list")
+        print(f"  STAFFROOM_HOME={root}/home-admin {STAFFROOM} audit tail")
+        print("Ctrl+C stops everything.")
+        while agent.poll() is None:
+            time.sleep(1)
+        print("The agent ended the session; see its message above.")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping…")
+        if agent is not None and agent.poll() is None:
+            agent.terminate()
+            agent.wait(timeout=10)
+        stop_gateway(world.gateway)
+        print(f"Stopped. The demo's data stays in {root} (audit log, state, CA).")
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())
