@@ -110,36 +110,82 @@ class NoVncClient:
 
 
 class StaffroomClient:
-    """Staffroom: gateway + agent + viewer page. Not wired yet -- the team owning gateway/ and
-    agent/ fills in start() (start both as subprocesses, attach the gateway's workspace to the
-    existing desktop at 127.0.0.1:desktop.rfb_port with desktop.password) and the rest."""
+    """Staffroom: `staffroom gateway` (a subprocess, measured) + `staffroom agent connect` (the
+    teacher's PC) + the viewer page the agent serves. The teacher's workspace is assigned to the
+    bench's existing desktop (provider `vnc`), so both clients watch the same Xvnc."""
 
     name = "staffroom"
 
+    def __init__(self) -> None:
+        self._world: object | None = None
+        self._agent: subprocess.Popen[str] | None = None
+        self._url = ""
+
     async def start(self, desktop: Desktop) -> None:
-        raise NotImplementedError(
-            "bench.clients.StaffroomClient is a stub: start the gateway and agent against "
-            "desktop.rfb_port here, or pass --clients your.module:YourClient")
+        import asyncio
+        import os
+
+        from tests.fixtures.clamav import write_cvd
+        from tests.fixtures.gateway import STAFFROOM, build_world
+
+        root = desktop.workdir / "staffroom"
+        root.mkdir()
+        world = await asyncio.to_thread(build_world, root)
+        self._world = world
+        teacher = await asyncio.to_thread(world.add_teacher, "t.bench")
+        pw = root / "vnc.pw"
+        pw.write_text(desktop.password + "\n")
+        world.admin.run("workspaces", "assign", "t.bench", "--vnc",
+                        f"127.0.0.1:{desktop.rfb_port}", "--password-file", str(pw))
+        from datetime import UTC, datetime, timedelta
+
+        (root / "clamav").mkdir()
+        write_cvd(root / "clamav" / "daily.cvd", datetime.now(UTC) - timedelta(hours=1))
+        conf = root / "freshclam.conf"
+        conf.write_text(f"DatabaseDirectory {root / 'clamav'}\n")
+        env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
+               "STAFFROOM_FRESHCLAM_CONF": str(conf), "STAFFROOM_HOME": str(root / "home-t")}
+        self._agent = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                       text=True, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        assert self._agent.stdout is not None
+        line = await asyncio.to_thread(self._agent.stdout.readline)
+        while line and not line.startswith("Viewer: "):
+            line = await asyncio.to_thread(self._agent.stdout.readline)
+        if not line:
+            raise RuntimeError("the Staffroom agent did not connect")
+        self._url = line.removeprefix("Viewer: ").strip()
 
     @property
     def public_url(self) -> str:
-        raise NotImplementedError
+        return self._url.split("?", 1)[0]
 
     @property
     def page_url(self) -> str:
-        raise NotImplementedError
+        return self._url
 
     async def wait_ready(self, page: Page) -> None:
-        raise NotImplementedError
+        await page.wait_for_function(
+            "document.body.dataset.state === 'connected'"
+            " && document.getElementById('screen')?.width > 0", timeout=20000)
 
     async def focus_input(self, page: Page) -> None:
-        raise NotImplementedError
+        await page.evaluate("document.getElementById('screen').focus()")
 
     def gateway_pids(self) -> list[int]:
-        return []
+        process = getattr(getattr(self._world, "gateway", None), "process", None)
+        return [process.pid] if process is not None else []
 
     async def stop(self) -> None:
-        return None
+        from tests.fixtures.gateway import stop_gateway
+
+        if self._agent is not None:
+            stop_group(self._agent)  # type: ignore[arg-type]
+            self._agent = None
+        if self._world is not None:
+            stop_gateway(self._world.gateway)  # type: ignore[attr-defined]
+            self._world = None
 
 
 BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient}
