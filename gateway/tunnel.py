@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from gateway.api.common import ctx, source
 from gateway.audit.events import AuditEvent
 from gateway.context import GatewayContext
 from gateway.login import LoginDecision, decide_login, factors_for
+from gateway.policy.decide import decide_session_start
+from gateway.policy.effective import ResolvedPolicy
 from gateway.store.base import Nonce
 from gateway.wire.login import (
     Challenge,
@@ -82,14 +85,15 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         hello = message
         user = c.store.get_user(hello.user)
         role, school = (user.role, user.school) if user else ("teacher", None)
-        policy = c.policies.resolve(hello.user, role, school).policy
+        resolved = c.policies.resolve(hello.user, role, school)
+        policy = resolved.policy
         nonce = secrets.token_urlsafe(32)
         c.store.add_nonce(Nonce(nonce, "login", hello.user, c.clock() + NONCE_TTL))
         factors = factors_for(policy.auth.second_factor)
         await ws.send_str(conn.send(Challenge(nonce=nonce, factors=factors)))
         login = conn.receive(await _receive_text(ws, LOGIN_TIMEOUT))
         assert isinstance(login, Login)
-        decision = await _decide(c, hello, login, nonce, policy)
+        decision = await _decide(c, hello, login, nonce, resolved)
         await _audit(c, "session.login", "ok" if decision.allowed else "denied",
                      user=hello.user, school=school, session=hello.resume, remote=remote,
                      details={"code": decision.code, "serial": decision.cert_serial,
@@ -114,7 +118,7 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
 
 
 async def _decide(c: GatewayContext, hello: Hello, login: Login, nonce: str,
-                  policy: Any) -> LoginDecision:
+                  resolved: ResolvedPolicy) -> LoginDecision:
     now = c.clock()
     taken = c.store.take_nonce(nonce, "login", now)
     if taken is None or taken.user_id != hello.user:
@@ -125,10 +129,17 @@ async def _decide(c: GatewayContext, hello: Hello, login: Login, nonce: str,
     except ValueError:
         serial = ""
     broker = c.extras["broker"]
-    return decide_login(
+    resuming = broker.can_resume(hello.user, hello.resume, serial)
+    decision = decide_login(
         hello=hello, login=login, nonce=nonce, server_cert_hash=server_cert_hash(c),
         ca_cert=c.ca.certificate, record=c.store.get_cert(serial) if serial else None,
-        user=c.store.get_user(hello.user), policy=policy, now=now,
-        resuming=broker.can_resume(hello.user, hello.resume, serial),
+        user=c.store.get_user(hello.user), policy=resolved.policy, now=now, resuming=resuming,
     )
+    if decision.allowed and not resuming:
+        start = decide_session_start(resolved, now=now.astimezone(),
+                                     active_sessions=broker.count(hello.user))
+        if not start.allowed:
+            return replace(decision, allowed=False, code=start.code, reason=start.reason,
+                           details={**decision.details, "rule": start.rule})
+    return decision
 

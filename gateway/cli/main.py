@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.register(sub)
+    server.register_policy(sub)
     commands.register(sub)
     keys.register(sub)
     commands.register_workspaces(sub)

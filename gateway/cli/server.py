@@ -113,3 +113,81 @@ def register_audit(audit: argparse._SubParsersAction) -> None:  # type: ignore[t
     p.add_argument("--data", required=True, metavar="DATA_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_audit_verify)
+
+
+def _policy_dir(args: argparse.Namespace) -> Path:
+    if getattr(args, "dir", None):
+        return Path(args.dir)
+    if args.data:
+        return Path(args.data) / "policies"
+    raise CliError("Name the policy folder, or the gateway's data directory with --data.")
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from gateway.policy.load import check_dir
+
+    directory = _policy_dir(args)
+    problems = check_dir(directory)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        files = sorted(p.name for p in directory.glob("*.toml"))
+        print(f"OK: {directory} ({', '.join(files)}) is valid.")
+    return 1 if problems else 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from gateway.datadir import DataDir
+    from gateway.policy.decide import explain
+    from gateway.policy.load import PolicyError, load_policies
+    from gateway.store.sqlite import SqliteStore
+    from gateway.wire.posture import PostureFormatError, PostureReport
+
+    data = DataDir(Path(args.data))
+    if not data.db.exists():
+        raise CliError(f"{args.data} is not a Staffroom data directory.")
+    store = SqliteStore(data.db)
+    user = store.get_user(args.user)
+    store.close()
+    if user is None:
+        raise CliError(f"There is no account named {args.user!r}.")
+    try:
+        resolved = load_policies(data.policies).resolve(user.id, user.role, user.school)
+    except PolicyError as e:
+        raise CliError(str(e)) from None
+    try:
+        at = datetime.fromisoformat(args.at).astimezone() if args.at else \
+            datetime.now().astimezone()
+    except ValueError:
+        raise CliError(f"--at must be an ISO time like 2027-04-08T22:10, not {args.at!r}.") \
+            from None
+    posture = None
+    if args.posture:
+        try:
+            raw = json.loads(Path(args.posture).read_text())
+            posture = PostureReport.from_json(raw.get("posture", raw) if isinstance(raw, dict)
+                                              else raw)
+        except (OSError, ValueError, PostureFormatError) as e:
+            raise CliError(f"Cannot read the posture report {args.posture}: {e}") from None
+    print(f"{user.id} ({user.role}{', ' + user.school if user.school else ''})")
+    for line in explain(resolved, now=at, posture=posture):
+        print(line)
+    return 0
+
+
+def register_policy(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    policy = sub.add_parser("policy", help="check policies and explain decisions")
+    psub = policy.add_subparsers(dest="policy_cmd", required=True, metavar="COMMAND")
+    p = psub.add_parser("check", help="validate a policy folder (file:line for each problem)")
+    p.add_argument("dir", nargs="?", help="the folder (default: DATA_DIR/policies)")
+    p.add_argument("--data", metavar="DATA_DIR")
+    p.set_defaults(func=cmd_policy_check)
+    p = psub.add_parser("explain", help="what applies to a user, and why a login is refused")
+    p.add_argument("--data", required=True, metavar="DATA_DIR")
+    p.add_argument("--user", required=True)
+    p.add_argument("--at", help="ISO time to decide for (default: now)")
+    p.add_argument("--posture", help="a posture report (JSON, as `agent check --json` prints)")
+    p.set_defaults(func=cmd_policy_explain)
