@@ -45,6 +45,16 @@ class Limits:
 AuditHook = Callable[[str, str, dict[str, object]], Awaitable[None]]
 
 
+def spoken(seconds: float) -> str:
+    """A duration as a teacher would say it: "45 seconds", "15 minutes", "8 hours"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    n = int(seconds)
+    return f"{n} second{'s' if n != 1 else ''}"
+
+
 def close_reason(text: str) -> str:
     """A WebSocket close reason is at most 123 bytes of UTF-8: cut on a character boundary."""
     data = text.encode()[:120]
@@ -210,13 +220,12 @@ class LiveSession:
         now = time.monotonic()
         idle = now - self._last_input_mono
         if self.ws is not None and idle >= self.limits.idle_timeout:
-            minutes = round(self.limits.idle_timeout / 60)
-            await self.end(wire.EndCode.IDLE_TIMEOUT, f"Your session ended after {minutes} "
-                           "minutes without input. Connect again to continue.")
+            await self.end(wire.EndCode.IDLE_TIMEOUT, "Your session ended after "
+                           f"{spoken(self.limits.idle_timeout)} without input. Connect again to "
+                           "continue.")
         elif now - self._started_mono >= self.limits.max_duration:
-            hours = round(self.limits.max_duration / 3600, 1)
-            await self.end(wire.EndCode.TIME_LIMIT, f"Your session reached its limit of {hours:g} "
-                           "hours. Connect again to continue.")
+            await self.end(wire.EndCode.TIME_LIMIT, "Your session reached its limit of "
+                           f"{spoken(self.limits.max_duration)}. Connect again to continue.")
         elif (self.ws is not None and not self._warned_idle
               and idle >= self.limits.idle_timeout - IDLE_WARNING):
             self._warned_idle = True

@@ -10,7 +10,9 @@ import base64
 import io
 import os
 import re
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,14 +62,30 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 class Agent:
     """`staffroom agent connect` as a teacher runs it, in the background."""
 
-    def __init__(self, world: World, user: str, freshclam: Path) -> None:
+    def __init__(self, world: World, user: str, freshclam: Path, gateway: str = "") -> None:
         teacher = world.teachers[user]
         env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
                "STAFFROOM_FRESHCLAM_CONF": str(freshclam),
                "STAFFROOM_HOME": str(world.root / f"home-{user}")}
-        self.proc = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     stdin=subprocess.DEVNULL)
+        args = world.connect_args(teacher)
+        if gateway:
+            args[args.index("--gateway") + 1] = gateway
+        self.proc = subprocess.Popen([STAFFROOM, *args], env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        self.err: list[str] = []
+        assert self.proc.stderr is not None
+        self._reader = threading.Thread(target=lambda: self.err.extend(self.proc.stderr),  # type: ignore
+                                        daemon=True)
+        self._reader.start()
+
+    def wait_err(self, fragment: str, timeout: float = 30) -> str:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            text = "".join(self.err)
+            if fragment in text:
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"{fragment!r} not in agent output: {''.join(self.err)}")
 
     def viewer_url(self, timeout: float = 30) -> str:
         assert self.proc.stdout is not None
@@ -84,11 +102,15 @@ class Agent:
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=10)
+            self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+            self.proc.wait()
+        self._reader.join(timeout=5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return "".join(self.err)
 
 
 def run_refused(world: World, user: str, freshclam: Path) -> subprocess.CompletedProcess[str]:
@@ -228,3 +250,122 @@ def test_revoked_key_and_stale_definitions_are_refused_with_their_sentences(
                             "--kind", "session.login").json()
     codes = [r["details"]["code"] for r in audit if r["outcome"] == "denied"]  # type: ignore
     assert "definitions-stale" in codes and "cert-revoked" in codes
+
+
+class BlipProxy:
+    """A TCP relay between agent and gateway whose connections can be cut (a network blip)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def blip(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.blip()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_network_blip_resumes_the_same_session(world: World, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    world.add_teacher("t.blip", name="中村 健")
+    proxy = BlipProxy(world.gateway.port)
+    await proxy.start()
+    agent = Agent(world, "t.blip", freshclam_conf(tmp_path, 0.5),
+                  gateway=f"https://127.0.0.1:{proxy.port}")
+    try:
+        url = await asyncio.to_thread(agent.viewer_url)
+        sessions = world.admin.run("sessions", "list", "--json").json()
+        before = next(s["id"] for s in sessions if s["user"] == "t.blip")  # type: ignore
+        _, xenv = desktop_of(world, "t.blip")
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1280, "height": 720})
+            await page.goto(url)
+            await page.wait_for_function("document.body.dataset.state === 'connected'")
+            marker = Path("/tmp") / f"staffroom-blip-{os.getpid()}"
+            marker.unlink(missing_ok=True)
+            proxy.blip()
+            await asyncio.to_thread(agent.wait_err, "Resumed the same session.")
+            sessions = world.admin.run("sessions", "list", "--json").json()
+            assert [s["id"] for s in sessions if s["user"] == "t.blip"] == [before]  # type: ignore
+            # The page carries on: typing still reaches the same desktop.
+            await page.locator("canvas").click(position={"x": 150, "y": 100})
+            await page.keyboard.type(f"echo after-blip > {marker}")
+            await page.keyboard.press("Enter")
+
+            async def written() -> bool:
+                return marker.exists() and marker.read_text().strip() == "after-blip"
+            assert await wait_until(written), "typing after the blip never reached the desktop"
+            marker.unlink(missing_ok=True)
+            await browser.close()
+        assert xenv["DISPLAY"] == desktop_of(world, "t.blip")[0]  # the desktop was untouched
+    finally:
+        agent.stop()
+        await proxy.stop()
+    audit = world.admin.run("audit", "export", "--json", "--user", "t.blip").json()
+    kinds = [r["kind"] for r in audit]  # type: ignore[union-attr]
+    assert "session.resume" in kinds and kinds.count("session.start") == 1
+
+
+async def test_an_idle_session_ends_on_time_with_its_message(world: World,
+                                                             tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    world.add_teacher("t.idle", name="小林 愛")
+    (world.gateway.data / "policies" / "60-idle.toml").write_text(
+        '[match]\nusers = ["t.idle"]\n\n[session]\nidle_timeout = "4s"\n')
+    log = world.gateway.log
+    assert log is not None and world.gateway.process is not None
+    reloads = log.read_text().count("policy reloaded")
+    world.gateway.process.send_signal(signal.SIGHUP)
+
+    async def reloaded() -> bool:
+        return log.read_text().count("policy reloaded") > reloads
+    assert await wait_until(reloaded, timeout=10)
+    agent = Agent(world, "t.idle", freshclam_conf(tmp_path, 0.5))
+    try:
+        url = await asyncio.to_thread(agent.viewer_url)
+        started = time.monotonic()
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.goto(url)
+            await page.wait_for_selector("#ended", state="visible", timeout=20000)
+            shown = await page.inner_text("#ended-text")
+            await browser.close()
+        assert "ended after 4 seconds without input" in shown
+        assert 3.5 <= time.monotonic() - started <= 15
+        assert agent.proc.wait(timeout=10) == 0
+        assert "Session ended: Your session ended after 4 seconds without input" in \
+            "".join(agent.err)
+    finally:
+        agent.stop()
