@@ -81,7 +81,7 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
     hello: Hello | None = None
     try:
         message = conn.receive(await _receive_text(ws, HELLO_TIMEOUT))
-        assert isinstance(message, Hello)
+        assert isinstance(message, Hello)  # the transition table admits nothing else here
         hello = message
         user = c.store.get_user(hello.user)
         role, school = (user.role, user.school) if user else ("teacher", None)
@@ -92,7 +92,7 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         factors = factors_for(policy.auth.second_factor)
         await ws.send_str(conn.send(Challenge(nonce=nonce, factors=factors)))
         login = conn.receive(await _receive_text(ws, LOGIN_TIMEOUT))
-        assert isinstance(login, Login)
+        assert isinstance(login, Login)  # likewise
         decision = await _decide(c, hello, login, nonce, resolved)
         await _audit(c, "session.login", "ok" if decision.allowed else "denied",
                      user=hello.user, school=school, session=hello.resume, remote=remote,
@@ -107,13 +107,16 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         broker = c.extras["broker"]
         await broker.run(ws, conn=conn, hello=hello, user=c.store.get_user(hello.user),
                          policy=policy, decision=decision, remote=remote)
-    except (LoginProtocolError, AssertionError) as e:
+    except LoginProtocolError as e:
         await _audit(c, "tunnel.protocol_error", "denied",
                      user=hello.user if hello else None, school=None, session=None,
                      remote=remote, details={"error": str(e)[:200]})
         await ws.close(code=1002, message=b"protocol error")
-    except (TimeoutError, ConnectionResetError, asyncio.CancelledError):
+    except (TimeoutError, ConnectionResetError):
         await ws.close()
+    except asyncio.CancelledError:
+        await ws.close(code=1001, message=b"gateway shutting down")
+        raise
     return ws
 
 
