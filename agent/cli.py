@@ -24,7 +24,7 @@ def _freshclam_conf(args: argparse.Namespace) -> Path | None:
 def token_checks(module: str, label: str | None, slot: int | None,
                  now: datetime) -> list[Check]:
     """Token present, a certificate on it, and days until it expires (no PIN needed)."""
-    from agent.pkcs11token import TokenError, read_certificates
+    from agent.token import TokenError, read_certificates
 
     try:
         certs = read_certificates(module, token_label=label, slot=slot)
@@ -67,7 +67,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_connect(args: argparse.Namespace) -> int:
     from agent.connect import ConnectOptions, Identity, open_browser, run_session
     from agent.login import Credentials
-    from agent.pkcs11token import TokenError, open_token
+    from agent.token import TokenError, open_token
 
     if args.password_file and args.totp:
         raise CliError("Give either --password-file or --totp, not both; Staffroom asks for "

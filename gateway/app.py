@@ -25,7 +25,7 @@ from gateway.broker import SessionBroker
 from gateway.context import GatewayContext
 from gateway.crl import publish_crl
 from gateway.datadir import DataDir
-from gateway.pki.authority import CAError, SchoolCA
+from gateway.pki.ca import CAError, SchoolCA
 from gateway.policy.load import load_policies
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context

@@ -8,7 +8,7 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gateway.context import GatewayContext
-from gateway.pki.authority import Revoked
+from gateway.pki.crl import Revoked
 
 CRL_PATH = "/crl/school-ca.crl"
 CRL_LIFETIME = timedelta(days=7)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.auth.factors import authenticate
-from gateway.pki.authority import CertificateRejected, verify_client_cert
+from gateway.pki.verify import CertificateRejected, verify_client_cert
 from gateway.policy.posture import decide_posture
 from gateway.store.base import CertRecord, User
 from gateway.wire.login import Hello, Login, transcript

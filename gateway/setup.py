@@ -16,7 +16,7 @@ from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
 from gateway.crl import publish_crl
 from gateway.datadir import DataDir, GatewayConfig, write_private
-from gateway.pki.authority import create_ca
+from gateway.pki.ca import create_ca
 from gateway.policy.load import load_policies
 from gateway.store.base import User
 from gateway.store.sqlite import SqliteStore

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from agent.cli_support import CliError, ask_secret, print_json, print_table, progress
 from agent.operator.client import ApiClient
-from agent.pkcs11token import TokenError, open_token
+from agent.token import TokenError, open_token
 from gateway.wire.enrol import pop_message
 
 REASONS = ("keyCompromise", "affiliationChanged", "superseded", "cessationOfOperation")

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, conflict, field_str, forbidden, json_body, not_found
-from gateway.crl import publish_crl
+from gateway.crl import CRL_PATH, publish_crl
+from gateway.pki.ca import CAError
 from gateway.store.base import CertRecord, Conflict, Nonce, User
 from gateway.wire.enrol import pop_message
 
@@ -94,10 +95,13 @@ async def issue(request: web.Request) -> web.Response:
         raise forbidden("The token's proof of possession did not verify.", "bad-pop") from None
     policy = c.policies.resolve(user.id, user.role, user.school).policy
     not_after = policy.keys.not_after(now)
-    cert = c.ca.issue_client_cert(
-        spki, user_id=user.id, name=user.name, school=user.school, now=now, not_after=not_after,
-        crl_url=c.config.public_url.rstrip("/") + "/crl/school-ca.crl",
-    )
+    try:
+        cert = c.ca.issue_client_cert(
+            spki, user_id=user.id, name=user.name, school=user.school, now=now,
+            not_after=not_after, crl_url=c.config.public_url.rstrip("/") + CRL_PATH,
+        )
+    except CAError as e:
+        raise bad_request(str(e), "ca-refused") from None
     serial = format(cert.serial_number, "x")
     record = CertRecord(
         serial=serial, user_id=user.id, school=user.school,

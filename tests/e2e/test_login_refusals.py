@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from websockets.asyncio.client import connect
 
 from agent.login import Credentials, LoginDenied, handshake
-from agent.pkcs11token import open_token
-from gateway.pki.authority import SchoolCA
+from agent.token import open_token
+from gateway.pki.ca import SchoolCA
 from tests.fixtures.gateway import World, build_world, free_port, stop_gateway
 
 pytestmark = pytest.mark.slow
