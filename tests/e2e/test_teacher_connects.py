@@ -369,3 +369,58 @@ async def test_an_idle_session_ends_on_time_with_its_message(world: World,
             "".join(agent.err)
     finally:
         agent.stop()
+
+
+async def test_an_existing_desktop_served_by_x11vnc(world: World, tmp_path: Path,
+                                                    x11vnc_desktop) -> None:  # type: ignore
+    """Provider `vnc`: the teacher's sessions attach to a desktop the school already runs."""
+    from playwright.async_api import async_playwright
+
+    desktop = x11vnc_desktop
+    desktop.spawn("xterm", "-geometry", "60x12+30+30", "-bg", "navy", "-fg", "yellow")
+    world.add_teacher("t.pc", name="学校 端末")
+    pw = tmp_path / "vnc.pw"
+    pw.write_text(desktop.password + "\n")
+    world.admin.run("workspaces", "assign", "t.pc", "--vnc", f"127.0.0.1:{desktop.port}",
+                    "--password-file", str(pw))
+    agent = Agent(world, "t.pc", freshclam_conf(tmp_path, 0.5))
+    try:
+        url = await asyncio.to_thread(agent.viewer_url)
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.goto(url)
+
+            async def matches() -> bool:
+                try:
+                    canvas = await canvas_image(page)
+                    return close_enough(canvas, desktop.grab()) > 0.97 and \
+                        len(canvas.getcolors(1 << 20) or []) > 2
+                except AssertionError:
+                    return False
+            assert await wait_until(matches), "the canvas never matched the x11vnc desktop"
+            await browser.close()
+    finally:
+        agent.stop()
+
+
+def test_agent_check_reports_posture_and_the_key(world: World, tmp_path: Path) -> None:
+    import json
+
+    teacher = world.add_teacher("t.check", name="確認 太郎")
+    token = teacher.token
+    base = ["agent", "check", "--module", token.module, "--token-label",  # type: ignore
+            token.label, "--json"]  # type: ignore[attr-defined]
+    for age, ok in ((0.5, True), (9, False)):
+        env = {**os.environ, "SOFTHSM2_CONF": str(token.conf),  # type: ignore[attr-defined]
+               "STAFFROOM_FRESHCLAM_CONF": str(freshclam_conf(tmp_path, age))}
+        p = subprocess.run([STAFFROOM, *base], env=env, capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        report = json.loads(p.stdout)
+        assert report["ok"] is ok and (p.returncode == 0) is ok, p.stdout + p.stderr
+        names = {c["name"]: c for c in report["checks"]}
+        assert names["Key certificate"]["ok"] and "t.check" in names["Key certificate"]["detail"]
+        if not ok:
+            fix = names["Antivirus definitions"]["fix"]
+            assert "9 days old" in fix and "freshclam" in fix
