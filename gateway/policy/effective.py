@@ -1,4 +1,8 @@
-"""The policy that applies to one user, as frozen dataclasses (one per TOML section)."""
+"""The policy that applies to one user, as frozen dataclasses (one per TOML section).
+
+Built only from values the schema rules already parsed and bounded; PosturePolicy is the posture
+module's own dataclass, so login and `agent check` read the same [posture] table.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from gateway.wire.posture import PosturePolicy
+from gateway.policy.posture import PosturePolicy
 
 
 @dataclass(frozen=True, slots=True)

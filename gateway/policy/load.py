@@ -1,7 +1,8 @@
-"""Loads the policy folder: default.toml (every key) plus narrowing files with [match].
+"""Loads the policy folder: default.toml (every key) plus narrowing files with a [match] table.
 
-Errors read `<file>:<line>: <section>.<key>: expected …, got …`; the gateway refuses to start on
-one and, on SIGHUP, keeps the previous policy.
+Attacker-controlled here: nothing (the board writes these files), but files are capped at 1 MiB
+and every problem is reported as `<file>:<line>: <section>.<key>: expected …, got …`; the gateway
+refuses to start on one and, on SIGHUP, keeps the previous policy.
 """
 
 from __future__ import annotations
@@ -12,95 +13,178 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.policy.access import ROLES
 from gateway.policy.effective import ResolvedPolicy, build
 from gateway.policy.schema import MATCH_KEYS, SCHEMA, Invalid
 
-_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.-]+)\s*\]")
-_KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
+DEFAULT = "default.toml"
+MAX_FILE_BYTES = 1024 * 1024
+MAX_PROBLEMS = 50  # per file: enough to fix a file in one pass, never a flood
+
+_PART = r'(?:[A-Za-z0-9_-]+|"[^"\\]*"|\'[^\']*\')'
+_PATH = rf"{_PART}(?:\s*\.\s*{_PART})*"
+_TABLE = re.compile(rf"\s*\[(?!\[)\s*({_PATH})\s*\]")
+_KEY = re.compile(rf"\s*({_PATH})\s*=")
+_SPLIT = re.compile(_PART)
 
 
 class PolicyError(ValueError):
-    """A policy file is invalid; the message points at the file and line."""
+    """Policy files are invalid; each problem points at a file and line."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
-def key_lines(text: str) -> dict[tuple[str, str], int]:
-    """(table, key) -> line number, from a scan of the file (tomllib gives no positions)."""
-    lines: dict[tuple[str, str], int] = {}
-    table = ""
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Key path -> first line number, from a scan of the file (tomllib gives no positions).
+
+    ("session",) is the [session] header, ("session", "idle_timeout") its key; a dotted key
+    `redirection.clipboard = …` outside a table records the same path.
+    """
+    lines: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_string = False
     for number, line in enumerate(text.splitlines(), start=1):
-        if m := _TABLE.match(line):
-            table = m.group(1)
-            lines.setdefault((table, ""), number)
-        elif m := _KEY.match(line):
-            lines.setdefault((table, m.group(1)), number)
+        if not in_string and (m := _TABLE.match(line)):
+            table = _parts(m[1])
+            lines.setdefault(table, number)
+        elif not in_string and (m := _KEY.match(line)):
+            path = table + _parts(m[1])
+            for end in range(len(table) + 1, len(path) + 1):
+                lines.setdefault(path[:end], number)
+        # A multi-line string may hold lines that look like keys: skip until it closes.
+        if (line.count('"""') + line.count("'''")) % 2:
+            in_string = not in_string
     return lines
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(p.strip("\"'") for p in _SPLIT.findall(path))
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyFile:
     name: str
-    match: dict[str, tuple[str, ...]]
-    values: dict[str, dict[str, Any]]  # parsed values of the keys this file sets
-    lines: dict[tuple[str, str], int]
+    match: dict[str, tuple[str, ...]]  # {} for default.toml: it applies to everyone
+    values: dict[str, dict[str, Any]]  # section -> key -> parsed value, only the keys it sets
+    lines: dict[tuple[str, ...], int]
 
     def applies(self, user_id: str, role: str, school: str | None) -> bool:
+        """Every list given must contain the subject's value; a missing list matches all."""
         wanted = {"users": user_id, "roles": role, "schools": school}
         return all(wanted[k] in v for k, v in self.match.items())
 
+    def line(self, section: str, key: str = "") -> int:
+        path = (section, key) if key else (section,)
+        return self.lines.get(path) or self.lines.get((section,)) or 1
 
-def parse_file(path: Path, *, complete: bool) -> PolicyFile:
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise PolicyError(f"{path.name}: {e}") from None
-    lines = key_lines(text)
 
-    def fail(section: str, key: str, message: str) -> PolicyError:
-        line = lines.get((section, key)) or lines.get((section, "")) or 1
+class _FileParser:
+    """Checks one parsed file against the schema, collecting every problem with its line."""
+
+    def __init__(self, name: str, lines: dict[tuple[str, ...], int], *, complete: bool) -> None:
+        self.file = PolicyFile(name, {}, {}, lines)
+        self.complete = complete
+        self.problems: list[str] = []
+
+    def fail(self, section: str, key: str, message: str) -> None:
         where = f"{section}.{key}" if key else f"[{section}]"
-        return PolicyError(f"{path.name}:{line}: {where}: {message}")
+        self.problems.append(f"{self.file.name}:{self.file.line(section, key)}: {where}: "
+                             f"{message}")
 
-    match: dict[str, tuple[str, ...]] = {}
-    values: dict[str, dict[str, Any]] = {}
-    for section, body in raw.items():
-        if section == "match" and not complete:
-            for key, value in body.items():
-                if key not in MATCH_KEYS:
-                    raise fail("match", key, f"unknown key; allowed keys: {', '.join(MATCH_KEYS)}")
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise fail("match", key, "expected a list of strings")
-                match[key] = tuple(value)
-            continue
-        if section not in SCHEMA or not isinstance(body, dict):
-            allowed = ", ".join(SCHEMA) + ("" if complete else ", match")
-            raise fail(section, "", f"unknown section; allowed sections: {allowed}")
+    def run(self, raw: dict[str, Any]) -> None:
+        for section, body in raw.items():
+            if isinstance(body, list) and section in SCHEMA:
+                self.fail(section, "", f"expected a [{section}] table, got [[{section}]]")
+            elif not isinstance(body, dict):
+                self.fail(section, "", f"{section!r} is outside any table; put it under "
+                          + (", ".join(f"[{s}]" for s, keys in SCHEMA.items() if section in keys)
+                             or "its [section]"))
+            elif section == "match":
+                self.match(body)
+            elif section not in SCHEMA:
+                allowed = ", ".join(SCHEMA) + ("" if self.complete else ", match")
+                self.fail(section, "", f"unknown section [{section}]; allowed sections: "
+                          f"{allowed}")
+            else:
+                self.section(section, body)
+        if self.complete:
+            self.missing()
+        elif not self.file.match and not self.problems:
+            self.problems.append(f"{self.file.name}:1: a narrowing file needs a [match] table "
+                                 f"({', '.join(MATCH_KEYS)}); only {DEFAULT} applies to all")
+
+    def section(self, section: str, body: dict[str, Any]) -> None:
         for key, value in body.items():
             spec = SCHEMA[section].get(key)
             if spec is None:
-                raise fail(section, key, f"unknown key {key!r} in [{section}]; allowed keys: "
-                           + ", ".join(SCHEMA[section]))
+                self.fail(section, key, f"unknown key {key!r} in [{section}]; allowed keys: "
+                          + ", ".join(SCHEMA[section]))
+                continue
             try:
-                values.setdefault(section, {})[key] = spec.check(value)
+                self.file.values.setdefault(section, {})[key] = spec.check(value)
             except Invalid as e:
-                raise fail(section, key, str(e)) from None
-    if complete:
+                self.fail(section, key, str(e))
+
+    def match(self, body: dict[str, Any]) -> None:
+        if self.complete:
+            self.fail("match", "", f"{DEFAULT} applies to everyone: put [match] in a narrower "
+                      "file")
+            return
+        for key, value in body.items():
+            if key not in MATCH_KEYS:
+                self.fail("match", key, f"unknown key {key!r} in [match]; allowed keys: "
+                          + ", ".join(MATCH_KEYS))
+            elif not (isinstance(value, list) and value
+                      and all(isinstance(v, str) and v for v in value)):
+                self.fail("match", key, f"expected a non-empty list of names, got {value!r:.60}")
+            elif key == "roles" and (bad := [r for r in value if r not in ROLES]):
+                self.fail("match", key, f"expected roles among {', '.join(ROLES)}, got "
+                          f"{bad[0]!r:.60}")
+            else:
+                self.file.match[key] = tuple(value)
+
+    def missing(self) -> None:
         for section, keys in SCHEMA.items():
             for key in keys:
-                if key not in values.get(section, {}):
-                    raise PolicyError(f"{path.name}: {section}.{key} is missing: default.toml "
-                                      "must set every key")
-    elif not match:
-        raise PolicyError(f"{path.name}:1: a narrowing policy needs a [match] table (schools, "
-                          "roles or users)")
-    return PolicyFile(path.name, match, values, lines)
+                if key not in self.file.values.get(section, {}):
+                    self.problems.append(f"{self.file.name}:{self.file.line(section)}: "
+                                         f"{section}.{key}: missing; {DEFAULT} must set every "
+                                         "key")
+
+
+def parse_file(path: Path, *, complete: bool) -> PolicyFile:
+    """One file, checked against the schema; PolicyError lists every problem found in it."""
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PolicyError(f"{path.name}:1: larger than {MAX_FILE_BYTES // 1024} KiB")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        raw = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path.name}:1: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        # tomllib's message already ends "(at line N, column M)".
+        line = re.search(r"at line (\d+)", str(e))
+        raise PolicyError(f"{path.name}:{line[1] if line else 1}: TOML syntax error: {e}") \
+            from None
+    parser = _FileParser(path.name, key_lines(text), complete=complete)
+    parser.run(raw)
+    if parser.problems:
+        raise PolicyError(*parser.problems[:MAX_PROBLEMS])
+    return parser.file
 
 
 @dataclass(frozen=True, slots=True)
 class PolicySet:
     files: tuple[PolicyFile, ...]  # default.toml first, then the others in name order
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.files)
+
     def resolve(self, user_id: str, role: str, school: str | None) -> ResolvedPolicy:
+        """The policy for one subject: default.toml, then each matching file; later wins."""
         merged: dict[str, dict[str, Any]] = {}
         provenance: dict[str, tuple[str, int]] = {}
         applied = []
@@ -111,32 +195,46 @@ class PolicySet:
             for section, keys in f.values.items():
                 for key, value in keys.items():
                     merged.setdefault(section, {})[key] = value
-                    provenance[f"{section}.{key}"] = (f.name, f.lines.get((section, key), 1))
+                    provenance[f"{section}.{key}"] = (f.name, f.line(section, key))
         try:
             policy = build(merged)
-        except ValueError as e:  # cross-field checks in the dataclasses
-            raise PolicyError(f"policy for {user_id}: {e}") from None
+        except (ValueError, TypeError) as e:  # cross-field checks in the dataclasses
+            raise PolicyError(f"{', '.join(applied)}: policy for {user_id or 'everyone'}: {e}") \
+                from None
         return ResolvedPolicy(policy, provenance, tuple(applied))
 
 
-def load_policies(directory: Path) -> PolicySet:
-    default = directory / "default.toml"
+def policy_files(directory: Path) -> list[Path]:
+    """The narrowing files in the order they apply: by name, hidden and editor files skipped."""
+    return sorted(p for p in directory.glob("*.toml")
+                  if p.name != DEFAULT and not p.name.startswith(".") and p.is_file())
+
+
+def load_policies(directory: Path | str) -> PolicySet:
+    """Every file checked (all problems reported at once), or PolicyError."""
+    directory = Path(directory)
+    default = directory / DEFAULT
     if not default.is_file():
-        raise PolicyError(f"{directory}: default.toml is missing")
-    files = [parse_file(default, complete=True)]
-    files += [parse_file(p, complete=False) for p in sorted(directory.glob("*.toml"))
-              if p.name != "default.toml"]
+        raise PolicyError(f"{directory}: {DEFAULT} is missing (it must set every key)")
+    files, problems = [], []
+    for path, complete in [(default, True)] + [(p, False) for p in policy_files(directory)]:
+        try:
+            files.append(parse_file(path, complete=complete))
+        except PolicyError as e:
+            problems += e.problems
+    if problems:
+        raise PolicyError(*problems)
     policies = PolicySet(tuple(files))
     policies.resolve("", "teacher", None)  # the defaults alone must build
     return policies
 
 
-def check_dir(directory: Path) -> list[str]:
-    """Every problem in a policy folder (empty = valid), for `staffroom policy check`."""
+def check_dir(directory: Path | str) -> list[str]:
+    """Every problem in a policy folder, one line each (empty = valid): `staffroom policy check`."""
     try:
         load_policies(directory)
     except PolicyError as e:
-        return [str(e)]
+        return list(e.problems)
     except OSError as e:
-        return [f"{directory}: {e.strerror}"]
+        return [f"{directory}: {e.strerror or e}"]
     return []
