@@ -20,6 +20,24 @@ export class Renderer {
     this.height = 0;
     this.lastFrame = 0;
     this.failed = false;
+    this.gate = null; // while held (printing): a promise that resolves on release()
+    this.open = null;
+  }
+
+  /**
+   * Stop touching the canvas until release(): queued messages wait, so the page can blank the
+   * canvas and put it back. Nothing piles up meanwhile: no Acks go out, so the gateway's flow
+   * control stops sending frames after max_unacked.
+   */
+  hold() {
+    if (this.gate) return;
+    this.gate = new Promise((resolve) => { this.open = resolve; });
+  }
+
+  release() {
+    const open = this.open;
+    this.gate = this.open = null;
+    open?.();
   }
 
   /** Queue one decoded message. Images start decoding at once; drawing keeps message order. */
@@ -44,7 +62,11 @@ export class Renderer {
   }
 
   async draw(msg, pending) {
-    if (this.failed) return;
+    const bitmap = pending ? await pending : null;
+    // Re-checked after every wait: a hold() may come while a tile decodes. From here to the end
+    // of the switch nothing awaits, so a held canvas is never drawn on.
+    while (this.gate) await this.gate;
+    if (this.failed) { bitmap?.close(); return; }
     const ctx = this.ctx;
     switch (msg.type) {
       case "hello":
@@ -61,7 +83,6 @@ export class Renderer {
         ctx.fillRect(msg.x, msg.y, msg.w, msg.h);
         break;
       case "tile": {
-        const bitmap = await pending;
         try {
           if (bitmap.width !== msg.w || bitmap.height !== msg.h) throw new Error("tile size mismatch");
           ctx.drawImage(bitmap, msg.x, msg.y);

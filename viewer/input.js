@@ -1,5 +1,8 @@
 // Keyboard and pointer capture: browser events -> X keysyms and RFB button masks.
 // Attacker-controlled: nothing (local events); what we send is re-checked by the gateway.
+// Keys are taken from the whole window, not just the canvas, so browser shortcuts (Ctrl+P print,
+// Ctrl+S save, Ctrl+F find, Ctrl+C/V/X) go to the remote desktop wherever the focus is; the
+// browser keeps the ones pages cannot cancel (Ctrl+W/T/N… outside keyboard lock, see LOCKDOWN.md).
 // IME: the canvas is not editable, so the local IME does not compose; keys go out raw and the
 // remote desktop's IME (e.g. fcitx5-mozc) composes. Keys the local IME swallows ("Process",
 // keyCode 229) are mapped from their physical `code`; text from a composition that still
@@ -82,10 +85,23 @@ function rfbButtons(buttons) {
 
 const WHEEL_STEP = 50; // CSS pixels of scrolling per wheel click sent
 
-/** Captures input on `canvas` and calls `send(bytesOrMessage)` via the given encoders. */
+// Keys a focused control of the page itself (the fullscreen button) keeps, unmodified.
+const CONTROL_KEYS = new Set(["Enter", " ", "Tab"]);
+
+function forControl(e) {
+  const t = e.target;
+  return t instanceof HTMLButtonElement && CONTROL_KEYS.has(e.key)
+    && !(e.ctrlKey || e.altKey || e.metaKey);
+}
+
+/**
+ * Captures pointer input on `canvas` and keys on `keyTarget` (the canvas by default; the viewer
+ * passes `window`) and reports them through onKey(keysym, down) / onPointer(x, y, buttons).
+ */
 export class InputCapture {
-  constructor(canvas, { onKey, onPointer }) {
+  constructor(canvas, { onKey, onPointer, keyTarget = canvas }) {
     this.canvas = canvas;
+    this.keyTarget = keyTarget;
     this.onKey = onKey; // (keysym, down)
     this.onPointer = onPointer; // (x, y, buttons)
     this.pressed = new Map(); // code -> keysym sent on keydown, so keyup matches it
@@ -103,9 +119,12 @@ export class InputCapture {
 
   attach() {
     const c = this.canvas;
-    this.listen(c, "keydown", (e) => this.key(e, true));
-    this.listen(c, "keyup", (e) => this.key(e, false));
+    const k = this.keyTarget;
+    // Capture phase: nothing on the page sees a key before it is sent (or kept, see forControl).
+    this.listen(k, "keydown", (e) => this.key(e, true), { capture: true });
+    this.listen(k, "keyup", (e) => this.key(e, false), { capture: true });
     this.listen(c, "blur", () => this.releaseAll());
+    if (k !== c) this.listen(window, "blur", () => this.releaseAll());
     this.listen(c, "compositionend", (e) => this.text(e.data));
     this.listen(c, "pointerdown", (e) => { c.focus(); c.setPointerCapture(e.pointerId); this.pointer(e); });
     this.listen(c, "pointerup", (e) => this.pointer(e));
@@ -117,7 +136,8 @@ export class InputCapture {
   detach() { this.releaseAll(); for (const off of this.handlers.splice(0)) off(); }
 
   key(e, down) {
-    e.preventDefault(); // no browser shortcuts (print, save, find) while the desktop has focus
+    if (forControl(e)) return;
+    e.preventDefault(); // no browser shortcuts (print, save, find, copy, paste) on this page
     e.stopPropagation();
     if (!this.enabled) return;
     // A keyup sends what its keydown sent; one whose keydown we never saw is not sent.

@@ -5,6 +5,9 @@
 import * as P from "./protocol.js";
 import { Renderer, fitCanvas } from "./canvas.js";
 import { InputCapture } from "./input.js";
+import { installLockdown } from "./lockdown.js";
+import { installFullscreen } from "./fullscreen.js";
+import { INITIAL_SESSION, sessionFromHello } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("screen");
@@ -24,6 +27,7 @@ let ws = null;
 let retries = 0;
 let ended = false;
 let pingTimer = null;
+let session = INITIAL_SESSION; // what the latest Hello allows; clipboard "off" until a flag says
 
 function setStatus(state) {
   const el = $("status");
@@ -43,10 +47,12 @@ const renderer = new Renderer(canvas, {
 });
 
 const input = new InputCapture(canvas, {
-  onKey: (keysym, down) => send(P.encodeKey(keysym, down)),
-  onPointer: (x, y, buttons) => send(P.encodePointer(x, y, buttons)),
+  onKey: (keysym, down) => { clearNotice(); send(P.encodeKey(keysym, down)); },
+  onPointer: (x, y, buttons) => { clearNotice(); send(P.encodePointer(x, y, buttons)); },
+  keyTarget: window,
 });
 input.attach();
+input.enabled = false; // until a Hello says the session takes input
 new ResizeObserver(() => fitCanvas(canvas, stage)).observe(stage);
 
 function showEnd(text) {
@@ -54,6 +60,7 @@ function showEnd(text) {
   clearInterval(pingTimer);
   input.enabled = false;
   input.releaseAll();
+  $("notice").hidden = true; // the end text says it all
   $("ended-text").textContent = text;
   $("ended").hidden = false;
   setStatus("ended");
@@ -64,22 +71,42 @@ function fail(text) {
   ws?.close(1002);
 }
 
+const NOTICE_INFO_MS = 10000;
 let noticeTimer = null;
 function showNotice(msg) {
   const el = $("notice");
-  el.textContent = msg.text;
+  $("notice-text").textContent = msg.text;
   el.dataset.level = String(msg.level);
   el.hidden = false;
   clearTimeout(noticeTimer);
-  if (msg.level === 0) noticeTimer = setTimeout(() => { el.hidden = true; }, 10000);
+  if (msg.level === 0) noticeTimer = setTimeout(() => { el.hidden = true; }, NOTICE_INFO_MS);
 }
+
+// Input answers a warning (level 1: the idle warning); info goes by itself, an error stays.
+function clearNotice() {
+  const el = $("notice");
+  if (el.hidden || el.dataset.level !== "1") return;
+  el.hidden = true;
+  clearTimeout(noticeTimer);
+}
+
+const BLOCKED_TEXT = {
+  copy: "コピーはできません Copying is disabled",
+  cut: "コピーはできません Copying is disabled",
+  paste: "貼り付けはできません Pasting is disabled",
+  drop: "ファイルの持ち込みはできません Dropping files is disabled",
+  dragstart: "画面は持ち出せません The screen cannot be dragged out",
+  print: "印刷はできません Printing is disabled",
+};
 
 function onMessage(msg) {
   switch (msg.type) {
     case "hello":
       if (msg.version !== P.VERSION) { fail("対応していないバージョンです Unsupported version"); return; }
-      $("info").textContent = msg.info;
-      input.enabled = !(msg.flags & P.HelloFlags.VIEW_ONLY);
+      session = sessionFromHello(msg);
+      $("info").textContent = session.info;
+      document.body.dataset.clipboard = session.clipboard;
+      input.enabled = !session.viewOnly && !ended;
       renderer.apply(msg);
       break;
     case "pong":
@@ -136,20 +163,21 @@ function connect() {
   };
 }
 
-$("fullscreen").addEventListener("click", async () => {
-  if (document.fullscreenElement) { await document.exitFullscreen(); return; }
-  await document.documentElement.requestFullscreen();
-  await navigator.keyboard?.lock?.().catch(() => {}); // deliver Esc, Alt+Tab… to the desktop
-  canvas.focus();
-});
+installFullscreen($("fullscreen"), canvas);
 
-// Lock-down: no clipboard, drag and drop or context menu anywhere on the page.
-for (const type of ["copy", "cut", "paste", "dragstart", "drop", "dragover", "contextmenu"]) {
-  document.addEventListener(type, (e) => e.preventDefault(), true);
-}
+// Lock-down: no print, clipboard, drag and drop, selection or context menu anywhere on the page.
+const lockdown = installLockdown({
+  canvas, renderer, getSession: () => session,
+  onBlocked: (what) => {
+    const el = $("notice");
+    if (ended || (!el.hidden && el.dataset.level !== "0")) return; // never hide a warning
+    showNotice({ level: 0, text: BLOCKED_TEXT[what] });
+  },
+});
+document.body.dataset.clipboard = session.clipboard;
 
 setStatus("connecting");
 connect();
 canvas.focus();
 
-export { renderer, input };
+export { renderer, input, lockdown };

@@ -309,7 +309,7 @@ async def test_a_network_blip_resumes_the_same_session(world: World, tmp_path: P
                                               args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1280, "height": 720})
             await page.goto(url)
-            await page.wait_for_function("document.body.dataset.state === 'connected'")
+            await page.wait_for_function("() => document.body.dataset.state === 'connected'")
             marker = Path("/tmp") / f"staffroom-blip-{os.getpid()}"
             marker.unlink(missing_ok=True)
             proxy.blip()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
-from pathlib import Path
 
 import pytest
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from PIL import Image
 from playwright.async_api import async_playwright
 
@@ -18,73 +16,11 @@ from gateway.display.pipeline import DisplayPipeline, SessionInfo
 from gateway.display.watermark import Watermark
 from gateway.wire import display as w
 from tests.display.canvas_model import diff_pixels, expected
+from tests.viewer.stand_in import CHROMIUM_ARGS, TOKEN, FakeAgent
 
-VIEWER = Path(__file__).resolve().parents[2] / "viewer"
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "connect-src 'self'")  # fmt: skip
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--force-color-profile=srgb"]  # fmt: skip
-TOKEN = "one-time-token-123"
 T0 = 1_700_000_000.0
 
 pytestmark = pytest.mark.slow
-
-
-class FakeAgent:
-    """The agent's loopback side: serves viewer/ under the strict CSP and relays /display."""
-
-    def __init__(self) -> None:
-        self.incoming: asyncio.Queue[w.Message] = asyncio.Queue()
-        self.ws: web.WebSocketResponse | None = None
-        self.connected = asyncio.Event()
-        self.origin = ""
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/display", self.display)
-        app.router.add_get("/{name}", self.static)
-        return app
-
-    async def static(self, request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        path = VIEWER / name
-        if path.parent != VIEWER or not path.is_file():
-            raise web.HTTPNotFound()
-        resp = web.FileResponse(path)
-        resp.headers["Content-Security-Policy"] = CSP
-        if name.endswith(".js"):
-            resp.content_type = "text/javascript"
-        return resp
-
-    async def display(self, request: web.Request) -> web.StreamResponse:
-        if request.query.get("token") != TOKEN or request.headers.get("Origin") != self.origin:
-            raise web.HTTPForbidden()
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.ws = ws
-        self.connected.set()
-        dec = w.DisplayDecoder(w.Direction.TO_GATEWAY)
-        async for msg in ws:
-            if msg.type is WSMsgType.BINARY:
-                dec.feed(msg.data)
-                while not isinstance(ev := dec.next_event(), w.Sentinel):
-                    await self.incoming.put(ev)
-        return ws
-
-    async def expect(self, kind: type, timeout: float = 10.0) -> w.Message:
-        """The next message of `kind`; Pings are answered, other kinds must not intervene."""
-        async with asyncio.timeout(timeout):
-            while True:
-                m = await self.incoming.get()
-                if isinstance(m, w.Ping):
-                    assert self.ws is not None
-                    await self.ws.send_bytes(w.encode(w.Pong(m.t)))
-                    if kind is w.Ping:
-                        return m
-                    continue
-                assert isinstance(m, kind), m
-                return m
 
 
 async def canvas_image(page) -> Image.Image:
@@ -165,7 +101,9 @@ async def run_session(agent: FakeAgent, page) -> None:
     await check_keys(agent, page)
 
     await agent.expect(w.Ping)  # sent every 2 s; answered by expect()
-    await page.wait_for_function("document.getElementById('latency').textContent.endsWith('ms')")
+    await page.wait_for_function(
+        "() => document.getElementById('latency').textContent.endsWith('ms')"
+    )
 
     assert agent.ws is not None
     await agent.ws.send_bytes(w.encode(w.End(w.EndCode.IDLE_TIMEOUT, "<i>idle</i> 30 分")))
