@@ -100,7 +100,7 @@ class SessionBroker:
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
                      policy: Any, decision: LoginDecision,
                      remote: str | None) -> LiveSession | None:
-        session_id = secrets.token_urlsafe(12)
+        session_id = secrets.token_hex(10)  # hex: never starts with '-' on a command line
         assigned = self.ctx.store.get_assignment(user.id)
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
             Assignment("vnc", assigned.host, assigned.port, assigned.password)
@@ -188,6 +188,14 @@ class SessionBroker:
             return False
         await session.end(wire.EndCode.TERMINATED, reason)
         return True
+
+    async def end_user_sessions(self, user_id: str, reason: str) -> int:
+        """A revoked key or a disabled account ends that user's live sessions at once."""
+        ended = 0
+        for session in [s for s in self.sessions.values() if s.user_id == user_id]:
+            await session.end(wire.EndCode.TERMINATED, reason)
+            ended += 1
+        return ended
 
     async def shutdown(self) -> None:
         for session in list(self.sessions.values()):

@@ -3,6 +3,7 @@ and the first administrator. Refuses to touch an existing DATA_DIR; never overwr
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,9 @@ def init_data_dir(
     url = f"https://{hostnames[0]}:{port}"
     config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url)
     data.write_config(config)
+    # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte
+    # (SQLite gives its -wal and -shm files the same mode).
+    os.close(os.open(data.db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     store = SqliteStore(data.db)
     password = passwords.generate_password()
     secret = totp.new_secret()

@@ -68,7 +68,7 @@ async def require(
     decision = authorize(actor(request), action, school=school, grants_role=grants_role)
     if not decision.allowed:
         await audit(
-            request, action, "denied", subject=subject, school=school,
-            details={"reason": decision.reason},
+            request, "access.denied", "denied", subject=subject, school=school,
+            details={"action": action, "reason": decision.reason},
         )
         raise forbidden(decision.reason)

@@ -172,6 +172,11 @@ async def revoke(request: web.Request) -> web.Response:
     else:
         raise bad_request("Name a certificate serial or a user to revoke.")
     publish_crl(ctx(request))
+    broker = ctx(request).extras.get("broker")
+    if broker is not None:
+        for user_id in {c.user_id for c in revoked}:
+            await broker.end_user_sessions(user_id, "Your key was revoked, so this session "
+                                           "ended: ask your school's IT lead for a new key.")
     return web.json_response({"revoked": [cert_json(c) for c in revoked]})
 
 

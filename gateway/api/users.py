@@ -10,7 +10,6 @@ from gateway.accounts import AccountError, parse_roster, validate
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, conflict, field_str, json_body, not_found
 from gateway.auth import passwords, totp
-from gateway.policy.access import BOARD_ROLES
 from gateway.store.base import Conflict, User
 
 OPERATOR_ROLES = {"admin", "cio", "officer"}
@@ -79,8 +78,8 @@ async def add_user(request: web.Request) -> web.Response:
 
 async def list_users(request: web.Request) -> web.Response:
     a = actor(request)
-    school = request.query.get("school") or (a.school if a.role not in BOARD_ROLES else None)
-    await require(request, "users.read", school=school if school else a.school)
+    school = a.school or request.query.get("school") or None
+    await require(request, "users.read", school=school)
     users = ctx(request).store.list_users(school)
     return web.json_response({"users": [user_json(u) for u in users]})
 
@@ -93,6 +92,10 @@ async def disable_user(request: web.Request) -> web.Response:
         raise bad_request("You cannot disable your own account.")
     await audit(request, "user.disable", "ok", subject=user.id, school=user.school)
     ctx(request).store.update_user(replace(user, disabled=True))
+    broker = ctx(request).extras.get("broker")
+    if broker is not None:
+        await broker.end_user_sessions(user.id, "Your account was disabled, so this session "
+                                       "ended: ask your school's IT lead.")
     return web.json_response(user_json(replace(user, disabled=True)))
 
 

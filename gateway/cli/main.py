@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("staffroom: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `staffroom … | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as e:
         if os.environ.get("STAFFROOM_DEBUG"):
             raise

@@ -187,3 +187,36 @@ def test_bad_input_gets_one_clear_sentence_and_changes_nothing(
         "login", "--gateway", gateway.url, "--ca", other_init["ca_cert"], "--user", "admin",
         "--password-file", str(pw), "--totp", "000000", check=False),
         "not vouched for by your school's CA")
+
+
+def test_data_dir_secrets_are_private_and_scopes_hold(
+    gateway: Gateway, admin: Persona, tmp_path: Path
+) -> None:
+    import stat
+
+    for path, mode in ((gateway.data / "state.db", 0o600), (gateway.data / "audit", 0o700),
+                       (gateway.data / "ca" / "ca.key", 0o600),
+                       (gateway.data / "tls" / "server.key", 0o600),
+                       (gateway.data / "audit-signing.key", 0o600)):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+    _add(admin, tmp_path, "t.kita", "kita-es", "teacher")
+    _add(admin, tmp_path, "t.minami", "minami-es", "teacher")
+    officer = _add(admin, tmp_path, "sec.kita", "kita-es", "officer")
+    cio = _add(admin, tmp_path, "cio.kita", "kita-es", "cio")
+    who = Persona(tmp_path / "home-sec")
+    gateway.login(who, "sec.kita", PASSWORD, str(officer["totp_uri"]))
+    seen = {u["id"] for u in who.run("users", "list", "--json").json()}  # type: ignore
+    assert seen == {"t.kita", "sec.kita", "cio.kita"}
+    records = who.run("audit", "tail", "-n", "200", "--json").json()
+    assert records and all(r["school"] == "kita-es" for r in records)  # type: ignore
+    # A CIO may not read the audit log: one sentence, and the refusal is itself audited.
+    c = Persona(tmp_path / "home-cio")
+    gateway.login(c, "cio.kita", PASSWORD, str(cio["totp_uri"]))
+    refused = c.run("audit", "tail", check=False)
+    assert refused.code == 1 and "may not do this (audit.read)" in refused.err, refused.err
+    denials = admin.run("audit", "export", "--json", "--kind", "access.denied").json()
+    assert any(r["actor"] == "cio.kita" and r["details"]["action"] == "audit.read"
+               for r in denials)  # type: ignore[union-attr]
+    # A date without a time zone is read in the gateway's local time, not an internal error.
+    since = admin.run("audit", "export", "--json", "--since", "2020-04-01")
+    assert since.code == 0 and since.json()
