@@ -22,6 +22,7 @@ from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
 from gateway.audit.log import AuditLog, AuditLogError
 from gateway.broker import SessionBroker
+from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.crl import publish_crl
 from gateway.datadir import DataDir
@@ -76,6 +77,7 @@ def build_app(context: GatewayContext) -> web.Application:
                           client_max_size=4 * 1024 * 1024)
     app[CONTEXT] = context
     add_routes(app)
+    add_console_routes(app)
     app.router.add_get("/tunnel", tunnel)
     for hook in context.extras.get("app_hooks", ()):
         hook(app)
@@ -97,12 +99,18 @@ async def serve(context: GatewayContext, host: str, port: int,
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
     if not context.data.crl.exists():
         publish_crl(context)
-    workspace_policy = context.policies.resolve("", "teacher", None).policy.workspace
+    # Desktop-wide settings come from the policy that applies to teachers (per-user values
+    # for these need one desktop host per policy group: see docs/WORKSPACE.md).
+    teacher_policy = context.policies.resolve("", "teacher", None).policy
+    workspace_policy = teacher_policy.workspace
+    redirection = teacher_policy.redirection
     workspaces = WorkspaceManager(
         context.data.root, session_command=workspace_policy.session_command,
         geometry=context.config.desktop_geometry,
         stop_unattached_after=workspace_policy.stop_unattached_after.total_seconds(),
-        run_as=desktop_account(context))
+        run_as=desktop_account(context), allowed_hosts=workspace_policy.allowed_hosts,
+        home_quota_bytes=workspace_policy.home_quota, printing=redirection.printing,
+        clipboard=redirection.clipboard != "off")
     workspaces.start_reaper()
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker

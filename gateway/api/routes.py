@@ -31,6 +31,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(CRL_PATH, keys.crl_der)
     app.router.add_get("/api/v1/audit", audit.search)
     app.router.add_get("/api/v1/audit/verify", audit.verify)
+    app.router.add_get("/api/v1/audit/export", audit.export)
     app.router.add_post("/api/v1/workspaces", workspaces.assign)
     app.router.add_get("/api/v1/workspaces", workspaces.list_workspaces)
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)

@@ -1,7 +1,9 @@
-"""Operator login (password + TOTP) and the bearer-token sessions the CLI keeps.
+"""Operator login (password + TOTP), the bearer-token sessions the CLI keeps, and the gate in
+front of every /api/ handler (bearer token, or the console's cookie + CSRF header).
 
-Attacker-controlled here: the login body and the Authorization header. Tokens are random 256-bit
-values; only their SHA-256 is stored, looked up by hash (no timing oracle on the token itself).
+Attacker-controlled here: the login body, the Authorization header and the console cookie.
+Tokens are random 256-bit values; only their SHA-256 is stored, looked up by hash (no timing
+oracle on the token itself); the cookie path's own limits are in gateway.console.cookie.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from aiohttp import web
 from gateway.api.common import ACTOR_KEY, TOKEN_HASH_KEY, audit, ctx
 from gateway.api.errors import ApiError, error_response, field_str, forbidden, json_body
 from gateway.auth.factors import authenticate
+from gateway.console import cookie as console_cookie
 from gateway.policy.access import Actor
-from gateway.store.base import OperatorSession
+from gateway.store.base import OperatorSession, User
 
 OPERATOR_ROLES = {"admin", "cio", "officer"}
 PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health"}
+NOT_AN_OPERATOR = {
+    "api": "Teachers connect with `staffroom agent connect`; the admin API is for IT leads and "
+           "security officers.",
+    "console": "Teachers connect with the Staffroom agent on their PC; this console is for IT "
+               "leads and security officers.",
+}
 # Paths an operator who must change a one-time password may still use.
 _ONE_TIME_OK = {"/api/v1/logout", "/api/v1/me"}
 
@@ -28,41 +37,52 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def login(request: web.Request) -> web.Response:
-    body = await json_body(request, max_bytes=8192)
-    user_id = field_str(body, "user", max_len=64) or ""
-    password = field_str(body, "password", max_len=1024)
-    code = field_str(body, "totp", required=False, max_len=16)
+async def verify_operator(request: web.Request, user_id: str, password: str | None,
+                          code: str | None, *, via: str) -> User:
+    """Password + TOTP of an operator, with lockout; every refusal is audited and raised.
+
+    Shared by the CLI login and the console sign-in so both lock out and audit alike. A
+    non-operator (a teacher) is checked on the password alone, so the right password earns the
+    sentence saying where teachers go, and a wrong one the same answer as anyone else.
+    """
     c = ctx(request)
     now = c.clock()
     user = c.store.get_user(user_id)
-    outcome = authenticate(
-        user, password=password, totp_code=code, factors=("password", "totp"), now=now
-    )
+    operator = user is None or user.role in OPERATOR_ROLES
+    outcome = authenticate(user, password=password, totp_code=code,
+                           factors=("password", "totp") if operator else ("password",), now=now)
     if outcome.user is not None:
         c.store.update_user(outcome.user)
-    if outcome.ok and user is not None and user.role not in OPERATOR_ROLES:
-        await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
-                    school=user.school, details={"code": "not-an-operator"})
-        raise forbidden(
-            "Teachers connect with `staffroom agent connect`; the admin API is for IT leads "
-            "and security officers.", "not-an-operator",
-        )
     school = user.school if user else None
+    if outcome.ok and user is not None and not operator:
+        await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
+                    school=school, details={"code": "not-an-operator", "via": via})
+        raise forbidden(NOT_AN_OPERATOR[via], "not-an-operator")
     if not outcome.ok:
         await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
-                    school=school, details={"code": outcome.code})
+                    school=school, details={"code": outcome.code, "via": via})
         if outcome.code == "locked" and user is not None and outcome.user is not None \
                 and outcome.user.locked_until != user.locked_until:
             await audit(request, "account.locked", "ok", actor_id=user_id, subject=user_id,
                         school=school, details={"until": str(outcome.user.locked_until)})
         raise ApiError(401, outcome.code, outcome.reason)
     assert user is not None
+    return user
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await json_body(request, max_bytes=8192)
+    user = await verify_operator(
+        request, field_str(body, "user", max_len=64) or "",
+        field_str(body, "password", max_len=1024), field_str(body, "totp", required=False,
+                                                             max_len=16), via="api")
+    c = ctx(request)
+    now = c.clock()
     token = secrets.token_urlsafe(32)
     minutes = c.config.operator_session_minutes
     session = OperatorSession(token_hash(token), user.id, now, now + timedelta(minutes=minutes))
     await audit(request, "operator.login", "ok", actor_id=user.id, subject=user.id,
-                school=school, details={"expires_at": session.expires_at.isoformat()})
+                school=user.school, details={"expires_at": session.expires_at.isoformat()})
     c.store.add_operator_session(session)
     return web.json_response({
         "token": token, "expires_at": session.expires_at.isoformat(), "user": user.id,
@@ -88,8 +108,22 @@ async def me(request: web.Request) -> web.Response:
 
 @web.middleware
 async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    """Every /api/ request but login and health needs an operator: a CLI bearer token, or the
+    console's cookie (plus, for state-changing methods, its CSRF header and a same-origin
+    Origin — gateway.console.cookie). A request with an Authorization header is never judged
+    by its cookie."""
     if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
         return await handler(request)
+    if "Authorization" not in request.headers and console_cookie.COOKIE in request.cookies:
+        found = await console_cookie.authenticate(request)
+        if isinstance(found, web.StreamResponse):
+            return found
+        refused = _must_change(request, found, "console")
+        if refused is not None:
+            return refused
+        response = await handler(request)
+        console_cookie.refresh_cookie(request, response)
+        return response
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or len(header) > 200:
         return error_response(401, "no-session", "Log in first: run `staffroom login`.")
@@ -97,7 +131,7 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
     digest = token_hash(header.removeprefix("Bearer ").strip())
     session = c.store.get_operator_session(digest)
     now = c.clock()
-    if session is None or session.revoked:
+    if session is None or session.revoked or session.kind != "bearer":
         return error_response(401, "no-session", "You are not logged in: run `staffroom login`.")
     if now >= session.expires_at:
         return error_response(
@@ -109,11 +143,18 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
         return error_response(401, "no-session", "This account is disabled: ask your IT lead.")
     request[ACTOR_KEY] = Actor(user.id, user.role, user.school)
     request[TOKEN_HASH_KEY] = digest
-    own_password = request.path == f"/api/v1/users/{user.id}/password"
-    if user.must_change_password and not own_password and request.path not in _ONE_TIME_OK:
-        return error_response(
-            403, "must-change-password",
-            f"Your one-time password must be changed first: run `staffroom users set-password "
-            f"{user.id}`.",
-        )
+    refused = _must_change(request, user, "api")
+    if refused is not None:
+        return refused
     return await handler(request)
+
+
+def _must_change(request: web.Request, user: User, via: str) -> web.Response | None:
+    """An operator with a one-time password may only change it (and see who they are)."""
+    own_password = request.path == f"/api/v1/users/{user.id}/password"
+    if not user.must_change_password or own_password or request.path in _ONE_TIME_OK:
+        return None
+    how = ("use the console's password form" if via == "console"
+           else f"run `staffroom users set-password {user.id}`")
+    return error_response(
+        403, "must-change-password", f"Your one-time password must be changed first: {how}.")

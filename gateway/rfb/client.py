@@ -16,6 +16,8 @@ from collections import deque
 
 from . import messages as msg
 from .buffer import ReceiveBuffer
+from .clipboard import ExtendedClipboard
+from .clipboard_codec import EXTENDED_CLIPBOARD
 from .encodings import LOOPBACK_ENCODINGS, DecodeContext
 from .encodings.desktopsize import check_size
 from .errors import (
@@ -47,11 +49,15 @@ class RfbClient:
         encodings: tuple[int, ...] = LOOPBACK_ENCODINGS,
         limits: Limits | None = None,
         shared: bool = True,
+        clipboard: bool = False,
     ) -> None:
+        """``clipboard=True`` asks for the Extended Clipboard (UTF-8 cut text both ways);
+        without it the pseudo-encoding is never sent, even if listed in ``encodings``."""
         self._surface = surface
         self._password = password.encode() if isinstance(password, str) else password
-        self._encodings = tuple(encodings)
         self._limits = limits or Limits()
+        self._clipboard = ExtendedClipboard(self._limits) if clipboard else None
+        self._encodings = self._with_clipboard(encodings)
         self._shared = shared
         self._buf = ReceiveBuffer()
         self._outbox = bytearray()
@@ -77,6 +83,8 @@ class RfbClient:
             self._eof = True
 
     def data_to_send(self) -> bytes:
+        if self._clipboard is not None:
+            self._outbox += self._clipboard.data_to_send()
         out = bytes(self._outbox)
         self._outbox.clear()
         return out
@@ -131,16 +139,42 @@ class RfbClient:
         return msg.pointer_event(x, y, button_mask)
 
     def client_cut_text(self, text: str | bytes) -> bytes:
-        """Clipboard to the desktop; the gateway's policy normally forbids it."""
+        """Classic ClientCutText, ISO 8859-1 only (other characters become '?')."""
         self._require_connected()
         if isinstance(text, str):
             text = text.encode("latin-1", errors="replace")
         return msg.client_cut_text(text)
 
+    def cut_text(self, text: str) -> bytes:
+        """Clipboard to the desktop; the gateway's policy normally forbids it.
+
+        If the server announced Extended Clipboard text (we asked with ``clipboard=True``),
+        the text goes as UTF-8: a Notify now and a zlib Provide when the server asks (or at
+        once if its Caps take it unasked); later server Requests are answered from it too.
+        Otherwise classic ClientCutText in ISO 8859-1: characters outside it are replaced by
+        '?', and line ends become LF. Raises LocalProtocolError past ``max_cut_text`` bytes.
+        """
+        self._require_connected()
+        if self._clipboard is not None and self._clipboard.negotiated:
+            return self._clipboard.announce(text)
+        lf = text.replace("\r\n", "\n").replace("\r", "\n")
+        return self.client_cut_text(lf)
+
+    @property
+    def extended_clipboard(self) -> bool:
+        """True once the server's Caps offered Extended Clipboard text."""
+        return self._clipboard is not None and self._clipboard.negotiated
+
     def set_encodings(self, encodings: tuple[int, ...]) -> bytes:
         self._require_connected()
-        self._encodings = tuple(encodings)
+        self._encodings = self._with_clipboard(encodings)
         return msg.set_encodings(self._encodings)
+
+    def _with_clipboard(self, encodings: tuple[int, ...]) -> tuple[int, ...]:
+        # Asked for exactly when the caller enabled it: a policy with clipboard off must not
+        # even ask, and a server must never see us ask without the parser ready for it.
+        rest = tuple(e for e in encodings if e != EXTENDED_CLIPBOARD)
+        return (*rest, EXTENDED_CLIPBOARD) if self._clipboard is not None else rest
 
     # -- the state machine ---------------------------------------------------------------
     def _step(self) -> Event | _NeedData:
@@ -312,7 +346,7 @@ class RfbClient:
         self.name = name.decode("utf-8", errors="replace")
         self._surface.resize(width, height)
         self._parser = ServerMessageParser(
-            self._surface, DecodeContext(width, height, self._limits)
+            self._surface, DecodeContext(width, height, self._limits), self._clipboard
         )
         self._advance(Input.SERVER_INIT)
         # Our decoders assume BGRX, so the format is fixed before any update can be requested.

@@ -121,8 +121,12 @@ class RfbConnection:
         await self._write(self.client.pointer_event(x, y, button_mask))
 
     async def cut_text(self, text: str | bytes) -> None:
-        """ClientCutText. The gateway's policy normally never calls this."""
-        await self._write(self.client.client_cut_text(text))
+        """Clipboard to the desktop (see ``RfbClient.cut_text``; bytes go as classic
+        ISO 8859-1 ClientCutText). The gateway's policy normally never calls this."""
+        if isinstance(text, bytes):
+            await self._write(self.client.client_cut_text(text))
+        else:
+            await self._write(self.client.cut_text(text))
 
     async def set_encodings(self, encodings: tuple[int, ...]) -> None:
         await self._write(self.client.set_encodings(encodings))
@@ -154,8 +158,12 @@ async def open_rfb(
     idle_timeout: float | None = None,
     on_send: Hook | None = None,
     on_receive: Hook | None = None,
+    clipboard: bool = False,
 ) -> RfbConnection:
     """Connect and run the handshake; returns once ServerInit has resized ``surface``.
+
+    ``clipboard=True`` asks for the Extended Clipboard (UTF-8 ServerCutText events,
+    ``cut_text`` as UTF-8); leave it off when policy forbids the clipboard: we then never ask.
 
     Raises RfbError (ServerRefused, AuthenticationFailed, RemoteProtocolError, RfbTimeout)
     or OSError when the TCP connection fails. Call ``request_update(False)`` next.
@@ -166,7 +174,9 @@ async def open_rfb(
         )
     except TimeoutError:
         raise RfbTimeout(f"connect to {host}:{port} timed out after {connect_timeout}s") from None
-    client = RfbClient(surface, password=password, encodings=encodings, limits=limits)
+    client = RfbClient(
+        surface, password=password, encodings=encodings, limits=limits, clipboard=clipboard
+    )
     conn = RfbConnection(
         reader, writer, client,
         message_timeout=message_timeout, idle_timeout=None,

@@ -51,16 +51,22 @@ class Bell:
 class ServerCutText:
     """The server's clipboard. Policy decides; the client never acts on it.
 
-    ``data`` is the raw ISO 8859-1 text, empty when ``oversized`` (it was read and dropped).
+    Classic ServerCutText: ``data`` is the raw ISO 8859-1 text, ``length`` its wire length.
+    Extended clipboard (``extended``): ``data`` is the UTF-8 bytes up to the NUL terminator,
+    ``length`` the size the server declared. ``text`` is the decoded text either way (LF line
+    ends when extended; invalid UTF-8 shown as U+FFFD). ``data`` and ``text`` are empty when
+    ``oversized`` (it was read and dropped; ``length`` says how big it was).
     """
 
     data: bytes = field(repr=False)
     length: int
     oversized: bool = False
+    extended: bool = False
+    text: str = field(default="", repr=False)
 
-    @property
-    def text(self) -> str:
-        return self.data.decode("latin-1")
+    def __post_init__(self) -> None:
+        if not self.extended and not self.text:
+            object.__setattr__(self, "text", self.data.decode("latin-1"))
 
 
 @dataclass(frozen=True, slots=True)

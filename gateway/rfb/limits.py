@@ -14,7 +14,8 @@ class Limits:
     max_name_length: int = 1024
     #: Failure reason strings from the server.
     max_reason_length: int = 4096
-    #: ServerCutText up to this many bytes is delivered as an event.
+    #: ServerCutText up to this many bytes is delivered as an event. Extended clipboard: the
+    #: compressed payload and, separately, the inflated text; also the most we send.
     max_cut_text: int = 256 * 1024
     #: Longer cut text up to this is read and dropped (an "oversized" event); beyond it we close.
     max_cut_text_discard: int = 64 * 1024 * 1024

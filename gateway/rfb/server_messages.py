@@ -1,13 +1,14 @@
 """Parser for server-to-client messages after the handshake (RFC 6143 §7.6).
 
 Attacker-controlled: every byte after ServerInit. Limits: rectangles per update, rectangles
-inside the framebuffer, ServerCutText length (delivered / read-and-dropped / fatal), colour
-map entries; each decoder bounds its own payload.
+inside the framebuffer, ServerCutText length (delivered / read-and-dropped / fatal; the same
+for extended clipboard payloads), colour map entries; each decoder bounds its own payload.
 
 | FramebufferUpdate=0 u8 | pad 1 | rects u16 | (Rect header 12 | payload) × rects |
 | SetColourMapEntries=1 u8 | pad 1 | first u16 | count u16 | (r u16 | g u16 | b u16) × count |
 | Bell=2 u8 |
 | ServerCutText=3 u8 | pad 3 | length u32 | text |
+| ServerCutText=3 u8 | pad 3 | -length s32 | extended clipboard payload | (only if we asked)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .buffer import ReceiveBuffer
+from .clipboard import ExtendedClipboard
 from .encodings import DecodeContext, Decoder, Rect, make_decoders
 from .errors import RemoteProtocolError
 from .events import NEED_DATA, Bell, Event, Resized, ServerCutText, UpdateDone, _NeedData
@@ -42,13 +44,17 @@ class _Update:
 
 
 class ServerMessageParser:
-    def __init__(self, surface: Surface, ctx: DecodeContext) -> None:
+    def __init__(
+        self, surface: Surface, ctx: DecodeContext, clipboard: ExtendedClipboard | None = None
+    ) -> None:
         self._surface = surface
         self.ctx = ctx
         self._decoders = make_decoders()
+        self._clipboard = clipboard
         self._update: _Update | None = None
         self._skip_total = 0
         self._skip_left = 0
+        self._skip_extended = False
         self.pending: deque[Event] = deque()
 
     @property
@@ -157,6 +163,11 @@ class ServerMessageParser:
             buf.rollback()
             return NEED_DATA
         (length,) = struct.unpack(">3xI", head)
+        # A negative s32 length is an extended clipboard message, but only if we asked for
+        # the pseudo-encoding; otherwise it is an enormous u32 length and fatal below.
+        extended = self._clipboard is not None and length >= 2**31
+        if extended:
+            length = 2**32 - length
         limits = self.ctx.limits
         if length > limits.max_cut_text_discard:
             raise RemoteProtocolError(
@@ -165,13 +176,16 @@ class ServerMessageParser:
         if length > limits.max_cut_text:
             buf.commit()
             self._skip_total = self._skip_left = length
+            self._skip_extended = extended
             return None
-        text = buf.consume_exactly(length)
-        if text is None:
+        payload = buf.consume_exactly(length)
+        if payload is None:
             buf.rollback()
             return NEED_DATA
         buf.commit()
-        return ServerCutText(text, length)
+        if self._clipboard is not None and extended:
+            return self._clipboard.receive(payload)
+        return ServerCutText(payload, length)
 
     def _continue_skip(self, buf: ReceiveBuffer) -> Step:
         dropped = buf.consume_at_most(self._skip_left)
@@ -179,4 +193,4 @@ class ServerMessageParser:
         self._skip_left -= len(dropped)
         if self._skip_left:
             return NEED_DATA
-        return ServerCutText(b"", self._skip_total, oversized=True)
+        return ServerCutText(b"", self._skip_total, oversized=True, extended=self._skip_extended)

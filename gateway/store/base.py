@@ -45,8 +45,10 @@ class OperatorSession:
     token_hash: str
     user_id: str
     created_at: datetime
-    expires_at: datetime
+    expires_at: datetime  # the console's sessions slide this forward on use
     revoked: bool = False
+    kind: str = "bearer"  # "bearer" (CLI, Authorization header) or "console" (cookie + CSRF)
+    csrf: str | None = None  # console only: the per-session CSRF token the page sends back
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +94,13 @@ class Store(Protocol):
     def update_user(self, user: User) -> None: ...
     def count_users(self) -> int: ...
 
-    # operator sessions (bearer tokens of `staffroom login`)
+    # operator sessions (bearer tokens of `staffroom login`, console cookies)
     def add_operator_session(self, session: OperatorSession) -> None: ...
     def get_operator_session(self, token_hash: str) -> OperatorSession | None: ...
     def revoke_operator_session(self, token_hash: str) -> None: ...
+    def touch_operator_session(self, token_hash: str, expires_at: datetime) -> None:
+        """Move a live session's expiry (the console's sliding 30 minutes)."""
+        ...
 
     # single-use nonces (login challenges, key-issue challenges)
     def add_nonce(self, nonce: Nonce) -> None: ...

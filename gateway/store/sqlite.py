@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS users (
   locked_until TEXT, created_at TEXT);
 CREATE TABLE IF NOT EXISTS operator_sessions (
   token_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, created_at TEXT NOT NULL,
-  expires_at TEXT NOT NULL, revoked INTEGER NOT NULL);
+  expires_at TEXT NOT NULL, revoked INTEGER NOT NULL, kind TEXT NOT NULL DEFAULT 'bearer',
+  csrf TEXT);
 CREATE TABLE IF NOT EXISTS nonces (
   value TEXT PRIMARY KEY, purpose TEXT NOT NULL, user_id TEXT, expires_at TEXT NOT NULL,
   bound_to TEXT);
@@ -41,6 +42,11 @@ CREATE TABLE IF NOT EXISTS workspaces (
   user_id TEXT PRIMARY KEY, provider TEXT NOT NULL, host TEXT, port INTEGER, password TEXT);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+# Columns added after a table first shipped: (name, declaration), applied by _migrate.
+_ADDED_COLUMNS = {
+    "operator_sessions": (("kind", "TEXT NOT NULL DEFAULT 'bearer'"), ("csrf", "TEXT")),
+}
 
 _DATETIME_FIELDS = {
     "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
@@ -85,6 +91,14 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a state file made by an older gateway up to this schema (columns only added)."""
+        have = {r["name"] for r in self._db.execute("PRAGMA table_info(operator_sessions)")}
+        for column, decl in _ADDED_COLUMNS["operator_sessions"]:
+            if column not in have:
+                self._db.execute(f"ALTER TABLE operator_sessions ADD COLUMN {column} {decl}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -156,6 +170,13 @@ class SqliteStore:
         with self._tx() as db:
             db.execute(
                 "UPDATE operator_sessions SET revoked = 1 WHERE token_hash = ?", (token_hash,)
+            )
+
+    def touch_operator_session(self, token_hash: str, expires_at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE operator_sessions SET expires_at = ? WHERE token_hash = ? AND revoked = 0",
+                (expires_at.isoformat(), token_hash),
             )
 
     # nonces

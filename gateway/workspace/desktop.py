@@ -8,6 +8,7 @@ whole process group plus anything carrying the session marker (setsid escapees) 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -18,14 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from gateway.workspace import credentials, ime, procs
-from gateway.workspace.base import Endpoint, WorkspaceStartFailed
+from gateway.workspace import credentials, ime, procs, quota
+from gateway.workspace.base import Endpoint, InvalidAssignment, WorkspaceStartFailed
+from gateway.workspace.confinement import Confinement, HomeMode, Limits, prepare_home
+from gateway.workspace.lockdown import SessionLockdown
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = "127.0.0.1"
 GRACE = 2.0  # seconds a process gets between SIGTERM and SIGKILL
 IME_READY_TIMEOUT = 3.0  # seconds fcitx5 gets to register its XIM server
+LAUNCHERS = (b"nsenter", b"prlimit")  # exec() the real command; wait until they have
+LAUNCH_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,10 @@ class Account:
     uid: int
     gid: int
     switch: bool
+
+    @property
+    def ids(self) -> tuple[int, int]:
+        return self.uid, self.gid
 
     def popen_kwargs(self) -> dict[str, Any]:
         if not self.switch:
@@ -56,6 +65,8 @@ class DesktopSpec:
     clipboard: bool = False
     input_method: bool = True
     start_timeout: float = 10.0
+    lockdown: SessionLockdown | None = None
+    limits: Limits = field(default_factory=lambda: Limits(egress=None))
 
 
 @dataclass(slots=True, eq=False)
@@ -71,6 +82,7 @@ class XvncDesktop:
     bus: asyncio.subprocess.Process | None = None
     session: asyncio.subprocess.Process | None = None
     children: list[asyncio.subprocess.Process] = field(default_factory=list)
+    confinement: Confinement | None = None
     stopped: bool = False
 
     @property
@@ -117,6 +129,8 @@ class XvncDesktop:
         }
         if spec.input_method:
             env.update(ime.IME_ENV)
+        if spec.lockdown is not None:
+            env.update(spec.lockdown.env(self.runtime_dir))
         name, _, value = self.marker.partition("=")
         env[name] = value
         return env
@@ -139,14 +153,17 @@ class XvncDesktop:
             if proc is not None:
                 await procs.stop_process(proc, GRACE)
         await procs.kill_marked(self.marker.encode(), GRACE)
+        if self.confinement is not None:
+            await self.confinement.release()  # nothing runs any more: unmount, drop namespace
         await asyncio.to_thread(shutil.rmtree, self.runtime_dir, True)
         log.info("desktop :%d of user %s stopped", self.spec.display, self.spec.user_id)
 
 
-def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> Path:
-    """Blocking part of a start (run in a thread): runtime dir, secrets, HOME."""
+def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> tuple[Path, HomeMode]:
+    """Blocking part of a start (run in a thread): runtime dir, secrets, HOME (maybe mounted)."""
     owner = (spec.account.uid, spec.account.gid) if spec.account.switch else None
     runtime = Path(tempfile.mkdtemp(prefix=f"staffroom-x{spec.display}-"))  # 0700
+    mode: HomeMode = "none"
     try:
         if owner is not None:
             os.chown(runtime, *owner)
@@ -155,6 +172,7 @@ def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> Path:
         entry = credentials.xauth_entry(spec.display, cookie)
         credentials.write_private(runtime / "Xauthority", entry, owner=owner)
         spec.home.parent.mkdir(mode=0o711, parents=True, exist_ok=True)
+        mode = prepare_home(spec.limits, spec.home, spec.account.ids, f"desktop :{spec.display}")
         if not spec.home.exists():
             spec.home.mkdir(mode=0o700)
             if owner is not None:
@@ -163,9 +181,12 @@ def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> Path:
             ime.prepare_home(spec.home, owner)
     except OSError:
         log.exception("desktop :%d: cannot prepare its files", spec.display)
+        if mode == "image":
+            with contextlib.suppress(OSError):
+                quota.unmount_home(spec.home)
         shutil.rmtree(runtime, ignore_errors=True)
         raise WorkspaceStartFailed() from None
-    return runtime
+    return runtime, mode
 
 
 def xvnc_args(spec: DesktopSpec, runtime: Path) -> list[str]:
@@ -184,14 +205,28 @@ def xvnc_args(spec: DesktopSpec, runtime: Path) -> list[str]:
         "-nolisten", "tcp",
         "-AlwaysShared",
         f"-AcceptCutText={cut}", f"-SendCutText={cut}", f"-SendPrimary={cut}",
+        # By default X clients (vncconfig -set …) may flip these at run time: allow none.
+        "-AllowOverride=",
         "-desktop", "Staffroom",
     ]  # fmt: skip
 
 
 async def _spawn(
-    desktop: XvncDesktop, argv: list[str], log_file: IO[bytes], **kwargs: Any
+    desktop: XvncDesktop,
+    argv: list[str],
+    log_file: IO[bytes],
+    *,
+    confined: bool = True,
+    **kwargs: Any,
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    """Start one desktop process; ``confined`` ones (all but Xvnc) get the desktop's limits."""
+    who = desktop.spec.account.popen_kwargs()
+    if confined and desktop.confinement is not None:
+        account, limits = desktop.spec.account, desktop.spec.limits
+        argv = desktop.confinement.argv(argv, account.uid, account.gid, limits)
+        if desktop.confinement.netns is not None:
+            who = {}  # nsenter needs root to enter, then switches to the account itself
+    proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=log_file,
@@ -199,23 +234,34 @@ async def _spawn(
         env=desktop.session_env(),
         cwd=desktop.spec.home,
         umask=0o077,
-        **desktop.spec.account.popen_kwargs(),
+        **who,
         **kwargs,
     )
+    if argv[0].encode() in LAUNCHERS:
+        await procs.wait_exec_past(proc, LAUNCHERS, LAUNCH_TIMEOUT)
+    return proc
 
 
 async def start_desktop(spec: DesktopSpec) -> XvncDesktop:
     """Start Xvnc and the session; raise WorkspaceStartFailed (and leave nothing) on failure."""
     password = credentials.new_vnc_password()
-    runtime = await asyncio.to_thread(_prepare_files, spec, password, secrets.token_bytes(16))
+    runtime, home_mode = await asyncio.to_thread(
+        _prepare_files, spec, password, secrets.token_bytes(16)
+    )
     desktop = XvncDesktop(
         spec=spec,
         password=password,
         runtime_dir=runtime,
         marker=f"STAFFROOM_DESKTOP={secrets.token_hex(12)}",
         started_at=time.time(),
+        confinement=Confinement(f"desktop :{spec.display}", spec.home, home_mode),
     )
     try:
+        try:
+            await desktop.confinement.start(spec.limits, spec.account.ids)  # type: ignore[union-attr]
+        except (OSError, InvalidAssignment) as exc:
+            _log_failure(desktop, f"its limits could not be set up: {exc}")
+            raise WorkspaceStartFailed() from None
         await _launch(desktop)
     except BaseException:
         await asyncio.shield(desktop.stop())  # also when the attach is cancelled: no orphans
@@ -229,12 +275,14 @@ async def _launch(desktop: XvncDesktop) -> None:
     runtime = desktop.runtime_dir
     with open(runtime / "session.log", "ab", buffering=0) as log_file:
         desktop.xvnc = await _spawn(
-            desktop, xvnc_args(spec, runtime), log_file, start_new_session=True
+            desktop, xvnc_args(spec, runtime), log_file, confined=False, start_new_session=True
         )
         if await procs.wait_rfb(LOOPBACK, spec.port, deadline, desktop.xvnc) is None:
             _log_failure(desktop, "Xvnc did not answer")
             raise WorkspaceStartFailed()
-        bus_argv = ["dbus-daemon", "--session", "--nofork", "--nopidfile",
+        bus_config = (f"--config-file={spec.lockdown.bus_config}" if spec.lockdown
+                      else "--session")  # fmt: skip
+        bus_argv = ["dbus-daemon", bus_config, "--nofork", "--nopidfile",
                     f"--address=unix:path={runtime / 'bus'}"]  # fmt: skip
         # The bus leads the session's process group; fcitx5 and the session command join it
         # (a group in our own session: setpgid() cannot join one across sessions).
@@ -257,6 +305,9 @@ async def _launch(desktop: XvncDesktop) -> None:
         except OSError as exc:
             _log_failure(desktop, f"the session command failed: {exc.strerror}")
             raise WorkspaceStartFailed() from None
+        if desktop.session.returncode is not None:  # nsenter could not exec it (exit 126/127)
+            _log_failure(desktop, f"the session command exited {desktop.session.returncode}")
+            raise WorkspaceStartFailed()
     log.info("desktop :%d port %d started for user %s", spec.display, spec.port, spec.user_id)
 
 

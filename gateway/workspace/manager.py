@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.workspace.base import Assignment, Endpoint, ProviderName, check_user_id
+from gateway.workspace.confinement import QuotaBackend
 from gateway.workspace.vnc import VncProvider
-from gateway.workspace.xvnc import XvncProvider
+from gateway.workspace.xvnc import DEFAULT_HOME_QUOTA, XvncProvider
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,11 @@ class WorkspaceManager:
         clock: Callable[[], float] = time.monotonic,
         vnc_probe_timeout: float = 3.0,
         display_base: int = 40,
+        allowed_hosts: Sequence[str] = (),
+        isolate_network: bool = True,
+        home_quota_bytes: int | None = DEFAULT_HOME_QUOTA,
+        quota_backend: QuotaBackend = "auto",
+        printing: bool = False,
     ) -> None:
         self.xvnc = XvncProvider(
             data_dir,
@@ -80,6 +86,11 @@ class WorkspaceManager:
             run_as=run_as,
             input_method=input_method,
             display_base=display_base,
+            allowed_hosts=allowed_hosts,
+            isolate_network=isolate_network,
+            home_quota_bytes=home_quota_bytes,
+            quota_backend=quota_backend,
+            printing=printing,
         )
         self.vnc = VncProvider(probe_timeout=vnc_probe_timeout)
         self.stop_unattached_after = stop_unattached_after

@@ -74,6 +74,29 @@ async def wait_path(path: Path, deadline: float, proc: asyncio.subprocess.Proces
     return False
 
 
+async def wait_exec_past(
+    proc: asyncio.subprocess.Process, launchers: tuple[bytes, ...], timeout: float
+) -> None:
+    """Wait until ``proc`` has exec()ed past its ``launchers`` (nsenter, prlimit) or exited.
+
+    Until then /proc shows the launcher (and, mid-exec, an empty environment): callers that
+    return the process to others should hand over the real program.
+    """
+    deadline = time.monotonic() + timeout
+    cmdline = _PROC / str(proc.pid) / "cmdline"
+    while proc.returncode is None and time.monotonic() < deadline:
+        try:
+            argv0 = cmdline.read_bytes().partition(b"\0")[0]
+        except OSError:
+            # Gone from /proc: already reaped by the child watcher, which sets returncode soon.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
+            return
+        if argv0 and argv0 not in launchers:
+            return
+        await asyncio.sleep(0.005)
+
+
 def _stat_fields(pid_dir: Path) -> list[str] | None:
     try:
         stat = (pid_dir / "stat").read_text()

@@ -12,10 +12,12 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from gateway.workspace import ime, procs
+from gateway.workspace import egress, ime, lockdown, procs
 from gateway.workspace.base import (
     Assignment,
     Endpoint,
@@ -23,6 +25,7 @@ from gateway.workspace.base import (
     WorkspaceStartFailed,
     check_user_id,
 )
+from gateway.workspace.confinement import Limits, QuotaBackend
 from gateway.workspace.desktop import Account, DesktopSpec, XvncDesktop, start_desktop
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 _GEOMETRY = re.compile(r"[1-9]\d{2,4}x[1-9]\d{2,4}")
 _X_SOCKETS = Path("/tmp/.X11-unix")
 START_ATTEMPTS = 3  # a display or port taken between our check and Xvnc's bind: try another
+DEFAULT_HOME_QUOTA = 2 * 1024**3  # policies/default.toml: workspace.home_quota = "2GiB"
 
 
 def resolve_account(run_as: str | None) -> Account:
@@ -64,6 +68,11 @@ class XvncProvider:
         input_method: bool = True,
         start_timeout: float = 10.0,
         display_base: int = 40,
+        allowed_hosts: Sequence[str] = (),
+        isolate_network: bool = True,
+        home_quota_bytes: int | None = DEFAULT_HOME_QUOTA,
+        quota_backend: QuotaBackend = "auto",
+        printing: bool = False,
     ) -> None:
         if not _GEOMETRY.fullmatch(geometry):
             raise InvalidAssignment(f"The desktop size {geometry!r} is not WIDTHxHEIGHT.")
@@ -80,6 +89,12 @@ class XvncProvider:
         self.input_method = input_method
         self.start_timeout = start_timeout
         self.display_base = display_base
+        self.printing = printing
+        self.limits = _limits(
+            self.account, Path(data_dir), allowed_hosts, isolate_network, home_quota_bytes,
+            quota_backend,
+        )  # fmt: skip
+        self._lockdown: lockdown.SessionLockdown | None = None
         self._desktops: dict[str, XvncDesktop] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reserved: set[int] = set()
@@ -117,6 +132,9 @@ class XvncProvider:
         await asyncio.gather(*(self.stop(user) for user in list(self._desktops)))
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
+        if self._lockdown is not None:
+            await asyncio.to_thread(shutil.rmtree, self._lockdown.base, True)
+            self._lockdown = None
 
     async def _forget(self, user_id: str) -> None:
         desktop = self._desktops.pop(user_id, None)
@@ -132,6 +150,17 @@ class XvncProvider:
     async def _start(self, user_id: str) -> XvncDesktop:
         if self._locale is None:
             self._locale = await ime.pick_locale()
+        check_enforceable(self.account, self.limits)
+        if self._lockdown is None:
+            # Not under DATA_DIR: that may be closed to the desktop account (0700).
+            self._lockdown = await asyncio.to_thread(
+                lockdown.install, None, printing=self.printing, clipboard=self.clipboard
+            )
+        limits = self.limits
+        if limits.home_quota is not None:
+            limits = replace(
+                limits, home_image=self.homes.parent / "home-images" / f"{user_id}.ext4"
+            )
         for _attempt in range(START_ATTEMPTS):
             display = await asyncio.to_thread(self._pick_display)
             self._reserved.add(display)
@@ -147,6 +176,8 @@ class XvncProvider:
                 clipboard=self.clipboard,
                 input_method=self.input_method,
                 start_timeout=self.start_timeout,
+                lockdown=self._lockdown,
+                limits=limits,
             )
             try:
                 return await start_desktop(spec)
@@ -162,3 +193,42 @@ class XvncProvider:
             if number not in self._reserved and display_free(number):
                 return number
         raise WorkspaceStartFailed("This gateway has no free desktop slots: try again later.")
+
+
+def _limits(
+    account: Account,
+    data_dir: Path,
+    allowed_hosts: Sequence[str],
+    isolate_network: bool,
+    home_quota: int | None,
+    quota_backend: QuotaBackend,
+) -> Limits:
+    """The limits as data; `check_enforceable` runs before the first desktop starts."""
+    if quota_backend not in ("auto", "image", "watch"):
+        raise InvalidAssignment(f"Unknown quota backend {quota_backend!r}.")
+    rules: tuple[egress.EgressRule, ...] | None = None
+    if isolate_network:
+        rules, skipped = egress.parse_allowed_hosts(allowed_hosts)
+        for entry in skipped:
+            log.warning("allowed host %r has no port: it stays blocked (write host:port)", entry)
+    elif allowed_hosts:
+        log.warning("allowed_hosts are not enforced: desktops are not network-isolated")
+    return Limits(egress=rules, home_quota=home_quota, quota_backend=quota_backend)
+
+
+def check_enforceable(account: Account, limits: Limits) -> None:
+    """Refuse to start desktops whose limits this gateway cannot enforce (fail closed).
+
+    Checked at the first start, not at construction: a gateway serving only existing desktops
+    (provider ``vnc``) needs none of this.
+    """
+    root = os.geteuid() == 0
+    if limits.isolated and not root:
+        raise InvalidAssignment(
+            "Cutting desktops off the network needs the gateway to run as root "
+            "(or isolate_network=False, which lets desktops reach any network)."
+        )
+    if limits.isolated and account.uid == 0:
+        raise InvalidAssignment("Desktops cannot run as root: root could leave their network.")
+    if limits.home_quota is not None and not root:
+        raise InvalidAssignment("A home quota needs the gateway to run as root.")

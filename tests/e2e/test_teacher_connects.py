@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from tests.fixtures.clamav import write_cvd
+from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.gateway import STAFFROOM, World, build_world
 
 pytestmark = pytest.mark.slow
@@ -37,17 +36,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-sync"]
 
 
-def freshclam_conf(root: Path, age_days: float) -> Path:
-    from datetime import UTC, datetime, timedelta
-
-    db = root / f"clamav-{age_days}"
-    db.mkdir(parents=True, exist_ok=True)
-    write_cvd(db / "daily.cvd", datetime.now(UTC) - timedelta(days=age_days))
-    conf = root / f"freshclam-{age_days}.conf"
-    conf.write_text(f"DatabaseDirectory {db}\n")
-    return conf
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     from tests.fixtures.gateway import stop_gateway
@@ -57,60 +45,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         yield w
     finally:
         stop_gateway(w.gateway)
-
-
-class Agent:
-    """`staffroom agent connect` as a teacher runs it, in the background."""
-
-    def __init__(self, world: World, user: str, freshclam: Path, gateway: str = "") -> None:
-        teacher = world.teachers[user]
-        env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
-               "STAFFROOM_FRESHCLAM_CONF": str(freshclam),
-               "STAFFROOM_HOME": str(world.root / f"home-{user}")}
-        args = world.connect_args(teacher)
-        if gateway:
-            args[args.index("--gateway") + 1] = gateway
-        self.proc = subprocess.Popen([STAFFROOM, *args], env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-        self.err: list[str] = []
-        assert self.proc.stderr is not None
-        self._reader = threading.Thread(target=lambda: self.err.extend(self.proc.stderr),  # type: ignore
-                                        daemon=True)
-        self._reader.start()
-
-    def wait_err(self, fragment: str, timeout: float = 30) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            text = "".join(self.err)
-            if fragment in text:
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"{fragment!r} not in agent output: {''.join(self.err)}")
-
-    def viewer_url(self, timeout: float = 30) -> str:
-        assert self.proc.stdout is not None
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            line = self.proc.stdout.readline()
-            if line.startswith("Viewer: "):
-                return line.removeprefix("Viewer: ").strip()
-            if not line and self.proc.poll() is not None:
-                break
-        raise AssertionError(f"no viewer URL; stderr: {self.stop()}")
-
-    def stop(self) -> str:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(timeout=5)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-        return "".join(self.err)
 
 
 def run_refused(world: World, user: str, freshclam: Path) -> subprocess.CompletedProcess[str]:

@@ -52,10 +52,10 @@ def drain(client: RfbClient) -> list[Event]:
 
 
 def connected(
-    width: int = 64, height: int = 48, limits: Limits | None = None
+    width: int = 64, height: int = 48, limits: Limits | None = None, clipboard: bool = False
 ) -> tuple[RfbClient, MemorySurface]:
     surface = MemorySurface()
-    client = RfbClient(surface, encodings=ALL_ENCODINGS, limits=limits)
+    client = RfbClient(surface, encodings=ALL_ENCODINGS, limits=limits, clipboard=clipboard)
     client.feed(handshake_38_none(width, height))
     assert drain(client) == [ServerInit(width, height, "desk")]
     client.data_to_send()

@@ -16,7 +16,12 @@ import pytest_asyncio
 
 from gateway.workspace import Endpoint, WorkspaceManager
 from gateway.workspace.desktop import XvncDesktop
-from tests.fixtures.workspace import WORKSPACE_RUN_AS, rfb_vnc_auth, tcp_listeners
+from tests.fixtures.workspace import (
+    WORKSPACE_RUN_AS,
+    rfb_vnc_auth,
+    tcp_listeners,
+    unmount_under,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -29,6 +34,7 @@ def data_dir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="staffroom-ws-test-"))
     path.chmod(0o711)  # the desktop account must reach DATA_DIR/homes/<user>
     yield path
+    unmount_under(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

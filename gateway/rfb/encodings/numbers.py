@@ -19,6 +19,7 @@ class Encoding(IntEnum):
     LAST_RECT = -224
     CURSOR = -239
     EXTENDED_DESKTOP_SIZE = -308
+    EXTENDED_CLIPBOARD = -1063131698  # 0xC0A1E5CE; asked for only via clipboard=True
 
 
 def quality_level(level: int) -> int:
@@ -35,9 +36,11 @@ def compress_level(level: int) -> int:
     return Encoding.COMPRESS_LEVEL_0 + level
 
 
+# ExtendedDesktopSize is decoded but not asked for by default: TigerVNC then answers every
+# non-incremental FramebufferUpdateRequest with a layout-only update (pixels come only on the
+# next request), a trap for callers; DesktopSize reports resizes just as well for one screen.
 _PSEUDO = (
     Encoding.DESKTOP_SIZE,
-    Encoding.EXTENDED_DESKTOP_SIZE,
     Encoding.LAST_RECT,
     Encoding.CURSOR,
 )

@@ -1,0 +1,23 @@
+"""Which console pages each role sees, and whether it may act there (pure).
+
+This only shapes the page; every API call is still authorized by gateway.policy.access.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+READ, MANAGE = "read", "manage"
+
+# role -> page -> READ or MANAGE. Officers see keys read-only (revocation is the CIO's job in the
+# console; the CLI still lets an officer revoke in an emergency). Teachers see nothing.
+VIEWS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType({
+    "admin": MappingProxyType({"sessions": MANAGE, "audit": READ, "keys": MANAGE,
+                               "accounts": MANAGE}),
+    "officer": MappingProxyType({"sessions": MANAGE, "audit": READ, "keys": READ}),
+    "cio": MappingProxyType({"keys": MANAGE, "accounts": MANAGE}),
+})
+
+
+def views_for(role: str) -> dict[str, str]:
+    return dict(VIEWS.get(role, {}))

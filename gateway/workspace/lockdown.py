@@ -1,0 +1,123 @@
+"""What a desktop may not do, set up before its first process starts: print, automount, bridge.
+
+Attacker-controlled here: nothing is read from the desktop; everything written here is root-owned
+(0755/0644) so the teacher's processes can use it but not change it. No limits needed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PRINTING_OFF = (
+    "Printing is turned off by your school's policy (Staffroom): nothing leaves the school desktop."
+)
+CLIPBOARD_OFF = (
+    "Clipboard sharing is turned off by your school's policy (Staffroom): "
+    "nothing leaves the school desktop."
+)
+PRINT_COMMANDS = ("lp", "lpr", "lpstat", "lpq", "lprm", "lpoptions", "cancel")
+CLIPBOARD_BRIDGES = ("vncconfig", "autocutsel")
+# Programs the session must never run; tests and the admin status check for them.
+FORBIDDEN_PROGRAMS = (
+    *CLIPBOARD_BRIDGES, "udisksd", "gvfsd", "gvfs-udisks2-volume-monitor", "gvfsd-fuse",
+)  # fmt: skip
+
+# A session bus with no service directories: nothing (gvfs, udisks helpers, portals) can be
+# started behind our back by D-Bus activation; only what we start ourselves runs.
+SESSION_BUS_CONFIG = """\
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <!-- Required by dbus-daemon; the address given on its command line replaces it. -->
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLockdown:
+    """Where the lock-down files live (shared by all desktops) and what the policy allows."""
+
+    base: Path  # root-owned 0755 directory holding the two below
+    bin_dir: Path  # first on the session's PATH: refusing wrappers
+    bus_config: Path
+    printing: bool = False
+    clipboard: bool = False
+
+    def env(self, runtime_dir: Path) -> dict[str, str]:
+        """Variables that point apps at nothing: no CUPS, no volume monitors, no system bus."""
+        env = {
+            "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
+            "GIO_USE_VOLUME_MONITOR": "unix",  # no udisks2/gvfs volume monitor, no automount
+            "GIO_USE_VFS": "local",  # GIO must not start gvfsd for smb://, sftp://, …
+            "GVFS_DISABLE_FUSE": "1",
+            "GTK_USE_PORTAL": "0",
+            "NO_AT_BRIDGE": "1",  # the a11y bus is activated over D-Bus; it cannot be here
+            # Not a socket: D-Bus clients of the system bus (udisks2, NetworkManager) fail fast.
+            "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={runtime_dir / 'no-system-bus'}",
+        }
+        if not self.printing:
+            # A socket path that never exists: CUPS clients report no server, not a timeout.
+            env["CUPS_SERVER"] = str(runtime_dir / "no-cups")
+            env["PRINTER"] = "staffroom-printing-off"
+        return env
+
+
+def _wrapper(message: str) -> str:
+    return f"#!/bin/sh\ncat >&2 <<'EOF'\n{message}\nEOF\nexit 1\n"
+
+
+def wrappers(*, printing: bool, clipboard: bool) -> Mapping[str, str]:
+    """File name → script text for the refusing wrappers this policy needs."""
+    scripts: dict[str, str] = {}
+    if not printing:
+        scripts.update(dict.fromkeys(PRINT_COMMANDS, _wrapper(PRINTING_OFF)))
+    if not clipboard:
+        scripts.update(dict.fromkeys(CLIPBOARD_BRIDGES, _wrapper(CLIPBOARD_OFF)))
+    return scripts
+
+
+def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLockdown:
+    """Blocking: write the wrappers and bus config (into a new /tmp dir if ``base`` is None).
+
+    Owned by the gateway's uid and read-only to others: the desktop account can run them but
+    not replace them. The caller removes ``base`` when it shuts down.
+    """
+    if base is None:
+        base = Path(tempfile.mkdtemp(prefix="staffroom-lockdown-"))
+    bin_dir = base / "bin"
+    bin_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+    os.chmod(base, 0o755)
+    os.chmod(bin_dir, 0o755)
+    wanted = wrappers(printing=printing, clipboard=clipboard)
+    for stale in bin_dir.iterdir():
+        if stale.name not in wanted:
+            stale.unlink()
+    for name, text in wanted.items():
+        _write_atomic(bin_dir / name, text, 0o755)
+    bus_config = base / "session-bus.conf"
+    _write_atomic(bus_config, SESSION_BUS_CONFIG, 0o644)
+    return SessionLockdown(base, bin_dir, bus_config, printing=printing, clipboard=clipboard)
+
+
+def _write_atomic(path: Path, text: str, mode: int) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, text.encode())
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
