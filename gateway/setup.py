@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 
 from gateway.audit.events import AuditEvent
-from gateway.audit.keys import generate_signing_key, save_signing_key
+from gateway.audit.keys import generate_signing_key, public_key_pem, save_signing_key
 from gateway.audit.log import AuditLog
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
@@ -78,6 +78,8 @@ def init_data_dir(
         serialization.NoEncryption()))
     signing_key = generate_signing_key()
     save_signing_key(data.audit_key, signing_key)
+    # The public half, for officers who check exported audit logs and recordings elsewhere.
+    write_private(data.root / "audit-signing.pub", public_key_pem(signing_key), mode=0o644)
     audit = AuditLog.create(data.audit_dir, signing_key)
     shutil.copytree(SHIPPED_POLICIES, data.policies)
     port = listen.rsplit(":", 1)[1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import audit, keys, session, sessions, users, workspaces
+from gateway.api import audit, keys, recordings, session, sessions, users, workspaces
 from gateway.crl import CRL_PATH
 
 
@@ -36,3 +36,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/workspaces", workspaces.list_workspaces)
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)
     app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)
+    app.router.add_get("/api/v1/recordings", recordings.list_all)
+    app.router.add_get("/api/v1/recordings/{recording_id}", recordings.show)
+    app.router.add_get("/api/v1/recordings/{recording_id}/file", recordings.export)
+    app.router.add_get("/api/v1/recordings/{recording_id}/window", recordings.window)
+    app.router.add_delete("/api/v1/recordings/{recording_id}", recordings.remove)

@@ -15,6 +15,7 @@ log = logging.getLogger("staffroom")
 def build_parser() -> argparse.ArgumentParser:
     from agent import cli as agent_cli
     from agent.operator import commands, keys
+    from agent.operator import recordings as operator_recordings
     from gateway.cli import server
 
     parser = argparse.ArgumentParser(
@@ -32,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="COMMAND")
     commands.register_audit(audit_sub)
     server.register_audit(audit_sub)
+    recordings = sub.add_parser("recordings", help="list, export and verify session recordings")
+    recordings_sub = recordings.add_subparsers(dest="recordings_cmd", required=True,
+                                               metavar="COMMAND")
+    operator_recordings.register(recordings_sub)
+    server.register_recordings(recordings_sub)
     agent_cli.register(sub)
     return parser
 

@@ -191,3 +191,40 @@ def register_policy(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--at", help="ISO time to decide for (default: now)")
     p.add_argument("--posture", help="a posture report (JSON, as `agent check --json` prints)")
     p.set_defaults(func=cmd_policy_explain)
+
+
+def cmd_recordings_verify(args: argparse.Namespace) -> int:
+    from gateway.audit.keys import load_public_key
+    from gateway.recording.verify import verify_recording
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"There is no recording file {path}.")
+    key_file = Path(args.key) if args.key else None
+    if key_file is None:
+        root = Path(args.data) if args.data else next(
+            (p for p in path.resolve().parents if (p / "audit-signing.key").exists()), None)
+        if root is None:
+            raise CliError("Give the gateway's data directory (--data) or its public key "
+                           "(--key audit-signing.pub) to check the signatures.")
+        key_file = root / "audit-signing.key"
+    try:
+        key = load_public_key(key_file)
+    except (OSError, ValueError) as e:
+        raise CliError(f"Cannot read the signing key {key_file}: {e}.") from None
+    result = verify_recording(path, key)
+    if args.json:
+        print_json({"ok": result.ok, "message": result.message, "chunks": result.chunks,
+                    "duration": result.duration})
+    else:
+        print(f"{'OK' if result.ok else 'BROKEN'}: {result.message}")
+    return 0 if result.ok else 3
+
+
+def register_recordings(recordings: argparse._SubParsersAction) -> None:  # type: ignore
+    p = recordings.add_parser("verify", help="check a recording's hash chain and signatures")
+    p.add_argument("file")
+    p.add_argument("--data", metavar="DATA_DIR", help="the gateway's data directory")
+    p.add_argument("--key", help="the gateway's public signing key (PEM) instead of --data")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recordings_verify)

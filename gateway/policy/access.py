@@ -32,6 +32,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "workspaces.write": frozenset({Role.ADMIN, Role.CIO}),
     "sessions.read": frozenset({Role.ADMIN, Role.OFFICER, Role.CIO}),
     "sessions.terminate": frozenset({Role.ADMIN, Role.OFFICER}),
+    "sessions.watch": frozenset({Role.ADMIN, Role.OFFICER}),
+    "recordings.read": frozenset({Role.ADMIN, Role.OFFICER}),
+    "recordings.delete": frozenset({Role.ADMIN}),
 }
 
 # Roles a CIO may hand out: CIOs manage their teachers, not other CIOs or board roles.
