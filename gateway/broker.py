@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -16,11 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from gateway.audit.events import AuditEvent
+from gateway.audit.keys import load_signing_key
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.pipeline import DisplayPipeline, SessionInfo
+from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
 from gateway.display.watermark import Watermark
 from gateway.login import LoginDecision
+from gateway.observers import RecorderSink
+from gateway.recording.store import recordings_root
+from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
 from gateway.rfb.connection import open_rfb
 from gateway.rfb.errors import RfbError
 from gateway.session import Limits, LiveSession
@@ -117,15 +122,35 @@ class SessionBroker:
             await self._deny(ws, conn, "desktop-unavailable", str(e))
             return None
         fb = Framebuffer()
+        clipboard = policy.redirection.clipboard
         try:
-            rfb = await open_rfb(endpoint.host, endpoint.port, endpoint.password, fb)
+            # The UTF-8 clipboard is always negotiated so the gateway sees (and audits) every
+            # copy in the desktop; policy decides whether any of it goes anywhere.
+            rfb = await open_rfb(endpoint.host, endpoint.port, endpoint.password, fb,
+                                 clipboard=True)
         except (RfbError, OSError) as e:
             self.workspaces.detach(user.id)
             await audit("session.start", "error", {"error": str(e)[:200]})
             await self._deny(ws, conn, "desktop-unavailable", DESKTOP_UNAVAILABLE)
             return None
+        flags = clipboard_flags(clipboard) | (
+            wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
         pipeline = DisplayPipeline(fb, watermark=self._watermark(policy, user, session_id),
-                                   session=SessionInfo(session_id, self._info(user)))
+                                   session=SessionInfo(session_id, self._info(user), flags))
+        recorder = None
+        if policy.recording.enabled:
+            try:
+                recorder = RecorderSink(AsyncRecordingWriter(RecordingWriter.create(
+                    recordings_root(self.ctx.data.root), session_id=session_id, user=user.id,
+                    school=user.school or "", width=fb.width, height=fb.height,
+                    signing_key=self._signing_key(), clock=time.time)))
+            except RecordingFailed as e:
+                await rfb.close()
+                self.workspaces.detach(user.id)
+                await audit("recording.failed", "error", {"error": str(e)})
+                await self._deny(ws, conn, "recording-failed", f"{e} Sessions must be "
+                                 "recorded, so none can start now: tell your school's IT lead.")
+                return None
         s = policy.session
         posture = posture_summary(decision.posture)
         session = LiveSession(
@@ -134,7 +159,8 @@ class SessionBroker:
             started_at=self.ctx.clock(), rfb=rfb, pipeline=pipeline,
             limits=Limits(_seconds(s.idle_timeout, 900), _seconds(s.max_duration, 28800),
                           _seconds(s.reconnect_grace, 45)),
-            audit=audit, on_end=self._ended,
+            audit=audit, on_end=self._ended, recorder=recorder, clipboard=clipboard,
+            clipboard_max_bytes=policy.redirection.clipboard_max_bytes,
         )
         await audit("session.start", "ok", {"desktop": endpoint.display or
                                             f"{endpoint.host}:{endpoint.port}"})
@@ -148,6 +174,12 @@ class SessionBroker:
                     message: str) -> None:
         await ws.send_str(conn.send(Denied(code, message)))
         await ws.close()
+
+    def _signing_key(self) -> Any:
+        key = self.ctx.extras.get("recording_key")
+        if key is None:
+            key = self.ctx.extras["recording_key"] = load_signing_key(self.ctx.data.audit_key)
+        return key
 
     def _ended(self, session: LiveSession) -> None:
         self.sessions.pop(session.id, None)

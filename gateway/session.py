@@ -10,20 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from aiohttp import WSMsgType, web
 
 from gateway.display.pipeline import (
+    BlockedAttempt,
+    ClipboardInput,
+    ClipboardRefused,
     DisplayPipeline,
     KeyInput,
     PointerInput,
     Reply,
     encode_frame,
 )
+from gateway.observers import FrameSink, RecorderSink, WatcherSink
+from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
 from gateway.rfb.errors import RfbError
 from gateway.rfb.events import Closed, Resized, ServerCutText, UpdateDone
@@ -33,6 +40,12 @@ log = logging.getLogger(__name__)
 
 END_CLOSE_BASE = 4000  # the tunnel closes with 4000 + EndCode so the agent can tell the teacher
 IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
+# Frames with at most this many damaged pixels are encoded on the event loop (~1 ms of WebP):
+# typing is one glyph per frame, and handing it to a thread adds latency and CPU.
+INLINE_ENCODE_PIXELS = 64 * 64
+# One encoder thread per core for all sessions (Pillow releases the GIL while encoding): more
+# threads only add contention and a glibc malloc arena each, which showed as resident memory.
+ENCODER = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="frame-encode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +89,11 @@ class LiveSession:
     limits: Limits
     audit: AuditHook
     on_end: Callable[[LiveSession], None]
+    recorder: RecorderSink | None = None
+    clipboard: str = "off"  # policy [redirection] clipboard
+    clipboard_max_bytes: int = 4096
     ws: web.WebSocketResponse | None = None
+    watchers: list[WatcherSink] = field(default_factory=list)
     detached_at: float | None = None
     ended: bool = False
     bytes_sent: int = 0
@@ -88,7 +105,7 @@ class LiveSession:
     _started_mono: float = field(default_factory=time.monotonic)
     _last_input_mono: float = field(default_factory=time.monotonic)
     _warned_idle: bool = False
-    _blocked_clipboard: int = 0
+    _blocked_counts: dict[str, int] = field(default_factory=dict)
 
     def start(self) -> None:
         self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
@@ -140,6 +157,38 @@ class LiveSession:
             await self.rfb.pointer(action.x, action.y, action.buttons)
         elif isinstance(action, Reply):
             await ws.send_bytes(action.data)
+        elif isinstance(action, ClipboardInput):
+            await self._clipboard_in(action.text)
+        elif isinstance(action, ClipboardRefused):
+            await self._blocked("clipboard", {"direction": "to-remote", "bytes": action.nbytes,
+                                              "repeats": action.repeats})
+        elif isinstance(action, BlockedAttempt):
+            try:
+                kind = wire.BlockedKind(action.kind).name.lower()
+            except ValueError:
+                kind = f"kind{action.kind}"
+            await self._blocked(f"viewer_{kind}", {"repeats": action.repeats})
+
+    async def _clipboard_in(self, text: str) -> None:
+        """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
+        size = len(text.encode())
+        if self.clipboard not in ("to-remote", "both") or size > self.clipboard_max_bytes:
+            await self._blocked("clipboard", {"direction": "to-remote", "bytes": size})
+            return
+        await self.audit("redirection.clipboard", "ok", {"direction": "to-remote", "bytes": size})
+        await self.rfb.cut_text(text)
+
+    async def _clipboard_out(self, text: str, length: int) -> None:
+        """Desktop clipboard to the browser: only when policy allows to-local, within size."""
+        size = len(text.encode())
+        data = None
+        if self.clipboard in ("to-local", "both") and 0 < size <= self.clipboard_max_bytes:
+            data = self.pipeline.clipboard_out(text)
+        if data is None:
+            await self._blocked("clipboard", {"direction": "to-local", "bytes": size or length})
+            return
+        await self.audit("redirection.clipboard", "ok", {"direction": "to-local", "bytes": size})
+        await self._send(data)
 
     async def _send_loop(self, ws: web.WebSocketResponse) -> None:
         loop = asyncio.get_running_loop()
@@ -149,16 +198,53 @@ class LiveSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
-            job = self.pipeline.take_frame(time.time())
+            now = time.time()
+            if any(sink.wants_key_frame(now) for sink in self._sinks()):
+                self.pipeline.request_observer_key_frame()
+            job = self.pipeline.take_frame(now)
             if job is not None:
-                data = await loop.run_in_executor(None, encode_frame, job)
+                # The frame's pixels are copied out: let the desktop render the next update
+                # while this one is encoded.
+                await self._request_update()
+                if job.pixels <= INLINE_ENCODE_PIXELS:
+                    data = encode_frame(job)  # a thread hop costs more than a glyph's encode
+                else:
+                    data = await loop.run_in_executor(ENCODER, encode_frame, job)
                 self.pipeline.frame_sent(job, len(data), time.time())
                 await ws.send_bytes(data)
                 self.bytes_sent += len(data)
                 self.frames_sent += 1
-            if not self._outstanding and self.pipeline.can_send():
-                self._outstanding = True
-                await self.rfb.request_update(incremental=True)
+                await self._observe(data, job)
+            await self._request_update()
+
+    def _sinks(self) -> list[FrameSink]:
+        return ([self.recorder] if self.recorder else []) + list(self.watchers)
+
+    async def _observe(self, data: bytes, job: object) -> None:
+        """The recording and watchers get the frame as sent (and a key frame when they asked)."""
+        sinks = self._sinks()
+        if not sinks:
+            return
+        key_job = getattr(job, "observer_key", None)
+        key = None
+        if key_job is not None:
+            key = await asyncio.get_running_loop().run_in_executor(None, encode_frame, key_job)
+        now = time.time()
+        for sink in sinks:
+            try:
+                await sink.frame(data, key, now)
+            except RecordingFailed as e:
+                self.recorder = None
+                await self.audit("recording.failed", "error", {"error": str(e)})
+                await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
+                               "policy requires it to be recorded; tell your school's IT lead.")
+                return
+
+    async def _request_update(self) -> None:
+        """At most one FramebufferUpdateRequest outstanding, and only while frames may go out."""
+        if not self._outstanding and self.pipeline.can_send():
+            self._outstanding = True
+            await self.rfb.request_update(incremental=True)
 
     async def _protocol_error(self, ws: web.WebSocketResponse, error: str) -> None:
         await self.audit("tunnel.protocol_error", "denied", {"error": error[:200]})
@@ -179,14 +265,16 @@ class LiveSession:
                         self._outstanding = False
                     self._wake.set()
                 elif isinstance(event, ServerCutText):
-                    await self._blocked("clipboard", {"direction": "to-local",
-                                                      "bytes": event.length})
+                    await self._clipboard_out(event.text, event.length)
                 elif isinstance(event, Closed):
                     break
         except (RfbError, OSError) as e:
             log.warning("session %s: desktop connection failed: %s", self.id, e)
         except asyncio.CancelledError:
             return
+        except Exception:
+            # Never leave a session running without its desktop loop: end it, visibly.
+            log.exception("session %s: desktop loop failed", self.id)
         if not self.ended:
             await self.end(wire.EndCode.DESKTOP_LOST, "The school desktop stopped answering: "
                            "reconnect in a minute, or tell your school's IT lead.")
@@ -210,11 +298,28 @@ class LiveSession:
             yield event
 
     async def _blocked(self, kind: str, details: dict[str, object]) -> None:
-        """A blocked redirection attempt: audited, at most 20 records per session per kind."""
-        self._blocked_clipboard += 1
-        if self._blocked_clipboard <= 20:
+        """A blocked redirection attempt: audited, at most 20 records per session per kind (the
+        20th says further attempts are not recorded) so a loop cannot flood the log."""
+        count = self._blocked_counts[kind] = self._blocked_counts.get(kind, 0) + 1
+        if count <= 20:
             await self.audit(f"redirection.{kind}", "blocked",
-                             {**details, "attempt": self._blocked_clipboard})
+                             {**details, "attempt": count, "last_recorded": count == 20})
+
+    # --- officers watching -------------------------------------------------------------------
+
+    async def watch(self, ws: web.WebSocketResponse) -> None:
+        """An officer's read-only live view, until they leave or the session ends."""
+        watcher = WatcherSink(ws)
+        self.watchers.append(watcher)
+        await self._send(DisplayPipeline.notice(
+            wire.NoticeLevel.INFO, 2, "A security officer is viewing this session."))
+        self._wake.set()
+        try:
+            await watcher.wait_closed()
+        finally:
+            if watcher in self.watchers:
+                self.watchers.remove(watcher)
+                await watcher.close(None, time.time())
 
     async def _check_limits(self) -> None:
         now = time.monotonic()
@@ -255,9 +360,14 @@ class LiveSession:
         await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
                                                "reason": text, "bytes": self.bytes_sent,
                                                "frames": self.frames_sent})
+        end = DisplayPipeline.end(code, text)
+        for sink in self._sinks():
+            with contextlib.suppress(RecordingFailed, OSError):
+                await sink.close(end, time.time())
+        self.watchers.clear()
         ws = self.ws
         if ws is not None and not ws.closed:
-            await self._send(DisplayPipeline.end(code, text))
+            await self._send(end)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(code),
                                message=close_reason(text).encode())

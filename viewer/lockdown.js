@@ -1,7 +1,8 @@
 // Lock-down of the viewer page: only pixels come in, only keys and pointer events go out.
 // Attacker-controlled: whatever the local browser, other apps and the teacher feed the page
-// (drops, pastes, print requests). Limits: no clipboard, drag-and-drop, selection, context menu or
-// printable pixels; the page never touches navigator.clipboard (keys like Ctrl+V are just keys).
+// (drops, pastes, print requests). Limits: no drag-and-drop, selection, context menu or printable
+// pixels; clipboard events are always cancelled and stopped here and reach clipboard.js only in a
+// direction the session allows; every refused attempt goes to onBlocked (reported to the gateway).
 //
 // What no page can prevent (see viewer/LOCKDOWN.md): DevTools or OS screenshots and cameras; the
 // gateway's watermark is the answer to those. toDataURL works for any script of this origin, but
@@ -73,10 +74,13 @@ export class PrintGuard {
 
 /**
  * Lock the page down. `getSession()` returns the current session state (session.js); its
- * `clipboard` field decides whether copy/cut/paste events are left alone (they are not read
- * either way: display protocol version 1 has no clipboard message). Returns { guard, remove }.
+ * `clipboard` field decides whether a copy/cut/paste event, cancelled and stopped either way,
+ * goes to `onClipboard(event)` (allowed direction) or to `onBlocked(type)`. Returns
+ * { guard, remove }.
  */
-export function installLockdown({ canvas, renderer, getSession, onBlocked = () => {} }) {
+export function installLockdown({
+  canvas, renderer, getSession, onBlocked = () => {}, onClipboard = () => {},
+}) {
   const guard = new PrintGuard(canvas, renderer);
   const offs = [];
   const on = (type, fn) => {
@@ -85,9 +89,9 @@ export function installLockdown({ canvas, renderer, getSession, onBlocked = () =
   };
   for (const [type, direction] of Object.entries(CLIPBOARD_EVENTS)) {
     on(type, (e) => {
-      if (clipboardAllows(getSession(), direction)) return;
-      stop(e);
-      onBlocked(type);
+      stop(e); // the page has nothing to paste into or copy from; clipboard.js moves the text
+      if (clipboardAllows(getSession(), direction)) onClipboard(e);
+      else onBlocked(type);
     });
   }
   for (const type of ALWAYS_BLOCKED) {

@@ -1,28 +1,35 @@
 // Display protocol codec, mirroring gateway/wire/display.py (see docs/PROTOCOL.md).
 // Attacker-controlled: every byte from the socket. Limits: per-type payload bounds are checked
-// from the 5-byte header before buffering; texts are strict UTF-8 capped at MAX_TEXT bytes.
+// from the 5-byte header before buffering; texts are strict UTF-8 capped at MAX_TEXT bytes,
+// clipboard text at MAX_CLIPBOARD.
 // Every message: | type u8 | length u32 | payload |, big-endian.
 
-export const VERSION = 1;
+export const VERSION = 2; // 2 added the clipboard flags and messages
 export const MAX_DIMENSION = 8192;
 export const MAX_TILE_DATA = 4 * 1024 * 1024;
 export const MAX_CURSOR_SIDE = 256;
 export const MAX_CURSOR_DATA = 256 * 1024;
 export const MAX_TEXT = 1024;
 export const MAX_SESSION_ID = 64;
+export const MAX_CLIPBOARD = 1024 * 1024;
 
 export const T = Object.freeze({
   HELLO: 0x01, RESIZE: 0x02, TILE: 0x03, COPY: 0x04, CURSOR: 0x05, SYNC: 0x06,
-  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a,
-  RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84,
+  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b,
+  RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84, CLIPBOARD_IN: 0x85, BLOCKED: 0x86,
 });
 export const TileFormat = Object.freeze({ PNG: 1, JPEG: 2, WEBP: 3 });
 export const MIME = Object.freeze({ 1: "image/png", 2: "image/jpeg", 3: "image/webp" });
-export const HelloFlags = Object.freeze({ VIEW_ONLY: 1, RECORDED: 2, WATERMARKED: 4 });
+export const HelloFlags = Object.freeze({
+  VIEW_ONLY: 1, RECORDED: 2, WATERMARKED: 4, CLIPBOARD_TO_REMOTE: 8, CLIPBOARD_TO_LOCAL: 16,
+});
+/** Blocked kinds: what the page refused, for the gateway's audit. */
+export const BlockedKind = Object.freeze({ PASTE: 1, COPY: 2, DROP: 3, PRINT: 4, DRAG: 5 });
 
 export class ProtocolError extends Error {}
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
+const toUtf8 = new TextEncoder();
 
 
 function text(bytes, what) {
@@ -108,6 +115,13 @@ function dFill(v) {
     h: dim(v.getUint16(6), "h"), r: v.getUint8(8), g: v.getUint8(9), b: v.getUint8(10) };
 }
 
+// | 0x0B | len <= 1 MiB | text utf-8 (rest) |  (the length was bounded from the header)
+function dClipboardOut(v, b) {
+  try { return { type: "clipboard", text: utf8.decode(b) }; } catch {
+    throw new ProtocolError("clipboard text is not UTF-8");
+  }
+}
+
 // type -> [min payload, max payload, decoder]; anything else is refused.
 const RULES = new Map([
   [T.HELLO, [11, 11 + MAX_SESSION_ID + MAX_TEXT, dHello]],
@@ -120,6 +134,7 @@ const RULES = new Map([
   [T.END, [2, 2 + MAX_TEXT, dEnd]],
   [T.PONG, [8, 8, dPong]],
   [T.FILL, [11, 11, dFill]],
+  [T.CLIPBOARD_OUT, [0, MAX_CLIPBOARD, dClipboardOut]],
 ]);
 
 /** Resumable decoder of the gateway -> viewer stream. feed(Uint8Array) -> array of messages. */
@@ -173,4 +188,12 @@ export function encodePointer(x, y, buttons) {
 }
 // | 0x84 | len=8 | t u64 |
 export function encodePing(t) { return frame(T.PING, 8, (v) => v.setBigUint64(0, BigInt(Math.floor(t)))); }
+// | 0x85 | len <= 1 MiB | text utf-8 (rest) |  (only when the Hello allows CLIPBOARD_TO_REMOTE)
+export function encodeClipboardIn(text) {
+  const bytes = toUtf8.encode(text);
+  if (bytes.length > MAX_CLIPBOARD) throw new RangeError("clipboard text too long");
+  return frame(T.CLIPBOARD_IN, bytes.length, (v, b) => b.set(bytes));
+}
+// | 0x86 | len=1 | kind u8 |  (BlockedKind)
+export function encodeBlocked(kind) { return frame(T.BLOCKED, 1, (v) => v.setUint8(0, kind)); }
 

@@ -1,6 +1,6 @@
 // The viewer's view of the session: what Hello announced and what the page may do with it.
-// Attacker-controlled: the Hello fields (bounded by protocol.js). Limits: unknown flag bits grant
-// nothing; the clipboard stays "off" because display protocol version 1 has no clipboard flag.
+// Attacker-controlled: the Hello fields (bounded by protocol.js). Limits: only the two clipboard
+// flags turn a direction on (unknown bits grant nothing); a view-only session sends nothing up.
 
 import { HelloFlags } from "./protocol.js";
 
@@ -15,10 +15,19 @@ export const INITIAL_SESSION = Object.freeze({
 });
 
 /**
- * The session state a Hello announces. `clipboard` is always "off" in protocol version 1: a
- * direction may only be turned on by a Hello flag that docs/PROTOCOL.md defines (and the gateway
- * sets from the policy in the login Welcome); until then no bit of `flags` can turn it on.
+ * The clipboard directions the Hello flags allow. The gateway sets CLIPBOARD_TO_REMOTE and
+ * CLIPBOARD_TO_LOCAL from the policy's `clipboard` and enforces it again on what it receives.
+ * A view-only session takes no input, so it gets no to-remote either.
  */
+export function clipboardFromFlags(flags) {
+  const up = Boolean(flags & HelloFlags.CLIPBOARD_TO_REMOTE) && !(flags & HelloFlags.VIEW_ONLY);
+  const down = Boolean(flags & HelloFlags.CLIPBOARD_TO_LOCAL);
+  if (up && down) return Clipboard.BOTH;
+  if (up) return Clipboard.TO_REMOTE;
+  return down ? Clipboard.TO_LOCAL : Clipboard.OFF;
+}
+
+/** The session state a Hello announces. */
 export function sessionFromHello(hello) {
   return Object.freeze({
     id: hello.sessionId,
@@ -26,7 +35,7 @@ export function sessionFromHello(hello) {
     viewOnly: Boolean(hello.flags & HelloFlags.VIEW_ONLY),
     recorded: Boolean(hello.flags & HelloFlags.RECORDED),
     watermarked: Boolean(hello.flags & HelloFlags.WATERMARKED),
-    clipboard: Clipboard.OFF,
+    clipboard: clipboardFromFlags(hello.flags),
   });
 }
 

@@ -7,7 +7,8 @@ import { Renderer, fitCanvas } from "./canvas.js";
 import { InputCapture } from "./input.js";
 import { installLockdown } from "./lockdown.js";
 import { installFullscreen } from "./fullscreen.js";
-import { INITIAL_SESSION, sessionFromHello } from "./session.js";
+import { Clipboard, INITIAL_SESSION, clipboardAllows, sessionFromHello } from "./session.js";
+import { ClipboardBridge } from "./clipboard.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("screen");
@@ -27,7 +28,7 @@ let ws = null;
 let retries = 0;
 let ended = false;
 let pingTimer = null;
-let session = INITIAL_SESSION; // what the latest Hello allows; clipboard "off" until a flag says
+let session = INITIAL_SESSION; // what the latest Hello allows; clipboard "off" until its flags say
 
 function setStatus(state) {
   const el = $("status");
@@ -45,6 +46,16 @@ const renderer = new Renderer(canvas, {
   onResize: () => fitCanvas(canvas, stage),
   onError: (err) => fail(`画面を表示できません (${err.message})`),
 });
+
+// Registered before InputCapture: its keydown hook must see paste/copy shortcuts first.
+const clipboard = new ClipboardBridge({
+  send, notify: (text) => note(text), getSession: () => session,
+  inputEnabled: () => input.enabled && !ended,
+});
+window.addEventListener("keydown", clipboard.keyHook, { capture: true });
+window.addEventListener("keyup", clipboard.keyHook, { capture: true });
+window.addEventListener("blur", () => clipboard.releaseAll());
+window.addEventListener("focus", () => clipboard.tryWrite());
 
 const input = new InputCapture(canvas, {
   onKey: (keysym, down) => { clearNotice(); send(P.encodeKey(keysym, down)); },
@@ -93,7 +104,7 @@ function clearNotice() {
 const BLOCKED_TEXT = {
   copy: "コピーはできません Copying is disabled",
   cut: "コピーはできません Copying is disabled",
-  paste: "貼り付けはできません Pasting is disabled",
+  paste: "この PC からの貼り付けはできません Pasting from this PC is disabled",
   drop: "ファイルの持ち込みはできません Dropping files is disabled",
   dragstart: "画面は持ち出せません The screen cannot be dragged out",
   print: "印刷はできません Printing is disabled",
@@ -104,6 +115,7 @@ function onMessage(msg) {
     case "hello":
       if (msg.version !== P.VERSION) { fail("対応していないバージョンです Unsupported version"); return; }
       session = sessionFromHello(msg);
+      if (!clipboardAllows(session, Clipboard.TO_LOCAL)) clipboard.waiting = null;
       $("info").textContent = session.info;
       document.body.dataset.clipboard = session.clipboard;
       input.enabled = !session.viewOnly && !ended;
@@ -114,6 +126,9 @@ function onMessage(msg) {
       break;
     case "notice":
       showNotice(msg);
+      break;
+    case "clipboard":
+      clipboard.fromGateway(msg.text); // ignored unless the Hello allowed to-local
       break;
     case "end":
       showEnd(msg.text || "セッションは終了しました The session has ended.");
@@ -165,14 +180,22 @@ function connect() {
 
 installFullscreen($("fullscreen"), canvas);
 
-// Lock-down: no print, clipboard, drag and drop, selection or context menu anywhere on the page.
+// A page's own info note; never hides a warning or error from the gateway.
+function note(text) {
+  const el = $("notice");
+  if (ended || (!el.hidden && el.dataset.level !== "0")) return;
+  showNotice({ level: 0, text });
+}
+
+// Lock-down: no print, drag and drop, selection or context menu anywhere on the page; the
+// clipboard only in the directions the session allows. The gateway hears of every refusal.
 const lockdown = installLockdown({
   canvas, renderer, getSession: () => session,
   onBlocked: (what) => {
-    const el = $("notice");
-    if (ended || (!el.hidden && el.dataset.level !== "0")) return; // never hide a warning
-    showNotice({ level: 0, text: BLOCKED_TEXT[what] });
+    clipboard.blocked(what);
+    note(BLOCKED_TEXT[what]);
   },
+  onClipboard: (e) => (e.type === "paste" ? clipboard.paste(e) : clipboard.copy(e)),
 });
 document.body.dataset.clipboard = session.clipboard;
 
@@ -180,4 +203,4 @@ setStatus("connecting");
 connect();
 canvas.focus();
 
-export { renderer, input, lockdown };
+export { renderer, input, lockdown, clipboard };

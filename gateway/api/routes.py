@@ -36,6 +36,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/workspaces", workspaces.list_workspaces)
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)
     app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)
+    app.router.add_get("/api/v1/sessions/{session_id}/watch", sessions.watch)
     app.router.add_get("/api/v1/recordings", recordings.list_all)
     app.router.add_get("/api/v1/recordings/{recording_id}", recordings.show)
     app.router.add_get("/api/v1/recordings/{recording_id}/file", recordings.export)

@@ -7,7 +7,8 @@ from dataclasses import asdict
 from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
-from gateway.api.errors import field_str, json_body, not_found
+from gateway.api.errors import field_str, forbidden, json_body, not_found
+from gateway.console.cookie import allowed_origins
 
 
 async def list_sessions(request: web.Request) -> web.Response:
@@ -31,3 +32,24 @@ async def terminate(request: web.Request) -> web.Response:
                 school=session.school, details={"session": session.id, "reason": reason})
     await broker.terminate(session.id, f"An officer ended this session: {reason}")
     return web.json_response({"terminated": session.id})
+
+
+async def watch(request: web.Request) -> web.StreamResponse:
+    """An officer's read-only live view (WebSocket): a whole frame, then the frames as the
+    teacher gets them; nothing the watcher sends reaches the desktop. The teacher is told."""
+    broker = ctx(request).extras["broker"]
+    session = broker.sessions.get(request.match_info["session_id"])
+    if session is None or session.ended:
+        raise not_found("There is no live session with that id.")
+    await require(request, "sessions.watch", school=session.school, subject=session.user_id)
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in allowed_origins(ctx(request).config):
+        await audit(request, "session.watch", "denied", subject=session.user_id,
+                    school=session.school, details={"session": session.id, "origin": origin})
+        raise forbidden("Watching is only possible from the gateway's own console.", "origin")
+    await audit(request, "session.watch", "ok", subject=session.user_id, school=session.school,
+                details={"session": session.id})
+    ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=20.0)
+    await ws.prepare(request)
+    await session.watch(ws)
+    return ws

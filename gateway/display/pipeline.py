@@ -3,8 +3,10 @@
 Attacker-controlled: every viewer message (bytes through receive_data). Limits: at most
 ``max_unacked`` frames and ``max_bytes_in_flight`` bytes unacknowledged (damage accumulates in the
 framebuffer meanwhile, never a queue); Acks for unsent frames and foreign versions are errors;
-pointer coordinates are clamped to the desktop. Pure: no I/O, the clock is passed in (``now``,
-Unix seconds as from time.time()).
+pointer coordinates are clamped to the desktop; clipboard text (≤ wire.MAX_CLIPBOARD) comes out
+only if the Hello flags allow to-remote; Blocked reports and refusals come out at most once a
+second per kind (the rest are counted into the next one), so a viewer cannot flood the audit.
+Pure: no I/O, the clock is passed in (``now``, Unix seconds as from time.time()).
 
 Shell usage::
 
@@ -18,8 +20,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from gateway.display.encoder import EncodeSettings, TileSnapshot, encode_cursor, encode_tiles
-from gateway.display.framebuffer import CopyOp, CursorImage, Framebuffer, tiles_in
+from gateway.display.encoder import EncodeSettings, RegionSnapshot, encode_cursor, encode_tiles
+from gateway.display.framebuffer import CopyOp, CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as wire
 
@@ -54,7 +57,41 @@ class Reply:
     data: bytes  # encoded messages to send to the viewer now (Pong)
 
 
-Action = KeyInput | PointerInput | Reply
+@dataclass(frozen=True, slots=True)
+class ClipboardInput:
+    text: str  # for RFB ClientCutText; the session still enforces clipboard_max_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedAttempt:
+    kind: int  # wire.BlockedKind, or an unknown number as the viewer sent it
+    repeats: int = 0  # more attempts of this kind since the last report, folded in by the limit
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardRefused:
+    """A ClipboardIn the session's flags do not allow (a modified page): dropped, to be audited.
+    Carries the size, never the text, so that it stays out of logs and the audit trail."""
+
+    nbytes: int
+    reason: str
+    repeats: int = 0
+
+
+Action = KeyInput | PointerInput | Reply | ClipboardInput | BlockedAttempt | ClipboardRefused
+
+REPORT_INTERVAL = 1.0  # seconds between two reports of one blocked kind or refusal reason
+_CLIPBOARD_FLAGS = {
+    "off": 0,
+    "to-remote": wire.HelloFlags.CLIPBOARD_TO_REMOTE,
+    "to-local": wire.HelloFlags.CLIPBOARD_TO_LOCAL,
+    "both": wire.HelloFlags.CLIPBOARD_TO_REMOTE | wire.HelloFlags.CLIPBOARD_TO_LOCAL,
+}
+
+
+def clipboard_flags(setting: str) -> int:
+    """Hello flags for the policy's `redirection.clipboard` ("off", "to-remote", …)."""
+    return int(_CLIPBOARD_FLAGS[setting])
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +108,16 @@ class FrameJob:
     frame_id: int
     timestamp_ms: int
     head: tuple[wire.ToViewer, ...]  # Hello/Resize/Copy messages, in order
-    snaps: tuple[TileSnapshot, ...]
+    snaps: tuple[RegionSnapshot, ...]
     layer: WatermarkLayer | None
     settings: EncodeSettings
     cursor: CursorImage | None
     observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
+
+    @property
+    def pixels(self) -> int:
+        """Damaged pixels to encode (the shell encodes small frames inline, big ones in threads)."""
+        return sum(s.w * s.h for s in self.snaps)
 
 
 def encode_frame(job: FrameJob) -> bytes:
@@ -120,6 +162,7 @@ class DisplayPipeline:
         max_unacked: int = 2,
         max_bytes_in_flight: int = 4 * 1024 * 1024,
         settings: EncodeSettings | None = None,
+        detect_scroll: bool = True,
     ) -> None:
         self.fb = framebuffer
         self.watermark = watermark
@@ -135,6 +178,11 @@ class DisplayPipeline:
         self._observer_key = False
         self._next_id = 1
         self._layer: WatermarkLayer | None = None
+        self._reported: dict[object, tuple[float, int]] = {}  # key -> (last report, folded since)
+        self.detect_scroll = detect_scroll
+        self._hashes = RowHashes()
+        self._layer_time = 0.0
+        self._wm_shift = 0  # the watermark grid moves with large scrolls (see _scroll_layer)
         framebuffer.on_copy = self._on_copy
 
     # --- viewer -> gateway -----------------------------------------------------------------
@@ -167,12 +215,45 @@ class DisplayPipeline:
                 return [PointerInput(x, y, b & 0xFF)]
             case wire.Key() | wire.Pointer():
                 pass  # view-only or not attached: dropped
+            case wire.ClipboardIn(text=text):
+                return self._clipboard_in(text, now)
+            case wire.Blocked(kind=k):
+                n = self._report(("blocked", k), now)
+                return [] if n is None else [BlockedAttempt(k, n)]
             case _:
                 raise ViewerMisbehaved(f"{type(msg).__name__} is not a viewer message")
         return []
 
     def _input_allowed(self) -> bool:
         return self.attached and not self.session.flags & wire.HelloFlags.VIEW_ONLY
+
+    def _clipboard_in(self, text: str, now: float) -> list[Action]:
+        # Policy is the session's; this only refuses what the Hello flags never offered.
+        if not self._input_allowed():
+            reason = "input not allowed (view-only or before Resume)"
+        elif not self.session.flags & wire.HelloFlags.CLIPBOARD_TO_REMOTE:
+            reason = "clipboard to the desktop is off"
+        else:
+            return [ClipboardInput(text)]
+        n = self._report(("refused", reason), now)
+        return [] if n is None else [ClipboardRefused(len(text.encode()), reason, n)]
+
+    def _report(self, key: object, now: float) -> int | None:
+        """The count folded into this report, or None to fold it into the next (≤ 1/s per key).
+        Keys are at most 256 kinds and two reasons, so the table stays small."""
+        last, folded = self._reported.get(key, (None, 0))
+        if last is not None and 0 <= now - last < REPORT_INTERVAL:
+            self._reported[key] = (last, folded + 1)
+            return None
+        self._reported[key] = (now, 0)
+        return folded
+
+    def clipboard_out(self, text: str) -> bytes | None:
+        """Encoded ClipboardOut, or None if the Hello flags do not allow to-local (the session
+        decides by policy first; this is the second check). ValueError over wire.MAX_CLIPBOARD."""
+        if not (self.attached and self.session.flags & wire.HelloFlags.CLIPBOARD_TO_LOCAL):
+            return None
+        return wire.encode(wire.ClipboardOut(text))
 
     def _ack(self, fid: int, now: float) -> None:
         if fid >= self._next_id:
@@ -216,7 +297,13 @@ class DisplayPipeline:
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized):  # fmt: skip
             return None
+        self._detect_scroll(key)
+        touched = fb.touched
         copies, damage, resized = fb.take()
+        if key or resized or not self._hashes.matches(fb):
+            self._hashes.reset(fb)
+        else:
+            self._hashes.update(fb, touched)
         head: list[wire.ToViewer] = []
         if key:
             head.append(self._hello())
@@ -269,39 +356,102 @@ class DisplayPipeline:
             self._layer, self.settings, self.fb.cursor,
         )  # fmt: skip
 
-    def _all_tiles(self) -> set[tuple[int, int]]:
-        return set(tiles_in(0, 0, self.fb.width, self.fb.height, self.fb.tile))
+    def _all_tiles(self) -> Damage:
+        fb = self.fb
+        return {(tx, ty): (x, y, x + w, y + h) for tx, ty in tiles_in(0, 0, fb.width, fb.height,
+                fb.tile) for x, y, w, h in [fb.tile_rect(tx, ty)]}  # fmt: skip
 
-    def _snapshot(self, tiles: set[tuple[int, int]]) -> tuple[TileSnapshot, ...]:
-        out = []
-        for col, row in sorted(tiles, key=lambda t: (t[1], t[0])):
-            x, y, w, h = self.fb.tile_rect(col, row)
-            if w > 0 and h > 0:
-                out.append(TileSnapshot(col, row, x, y, w, h, self.fb.read(x, y, w, h)))
+    def _snapshot(self, damage: Damage) -> tuple[RegionSnapshot, ...]:
+        """Copy out one region per run of damaged tiles in a tile row: the union of their boxes.
+
+        A run's box may include pixels that did not change; re-sending them is harmless (they are
+        the framebuffer's), and one larger image encodes several times faster per pixel than many
+        small ones while the exact boxes keep a typed glyph at its 16×18 pixels."""
+        out: list[RegionSnapshot] = []
+        run: list[tuple[int, int, int, int]] = []
+        last: tuple[int, int] | None = None
+        t = self.fb.tile
+        for col, row in sorted(damage, key=lambda k: (k[1], k[0])):
+            box = damage[(col, row)]
+            # A run continues only where damage crosses the tile edge: two glyphs typed in
+            # neighbouring tiles stay two small images, a redrawn line stays one.
+            if run and (last != (col - 1, row) or run[-1][2] != col * t or box[0] != col * t):
+                out.append(self._read_run(run))
+                run = []
+            run.append(box)
+            last = (col, row)
+        if run:
+            out.append(self._read_run(run))
         return tuple(out)
+
+    def _read_run(self, boxes: list[tuple[int, int, int, int]]) -> RegionSnapshot:
+        x0, x1 = boxes[0][0], boxes[-1][2]
+        y0, y1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
+        return RegionSnapshot(x0, y0, x1 - x0, y1 - y0, self.fb.read(x0, y0, x1 - x0, y1 - y0),
+                              self.fb.tile)  # fmt: skip
 
     def _refresh_layer(self, now: float) -> None:
         if self.watermark is None:
             return
+        self._layer_time = now
         fb = self.fb
-        new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
+        new = self.watermark.layer(fb.width, fb.height, fb.tile, now, self._wm_shift)
         old = self._layer
         if old is None or old.key != new.key:
             # The canvas shows the old stamps: re-send every tile either layer touches.
             fb.damage_tiles(set(new.ink) | (set(old.ink) if old else set()))
             self._layer = new
 
+    def _detect_scroll(self, key: bool) -> None:
+        """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take()."""
+        fb = self.fb
+        if (not self.detect_scroll or key or fb.resized or fb.copies
+                or len(fb.damage) < MIN_TILES or not self._hashes.matches(fb)):  # fmt: skip
+            return
+        found = self._hashes.detect(fb, fb.damage)
+        if found is None:
+            return
+        fb.damage = found.damage
+        fb.copies = [found.copy]
+        if not self._scroll_layer(found.copy):
+            self._on_copy(found.copy)
+
+    def _scroll_layer(self, op: CopyOp) -> bool:
+        """Move the watermark grid with a scroll covering most of the desktop.
+
+        Inside the copied rectangle the canvas then already shows the new layer (the copy carried
+        the old stamps to exactly where the shifted grid puts them); only stamps outside it, old
+        or new, are re-sent. The usual alternative re-sends every stamped tile of the view: about
+        a third of the screen per scroll step. The marks stay as dense; they move with the text.
+        """
+        fb, old = self.fb, self._layer
+        if self.watermark is None or old is None or op.src_x != op.dst_x \
+                or op.w * op.h < fb.width * fb.height // 2:
+            return False
+        self._wm_shift += op.dst_y - op.src_y
+        new = self.watermark.layer(fb.width, fb.height, fb.tile, self._layer_time,
+                                   self._wm_shift)  # fmt: skip
+        for col, row in old.ink | new.ink:
+            x, y, w, h = fb.tile_rect(col, row)
+            if op.dst_x <= x and x + w <= op.dst_x + op.w:  # the copy spans the tile's width
+                if y < op.dst_y:
+                    fb.damage_rect(x, y, w, min(y + h, op.dst_y) - y)
+                if y + h > op.dst_y + op.h:
+                    y0 = max(y, op.dst_y + op.h)
+                    fb.damage_rect(x, y0, w, y + h - y0)
+            else:
+                fb.damage_rect(x, y, w, h)
+        self._layer = new
+        return True
+
     def _on_copy(self, op: CopyOp) -> None:
-        """A copy moves the watermark of its source: re-send destination tiles with stamps."""
+        """A copy moves the watermark of its source: re-send the copied pixels where a stamp
+        has ink at the source or at the destination (elsewhere the copy is exact)."""
         layer = self._layer
         if layer is None:
             return
-        t = self.fb.tile
         dx, dy = op.dst_x - op.src_x, op.dst_y - op.src_y
-        hit = set()
-        for col, row in tiles_in(op.dst_x, op.dst_y, op.w, op.h, t):
-            x0, y0 = max(col * t, op.dst_x), max(row * t, op.dst_y)
-            x1, y1 = min((col + 1) * t, op.dst_x + op.w), min((row + 1) * t, op.dst_y + op.h)
-            if (col, row) in layer.ink or layer.has_ink(x0 - dx, y0 - dy, x1 - x0, y1 - y0):
-                hit.add((col, row))
-        self.fb.damage_tiles(hit)
+        for x0, y0, x1, y1 in layer.ink_in(op.dst_x, op.dst_y, op.w, op.h):
+            self.fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
+        for x0, y0, x1, y1 in layer.ink_in(op.src_x, op.src_y, op.w, op.h):
+            self.fb.damage_rect(x0 + dx, y0 + dy, x1 - x0, y1 - y0)

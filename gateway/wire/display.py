@@ -3,7 +3,8 @@
 Attacker-controlled: every byte fed to DisplayDecoder.feed (the viewer/agent side is untrusted;
 the viewer also treats the gateway stream as hostile). Limits: each type has a maximum payload
 length checked from the 5-byte header before anything is buffered for it; texts are strict UTF-8
-with byte caps; dimensions are capped at MAX_DIMENSION; the decoder buffers at most one message.
+with byte caps (clipboard text MAX_CLIPBOARD; the policy's smaller cap is the session's job);
+dimensions are capped at MAX_DIMENSION; the decoder buffers at most one message.
 
 Every message is ``| type u8 | length u32 | payload |`` in network byte order (see
 docs/PROTOCOL.md). Pure standard library, no I/O: ``feed(data)`` (``b""`` = end of stream),
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 from enum import IntEnum, IntFlag
 from typing import Final
 
-VERSION: Final = 1
+# 2: clipboard flags and messages (ClipboardOut, ClipboardIn, Blocked). A version-1 peer would
+# take any of them for a protocol error and could not announce support, hence the bump.
+VERSION: Final = 2
 HEADER = struct.Struct(">BI")
 MAX_DIMENSION: Final = 8192  # desktop and tile width/height
 MAX_TILE_DATA: Final = 4 * 1024 * 1024  # one encoded image
@@ -26,6 +29,7 @@ MAX_CURSOR_SIDE: Final = 256
 MAX_CURSOR_DATA: Final = 256 * 1024
 MAX_TEXT: Final = 1024  # UTF-8 bytes of a Notice/End text or Hello info
 MAX_SESSION_ID: Final = 64
+MAX_CLIPBOARD: Final = 1024 * 1024  # UTF-8 bytes of one ClipboardIn/ClipboardOut text
 
 
 class MessageType(IntEnum):
@@ -40,12 +44,15 @@ class MessageType(IntEnum):
     END = 0x08
     PONG = 0x09
     FILL = 0x0A
+    CLIPBOARD_OUT = 0x0B
     # viewer -> gateway
     RESUME = 0x80
     ACK = 0x81
     KEY = 0x82
     POINTER = 0x83
     PING = 0x84
+    CLIPBOARD_IN = 0x85
+    BLOCKED = 0x86
 
 
 class TileFormat(IntEnum):
@@ -58,6 +65,20 @@ class HelloFlags(IntFlag):
     VIEW_ONLY = 1  # input is ignored by the gateway
     RECORDED = 2  # the session is being recorded
     WATERMARKED = 4  # frames carry a watermark
+    # Set from the policy's `clipboard`; the viewer sends ClipboardIn only with TO_REMOTE and
+    # the gateway sends ClipboardOut only with TO_LOCAL (each side also enforces it on receipt).
+    CLIPBOARD_TO_REMOTE = 8
+    CLIPBOARD_TO_LOCAL = 16
+
+
+class BlockedKind(IntEnum):
+    """What the viewer page refused locally (Blocked); unknown kinds are carried as numbers."""
+
+    PASTE = 1
+    COPY = 2  # copy or cut
+    DROP = 3  # a file or text dropped onto the page
+    PRINT = 4
+    DRAG = 5  # dragging the screen out of the page
 
 
 class NoticeLevel(IntEnum):
@@ -252,8 +273,32 @@ class Ping:
     t: int
 
 
-ToViewer = Hello | Resize | Tile | Copy | Cursor | Sync | Notice | End | Pong | Fill
-ToGateway = Resume | Ack | Key | Pointer | Ping
+@dataclass(frozen=True, slots=True)
+class ClipboardOut:
+    """| 0x0B | len ≤ 1 MiB | text utf-8 (rest) | — the desktop's clipboard, only with
+    CLIPBOARD_TO_LOCAL"""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClipboardIn:
+    """| 0x85 | len ≤ 1 MiB | text utf-8 (rest) | — the home clipboard pasted into the page, only
+    with CLIPBOARD_TO_REMOTE"""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """| 0x86 | len=1 | kind u8 | — a redirection attempt the page refused (BlockedKind), so the
+    gateway can audit it"""
+
+    kind: int
+
+
+ToViewer = Hello | Resize | Tile | Copy | Cursor | Sync | Notice | End | Pong | Fill | ClipboardOut
+ToGateway = Resume | Ack | Key | Pointer | Ping | ClipboardIn | Blocked
 Message = ToViewer | ToGateway
 
 
@@ -284,6 +329,14 @@ def _text(raw: bytes | memoryview, what: str) -> str:
         return bytes(raw).decode("utf-8", errors="strict")
     except UnicodeDecodeError:
         raise MalformedMessage(f"{what} is not UTF-8") from None
+
+
+def _clipboard(raw: bytes | memoryview) -> str:
+    # The length was bounded from the header (MAX_CLIPBOARD); only the encoding is left to check.
+    try:
+        return bytes(raw).decode("utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise MalformedMessage("clipboard text is not UTF-8") from None
 
 
 def _dim(value: int, what: str, *, zero_ok: bool = False) -> int:
@@ -418,6 +471,18 @@ def _d_ping(p: memoryview) -> Ping:
     return Ping(_S_U64.unpack(p)[0])
 
 
+def _d_clipboard_out(p: memoryview) -> ClipboardOut:
+    return ClipboardOut(_clipboard(p))
+
+
+def _d_clipboard_in(p: memoryview) -> ClipboardIn:
+    return ClipboardIn(_clipboard(p))
+
+
+def _d_blocked(p: memoryview) -> Blocked:
+    return Blocked(p[0])
+
+
 @dataclass(frozen=True, slots=True)
 class _Rule:
     min_len: int
@@ -441,11 +506,14 @@ RULES: Final[dict[MessageType, _Rule]] = {
     MessageType.END: _Rule(2, 2 + MAX_TEXT, _V, _d_end),
     MessageType.PONG: _Rule(8, 8, _V, _d_pong),
     MessageType.FILL: _Rule(11, 11, _V, _d_fill),
+    MessageType.CLIPBOARD_OUT: _Rule(0, MAX_CLIPBOARD, _V, _d_clipboard_out),
     MessageType.RESUME: _Rule(6, 6, _G, _d_resume),
     MessageType.ACK: _Rule(4, 4, _G, _d_ack),
     MessageType.KEY: _Rule(5, 5, _G, _d_key),
     MessageType.POINTER: _Rule(6, 6, _G, _d_pointer),
     MessageType.PING: _Rule(8, 8, _G, _d_ping),
+    MessageType.CLIPBOARD_IN: _Rule(0, MAX_CLIPBOARD, _G, _d_clipboard_in),
+    MessageType.BLOCKED: _Rule(1, 1, _G, _d_blocked),
 }
 
 
@@ -602,6 +670,18 @@ def encode_ping(m: Ping) -> bytes:
     return _frame(MessageType.PING, _S_U64.pack(m.t))
 
 
+def encode_clipboard_out(m: ClipboardOut) -> bytes:
+    return _frame(MessageType.CLIPBOARD_OUT, _utf8(m.text, MAX_CLIPBOARD))
+
+
+def encode_clipboard_in(m: ClipboardIn) -> bytes:
+    return _frame(MessageType.CLIPBOARD_IN, _utf8(m.text, MAX_CLIPBOARD))
+
+
+def encode_blocked(m: Blocked) -> bytes:
+    return _frame(MessageType.BLOCKED, bytes((m.kind,)))
+
+
 _ENCODERS: Final[dict[type, Callable[..., bytes]]] = {
     Hello: encode_hello,
     Resize: encode_resize,
@@ -618,6 +698,9 @@ _ENCODERS: Final[dict[type, Callable[..., bytes]]] = {
     Key: encode_key,
     Pointer: encode_pointer,
     Ping: encode_ping,
+    ClipboardOut: encode_clipboard_out,
+    ClipboardIn: encode_clipboard_in,
+    Blocked: encode_blocked,
 }
 
 

@@ -190,6 +190,10 @@ def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> tuple[Pat
 
 
 def xvnc_args(spec: DesktopSpec, runtime: Path) -> list[str]:
+    # Text into the desktop only when policy allows it (AcceptCutText). Text copied inside the
+    # desktop always goes to the gateway (SendCutText), which is where policy is enforced and
+    # every blocked attempt is audited; it never leaves the gateway unless policy allows.
+    # The primary selection (every highlight) is never sent.
     cut = "1" if spec.clipboard else "0"
     # No -localhost: in TigerVNC 1.12 it overrides -interface and also binds [::1]; with only
     # -interface 127.0.0.1 the single listener is exactly the loopback port we probed as free.
@@ -204,7 +208,7 @@ def xvnc_args(spec: DesktopSpec, runtime: Path) -> list[str]:
         "-depth", "24",
         "-nolisten", "tcp",
         "-AlwaysShared",
-        f"-AcceptCutText={cut}", f"-SendCutText={cut}", f"-SendPrimary={cut}",
+        f"-AcceptCutText={cut}", "-SendCutText=1", "-SendPrimary=0",
         # By default X clients (vncconfig -set …) may flip these at run time: allow none.
         "-AllowOverride=",
         "-desktop", "Staffroom",

@@ -46,7 +46,15 @@ TABLE: list[tuple[w.Message, bytes, Direction]] = [
     (w.Key(0x61, False), b"\x82\x00\x00\x00\x05\x00\x00\x00\x61\x00", G),
     (w.Pointer(10, 20, 1 << 3), b"\x83\x00\x00\x00\x06\x00\x0a\x00\x14\x00\x08", G),
     (w.Ping(123), b"\x84\x00\x00\x00\x08" + struct.pack(">Q", 123), G),
+    (w.ClipboardOut("写真 ok"), b"\x0b\x00\x00\x00\x09" + "写真 ok".encode(), V),
+    (w.ClipboardOut(""), b"\x0b\x00\x00\x00\x00", V),
+    (w.ClipboardIn("貼り\n付け"), b"\x85\x00\x00\x00\x0d" + "貼り\n付け".encode(), G),
+    (w.ClipboardIn(""), b"\x85\x00\x00\x00\x00", G),
+    (w.Blocked(w.BlockedKind.PASTE), b"\x86\x00\x00\x00\x01\x01", G),
+    (w.Blocked(w.BlockedKind.PRINT), b"\x86\x00\x00\x00\x01\x04", G),
+    (w.Blocked(200), b"\x86\x00\x00\x00\x01\xc8", G),  # a future kind: carried as a number
 ]  # fmt: skip
+VIEWER_TYPES = {"Resume", "Ack", "Key", "Pointer", "Ping", "ClipboardIn", "Blocked"}
 
 
 def tr(direction: Direction, data: bytes, *, chunk: int | None = None) -> list[w.Message]:
@@ -128,6 +136,12 @@ def test_huge_length_on_a_fixed_size_message_is_refused() -> None:
         (V, b"\x01\x00\x00\x00\x0d" + b"\x00\x01\x00\x10\x00\x10" + bytes(4) + b"\x05ab",
          w.MalformedMessage),  # session id longer than the payload
         (G, b"\x81\x00\x00\x00\x03\x00\x00\x01", w.MalformedMessage),  # short fixed message
+        (G, b"\x85\x00\x00\x00\x02\xc3\x28", w.MalformedMessage),  # clipboard not UTF-8
+        (V, b"\x0b\x00\x00\x00\x03\xed\xa0\x80", w.MalformedMessage),  # a surrogate
+        (G, b"\x86\x00\x00\x00\x00", w.MalformedMessage),  # Blocked without its kind
+        (G, b"\x86\x00\x00\x00\x02\x01\x01", w.MessageTooLarge),
+        (V, w.encode(w.ClipboardIn("x")), w.UnknownMessage),  # the viewer's message, not ours
+        (G, w.encode(w.ClipboardOut("x")), w.UnknownMessage),
     ],
 )  # fmt: skip
 def test_malformed_payloads(direction, raw, error) -> None:
@@ -140,6 +154,38 @@ def test_encoder_refuses_out_of_range_fields() -> None:
         w.encode(w.Pointer(70000, 0, 0))
     with pytest.raises(ValueError):
         w.encode(w.End(0, "x" * (w.MAX_TEXT + 1)))
+    with pytest.raises(ValueError):
+        w.encode(w.ClipboardIn("あ" * (w.MAX_CLIPBOARD // 3 + 1)))  # 3 bytes each in UTF-8
+    with pytest.raises(ValueError):
+        w.encode(w.ClipboardOut("\ud800"))  # a lone surrogate has no UTF-8
+    with pytest.raises(ValueError):
+        w.encode(w.Blocked(256))
+
+
+@pytest.mark.parametrize(
+    ("mtype", "direction"), [(w.MessageType.CLIPBOARD_IN, G), (w.MessageType.CLIPBOARD_OUT, V)]
+)
+def test_clipboard_over_one_mib_is_refused_from_the_header_alone(mtype, direction) -> None:
+    dec = w.DisplayDecoder(direction)
+    dec.feed(struct.pack(">BI", mtype, w.MAX_CLIPBOARD + 1))  # no payload follows
+    with pytest.raises(w.MessageTooLarge):
+        dec.next_event()
+
+
+def test_clipboard_of_exactly_one_mib_round_trips() -> None:
+    text = "x" * (w.MAX_CLIPBOARD - 3) + "字"
+    raw = w.encode(w.ClipboardIn(text))
+    assert len(raw) == 5 + w.MAX_CLIPBOARD
+    assert tr(G, raw, chunk=64 * 1024) == [w.ClipboardIn(text)]
+
+
+def test_clipboard_wire_numbers() -> None:
+    # Other components (the viewer, the gateway session, audit) depend on these exact values.
+    assert w.VERSION == 2
+    assert (w.HelloFlags.CLIPBOARD_TO_REMOTE, w.HelloFlags.CLIPBOARD_TO_LOCAL) == (8, 16)
+    assert (w.MessageType.CLIPBOARD_OUT, w.MessageType.CLIPBOARD_IN) == (0x0B, 0x85)
+    assert w.MessageType.BLOCKED == 0x86
+    assert [int(k) for k in w.BlockedKind] == [1, 2, 3, 4, 5]
 
 
 def test_protocol_errors_carry_an_end_code() -> None:
@@ -162,15 +208,30 @@ def test_any_bytes_give_events_or_a_clean_protocol_error(data: bytes, direction)
     assert consumed == data
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([(0x0B, V), (0x85, G), (0x86, G)]), st.binary(max_size=64))
+def test_new_types_give_their_message_or_a_clean_protocol_error(kind, payload) -> None:
+    mtype, direction = kind
+    raw = struct.pack(">BI", mtype, len(payload)) + payload
+    try:
+        msgs = tr(direction, raw, chunk=3)
+    except w.ProtocolError:
+        return
+    assert [w.encode(m) for m in msgs] == [raw]
+
+
 _valid = st.sampled_from([m for m, _, _ in TABLE]) | st.builds(
     w.Pointer, st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF)
-) | st.builds(w.Key, st.integers(0, 0xFFFFFFFF), st.booleans())  # fmt: skip
+) | st.builds(w.Key, st.integers(0, 0xFFFFFFFF), st.booleans()) | st.builds(
+    w.ClipboardIn, st.text(max_size=40)
+) | st.builds(w.ClipboardOut, st.text(max_size=40)) | st.builds(
+    w.Blocked, st.integers(0, 255)
+)  # fmt: skip
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_valid, max_size=8), st.integers(1, 9))
 def test_round_trip_streams_in_any_chunking(msgs, chunk) -> None:
     for direction in (V, G):
-        mine = [m for m in msgs if (type(m).__name__ in {"Resume", "Ack", "Key", "Pointer",
-                                                          "Ping"}) == (direction is G)]  # fmt: skip
+        mine = [m for m in msgs if (type(m).__name__ in VIEWER_TYPES) == (direction is G)]
         assert tr(direction, b"".join(w.encode(m) for m in mine), chunk=chunk) == mine

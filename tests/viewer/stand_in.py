@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from agent.viewer_server import MAX_VIEWER_FRAME
 from gateway.wire import display as w
 
 VIEWER = Path(__file__).resolve().parents[2] / "viewer"
@@ -36,6 +37,7 @@ class FakeAgent:
         self.ws: web.WebSocketResponse | None = None
         self.connected = asyncio.Event()
         self.origin = ""
+        self.extra_headers: dict[str, str] = {}  # e.g. the agent's Permissions-Policy
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
@@ -67,6 +69,7 @@ class FakeAgent:
         resp = web.FileResponse(path)
         resp.headers["Content-Security-Policy"] = CSP
         resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers.update(self.extra_headers)
         if name.endswith(".js"):
             resp.content_type = "text/javascript"
         return resp
@@ -79,7 +82,7 @@ class FakeAgent:
     async def display(self, request: web.Request) -> web.StreamResponse:
         if request.query.get("token") != TOKEN or request.headers.get("Origin") != self.origin:
             raise web.HTTPForbidden()
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(max_msg_size=MAX_VIEWER_FRAME)  # as the agent's
         await ws.prepare(request)
         self.ws = ws
         self.connected.set()

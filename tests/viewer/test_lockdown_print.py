@@ -97,6 +97,7 @@ async def test_frames_wait_while_printing_and_resume_after(viewer_page: OpenView
     v = await viewer_page()
     await v.start_session(rgb=MAGENTA)
     await v.page.evaluate("dispatchEvent(new Event('beforeprint'))")
+    assert await v.agent.expect(w.Blocked) == w.Blocked(w.BlockedKind.PRINT)  # for the audit
     blank = await canvas_image(v)
     assert blank.getcolors() == [(320 * 200, (255, 255, 255))]
     visibility = "getComputedStyle(document.getElementById('screen')).visibility"

@@ -63,6 +63,8 @@ async def test_locked_down_page_runs_under_the_agent_server() -> None:
                     "document.getElementById('screen').dispatchEvent("
                     "new ClipboardEvent('paste', { bubbles: true, cancelable: true }))"
                 )
+                # The refused paste is reported for the gateway's audit (not its content).
+                assert await next_of(w.Blocked) == w.Blocked(w.BlockedKind.PASTE)
                 await page.keyboard.press("Control+p")
                 keys = [await next_of(w.Key) for _ in range(4)]
                 assert [k.keysym for k in keys] == [0xFFE3, 0x70, 0x70, 0xFFE3]  # type: ignore[attr-defined]

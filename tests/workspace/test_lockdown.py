@@ -257,8 +257,8 @@ async def test_clipboard_cannot_be_turned_back_on_from_inside(desktop: XvncDeskt
     wrapper = await asyncio.to_thread(in_session, desktop, "vncconfig -nowin")
     assert wrapper.returncode == 1 and lockdown.CLIPBOARD_OFF in wrapper.stderr
     # The real tool, by full path: Xvnc refuses to change its parameters at run time.
-    await asyncio.to_thread(in_session, desktop, "/usr/bin/vncconfig -set SendCutText=1")
-    got = await asyncio.to_thread(in_session, desktop, "/usr/bin/vncconfig -get SendCutText")
+    await asyncio.to_thread(in_session, desktop, "/usr/bin/vncconfig -set AcceptCutText=1")
+    got = await asyncio.to_thread(in_session, desktop, "/usr/bin/vncconfig -get AcceptCutText")
     assert got.stdout.strip() == "0", got.stderr
 
 

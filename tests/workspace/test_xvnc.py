@@ -127,10 +127,12 @@ async def test_session_gets_a_fresh_environment(desktop: XvncDesktop) -> None:
     assert desktop.spec.home.parent.name == "homes"
 
 
-async def test_clipboard_is_off_in_xvnc(desktop: XvncDesktop) -> None:
+async def test_clipboard_into_the_desktop_is_off_in_xvnc(desktop: XvncDesktop) -> None:
+    """Nothing is pasted into the desktop; copies inside it go only to the gateway, which
+    drops and audits them (the primary selection is never sent)."""
     assert desktop.xvnc is not None
     argv = Path(f"/proc/{desktop.xvnc.pid}/cmdline").read_bytes().split(b"\0")
-    for flag in (b"-AcceptCutText=0", b"-SendCutText=0", b"-SendPrimary=0"):
+    for flag in (b"-AcceptCutText=0", b"-SendCutText=1", b"-SendPrimary=0", b"-AllowOverride="):
         assert flag in argv
 
 
