@@ -1,26 +1,32 @@
-"""Tile encoding: classify damaged tiles, merge neighbours, encode. Pure functions of bytes.
+"""Region encoding: classify damaged regions per tile column, merge, encode. Pure functions.
 
 Attacker-controlled: pixel content (whatever the desktop shows). Limits: a merged region is at most
 MAX_MERGE_PIXELS, so one encoded image stays far below the codec's MAX_TILE_DATA.
 
-Measured on text (Noto 14 px, 1024×512, see docs/PROTOCOL.md): lossless WebP (method 2) is about
-3× smaller than PNG per 64×64 tile and 20× smaller on merged regions at similar speed, so text-like
+Measured on 1080p office text (docs/PERFORMANCE.md): lossless WebP is 2-5x smaller than PNG
+(zlib 1 or 6) at similar speed, and costs ~105 ns/pixel on 64×64 tiles but ~35 ns/pixel on
+640×64 strips, so regions are merged as large as their class allows. Effort ("quality") 10
+instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes. Text-like
 content goes out as lossless WebP; photo-like content (many colours) as JPEG at an adaptive
-quality; single-colour tiles as a Fill. Everything here may run in an executor thread.
+quality; single-colour runs as a Fill. Everything here may run in an executor thread.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from itertools import pairwise
 
 from PIL import Image
 
 from gateway.display.watermark import WatermarkLayer, composite
 from gateway.wire.display import Fill, Tile, TileFormat
 
-PHOTO_COLORS = 768  # a 64×64 tile with more distinct colours than this is photo-like
-MAX_MERGE_PIXELS = 1024 * 512
+PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like
+WEBP_METHOD, WEBP_EFFORT = 2, 10
+# 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
+# 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
+MAX_MERGE_PIXELS = 1920 * 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,29 +37,31 @@ class EncodeSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class TileSnapshot:
-    """The BGRX pixels of one grid tile (col, row) at (x, y), w×h, copied out of the framebuffer."""
+class RegionSnapshot:
+    """The BGRX pixels of one damaged region at (x, y), w×h, copied out of the framebuffer.
 
-    col: int
-    row: int
+    A region spans a run of damaged grid tiles in one tile row (``tile`` pixels square, aligned to
+    the desktop origin); the encoder classifies each tile-column of it separately."""
+
     x: int
     y: int
     w: int
     h: int
     bgrx: bytes
+    tile: int = 64
 
 
-@dataclass(frozen=True, slots=True)
-class _Region:
+@dataclass(slots=True)
+class _Segment:
     x: int
     y: int
     w: int
     h: int
-    kind: str  # "solid" | "text" | "photo"
-    color: tuple[int, int, int] | None
+    key: tuple[object, ...]  # ("solid", rgb) | ("text",) | ("photo",)
+    parts: list[Image.Image]  # stacked top to bottom, each w wide
 
 
-def to_rgb(snap: TileSnapshot, layer: WatermarkLayer | None) -> Image.Image:
+def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None) -> Image.Image:
     img = Image.frombytes("RGB", (snap.w, snap.h), snap.bgrx, "raw", "BGRX")
     return composite(img, layer, snap.x, snap.y)
 
@@ -72,7 +80,7 @@ def encode_image(img: Image.Image, fmt: TileFormat, quality: int) -> bytes:
     if fmt is TileFormat.JPEG:
         img.save(out, "JPEG", quality=quality)
     elif fmt is TileFormat.WEBP:
-        img.save(out, "WEBP", lossless=True, method=2, quality=50)
+        img.save(out, "WEBP", lossless=True, method=WEBP_METHOD, quality=WEBP_EFFORT)
     else:
         img.save(out, "PNG", compress_level=1)
     return out.getvalue()
@@ -84,69 +92,68 @@ def encode_cursor(w: int, h: int, rgba: bytes) -> bytes:
     return out.getvalue()
 
 
-def _merge(cells: dict[tuple[int, int], tuple[str, object, TileSnapshot]]) -> list[list[list]]:
-    """Group cells into rectangles of equal kind (and colour, for solids): horizontal runs in a
-    row, then runs with the same span stacked vertically while the area allows."""
-    open_rects: dict[tuple[int, int, object], list] = {}
-    done: list[list] = []
-    for row in sorted({r for _, r in cells}):
-        cols = sorted(c for c, r in cells if r == row)
-        runs: list[list] = []
-        for c in cols:
-            kind, key, snap = cells[(c, row)]
-            last = runs[-1] if runs else None
-            if last and last[1] == c - 1 and last[2] == (kind, key):
-                last[1] = c
-                last[3].append(snap)
-            else:
-                runs.append([c, c, (kind, key), [snap]])
-        still_open: dict[tuple[int, int, object], list] = {}
-        for c0, c1, kk, snaps in runs:
-            rect = open_rects.pop((c0, c1, kk), None)
-            width = sum(s.w for s in snaps)
-            if rect and rect[4] == row - 1 and (rect[5] + snaps[0].h) * width <= MAX_MERGE_PIXELS:
-                rect[3].append(snaps)
-                rect[4], rect[5] = row, rect[5] + snaps[0].h
-            else:
-                if rect:
-                    done.append(rect)
-                rect = [c0, c1, kk, [snaps], row, snaps[0].h]
-            still_open[(c0, c1, kk)] = rect
-        done.extend(open_rects.values())
-        open_rects = still_open
-    done.extend(open_rects.values())
+def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool) -> list[_Segment]:
+    """Cut a region at tile-column boundaries into runs of equal kind (and colour for solids)."""
+    img = to_rgb(snap, layer)
+    t = snap.tile
+    cuts = [snap.x, *range((snap.x // t + 1) * t, snap.x + snap.w, t), snap.x + snap.w]
+    out: list[_Segment] = []
+    for c0, c1 in pairwise(cuts):
+        cell = img.crop((c0 - snap.x, 0, c1 - snap.x, snap.h)) if len(cuts) > 2 else img
+        kind, color = classify(cell)
+        if kind == "photo" and not lossy:
+            kind = "text"
+        key: tuple[object, ...] = (kind, color) if kind == "solid" else (kind,)
+        last = out[-1] if out else None
+        if last is not None and last.key == key:
+            last.w += c1 - c0
+        else:
+            out.append(_Segment(c0, snap.y, c1 - c0, snap.h, key, []))
+    for seg in out:
+        seg.parts.append(img if seg.w == snap.w else
+                         img.crop((seg.x - snap.x, 0, seg.x - snap.x + seg.w, snap.h)))
+    return out
+
+
+def _stack(segments: list[_Segment]) -> list[_Segment]:
+    """Stack segments of equal span and kind that touch vertically, while the area allows."""
+    open_: dict[tuple[object, ...], _Segment] = {}
+    done: list[_Segment] = []
+    for seg in sorted(segments, key=lambda s: (s.y, s.x)):
+        k = (seg.x, seg.w, seg.key)
+        top = open_.get(k)
+        if top is not None and top.y + top.h == seg.y \
+                and (top.h + seg.h) * seg.w <= MAX_MERGE_PIXELS:
+            top.h += seg.h
+            top.parts.extend(seg.parts)
+            continue
+        if top is not None:
+            done.append(top)
+        open_[k] = seg
+    done.extend(open_.values())
     return done
 
 
 def encode_tiles(
-    snaps: list[TileSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings
+    snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings
 ) -> list[Tile | Fill]:
-    """Watermark, classify, merge and encode damaged tiles into display messages."""
-    images: dict[tuple[int, int], Image.Image] = {}
-    cells: dict[tuple[int, int], tuple[str, object, TileSnapshot]] = {}
-    for s in snaps:
-        img = to_rgb(s, layer)
-        kind, color = classify(img)
-        if kind == "photo" and not settings.lossy:
-            kind = "text"
-        images[(s.col, s.row)] = img
-        cells[(s.col, s.row)] = (kind, color, s)
+    """Watermark, classify, merge and encode damaged regions into display messages."""
+    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy)]
     out: list[Tile | Fill] = []
-    for _c0, _c1, (kind, color), rows, _last, height in _merge(cells):
-        first = rows[0][0]
-        width = sum(s.w for s in rows[0])
-        if kind == "solid":
-            r, g, b = color  # type: ignore[misc]
-            out.append(Fill(first.x, first.y, width, height, r, g, b))
+    for seg in _stack(segments):
+        if seg.key[0] == "solid":
+            r, g, b = seg.key[1]  # type: ignore[misc]
+            out.append(Fill(seg.x, seg.y, seg.w, seg.h, r, g, b))
             continue
-        if len(rows) == 1 and len(rows[0]) == 1:
-            img = images[(first.col, first.row)]
+        if len(seg.parts) == 1:
+            img = seg.parts[0]
         else:
-            img = Image.new("RGB", (width, height))
-            for row in rows:
-                for s in row:
-                    img.paste(images[(s.col, s.row)], (s.x - first.x, s.y - first.y))
-        fmt = TileFormat.JPEG if kind == "photo" else settings.lossless_format
-        data = encode_image(img, fmt, settings.jpeg_quality)
-        out.append(Tile(first.x, first.y, width, height, fmt, data))
+            img = Image.new("RGB", (seg.w, seg.h))
+            y = 0
+            for part in seg.parts:
+                img.paste(part, (0, y))
+                y += part.height
+        fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
+        out.append(Tile(seg.x, seg.y, seg.w, seg.h, fmt,
+                        encode_image(img, fmt, settings.jpeg_quality)))
     return out

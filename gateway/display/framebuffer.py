@@ -4,9 +4,11 @@ Attacker-controlled: rectangles and pixels written by the RFB decoder on behalf 
 (bounds are checked by the decoder; we re-check cheaply). Limits: at most MAX_PENDING_COPIES
 recorded copies between two frames — beyond that copies degrade to plain damage.
 
-The damage set answers one question: which tiles of the viewer's canvas would differ from this
-framebuffer after the viewer replays the recorded copies in order. A blit damages its tiles; a copy
-moves the damage of its source with it and only clears destination tiles it covers completely.
+The damage map answers one question: which pixels of the viewer's canvas may differ from this
+framebuffer after the viewer replays the recorded copies in order. It is kept per grid tile as the
+bounding box of what was drawn there (RFB says exactly which rectangles changed: a typed glyph is
+16x18 pixels, not a 64x64 tile), so the encoder only re-sends those boxes. A blit damages its
+boxes; a copy moves the damage of its source with it and clears destination boxes it covers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from gateway.rfb.surface import BYTES_PER_PIXEL
 
 TILE = 64
 MAX_PENDING_COPIES = 64
+
+#: A damaged box inside one tile: (x0, y0, x1, y1), absolute desktop coordinates, x1/y1 exclusive.
+Box = tuple[int, int, int, int]
+Damage = dict[tuple[int, int], Box]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,7 @@ class Framebuffer:
         self.resized = True
         self.copies: list[CopyOp] = []
         self._touched: set[tuple[int, int]] = set()
-        self.damage: set[tuple[int, int]] = set()
+        self.damage: Damage = {}
         self.damage_all()
 
     def fill(self, x: int, y: int, w: int, h: int, pixel: bytes) -> None:
@@ -131,21 +137,36 @@ class Framebuffer:
     # --- damage ----------------------------------------------------------------------------
 
     def damage_rect(self, x: int, y: int, w: int, h: int) -> None:
-        new = set(tiles_in(x, y, w, h, self.tile))
-        self.damage |= new
-        self._touched |= new
+        if w <= 0 or h <= 0:
+            return
+        t, damage = self.tile, self.damage
+        x1, y1 = x + w, y + h
+        for ty in range(y // t, (y1 - 1) // t + 1):
+            by0, by1 = max(y, ty * t), min(y1, ty * t + t)
+            for tx in range(x // t, (x1 - 1) // t + 1):
+                bx0, bx1 = max(x, tx * t), min(x1, tx * t + t)
+                old = damage.get((tx, ty))
+                damage[(tx, ty)] = (bx0, by0, bx1, by1) if old is None else (
+                    min(old[0], bx0), min(old[1], by0), max(old[2], bx1), max(old[3], by1))
+                self._touched.add((tx, ty))
 
-    def damage_tiles(self, tiles: set[tuple[int, int]]) -> None:
-        self.damage |= tiles
-        self._touched |= tiles
+    def damage_tiles(self, tiles: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> None:
+        for tx, ty in tiles:
+            x, y, w, h = self.tile_rect(tx, ty)
+            self.damage_rect(x, y, w, h)
 
     def damage_all(self) -> None:
         self.damage_rect(0, 0, self.width, self.height)
 
-    def take(self) -> tuple[list[CopyOp], set[tuple[int, int]], bool]:
-        """Hand over (copies in order, damaged tiles, resized) and start a new frame."""
+    @property
+    def touched(self) -> set[tuple[int, int]]:
+        """Tiles whose pixels changed since the last take() (damaged or copied into)."""
+        return set(self._touched)
+
+    def take(self) -> tuple[list[CopyOp], Damage, bool]:
+        """Hand over (copies in order, damaged boxes per tile, resized) and start a new frame."""
         out = (self.copies, self.damage, self.resized)
-        self.copies, self.damage, self._touched, self.resized = [], set(), set(), False
+        self.copies, self.damage, self._touched, self.resized = [], {}, set(), False
         return out
 
     def _record_copy(self, op: CopyOp) -> None:
@@ -153,32 +174,34 @@ class Framebuffer:
         if len(self.copies) >= MAX_PENDING_COPIES:
             # Give up on copies: without them the canvas keeps its old content, so everything
             # touched since the last frame must be re-sent.
-            self.damage = self._touched | set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
-            self._touched = set(self.damage)
-            self.copies = []
+            touched = self._touched | set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
+            self.damage, self._touched, self.copies = {}, set(), []
+            self.damage_tiles(touched)
             return
         self.copies.append(op)
         dx, dy = op.dst_x - op.src_x, op.dst_y - op.src_y
-        moved: set[tuple[int, int]] = set()
-        for tx, ty in tiles_in(op.src_x, op.src_y, op.w, op.h, t):
-            if (tx, ty) not in self.damage:
+        sx1, sy1 = op.src_x + op.w, op.src_y + op.h
+        moved: list[Box] = []
+        for tile in tiles_in(op.src_x, op.src_y, op.w, op.h, t):
+            box = self.damage.get(tile)
+            if box is None:
                 continue
-            # The part of this damaged tile inside the source, shifted to the destination.
-            x0, y0 = max(tx * t, op.src_x), max(ty * t, op.src_y)
-            x1 = min((tx + 1) * t, op.src_x + op.w)
-            y1 = min((ty + 1) * t, op.src_y + op.h)
-            moved.update(tiles_in(x0 + dx, y0 + dy, x1 - x0, y1 - y0, t))
-        covered = {
-            (tx, ty)
-            for tx, ty in tiles_in(op.dst_x, op.dst_y, op.w, op.h, t)
-            if op.dst_x <= tx * t
-            and op.dst_y <= ty * t
-            and min((tx + 1) * t, self.width) <= op.dst_x + op.w
-            and min((ty + 1) * t, self.height) <= op.dst_y + op.h
-        }
-        self.damage = (self.damage - covered) | moved
-        # Destination tiles partly covered keep their damage; the copy changed their pixels.
-        self._touched |= set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
+            # The part of this damaged box inside the source, shifted to the destination.
+            x0, y0 = max(box[0], op.src_x), max(box[1], op.src_y)
+            x1, y1 = min(box[2], sx1), min(box[3], sy1)
+            if x0 < x1 and y0 < y1:
+                moved.append((x0 + dx, y0 + dy, x1 + dx, y1 + dy))
+        dx1, dy1 = op.dst_x + op.w, op.dst_y + op.h
+        for tile in tiles_in(op.dst_x, op.dst_y, op.w, op.h, t):
+            box = self.damage.get(tile)
+            # Destination boxes the copy covers now hold the viewer's (copied) pixels.
+            if box is not None and op.dst_x <= box[0] and op.dst_y <= box[1] \
+                    and box[2] <= dx1 and box[3] <= dy1:
+                del self.damage[tile]
+            # Tiles partly covered keep their damage; the copy changed their pixels.
+            self._touched.add(tile)
+        for x0, y0, x1, y1 in moved:
+            self.damage_rect(x0, y0, x1 - x0, y1 - y0)
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
 """The forensic watermark, drawn into the frames at the gateway so the viewer cannot remove it.
 
 Attacker-controlled: nothing directly; the text fields come from the directory/policy (names may be
-any Unicode) and are length-capped at MAX_FIELD. Limits: the rendered layer is desktop-sized and
-rebuilt only when its text or position changes (at most once a minute by default).
+any Unicode) and are length-capped at MAX_FIELD. Limits: the layer holds one stamp image and its
+positions (not a desktop-sized image: 8 MiB per 1080p session saved) and is rebuilt only when its
+text or position changes (at most once a minute by default).
 
-A Watermark renders a transparent RGBA *layer* the size of the desktop, with one stamp of text
+A Watermark renders a transparent *layer* the size of the desktop, with one stamp of text
 repeated on a sparse brick grid. ``composite`` blends that layer onto a region before encoding; the
 per-tile ``ink`` set tells the pipeline which tiles a stamp touches (after a copy, and when the
 layer changes, those tiles are re-sent so the canvas equals framebuffer + watermark exactly).
@@ -39,15 +40,32 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 @dataclass(frozen=True, slots=True)
 class WatermarkLayer:
-    """An immutable rendering: ``image`` is RGBA (width × height); ``ink`` lists the (col, row)
-    tiles of size ``tile`` where any pixel has non-zero alpha."""
+    """An immutable rendering: the RGBA ``stamp`` drawn at each of ``origins`` (top-left corners,
+    possibly off-desktop) on a width × height desktop; ``ink`` lists the (col, row) tiles of size
+    ``tile`` where any pixel has non-zero alpha. Stamps never overlap."""
 
     key: tuple[object, ...]
     width: int
     height: int
     tile: int
-    image: Image.Image = field(repr=False)
+    stamp: Image.Image = field(repr=False)
+    origins: tuple[tuple[int, int], ...]
     ink: frozenset[tuple[int, int]]
+    #: Per inked tile, the bounding box (x0, y0, x1, y1) of its ink in desktop coordinates.
+    ink_boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(default_factory=dict,
+                                                                        repr=False)
+
+    def ink_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
+        """Ink boxes clipped to a rectangle (empty where the rectangle has no ink)."""
+        t, out = self.tile, []
+        for ty in range(max(0, y) // t, (y + h - 1) // t + 1):
+            for tx in range(max(0, x) // t, (x + w - 1) // t + 1):
+                b = self.ink_boxes.get((tx, ty))
+                if b is not None:
+                    c = (max(b[0], x), max(b[1], y), min(b[2], x + w), min(b[3], y + h))
+                    if c[0] < c[2] and c[1] < c[3]:
+                        out.append(c)
+        return out
 
     def has_ink(self, x: int, y: int, w: int, h: int) -> bool:
         t = self.tile
@@ -56,6 +74,12 @@ class WatermarkLayer:
             for ty in range(max(0, y) // t, (y + h - 1) // t + 1)
             for tx in range(max(0, x) // t, (x + w - 1) // t + 1)
         )
+
+    def stamps_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int]]:
+        """Origins of the stamps whose box overlaps the rectangle."""
+        sw, sh = self.stamp.size
+        return [(ox, oy) for ox, oy in self.origins
+                if ox < x + w and x < ox + sw and oy < y + h and y < oy + sh]
 
 
 class Watermark:
@@ -88,6 +112,7 @@ class Watermark:
         self.time_format = time_format
         self.tz = tz
         self._cache: WatermarkLayer | None = None
+        self._stamp_cache: tuple[str, Image.Image] | None = None
 
     def text(self, now: float) -> str:
         wall = datetime.fromtimestamp(now, self.tz) if self.tz else datetime.fromtimestamp(now)
@@ -100,15 +125,23 @@ class Watermark:
             nxt = min(nxt, (now // self.move_every + 1) * self.move_every)
         return nxt
 
-    def layer(self, width: int, height: int, tile: int, now: float) -> WatermarkLayer:
+    def layer(self, width: int, height: int, tile: int, now: float, shift: int = 0
+              ) -> WatermarkLayer:
+        """The layer at ``now``; ``shift`` moves the grid down by that many pixels (the pipeline
+        moves it with a scrolled view, so a scroll need not re-send the stamps it carried)."""
         text = self.text(now)
         slot = int(now // self.move_every) if self.move_every > 0 else 0
-        key = (width, height, tile, text, slot)
+        key = (width, height, tile, text, slot, shift)
         if self._cache is None or self._cache.key != key:
-            self._cache = self._render(key, width, height, tile, text, slot)
+            self._cache = self._render(key, width, height, tile, text, slot, shift)
         return self._cache
 
     def _stamp(self, text: str) -> Image.Image:
+        if self._stamp_cache is None or self._stamp_cache[0] != text:
+            self._stamp_cache = (text, self._draw_stamp(text))
+        return self._stamp_cache[1]
+
+    def _draw_stamp(self, text: str) -> Image.Image:
         font = _font(self.font_size)
         probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
         box = probe.multiline_textbbox((0, 0), text, font=font, stroke_width=1, spacing=4)
@@ -124,26 +157,48 @@ class Watermark:
         return img
 
     def _render(
-        self, key: tuple[object, ...], width: int, height: int, tile: int, text: str, slot: int
+        self, key: tuple[object, ...], width: int, height: int, tile: int, text: str, slot: int,
+        shift: int,
     ) -> WatermarkLayer:
         stamp = self._stamp(text)
         sx = max(self.spacing[0], stamp.width + 32)
         sy = max(self.spacing[1], stamp.height + 16)
         seed = hashlib.sha256(f"{text}|{slot}".encode()).digest() if slot else bytes(4)
         ox, oy = seed[0] * sx // 256, seed[1] * sy // 256
-        layer = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-        for row, y in enumerate(range(oy - sy, height, sy)):
-            shift = (sx // 2) * (row % 2)  # brick pattern: rows offset by half a step
-            for x in range(ox - sx + shift, width, sx):
-                layer.paste(stamp, (x, y))  # stamps never overlap, so a plain paste is exact
-        alpha = layer.getchannel("A")
-        ink = frozenset(
-            (tx, ty)
-            for ty in range(-(-height // tile))
-            for tx in range(-(-width // tile))
-            if alpha.crop((tx * tile, ty * tile, (tx + 1) * tile, (ty + 1) * tile)).getbbox()
+        base = oy + shift  # the brick pattern repeats every two rows of stamps
+        origins = tuple(
+            (x, y)
+            for y in range(base % (2 * sy) - 2 * sy, height, sy)
+            # brick pattern: odd rows offset by half a step
+            for x in range(ox - sx + (sx // 2) * ((y - base) // sy % 2), width, sx)
+            if x + stamp.width > 0 and y + stamp.height > 0
         )
-        return WatermarkLayer(key, width, height, tile, layer, ink)
+        alpha = stamp.getchannel("A")
+        boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+        for x, y in origins:
+            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile):
+                # The part of this tile the stamp covers, in stamp coordinates.
+                box = (max(tx * tile, x) - x, max(ty * tile, y) - y,
+                       min((tx + 1) * tile, x + stamp.width) - x,
+                       min((ty + 1) * tile, y + stamp.height) - y)
+                b = alpha.crop(box).getbbox()
+                if not b:
+                    continue
+                b = (b[0] + box[0] + x, b[1] + box[1] + y, b[2] + box[0] + x, b[3] + box[1] + y)
+                old = boxes.get((tx, ty))
+                boxes[(tx, ty)] = b if old is None else (min(old[0], b[0]), min(old[1], b[1]),
+                                                         max(old[2], b[2]), max(old[3], b[3]))
+        return WatermarkLayer(key, width, height, tile, stamp, origins, frozenset(boxes), boxes)
+
+
+def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int
+           ) -> list[tuple[int, int]]:
+    """Tiles of the desktop a rectangle (possibly partly off-desktop) touches."""
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x0 >= x1 or y0 >= y1:
+        return []
+    return [(tx, ty) for ty in range(y0 // tile, (y1 - 1) // tile + 1)
+            for tx in range(x0 // tile, (x1 - 1) // tile + 1)]
 
 
 class _Fields(dict[str, str]):
@@ -160,5 +215,14 @@ def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int) ->
     """Blend the layer onto an RGB region whose top-left is (x, y) on the desktop."""
     if layer is None or not layer.has_ink(x, y, img.width, img.height):
         return img
-    part = layer.image.crop((x, y, x + img.width, y + img.height))
-    return Image.alpha_composite(img.convert("RGBA"), part).convert("RGB")
+    stamps = layer.stamps_in(x, y, img.width, img.height)
+    if not stamps:
+        return img
+    out = img.convert("RGBA")
+    sw, sh = layer.stamp.size
+    for ox, oy in stamps:
+        # The overlap of this stamp and the region, in stamp coordinates.
+        sx0, sy0 = max(0, x - ox), max(0, y - oy)
+        sx1, sy1 = min(sw, x + img.width - ox), min(sh, y + img.height - oy)
+        out.alpha_composite(layer.stamp, (ox + sx0 - x, oy + sy0 - y), (sx0, sy0, sx1, sy1))
+    return out.convert("RGB")

@@ -308,3 +308,29 @@ def test_garbage_from_the_viewer_is_a_protocol_error() -> None:
     p = DisplayPipeline(Framebuffer(64, 64))
     with pytest.raises(w.ProtocolError):
         p.receive_data(w.encode(w.Pong(1)), T0)
+
+
+def test_a_small_change_is_sent_as_its_exact_box_not_a_whole_tile() -> None:
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    glyph = bytes(0 if (x + y) % 3 else 255 for y in range(18) for x in range(16))
+    fb.blit(58, 20, 16, 18, b"".join(bytes((v, v, v, 0)) for v in glyph))  # spans two tiles
+    msgs = step(p, canvas, T0 + 1)
+    drawn = [m for m in msgs if isinstance(m, w.Tile | w.Fill)]
+    assert [(m.x, m.y, m.w, m.h) for m in drawn] == [(58, 20, 16, 18)]
+    assert_canvas_exact(p, canvas)
+
+
+def test_a_copy_moves_exact_damage_boxes_with_it() -> None:
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    fb.fill(10, 10, 5, 5, b"\x00\x00\x00\x00")  # damaged, not yet sent
+    fb.copy(0, 0, 150, 40, 64, 64)  # the viewer's copy carries the old white pixels
+    msgs = step(p, canvas, T0 + 1)
+    drawn = [m for m in msgs if isinstance(m, w.Tile | w.Fill)]
+    assert {(m.x, m.y, m.w, m.h) for m in drawn} == {(10, 10, 5, 5), (160, 50, 5, 5)}
+    assert_canvas_exact(p, canvas)

@@ -1,0 +1,109 @@
+"""Scroll detection: a view redrawn one line further on goes out as a Copy plus the new lines."""
+
+from __future__ import annotations
+
+import random
+
+from gateway.display.framebuffer import Framebuffer
+from gateway.wire import display as w
+from tests.display.canvas_model import CanvasModel
+from tests.display.test_pipeline import T0, assert_canvas_exact, attach, small_watermark, step
+
+W, H, LINE = 640, 480, 16
+
+
+def document(rng: random.Random, lines: int) -> list[bytes]:
+    """BGRX rows of a text-like document: each line a few dark runs of varying length."""
+    rows = []
+    for n in range(lines):
+        line = [bytearray(b"\xff\xff\xff\x00" * W) for _ in range(LINE)]
+        x = 8 + (n * 7) % 40
+        for _ in range(rng.randint(3, 8)):
+            run = rng.randint(10, 60)
+            for r in range(4, 12):  # glyph-like: every pixel row of a line differs
+                lit = run - (r * 3 + n) % 7
+                line[r][x * 4 : (x + lit) * 4] = bytes((n % 200, 40 + r, 90, 0)) * lit
+            x = min(W - 70, x + run + rng.randint(4, 12))
+        rows.extend(bytes(r) for r in line)
+    return rows
+
+
+def show(fb: Framebuffer, rows: list[bytes], first: int) -> None:
+    """Redraw the whole view from document row `first`, as GTK does on a scroll (no CopyRect)."""
+    fb.blit(0, 0, W, H, b"".join(rows[first : first + H]))
+
+
+def test_a_redrawn_scroll_becomes_one_copy_and_only_new_lines_are_sent() -> None:
+    rows = document(random.Random(5), 80)
+    fb = Framebuffer(W, H)
+    show(fb, rows, 0)
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    show(fb, rows, 3 * LINE)  # three lines down
+    msgs = step(p, canvas, T0 + 1)
+    copies = [m for m in msgs if isinstance(m, w.Copy)]
+    assert copies == [w.Copy(0, 3 * LINE, 0, 0, W, H - 3 * LINE)]
+    drawn = [m for m in msgs if isinstance(m, w.Tile | w.Fill)]
+    assert all(m.y >= H - 3 * LINE - 1 for m in drawn)
+    assert sum(m.w * m.h for m in drawn) <= W * 3 * LINE
+    assert_canvas_exact(p, canvas)
+
+
+def test_scrolling_up_and_down_with_a_watermark_stays_exact() -> None:
+    rows = document(random.Random(6), 120)
+    fb = Framebuffer(W, H)
+    show(fb, rows, 40 * LINE)
+    p, canvas = attach(fb, small_watermark())
+    step(p, canvas, T0)
+    for i, first in enumerate((41, 44, 43, 30, 31, 60, 60, 2)):
+        show(fb, rows, first * LINE)
+        fb.fill(W - 12, (i * 37) % H, 12, 40, b"\x80\x80\x80\x00")  # a scrollbar thumb moves
+        step(p, canvas, T0 + 1 + i)
+        assert_canvas_exact(p, canvas)
+
+
+def test_unrelated_redraws_never_produce_a_copy() -> None:
+    rng = random.Random(7)
+    fb = Framebuffer(W, H)
+    fb.blit(0, 0, W, H, bytes(rng.randrange(256) for _ in range(W * H * 4)))
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    fb.blit(0, 0, W, H, bytes(rng.randrange(256) for _ in range(W * H * 4)))
+    msgs = step(p, canvas, T0 + 1)
+    assert not any(isinstance(m, w.Copy) for m in msgs)
+    assert_canvas_exact(p, canvas)
+
+
+def test_detection_can_be_switched_off() -> None:
+    rows = document(random.Random(8), 60)
+    fb = Framebuffer(W, H)
+    show(fb, rows, 0)
+    p, canvas = attach(fb, detect_scroll=False)
+    step(p, canvas, T0)
+    show(fb, rows, LINE)
+    assert not any(isinstance(m, w.Copy) for m in step(p, canvas, T0 + 1))
+    watcher = CanvasModel()
+    assert watcher.image is None
+
+
+def test_the_watermark_moves_with_a_large_scroll_instead_of_being_resent() -> None:
+    rows = document(random.Random(9), 80)
+    fb = Framebuffer(W, H)
+    show(fb, rows, 0)
+    p, canvas = attach(fb, small_watermark())
+    step(p, canvas, T0)
+    stamped = len(p._layer.ink) if p._layer else 0
+    show(fb, rows, 2 * LINE)
+    msgs = step(p, canvas, T0 + 1)
+    drawn = sum(m.w * m.h for m in msgs if isinstance(m, w.Tile | w.Fill))
+    assert stamped > 10
+    assert drawn <= W * 2 * LINE + 2 * W * 64  # new lines, plus stamps in the bottom tile rows
+    assert_canvas_exact(p, canvas)
+
+
+def test_a_shifted_layer_is_the_same_grid_moved_down() -> None:
+    wm = small_watermark()
+    a, b = wm.layer(W, H, 64, T0, 0), wm.layer(W, H, 64, T0, 5)
+    sh = a.stamp.height
+    assert {(x, y + 5) for x, y in a.origins if y + 5 < H} == \
+        {(x, y) for x, y in b.origins if y - 5 + sh > 0}
