@@ -94,6 +94,19 @@ def reload_policies(context: GatewayContext) -> None:
     log.info("policy reloaded from %s", context.data.policies)
 
 
+CRL_REFRESH = 6 * 3600.0  # well inside the CRL's 7-day lifetime
+
+
+async def _refresh_crl(context: GatewayContext) -> None:
+    """Re-sign the CRL regularly so relying parties never see an expired one."""
+    while True:
+        await asyncio.sleep(CRL_REFRESH)
+        try:
+            publish_crl(context)
+        except OSError as e:
+            log.error("could not re-sign the CRL: %s", e)
+
+
 async def serve(context: GatewayContext, host: str, port: int,
                 ready: asyncio.Event | None = None) -> None:
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
@@ -112,6 +125,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         home_quota_bytes=workspace_policy.home_quota, printing=redirection.printing,
         clipboard=redirection.clipboard != "off")
     workspaces.start_reaper()
+    crl_task = asyncio.create_task(_refresh_crl(context))
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker
     app = build_app(context)
@@ -142,6 +156,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         await stop.wait()
     finally:
         log.info("gateway stopping")
+        crl_task.cancel()
         await broker.shutdown()
         await runner.cleanup()
         await context.audit.aappend(AuditEvent(
