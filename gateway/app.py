@@ -28,6 +28,7 @@ from gateway.crl import publish_crl
 from gateway.datadir import DataDir
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.policy.load import load_policies
+from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
 from gateway.tunnel import tunnel
@@ -107,6 +108,38 @@ async def _refresh_crl(context: GatewayContext) -> None:
             log.error("could not re-sign the CRL: %s", e)
 
 
+RETENTION_CHECK = 24 * 3600.0
+
+
+def apply_retention(context: GatewayContext) -> list[str]:
+    """Delete recordings past their policy's `[recording] retention_days`, auditing each
+    deletion before it happens. Returns the ids deleted."""
+    now = context.clock()
+    deleted = []
+    for info in list_recordings(recordings_root(context.data.root)):
+        user = context.store.get_user(info.user)
+        policy = context.policies.resolve(info.user, user.role if user else "teacher",
+                                          info.school or None).policy
+        if expired([info], now, policy.recording.retention_days):
+            context.audit.append(AuditEvent(
+                kind="recording.delete", outcome="ok", actor=None, subject=info.user,
+                school=info.school or None, session=info.session, source=None,
+                details={"recording": info.id, "reason": "retention",
+                         "retention_days": policy.recording.retention_days}))
+            delete(info.path)
+            deleted.append(info.id)
+    return deleted
+
+
+async def _retention(context: GatewayContext) -> None:
+    while True:
+        try:
+            await asyncio.to_thread(apply_retention, context)
+        except OSError as e:
+            log.error("recording retention failed: %s", e)
+        await asyncio.sleep(RETENTION_CHECK)
+
+
 async def serve(context: GatewayContext, host: str, port: int,
                 ready: asyncio.Event | None = None) -> None:
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
@@ -126,6 +159,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         clipboard=redirection.clipboard != "off")
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
+    retention_task = asyncio.create_task(_retention(context))
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker
     app = build_app(context)
@@ -157,6 +191,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     finally:
         log.info("gateway stopping")
         crl_task.cancel()
+        retention_task.cancel()
         await broker.shutdown()
         await runner.cleanup()
         await context.audit.aappend(AuditEvent(

@@ -50,6 +50,7 @@ class WatermarkPolicy:
 @dataclass(frozen=True, slots=True)
 class RecordingPolicy:
     enabled: bool
+    retention_days: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,7 +83,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "template": Key(template(), "the watermark text"),
         "opacity": Key(number(0.02, 0.5), "how visible the watermark is"),
     },
-    "recording": {"enabled": Key(boolean(), "record sessions")},
+    "recording": {
+        "enabled": Key(boolean(), "record sessions (a session that cannot be recorded ends)"),
+        "retention_days": Key(integer(1, 3650), "recordings older than this are deleted"),
+    },
     "workspace": {
         "session_command": Key(command(), "what a new Xvnc desktop runs"),
         "allowed_hosts": Key(hosts(), "school systems the desktop may reach"),
