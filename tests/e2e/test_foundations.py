@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyotp
 
+from tests.fixtures.gateway import STAFFROOM as STAFFROOM_BIN
 from tests.fixtures.gateway import Gateway, Persona
 
 PASSWORD = "cio-password-2026"
@@ -220,3 +221,16 @@ def test_data_dir_secrets_are_private_and_scopes_hold(
     # A date without a time zone is read in the gateway's local time, not an internal error.
     since = admin.run("audit", "export", "--json", "--since", "2020-04-01")
     assert since.code == 0 and since.json()
+
+
+def test_gateway_refuses_to_start_on_a_policy_typo(tmp_path: Path) -> None:
+    from tests.fixtures.gateway import free_port, init_gateway
+
+    gw = init_gateway(tmp_path, free_port())
+    (gw.data / "policies" / "10-kita.toml").write_text(
+        '[match]\nschools = ["kita-es"]\n\n[redirection]\nclipbord = "to-remote"\n')
+    p = subprocess.run([STAFFROOM_BIN, "gateway", "--data", str(gw.data)], capture_output=True,
+                       text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 1
+    assert "10-kita.toml:5: redirection.clipbord" in p.stderr and "allowed keys" in p.stderr
+    assert "Traceback" not in p.stderr

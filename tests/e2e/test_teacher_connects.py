@@ -358,3 +358,46 @@ def test_agent_check_reports_posture_and_the_key(world: World, tmp_path: Path) -
         if not ok:
             fix = names["Antivirus definitions"]["fix"]
             assert "9 days old" in fix and "freshclam" in fix
+
+
+async def test_the_watermark_survives_removing_everything_but_the_canvas(
+    world: World, tmp_path: Path
+) -> None:
+    """The watermark is in the pixels the gateway sends: stripping the page leaves it there."""
+    from playwright.async_api import async_playwright
+
+    world.add_teacher("t.mark", name="透かし 確認")
+    agent = Agent(world, "t.mark", freshclam_conf(tmp_path, 0.5))
+    try:
+        url = await asyncio.to_thread(agent.viewer_url)
+        _, xenv = desktop_of(world, "t.mark")
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                              args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(url)
+            await page.wait_for_function("() => document.body.dataset.state === 'connected'")
+            # Everything but the canvas (and the elements holding it) goes.
+            await page.evaluate("""() => {
+                const canvas = document.querySelector('canvas');
+                for (const el of [...document.body.querySelectorAll('*')]) {
+                    if (el !== canvas && !el.contains(canvas)) el.remove();
+                }
+                window.dispatchEvent(new Event('resize'));
+            }""")
+            await asyncio.sleep(1)
+            shot = Image.open(io.BytesIO(await page.screenshot())).convert("RGB")
+            assert len(shot.getcolors(1 << 20) or []) > 2  # the stripped page still shows it
+            seen = await canvas_image(page)  # exactly the pixels that page shows
+            await browser.close()
+        desktop = x_screenshot(xenv)
+        # Where the page differs from the desktop is the watermark: a sparse, faint pattern.
+        differs = 1 - close_enough_strict(seen, desktop)
+        assert 0.002 < differs < 0.2, differs
+    finally:
+        agent.stop()
+
+
+def close_enough_strict(a: Image.Image, b: Image.Image) -> float:
+    diff = ImageChops.difference(a, b).convert("L").point(lambda v: 255 if v > 6 else 0)
+    return 1 - diff.histogram()[255] / (a.size[0] * a.size[1])
