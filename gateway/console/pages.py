@@ -1,7 +1,8 @@
 """Serves the console's page and static files, with a strict CSP, and adds its routes.
 
 Attacker-controlled here: the requested file name. Limits: only plain names of files that exist
-directly in static/ with a known type are served (no paths, no dot-files), never a directory.
+directly in static/ with a known type are served (no paths, no dot-files), never a directory;
+from viewer/ only the listed renderer modules, shared with the teacher's viewer, never copied.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from aiohttp import web
 from gateway.console import signin
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+VIEWER_DIR = Path(__file__).resolve().parents[2] / "viewer"
+# The viewer's socket-free modules the console's Watch and Recordings pages import. Nothing else
+# of viewer/ (input capture, the session's socket, lock-down) belongs in an officer's page.
+VIEWER_MODULES = frozenset({"protocol.js", "canvas.js"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
@@ -52,11 +57,19 @@ async def static(request: web.Request) -> web.Response:
     return _file(path)
 
 
+async def viewer_module(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in VIEWER_MODULES:
+        raise web.HTTPNotFound()
+    return _file(VIEWER_DIR / name)
+
+
 def add_routes(app: web.Application) -> None:
     """The console's URLs; its data comes from the /api/v1/ handlers (cookie + CSRF)."""
     app.router.add_get("/console", redirect)
     app.router.add_get("/console/", index)
     app.router.add_get("/console/static/{name}", static)
+    app.router.add_get("/console/viewer/{name}", viewer_module)
     app.router.add_get("/console/session", signin.session_info)
     app.router.add_post("/console/session", signin.sign_in)
     app.router.add_delete("/console/session", signin.sign_out)

@@ -77,7 +77,7 @@ async def test_an_officer_signs_in_and_sees_sessions_and_the_audit_log(
     assert cells[0] == TEACHER and cells[1] == "kita-es" and cells[4] == "127.0.0.1"
     assert cells[5]  # the posture summary the agent reported
     assert await page.locator("#nav a:not([hidden])").all_text_contents() == [
-        "Live sessions", "Audit log", "Keys"]
+        "Live sessions", "Recordings", "Audit log", "Keys"]
     # The cookie: HttpOnly (the page cannot read it), Secure, SameSite=Strict, host-only.
     (cookie,) = await c.context.cookies()
     assert cookie["name"] == "__Host-staffroom_console"
@@ -97,7 +97,12 @@ async def test_an_officer_signs_in_and_sees_sessions_and_the_audit_log(
     await page.fill("#audit-filter input[name=user]", TEACHER)
     await page.fill("#audit-filter input[name=kind]", "session")
     await page.click("#audit-filter button[type=submit]")
-    await page.wait_for_selector("#audit-table tr[data-kind='session.start']")
+    # The unfiltered first page may hold a session.start too: wait for the filtered answer.
+    await page.wait_for_function("""() => {
+        const rows = [...document.querySelectorAll('#audit-table tbody tr')];
+        return rows.some(r => r.dataset.kind === 'session.start')
+            && rows.every(r => r.dataset.kind.startsWith('session'));
+    }""")
     kinds = await page.locator("#audit-table tbody tr").evaluate_all(
         "rows => rows.map(r => r.dataset.kind)")
     assert kinds and all(k.startswith("session") for k in kinds)

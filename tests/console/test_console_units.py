@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.console import cookie
-from gateway.console.pages import _NAME, STATIC_DIR
+from gateway.console.pages import _NAME, CSP, STATIC_DIR, VIEWER_DIR, VIEWER_MODULES, viewer_module
 from gateway.console.views import views_for
 from gateway.datadir import GatewayConfig
 
@@ -58,9 +58,10 @@ def test_csrf_tokens_compare_exactly(expected: str | None, given: str | None, ok
 
 
 def test_views_follow_roles_and_teachers_see_nothing() -> None:
-    assert views_for("officer") == {"sessions": "manage", "audit": "read", "keys": "read"}
+    assert views_for("officer") == {"sessions": "manage", "recordings": "read", "audit": "read",
+                                    "keys": "read"}
     assert views_for("cio") == {"keys": "manage", "accounts": "manage"}
-    assert set(views_for("admin")) == {"sessions", "audit", "keys", "accounts"}
+    assert set(views_for("admin")) == {"sessions", "recordings", "audit", "keys", "accounts"}
     assert views_for("teacher") == {} and views_for("nobody") == {}
 
 
@@ -90,6 +91,38 @@ def test_every_static_module_the_page_imports_exists() -> None:
         for imported in re.findall(r'from "\./([^"]+)"', source.read_text()):
             assert (STATIC_DIR / imported).is_file(), (source.name, imported)
             assert _NAME.fullmatch(imported)
+
+
+def test_viewer_modules_the_console_imports_are_the_served_ones() -> None:
+    import re
+
+    imported = {name for source in STATIC_DIR.glob("*.js")
+                for name in re.findall(r'from "\.\./viewer/([^"]+)"', source.read_text())}
+    assert imported == set(VIEWER_MODULES)
+    for name in VIEWER_MODULES:  # and what they import in turn is served too
+        for inner in re.findall(r'from "\./([^"]+)"', (VIEWER_DIR / name).read_text()):
+            assert inner in VIEWER_MODULES, (name, inner)
+
+
+@pytest.mark.parametrize(("name", "status"), [
+    ("canvas.js", 200), ("protocol.js", 200), ("input.js", 404), ("session.js", 404),
+    ("viewer.js", 404), ("index.html", 404), ("LOCKDOWN.md", 404), ("..%2Fpyproject.toml", 404),
+    ("%2e%2e%2fprotocol.js", 404),
+])
+async def test_only_the_renderer_modules_of_viewer_are_served(name: str, status: int) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    app = web.Application()
+    app.router.add_get("/console/viewer/{name}", viewer_module)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        r = await client.get(f"/console/viewer/{name}")
+        assert r.status == status
+        if status == 200:
+            assert r.headers["Content-Type"].startswith("text/javascript")
+            assert r.headers["Content-Security-Policy"] == CSP
+            assert r.headers["X-Content-Type-Options"] == "nosniff"
+            assert (await r.read()) == (VIEWER_DIR / name).read_bytes()
 
 
 def test_openapi_documents_every_route() -> None:

@@ -49,6 +49,29 @@ export async function call(method, path, { body, poll = false } = {}) {
   return data;
 }
 
+/** GET binary data (recording windows): { bytes: Uint8Array, headers: Headers }. */
+export async function getBytes(path, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      credentials: "same-origin", cache: "no-store", redirect: "error", signal,
+      headers: { Accept: "application/octet-stream" },
+    });
+  } catch (error) {
+    if (error?.name === "AbortError") throw error;
+    throw new ApiError(0, "network", "The gateway cannot be reached.");
+  }
+  if (!response.ok) {
+    let data = null;
+    try { data = await response.json(); } catch { data = null; }
+    const error = new ApiError(response.status, data?.error ?? "http",
+      data?.message ?? response.statusText);
+    if (response.status === 401) unauthorized(error);
+    throw error;
+  }
+  return { bytes: new Uint8Array(await response.arrayBuffer()), headers: response.headers };
+}
+
 export const get = (path, options) => call("GET", path, options);
 export const post = (path, body = {}) => call("POST", path, { body });
 

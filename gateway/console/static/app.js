@@ -7,9 +7,10 @@ import * as audit from "./audit.js";
 import { clearFlash, errorText, flash } from "./dom.js";
 import { apply, lang, setLang, t } from "./i18n.js";
 import * as keys from "./keys.js";
+import * as recordings from "./recordings.js";
 import * as sessions from "./sessions.js";
 
-const PAGES = { sessions, audit, keys, accounts };
+const PAGES = { sessions, recordings, audit, keys, accounts };
 let me = null;
 let current = null;
 

@@ -100,3 +100,11 @@ export function ask({ title, text, body = [], fields = [], confirm, danger = fal
     (fields[0]?.input ?? ok).focus();
   });
 }
+
+/** Empty a canvas (no previous picture may show while the next one loads). */
+export function blank(canvas) {
+  canvas.width = 0;
+  canvas.height = 0;
+  canvas.style.width = "";
+  canvas.style.height = "";
+}

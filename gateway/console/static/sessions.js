@@ -1,9 +1,10 @@
-// Live sessions: GET /api/v1/sessions every few seconds; Terminate asks for a reason and
-// calls POST /api/v1/sessions/{id}/terminate.
+// Live sessions: GET /api/v1/sessions every few seconds; Watch opens the read-only live view
+// (watch.js); Terminate asks for a reason and calls POST /api/v1/sessions/{id}/terminate.
 
 import { get, post } from "./api.js";
 import { ask, el, flash, fmtBytes, fmtDuration, fmtTime } from "./dom.js";
 import { t } from "./i18n.js";
+import * as watching from "./watch.js";
 
 const REFRESH_MS = 5000;
 let timer = null;
@@ -13,6 +14,7 @@ let generation = 0;
 export function mount(who) {
   me = who;
   generation += 1;
+  watching.bind();
   refresh(false);
   timer = setInterval(() => refresh(true), REFRESH_MS);
 }
@@ -21,6 +23,7 @@ export function unmount() {
   clearInterval(timer);
   timer = null;
   generation += 1;
+  watching.stop();
 }
 
 async function refresh(poll) {
@@ -42,9 +45,9 @@ async function refresh(poll) {
 
 function row(s) {
   const actions = el("td", { class: "actions" });
-  // WATCH: a "Watch" button goes here once the lead adds the watch stream; it will open the
-  // viewer's renderer (viewer/canvas.js) on the session's read-only stream. Not faked before.
-  if (me.views.sessions === "manage") {
+  if (me.views.sessions === "manage") { // officers and admins: those the gateway lets watch
+    actions.append(el("button", { type: "button", "data-action": "watch",
+      onclick: () => watching.watch(s) }, t("watch.button")));
     actions.append(el("button", { type: "button", class: "danger", "data-action": "terminate",
       onclick: () => terminate(s) }, t("sessions.terminate")));
   }
