@@ -20,9 +20,9 @@ from playwright.async_api import Browser, Page
 
 from tests.console.pixels import canvas_image, same, wait_for_picture
 from tests.console.watch_stand_in import SESSION, WatchStandIn
-from tests.e2e.test_teacher_connects import close_enough, desktop_of, x_screenshot
 from tests.fixtures.agent import Agent
 from tests.fixtures.console_media import WATCHED, Media, open_page, signed_in_page
+from tests.fixtures.desktop_view import close_enough, desktop_of, x_screenshot
 from tests.fixtures.recording import record_session
 
 pytestmark = pytest.mark.slow

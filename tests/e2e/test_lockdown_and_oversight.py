@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.e2e.test_teacher_connects import CHROMIUM_ARGS, desktop_of, wait_until
 from tests.fixtures.agent import Agent, freshclam_conf
+from tests.fixtures.desktop_view import CHROMIUM_ARGS, desktop_of, wait_until
 from tests.fixtures.gateway import World, build_world, stop_gateway
 
 pytestmark = pytest.mark.slow
