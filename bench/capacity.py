@@ -1,6 +1,7 @@
 """How many concurrent office sessions one core carries: `python -m bench.capacity`.
 
-Plan: connect N viewer pages (default 1) through one client's gateway to the shared desktop, run
+Plan: connect N viewer pages (default 1) through one client's gateway to the shared desktop (for
+Staffroom: N teachers, each with their own token, agent and session on one gateway), run
 the office mix (typing, then scrolling, `--duration` seconds each), and read the gateway's CPU
 seconds over the mix from /proc. Then
 
@@ -10,7 +11,9 @@ seconds over the mix from /proc. Then
 Xvnc's CPU is reported beside it ("with desktop"), because with noVNC the encoding happens in
 Xvnc while Staffroom's gateway re-encodes itself. Caveats: the N pages share one desktop (a real
 school gives each teacher their own), and Chromium runs on the same cores, so at large N the
-gateway competes with its viewers; compare N=1 and N=4 to check the figure scales linearly.
+gateway competes with its viewers; compare N=1 and N=4 to check the figure scales linearly
+(`--sessions 1 4` runs both and derives the memory each extra session costs from the difference
+of the gateway's PSS/RSS).
 """
 
 from __future__ import annotations
@@ -24,33 +27,57 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from bench.clients import load_client
+from bench.clients import Client, load_client
 from bench.desktop import Desktop
-from bench.measure import ProcSampler, wait_until_quiet
-from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR, open_client_page
+from bench.measure import INIT_SCRIPT, ProcSampler, wait_until_quiet
+from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
 
 log = logging.getLogger("bench.capacity")
+MiB = 1024 * 1024
+
+
+async def open_pages(browser: Browser, client: Client, sessions: int
+                     ) -> tuple[list[BrowserContext], list[Page]]:
+    """One browser context per session. A client with ``page_urls`` (Staffroom: one agent per
+    teacher) gets one page per URL; otherwise every page opens the same ``page_url`` (noVNC)."""
+    urls = getattr(client, "page_urls", None) or [client.page_url] * sessions
+    contexts: list[BrowserContext] = []
+    pages: list[Page] = []
+    for url in urls[:sessions]:
+        context = await browser.new_context(viewport={"width": 1920, "height": 1080},
+                                            bypass_csp=True)
+        contexts.append(context)
+        page = await context.new_page()
+        await page.add_init_script(INIT_SCRIPT)  # the draw counters wait_until_quiet reads
+        await page.goto(url)
+        await client.wait_ready(page)
+        pages.append(page)
+    return contexts, pages
 
 
 async def measure(client_spec: str, sessions: int, duration: float) -> dict[str, Any]:
     client = load_client(client_spec)
+    if hasattr(client, "sessions"):
+        client.sessions = sessions  # type: ignore[attr-defined]
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     desktop = Desktop()
     contexts: list[BrowserContext] = []
+    mix: list[Workload] = [Typing(), Scrolling()]
     try:
         desktop.start()
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             await client.start(desktop)
             try:
-                pages = []
-                for _ in range(sessions):
-                    context, page, _counter = await open_client_page(browser, client)
-                    contexts.append(context)
-                    pages.append(page)
-                mix: list[Workload] = [Typing(), Scrolling()]
+                contexts, pages = await open_pages(browser, client, sessions)
+                # Memory with every session attached and idle (key frames sent), then peaks.
+                await wait_until_quiet(pages[-1], quiet=1.0, deadline=15)
+                idle = ProcSampler(client.gateway_pids())
+                idle.start()
+                await idle.stop()
                 gateway = ProcSampler(client.gateway_pids())
                 xvnc = ProcSampler([desktop.xvnc_pid])
                 wall = gw_cpu = xvnc_cpu = 0.0
@@ -79,9 +106,13 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
     with_desktop = (gw_cpu + xvnc_cpu) / wall / sessions
     return {
         "client": client.name, "sessions": sessions, "mix": [w.name for w in mix],
+        "started": started,
         "wall_s": round(wall, 2), "gateway_cpu_s": round(gw_cpu, 3),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
-        "gateway_peak_rss_mib": round(gateway.peak_rss / 2**20, 1),
+        "gateway_idle_rss_mib": round(idle.peak_rss / MiB, 1),
+        "gateway_idle_pss_mib": round(idle.peak_pss / MiB, 1),
+        "gateway_peak_rss_mib": round(gateway.peak_rss / MiB, 1),
+        "gateway_peak_pss_mib": round(gateway.peak_pss / MiB, 1),
         "cpu_per_session": round(per_session, 5),
         "sessions_per_core": round(1 / per_session, 1) if per_session else None,
         "cpu_per_session_with_desktop": round(with_desktop, 5),
@@ -89,24 +120,47 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
     }
 
 
+def per_session_memory(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """MiB each extra session adds: the slope of peak PSS (and RSS) between the smallest and the
+    largest N, so the interpreter's own baseline (imports, pools) cancels out."""
+    if len(runs) < 2:
+        return None
+    a, b = min(runs, key=lambda r: r["sessions"]), max(runs, key=lambda r: r["sessions"])
+    n = b["sessions"] - a["sessions"]
+    if n <= 0:
+        return None
+    return {"from_sessions": a["sessions"], "to_sessions": b["sessions"],
+            **{f"mib_per_session_{k}": round((b[f"gateway_{k}_mib"] - a[f"gateway_{k}_mib"]) / n,
+                                             1)
+               for k in ("idle_rss", "idle_pss", "peak_rss", "peak_pss")}}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--client", default="novnc", help="novnc, staffroom or module:Class")
-    p.add_argument("--sessions", type=int, default=1, help="concurrent viewer pages (1)")
+    p.add_argument("--sessions", type=int, nargs="+", default=[1],
+                   help="concurrent sessions; several values (e.g. 1 4) run one after the other "
+                        "and give the memory each extra session costs")
     p.add_argument("--duration", type=float, default=25.0, help="seconds per mix part (25)")
-    p.add_argument("--out", help="JSON path (default bench/results/capacity-<time>.json)")
+    p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    result = asyncio.run(measure(args.client, args.sessions, args.duration))
-    result["finished"] = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    out = Path(args.out) if args.out else RESULTS_DIR / f"capacity-{result['started']}.json"
+    runs = [asyncio.run(measure(args.client, n, args.duration)) for n in args.sessions]
+    result = {"runs": runs, "memory": per_session_memory(runs),
+              "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")}
+    out = Path(args.out) if args.out else \
+        RESULTS_DIR / f"capacity-{runs[0]['client']}-{runs[0]['started']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {out}")
-    print(f"{result['client']}: {result['cpu_per_session']:.4f} core-s/s per session -> "
-          f"{result['sessions_per_core']} sessions/core (gateway only); "
-          f"{result['sessions_per_core_with_desktop']} with the desktop's Xvnc")
+    for r in runs:
+        print(f"{r['client']} x{r['sessions']}: {r['cpu_per_session']:.4f} core-s/s per session "
+              f"-> {r['sessions_per_core']} sessions/core (gateway only); "
+              f"{r['sessions_per_core_with_desktop']} with the desktop's Xvnc; gateway RSS "
+              f"{r['gateway_idle_rss_mib']} MiB idle, {r['gateway_peak_rss_mib']} MiB peak")
+    if result["memory"]:
+        print("per extra session:", result["memory"])
 
 
 if __name__ == "__main__":

@@ -112,58 +112,82 @@ class NoVncClient:
 class StaffroomClient:
     """Staffroom: `staffroom gateway` (a subprocess, measured) + `staffroom agent connect` (the
     teacher's PC) + the viewer page the agent serves. The teacher's workspace is assigned to the
-    bench's existing desktop (provider `vnc`), so both clients watch the same Xvnc."""
+    bench's existing desktop (provider `vnc`), so both clients watch the same Xvnc.
+
+    With ``sessions`` > 1 (bench.capacity) there are that many teachers, each with their own
+    token and agent, all assigned to the same shared desktop: one gateway carries N sessions,
+    each with its own RFB connection, framebuffer, watermark and encoder (``page_urls``)."""
 
     name = "staffroom"
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: int = 1) -> None:
+        self.sessions = sessions
         self._world: object | None = None
-        self._agent: subprocess.Popen[str] | None = None
-        self._url = ""
+        self._agents: list[subprocess.Popen[str]] = []
+        self._urls: list[str] = []
 
     async def start(self, desktop: Desktop) -> None:
         import asyncio
-        import os
 
-        from tests.fixtures.clamav import write_cvd
-        from tests.fixtures.gateway import STAFFROOM, build_world
+        from tests.fixtures.gateway import build_world
 
         root = desktop.workdir / "staffroom"
         root.mkdir()
-        world = await asyncio.to_thread(build_world, root)
-        self._world = world
-        teacher = await asyncio.to_thread(world.add_teacher, "t.bench")
+        self._world = world = await asyncio.to_thread(build_world, root)
         pw = root / "vnc.pw"
         pw.write_text(desktop.password + "\n")
-        world.admin.run("workspaces", "assign", "t.bench", "--vnc",
-                        f"127.0.0.1:{desktop.rfb_port}", "--password-file", str(pw))
+        conf = self._freshclam(root)
+        for i in range(self.sessions):
+            user = "t.bench" if i == 0 else f"t.bench{i}"
+            teacher = await asyncio.to_thread(world.add_teacher, user)  # type: ignore[attr-defined]
+            world.admin.run("workspaces", "assign", user, "--vnc",  # type: ignore[attr-defined]
+                            f"127.0.0.1:{desktop.rfb_port}", "--password-file", str(pw))
+            self._urls.append(await self._connect(world, teacher, root / f"home-{user}", conf))
+
+    @staticmethod
+    def _freshclam(root: Path) -> Path:
         from datetime import UTC, datetime, timedelta
+
+        from tests.fixtures.clamav import write_cvd
 
         (root / "clamav").mkdir()
         write_cvd(root / "clamav" / "daily.cvd", datetime.now(UTC) - timedelta(hours=1))
         conf = root / "freshclam.conf"
         conf.write_text(f"DatabaseDirectory {root / 'clamav'}\n")
+        return conf
+
+    async def _connect(self, world: object, teacher: object, home: Path, conf: Path) -> str:
+        """Run one agent; returns the viewer URL it prints."""
+        import asyncio
+        import os
+
+        from tests.fixtures.gateway import STAFFROOM
+
         env = {**os.environ, "SOFTHSM2_CONF": str(teacher.token.conf),  # type: ignore
-               "STAFFROOM_FRESHCLAM_CONF": str(conf), "STAFFROOM_HOME": str(root / "home-t")}
-        self._agent = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       text=True, stdin=subprocess.DEVNULL,
-                                       start_new_session=True)
-        assert self._agent.stdout is not None
-        line = await asyncio.to_thread(self._agent.stdout.readline)
+               "STAFFROOM_FRESHCLAM_CONF": str(conf), "STAFFROOM_HOME": str(home)}
+        agent = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)],  # type: ignore
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 text=True, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._agents.append(agent)
+        assert agent.stdout is not None
+        line = await asyncio.to_thread(agent.stdout.readline)
         while line and not line.startswith("Viewer: "):
-            line = await asyncio.to_thread(self._agent.stdout.readline)
+            line = await asyncio.to_thread(agent.stdout.readline)
         if not line:
             raise RuntimeError("the Staffroom agent did not connect")
-        self._url = line.removeprefix("Viewer: ").strip()
+        return line.removeprefix("Viewer: ").strip()
+
+    @property
+    def page_urls(self) -> list[str]:
+        return list(self._urls)
 
     @property
     def public_url(self) -> str:
-        return self._url.split("?", 1)[0]
+        return self._urls[0].split("?", 1)[0] if self._urls else ""
 
     @property
     def page_url(self) -> str:
-        return self._url
+        return self._urls[0] if self._urls else ""
 
     async def wait_ready(self, page: Page) -> None:
         await page.wait_for_function(
@@ -180,9 +204,9 @@ class StaffroomClient:
     async def stop(self) -> None:
         from tests.fixtures.gateway import stop_gateway
 
-        if self._agent is not None:
-            stop_group(self._agent)  # type: ignore[arg-type]
-            self._agent = None
+        for agent in self._agents:
+            stop_group(agent)  # type: ignore[arg-type]
+        self._agents, self._urls = [], []
         if self._world is not None:
             stop_gateway(self._world.gateway)  # type: ignore[attr-defined]
             self._world = None

@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from gateway.display.encoder import EncodeSettings, RegionSnapshot, encode_cursor, encode_tiles
-from gateway.display.framebuffer import CopyOp, CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as wire
@@ -431,16 +431,11 @@ class DisplayPipeline:
         self._wm_shift += op.dst_y - op.src_y
         new = self.watermark.layer(fb.width, fb.height, fb.tile, self._layer_time,
                                    self._wm_shift)  # fmt: skip
-        for col, row in old.ink | new.ink:
-            x, y, w, h = fb.tile_rect(col, row)
-            if op.dst_x <= x and x + w <= op.dst_x + op.w:  # the copy spans the tile's width
-                if y < op.dst_y:
-                    fb.damage_rect(x, y, w, min(y + h, op.dst_y) - y)
-                if y + h > op.dst_y + op.h:
-                    y0 = max(y, op.dst_y + op.h)
-                    fb.damage_rect(x, y0, w, y + h - y0)
-            else:
-                fb.damage_rect(x, y, w, h)
+        rect = (op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h)
+        for layer in (old, new):
+            for box in layer.ink_boxes.values():
+                for x0, y0, x1, y1 in _outside(box, rect):
+                    fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
         self._layer = new
         return True
 
@@ -455,3 +450,14 @@ class DisplayPipeline:
             self.fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
         for x0, y0, x1, y1 in layer.ink_in(op.src_x, op.src_y, op.w, op.h):
             self.fb.damage_rect(x0 + dx, y0 + dy, x1 - x0, y1 - y0)
+
+
+def _outside(box: Box, rect: Box) -> list[Box]:
+    """The parts of ``box`` outside ``rect`` (both x0, y0, x1, y1), as up to four boxes."""
+    x0, y0, x1, y1 = box
+    rx0, ry0, rx1, ry1 = rect
+    if x1 <= rx0 or rx1 <= x0 or y1 <= ry0 or ry1 <= y0:
+        return [box]
+    parts = [(x0, y0, x1, ry0), (x0, ry1, x1, y1),  # above, below
+             (x0, max(y0, ry0), rx0, min(y1, ry1)), (rx1, max(y0, ry0), x1, min(y1, ry1))]
+    return [p for p in parts if p[0] < p[2] and p[1] < p[3]]

@@ -179,8 +179,8 @@ class Watermark:
             for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile):
                 # The part of this tile the stamp covers, in stamp coordinates.
                 box = (max(tx * tile, x) - x, max(ty * tile, y) - y,
-                       min((tx + 1) * tile, x + stamp.width) - x,
-                       min((ty + 1) * tile, y + stamp.height) - y)
+                       min((tx + 1) * tile, width, x + stamp.width) - x,
+                       min((ty + 1) * tile, height, y + stamp.height) - y)
                 b = alpha.crop(box).getbbox()
                 if not b:
                     continue

@@ -329,7 +329,8 @@ async def test_the_watermark_survives_removing_everything_but_the_canvas(
                                               args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1920, "height": 1080})
             await page.goto(url)
-            await page.wait_for_function("() => document.body.dataset.state === 'connected'")
+            await page.wait_for_function("() => document.body.dataset.state === 'connected'"
+                                         " && document.querySelector('canvas').width === 1920")
             # Everything but the canvas (and the elements holding it) goes.
             await page.evaluate("""() => {
                 const canvas = document.querySelector('canvas');
