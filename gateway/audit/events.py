@@ -175,22 +175,10 @@ def record_line(record: AuditRecord) -> bytes:
     return canonical_json(body) + b"\n"
 
 
-_FIELDS = frozenset(
-    {
-        "seq",
-        "time",
-        "kind",
-        "outcome",
-        "actor",
-        "subject",
-        "school",
-        "session",
-        "source",
-        "details",
-        "prev_hash",
-        "hash",
-    }
-)
+# A stored record's fields, in export order (CSV columns); a line must have exactly these.
+RECORD_FIELDS = ("seq", "time", "kind", "outcome", "actor", "subject", "school", "session",
+                 "source", "details", "prev_hash", "hash")
+_FIELDS = frozenset(RECORD_FIELDS)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -15,6 +15,7 @@ from typing import BinaryIO, TextIO
 
 from gateway.audit.chain import LOG_FILE
 from gateway.audit.events import (
+    RECORD_FIELDS,
     AuditRecord,
     RecordFormatError,
     canonical_json,
@@ -24,20 +25,7 @@ from gateway.audit.events import (
 )
 from gateway.audit.lines import iter_lines, read_tail
 
-CSV_COLUMNS = (
-    "seq",
-    "time",
-    "kind",
-    "outcome",
-    "actor",
-    "subject",
-    "school",
-    "session",
-    "source",
-    "details",
-    "prev_hash",
-    "hash",
-)
+CSV_COLUMNS = RECORD_FIELDS
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # OWASP "CSV injection"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 
 from PIL import Image
 
@@ -61,3 +62,21 @@ def diff_pixels(a: Image.Image, b: Image.Image) -> int:
     if bbox is None:
         return 0
     return sum(1 for p in ImageChops.difference(a, b).crop(bbox).getdata() if p != (0, 0, 0))
+
+
+def random_ops(fb: Framebuffer, rng: random.Random, n: int) -> None:
+    """n random fills, text-like blits and copies (damage and copies interleaved)."""
+    for _ in range(n):
+        op = rng.random()
+        w_, h_ = rng.randint(1, 120), rng.randint(1, 90)
+        x, y = rng.randint(0, fb.width - w_), rng.randint(0, fb.height - h_)
+        if op < 0.35:
+            fb.fill(x, y, w_, h_, bytes(rng.randrange(256) for _ in range(3)) + b"\0")
+        elif op < 0.6:
+            # text-like: few colours, so it stays lossless even with lossy on
+            data = bytes(rng.choice((0, 255)) for _ in range(w_ * h_))
+            fb.blit(x, y, w_, h_, b"".join(bytes((v, v, v, 0)) for v in data))
+        else:
+            sx, sy = rng.randint(0, fb.width - w_), rng.randint(0, fb.height - h_)
+            fb.copy(sx, sy, x, y, w_, h_)
+

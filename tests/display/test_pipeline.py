@@ -20,7 +20,7 @@ from gateway.display.pipeline import (
 )
 from gateway.display.watermark import Watermark
 from gateway.wire import display as w
-from tests.display.canvas_model import CanvasModel, diff_pixels, expected
+from tests.display.canvas_model import CanvasModel, diff_pixels, expected, random_ops
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC: 40 s before a minute boundary
 LOSSLESS = EncodeSettings(lossy=False)
@@ -54,22 +54,6 @@ def step(p: DisplayPipeline, canvas: CanvasModel, now: float) -> list[w.Message]
 def assert_canvas_exact(p: DisplayPipeline, canvas: CanvasModel) -> None:
     assert canvas.image is not None
     assert diff_pixels(canvas.image, expected(p.fb, p._layer)) == 0
-
-
-def random_ops(fb: Framebuffer, rng: random.Random, n: int) -> None:
-    for _ in range(n):
-        op = rng.random()
-        w_, h_ = rng.randint(1, 120), rng.randint(1, 90)
-        x, y = rng.randint(0, fb.width - w_), rng.randint(0, fb.height - h_)
-        if op < 0.35:
-            fb.fill(x, y, w_, h_, bytes(rng.randrange(256) for _ in range(3)) + b"\0")
-        elif op < 0.6:
-            # text-like: few colours, so it stays lossless even with lossy on
-            data = bytes(rng.choice((0, 255)) for _ in range(w_ * h_))
-            fb.blit(x, y, w_, h_, b"".join(bytes((v, v, v, 0)) for v in data))
-        else:
-            sx, sy = rng.randint(0, fb.width - w_), rng.randint(0, fb.height - h_)
-            fb.copy(sx, sy, x, y, w_, h_)
 
 
 def test_key_frame_is_hello_then_tiles_then_sync_and_exact() -> None:
