@@ -21,17 +21,17 @@ from gateway.api.session import bearer_middleware
 from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
 from gateway.audit.log import AuditLog, AuditLogError
-from gateway.broker import SessionBroker
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
-from gateway.crl import publish_crl
 from gateway.datadir import DataDir
+from gateway.live.broker import SessionBroker
+from gateway.live.tunnel import tunnel
 from gateway.pki.ca import CAError, SchoolCA
+from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
-from gateway.tunnel import tunnel
 from gateway.workspace.manager import WorkspaceManager
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from gateway.audit.keys import generate_signing_key, public_key_pem, save_signin
 from gateway.audit.log import AuditLog
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
-from gateway.crl import publish_crl
 from gateway.datadir import DataDir, GatewayConfig, write_private
 from gateway.pki.ca import create_ca
+from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.store.base import User
 from gateway.store.sqlite import SqliteStore

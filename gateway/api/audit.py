@@ -19,7 +19,7 @@ from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request
 from gateway.audit import query
 from gateway.audit.events import AuditRecord
-from gateway.audit_status import verify_data_dir
+from gateway.audit.status import verify_data_dir
 
 MAX_LIMIT = 100_000
 EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}

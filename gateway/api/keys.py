@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, conflict, field_str, forbidden, json_body, not_found
-from gateway.crl import CRL_PATH, publish_crl
 from gateway.pki.ca import CAError
+from gateway.pki.publish import CRL_PATH, publish_crl
 from gateway.store.base import CertRecord, Conflict, Nonce, User
 from gateway.wire.enrol import pop_message
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api import audit, keys, recordings, session, sessions, users, workspaces
-from gateway.crl import CRL_PATH
+from gateway.pki.publish import CRL_PATH
 
 
 async def health(request: web.Request) -> web.Response:

@@ -76,7 +76,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from gateway.audit_status import verify_data_dir
+    from gateway.audit.status import verify_data_dir
 
     result = verify_data_dir(Path(args.data))
     if args.json:

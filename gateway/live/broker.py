@@ -22,13 +22,13 @@ from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
 from gateway.display.watermark import Watermark
-from gateway.login import LoginDecision
-from gateway.observers import RecorderSink
+from gateway.live.login import LoginDecision
+from gateway.live.observers import RecorderSink
+from gateway.live.session import Limits, LiveSession
 from gateway.recording.store import recordings_root
 from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
 from gateway.rfb.connection import open_rfb
 from gateway.rfb.errors import RfbError
-from gateway.session import Limits, LiveSession
 from gateway.store.base import User
 from gateway.wire import display as wire
 from gateway.wire.login import Denied, Hello, LoginConnection, Welcome

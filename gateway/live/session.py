@@ -29,7 +29,7 @@ from gateway.display.pipeline import (
     Reply,
     encode_frame,
 )
-from gateway.observers import FrameSink, RecorderSink, WatcherSink
+from gateway.live.observers import FrameSink, RecorderSink, WatcherSink
 from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
 from gateway.rfb.errors import RfbError

@@ -1,5 +1,5 @@
 """The agent's tunnel endpoint (`/tunnel`, WebSocket over TLS): the login handshake, then the
-session's display stream. A thin shell: decisions are in gateway.login and the policy modules.
+session's display stream. A thin shell: decisions are in gateway.live.login and the policy modules.
 
 Attacker-controlled here: every frame from the agent. The handshake has deadlines, frames are
 bounded, a protocol violation closes the connection and is audited, and nothing a peer sends can
@@ -21,7 +21,7 @@ from cryptography import x509
 from gateway.api.common import ctx, source
 from gateway.audit.events import AuditEvent
 from gateway.context import GatewayContext
-from gateway.login import LoginDecision, decide_login, factors_for
+from gateway.live.login import LoginDecision, decide_login, factors_for
 from gateway.policy.decide import decide_session_start
 from gateway.policy.effective import ResolvedPolicy
 from gateway.store.base import Nonce
