@@ -28,7 +28,11 @@ _MAX_TIME_TEXT = 40  # "2026-11-25T09:15:00.1234567+09:00" and a margin
 
 _REPORT_KEYS = frozenset({"os", "os_version", "hostname", "antivirus", "collected_at"})
 _AV_KEYS = frozenset({"product", "enabled", "realtime", "definitions_time", "definitions_version",
-                      "source", "up_to_date", "updater_running"})
+                      "source", "up_to_date", "updater_running", "state"})
+# What the OS says the product is doing, where it says more than on/off (Windows Security
+# Center). Only "on" (or no state at all) lets `enabled` count: an expired, snoozed or unreadable
+# product never passes, whatever its enabled flag says.
+AV_STATES = ("on", "off", "snoozed", "expired", "unknown")
 
 
 class PostureFormatError(ValueError):
@@ -43,6 +47,7 @@ class AntivirusState:
     the definitions were built or installed (None: unknown). up_to_date: the product's own verdict
     on its definitions where that is all the OS gives (Windows Security Center). updater_running:
     the definitions updater daemon is running (freshclam); None where updates are the OS's job.
+    state: one of AV_STATES where the OS names it (None: only `enabled` is known).
     """
 
     product: str
@@ -53,12 +58,20 @@ class AntivirusState:
     source: str
     up_to_date: bool | None = None
     updater_running: bool | None = None
+    state: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """Counts as a working antivirus: enabled, and its state (if named) is "on"."""
+        return self.enabled and self.state in (None, "on")
 
     def to_json(self) -> dict[str, Any]:
-        return {"product": self.product, "enabled": self.enabled, "realtime": self.realtime,
-                "definitions_time": _time_text(self.definitions_time),
-                "definitions_version": self.definitions_version, "source": self.source,
-                "up_to_date": self.up_to_date, "updater_running": self.updater_running}
+        out = {"product": self.product, "enabled": self.enabled, "realtime": self.realtime,
+               "definitions_time": _time_text(self.definitions_time),
+               "definitions_version": self.definitions_version, "source": self.source,
+               "up_to_date": self.up_to_date, "updater_running": self.updater_running}
+        # Written only when named, so reports without it keep their canonical bytes.
+        return out | {"state": self.state} if self.state is not None else out
 
     @classmethod
     def from_json(cls, data: Any) -> AntivirusState:
@@ -72,6 +85,7 @@ class AntivirusState:
             source=_text(d, "source"),
             up_to_date=_bool(d, "up_to_date"),
             updater_running=_bool(d, "updater_running"),
+            state=_state(d),
         )
 
 
@@ -144,6 +158,7 @@ class PostureCode(StrEnum):
     OS_NOT_ALLOWED = "os-not-allowed"
     ANTIVIRUS_MISSING = "antivirus-missing"
     ANTIVIRUS_DISABLED = "antivirus-disabled"
+    ANTIVIRUS_UNKNOWN = "antivirus-unknown"  # the PC could not read its antivirus status
     REALTIME_OFF = "realtime-off"
     DEFINITIONS_STALE = "definitions-stale"
     DEFINITIONS_UNKNOWN = "definitions-unknown"
@@ -198,6 +213,15 @@ def _text(d: Mapping[str, Any], key: str, *, required: bool = False) -> str:
     return value
 
 
+def _state(d: Mapping[str, Any]) -> str | None:
+    value = d.get("state")
+    if value is None:
+        return None
+    if value not in AV_STATES:
+        raise PostureFormatError(f"state must be one of {', '.join(AV_STATES)}")
+    return str(value)
+
+
 def _bool(d: Mapping[str, Any], key: str, *, required: bool = False) -> Any:
     value = d.get(key)
     if value is None and not required:
@@ -247,6 +271,13 @@ _DISABLED = {
     "macos": "{product} is turned off: install the latest macOS updates, restart the Mac and "
              "try again.",
 }
+_STATE_FIX = {
+    "snoozed": "{product} is snoozed (paused): turn it back on in Windows Security and try again.",
+    "expired": "{product} has expired (its licence or subscription ran out): renew it, or "
+               "uninstall it so that Microsoft Defender turns itself on, and try again.",
+}
+_UNKNOWN = ("This computer could not tell Staffroom whether {product} is running: restart the "
+            "computer and run `staffroom-agent check`; if it still says so, ask your IT lead.")
 _REALTIME = {
     "linux": "Real-time scanning is off: start clamd and clamonacc (sudo systemctl start "
              "clamav-daemon clamav-clamonacc) and try again.",
@@ -274,12 +305,9 @@ def assess_posture(report: PostureReport, policy: PosturePolicy,
     if not products:
         return (*findings, PostureFinding("antivirus", False, PostureCode.ANTIVIRUS_MISSING,
                                           "none found", _MISSING[report.os]))
-    enabled = [p for p in products if p.enabled]
+    enabled = [p for p in products if p.running]
     if not enabled:
-        names = ", ".join(p.product for p in products)
-        return (*findings, PostureFinding(
-            "antivirus", False, PostureCode.ANTIVIRUS_DISABLED, f"{names}: off",
-            _DISABLED[report.os].format(product=products[0].product)))
+        return (*findings, _not_running(products, report.os))
     findings.append(PostureFinding("antivirus", True, PostureCode.OK,
                                    "; ".join(_describe(p) for p in enabled)))
     live = [p for p in enabled if p.realtime]
@@ -292,6 +320,19 @@ def assess_posture(report: PostureReport, policy: PosturePolicy,
     judged = [(_judge_definitions(p, report.os, policy, now), p) for p in candidates]
     findings.append(min(judged, key=_rank)[0])
     return tuple(findings)
+
+
+def _not_running(products: tuple[AntivirusState, ...], os_name: str) -> PostureFinding:
+    """No product runs: name each one's state; the sentence fits the first known state."""
+    detail = ", ".join(f"{p.product}: {p.state or 'off'}" for p in products)
+    known = [p for p in products if p.state != "unknown"]
+    if not known:
+        return PostureFinding("antivirus", False, PostureCode.ANTIVIRUS_UNKNOWN, detail,
+                              _UNKNOWN.format(product=products[0].product))
+    p = known[0]
+    fix = _STATE_FIX.get(p.state or "off", _DISABLED[os_name])
+    return PostureFinding("antivirus", False, PostureCode.ANTIVIRUS_DISABLED, detail,
+                          fix.format(product=p.product))
 
 
 def _os_fix(os_name: str, policy: PosturePolicy) -> str:

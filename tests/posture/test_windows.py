@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -7,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from agent.posture.windows import (
+    CollectorError,
     WindowsFormatError,
     antivirus_states,
+    collect_windows,
     decode_product_state,
     parse_defender_status,
     parse_ps_date,
@@ -16,7 +19,8 @@ from agent.posture.windows import (
     run_powershell,
 )
 from gateway.policy.posture import PosturePolicy, decide_posture
-from gateway.wire.posture import PostureReport
+from gateway.wire.posture import PostureFormatError, PostureReport, assess_posture
+from gateway.wire.posture import PosturePolicy as WirePolicy
 
 DATA = Path(__file__).parent / "data"
 SIGNATURES = datetime(2024, 5, 23, 10, 29, 5, tzinfo=UTC)  # 1716460145000 ms
@@ -26,21 +30,79 @@ def data(name: str) -> str:
     return (DATA / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize(("state", "enabled", "up_to_date"), [
-    (397568, True, True),  # 0x061100 Defender on, current (the common value)
-    (397584, True, False),  # 0x061110 on, out of date
-    (393472, False, True),  # 0x060100 Defender off (another product took over)
-    (266240, True, True),  # 0x041000 third-party on, current
-    (266256, True, False),  # 0x041010
-    (262144, False, True),  # 0x040000 off
-    (262160, False, False),  # 0x040010
-    (397328, True, False),  # 0x061010 on, out of date
-    (266496, True, True),  # 0x041100 on but snoozed: still counted on
-    (262400, False, True),  # 0x040100 off/expired
-    (270336, False, True),  # 0x042000 scanner byte 0x20 has no 0x10 bit: not on
+def _table() -> list[list[str]]:
+    lines = (DATA / "product_states.csv").read_text(encoding="utf-8").splitlines()
+    return [line.split(",", 6) for line in lines if line and not line.startswith("#")]
+
+
+STATE_TABLE = _table()
+DEFINITIONS = {"current": True, "outdated": False, "unknown": None}
+
+
+def test_state_table_covers_the_field_values() -> None:
+    values = {int(row[0], 16) for row in STATE_TABLE}
+    assert {0x041000, 0x042000, 0x043000, 0x051000, 0x053000, 0x054000, 0x061100,
+            0x060100, 0x0} <= values
+    assert all(row[5] in {"field", "ipa", "doc", "edge"} for row in STATE_TABLE)
+
+
+@pytest.mark.parametrize("row", STATE_TABLE, ids=[r[0] for r in STATE_TABLE])
+def test_decode_product_state(row: list[str]) -> None:
+    value, state, microsoft, definitions, _passes, _source, _what = row
+    decoded = decode_product_state(int(value, 16))
+    assert decoded.state == state
+    assert decoded.microsoft is (microsoft == "yes")
+    assert decoded.up_to_date is DEFINITIONS[definitions]
+    assert decoded.enabled is (state == "on")
+
+
+@pytest.mark.parametrize("row", STATE_TABLE, ids=[r[0] for r in STATE_TABLE])
+def test_product_state_through_the_gateway_decision(row: list[str]) -> None:
+    """The default policy allows exactly the rows marked to pass; the teacher's sentence names
+    the state of a product that is not on."""
+    value, state, _microsoft, _definitions, passes, _source, _what = row
+    item = {"displayName": "Some Antivirus", "productState": int(value, 16)}
+    states = antivirus_states(parse_security_center(json.dumps(item)), None)
+    report = PostureReport(os="windows", os_version="10.0.22631", hostname="TEACHER-PC",
+                           antivirus=states, collected_at=SIGNATURES)
+    parsed = PostureReport.from_json(report.to_json())
+    decision = decide_posture(parsed, PosturePolicy(), SIGNATURES)
+    assert decision.allowed is (passes == "yes")
+    if state in {"snoozed", "expired", "off", "unknown"}:
+        assert not decision.allowed
+        finding = next(f for f in assess_posture(parsed, WirePolicy(), SIGNATURES)
+                       if f.check == "antivirus")
+        assert finding.detail == f"Some Antivirus: {state}"
+        assert finding.fix.endswith(".") and finding.fix.count(". ") == 0
+
+
+@pytest.mark.parametrize(("name", "state", "words"), [
+    ("wsc_expired_ps51.json", "expired", "Norton 360 has expired (its licence or subscription "
+     "ran out): renew it, or uninstall it so that Microsoft Defender turns itself on"),
+    ("wsc_snoozed_ps51.json", "snoozed", "Trend Micro Antivirus+ is snoozed (paused): turn it "
+     "back on in Windows Security"),
 ])
-def test_decode_product_state(state: int, enabled: bool, up_to_date: bool) -> None:
-    assert decode_product_state(state) == (enabled, up_to_date)
+def test_captured_expired_and_snoozed_products_are_refused(name: str, state: str,
+                                                           words: str) -> None:
+    (p,) = parse_security_center(data(name))
+    assert p.state == state and not p.enabled
+    report = PostureReport(os="windows", os_version="10.0.22631", hostname="TEACHER-PC",
+                           antivirus=antivirus_states((p,), None), collected_at=SIGNATURES)
+    decision = decide_posture(PostureReport.from_json(report.to_json()), PosturePolicy(),
+                              SIGNATURES)
+    assert decision.code == "antivirus-disabled" and words in decision.reason
+
+
+def test_enabled_flag_cannot_override_an_expired_state() -> None:
+    """A report claiming enabled with state "expired" (a forged or buggy agent) still fails."""
+    forged = {"os": "windows", "os_version": "10", "hostname": "PC",
+              "collected_at": "2024-05-23T10:29:05Z",
+              "antivirus": [{"product": "X", "enabled": True, "source": "SecurityCenter2",
+                             "up_to_date": True, "state": "expired"}]}
+    decision = decide_posture(PostureReport.from_json(forged), PosturePolicy(), SIGNATURES)
+    assert decision.code == "antivirus-disabled"
+    with pytest.raises(PostureFormatError, match="state must be one of"):
+        PostureReport.from_json(forged | {"antivirus": [forged["antivirus"][0] | {"state": "ON"}]})
 
 
 def test_decode_product_state_rejects_out_of_range() -> None:
@@ -53,6 +115,7 @@ def test_decode_product_state_rejects_out_of_range() -> None:
 def test_security_center_single_product_ps51() -> None:
     (p,) = parse_security_center(data("wsc_defender_ps51.json"))
     assert (p.name, p.enabled, p.up_to_date, p.defender) == ("Windows Defender", True, True, True)
+    assert p.state == "on"
     assert p.timestamp == datetime(2024, 5, 23, 12, 29, 5, tzinfo=UTC)
 
 
@@ -156,5 +219,91 @@ def test_captured_windows_reports_through_the_gateway_decision() -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="checks the non-Windows refusal")
 def test_powershell_runs_only_on_windows() -> None:
-    with pytest.raises(OSError, match="only on Windows"):
+    with pytest.raises(CollectorError, match="only on Windows"):
         run_powershell("Get-Date")
+
+
+def test_no_powershell_gives_unknown_which_the_default_policy_refuses(tmp_path: Path) -> None:
+    """A PC without PowerShell (or with it blocked): both queries fail to start."""
+    missing = str(tmp_path / "no-such-powershell.exe")
+    states = collect_windows(lambda cmd: run_powershell(cmd, exe=missing))
+    (state,) = states
+    assert state.state == "unknown" and not state.enabled and not state.running
+    assert "PowerShell could not start" in state.source
+    report = PostureReport(os="windows", os_version="10.0.20348", hostname="SERVER",
+                           antivirus=states, collected_at=SIGNATURES)
+    decision = decide_posture(PostureReport.from_json(report.to_json()), PosturePolicy(),
+                              SIGNATURES)
+    assert decision.code == "antivirus-unknown"
+    assert decision.reason == (
+        "This computer could not tell Staffroom whether Windows Security Center is running: "
+        "restart the computer and run `staffroom-agent check`; if it still says so, ask your "
+        "IT lead.")
+
+
+def _fake_powershell(tmp_path: Path, body: str) -> str:
+    """A real program in PowerShell's place (a shell script taking the same arguments)."""
+    exe = tmp_path / "powershell"
+    exe.write_text("#!/bin/sh\n" + body + "\n")
+    exe.chmod(0o755)
+    return str(exe)
+
+
+def test_timeout_gives_unknown(tmp_path: Path) -> None:
+    exe = _fake_powershell(tmp_path, "exec sleep 5")
+    (state,) = collect_windows(lambda cmd: run_powershell(cmd, exe=exe, timeout=0.3))
+    assert state.state == "unknown"
+    assert "PowerShell did not answer within 0.3 s" in state.source
+
+
+def test_windows_server_without_security_center_uses_defender(tmp_path: Path) -> None:
+    """Windows Server has no root/SecurityCenter2: Get-CimInstance fails with "Invalid
+    namespace" and a non-zero exit; Defender's own status still describes the PC."""
+    mp = DATA / "mpstatus_ps51.json"
+    exe = _fake_powershell(tmp_path, 'case "$*" in *SecurityCenter2*) echo "Get-CimInstance : '
+                           'Invalid namespace" >&2; exit 1;; *) cat ' + f"'{mp}'" + ';; esac')
+    (state,) = collect_windows(lambda cmd: run_powershell(cmd, exe=exe))
+    assert state.product == "Microsoft Defender Antivirus" and state.running
+    assert state.definitions_time == SIGNATURES
+
+
+def test_server_with_neither_query_answering_is_unknown(tmp_path: Path) -> None:
+    exe = _fake_powershell(tmp_path, 'echo "Get-CimInstance : Invalid namespace" >&2; exit 1')
+    (state,) = collect_windows(lambda cmd: run_powershell(cmd, exe=exe))
+    assert state.state == "unknown"
+    assert "Security Center: PowerShell failed: Get-CimInstance : Invalid namespace" in \
+        state.source
+
+
+def test_defender_status_decides_freshness_over_the_wsc_byte() -> None:
+    """Security Center says Defender's definitions are out of date (0x061110) but Defender's own
+    status has them from today: Defender's word decides."""
+    item = json.loads(data("wsc_defender_ps51.json")) | {"productState": 0x061110}
+    wsc = parse_security_center(json.dumps(item))
+    assert wsc[0].up_to_date is False
+    (state,) = antivirus_states(wsc, parse_defender_status(data("mpstatus_ps51.json")))
+    assert state.up_to_date is True and state.definitions_time == SIGNATURES
+    report = PostureReport(os="windows", os_version="10", hostname="PC", antivirus=(state,),
+                           collected_at=SIGNATURES)
+    assert decide_posture(report, PosturePolicy(), SIGNATURES + timedelta(days=1)).allowed
+
+
+def test_defender_signature_age_dates_definitions_when_no_date() -> None:
+    item = json.loads(data("mpstatus_ps7.json"))
+    item.pop("AntivirusSignatureLastUpdated")
+    item["AntivirusSignatureAge"] = 9
+    status = parse_defender_status(json.dumps(item))
+    assert status is not None and status.signature_age_days == 9
+    (state,) = antivirus_states((), status, now=SIGNATURES)
+    assert state.definitions_time == SIGNATURES - timedelta(days=9)
+    report = PostureReport(os="windows", os_version="10", hostname="PC", antivirus=(state,),
+                           collected_at=SIGNATURES)
+    decision = decide_posture(report, PosturePolicy(), SIGNATURES)
+    assert decision.code == "definitions-stale" and "9 days old" in decision.reason
+
+
+def test_defender_saying_antivirus_disabled_turns_it_off() -> None:
+    item = json.loads(data("mpstatus_ps51.json")) | {"AntivirusEnabled": False}
+    wsc = parse_security_center(data("wsc_defender_ps51.json"))
+    (state,) = antivirus_states(wsc, parse_defender_status(json.dumps(item)))
+    assert state.state == "off" and not state.running
