@@ -10,7 +10,6 @@ import platform
 import sys
 
 from agent import __version__
-from agent.cli import add_commands
 from agent.cli_support import CliError
 
 PROG = "staffroom-agent"
@@ -22,6 +21,8 @@ def version_text() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent.cli import add_commands  # asyncio, ssl, …: not needed to print the version
+
     parser = argparse.ArgumentParser(
         prog=PROG, description="Staffroom for teachers: check this PC and your key, then connect "
                                "to the school desktop.")
@@ -31,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (sys.argv[1:] if argv is None else argv) == ["--version"]:
+        print(version_text())
+        return 0
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
