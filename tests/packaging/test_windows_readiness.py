@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.fixtures.packaging import CACHE
+from tests.fixtures.softhsm import make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKER = [sys.executable, str(ROOT / "packaging" / "check_signatures.py")]
@@ -43,8 +44,8 @@ def test_wheel_gate_passes_for_win_amd64_and_fails_for_win32() -> None:
 
 
 @pytest.fixture(scope="session")
-def windows_pyd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """python-pkcs11's real win_amd64 extension module (downloaded once into CACHE)."""
+def windows_wheel() -> Path:
+    """python-pkcs11's real win_amd64 wheel (downloaded once into CACHE)."""
     wheels = CACHE / "wheels"
     found = sorted(wheels.glob("python_pkcs11-0.10.1-cp311-cp311-win_amd64.whl"))
     if not found:
@@ -54,19 +55,26 @@ def windows_pyd(tmp_path_factory: pytest.TempPathFactory) -> Path:
                     "-d", str(wheels), PYD_WHEEL)
         assert done.returncode == 0, done.stderr
         found = sorted(wheels.glob("python_pkcs11-0.10.1-cp311-cp311-win_amd64.whl"))
-    with zipfile.ZipFile(found[0]) as whl:
+    return found[0]
+
+
+@pytest.fixture
+def windows_pyd(windows_wheel: Path, tmp_path: Path) -> Path:
+    """A folder holding the wheel's unsigned .pyd, as the frozen Windows bundle would."""
+    with zipfile.ZipFile(windows_wheel) as whl:
         (name,) = [n for n in whl.namelist() if n.endswith(".pyd")]
-        out = tmp_path_factory.mktemp("payload")
-        whl.extract(name, out)
-    return out
+        whl.extract(name, tmp_path / "payload")
+    return tmp_path / "payload"
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+def _cert(subject: str, key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey,
+          issuer: x509.Name,
           issuer_key: ec.EllipticCurvePrivateKey, ca: bool) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     b = (x509.CertificateBuilder()
          .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-         .issuer_name(issuer).public_key(key.public_key())
+         .issuer_name(issuer)
+         .public_key(key if isinstance(key, ec.EllipticCurvePublicKey) else key.public_key())
          .serial_number(x509.random_serial_number())
          .not_valid_before(now - dt.timedelta(hours=1))
          .not_valid_after(now + dt.timedelta(days=30))
@@ -126,6 +134,38 @@ def test_signing_checker_on_the_real_windows_pyd(windows_pyd: Path, tmp_path: Pa
     flipped = _run(*CHECKER, str(windows_pyd), "--ca", str(ca))
     assert flipped.returncode == 1
     assert flipped.stdout.startswith(f"REFUSED {rel}: signature does not verify")
+
+
+def test_signing_with_the_key_on_a_pkcs11_token(windows_pyd: Path, tmp_path: Path) -> None:
+    """packaging/sign-payload as the board runs it: the code-signing key never leaves the token
+    (SoftHSM2 here, through OpenSSL's pkcs11 engine); the checker then accepts the payload."""
+    token = make_token(tmp_path / "hsm", label="board-codesign")
+    token.pkcs11_tool("--keypairgen", "--key-type", "EC:prime256v1", "--id", "01", "--label",
+                      "codesign")
+    pub_der = tmp_path / "pub.der"
+    token.pkcs11_tool("--read-object", "--type", "pubkey", "--id", "01", "-o", str(pub_der),
+                      login=False)
+    public = serialization.load_der_public_key(pub_der.read_bytes())
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Board Test Root")])
+    ca = _cert("Board Test Root", ca_key, ca_name, ca_key, ca=True)
+    leaf = _cert("Board Code Signing", public, ca_name, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (tmp_path / "chain.pem").write_bytes(leaf.public_bytes(pem) + ca.public_bytes(pem))
+    env = {**token.env, "SIGN_PKCS11_MODULE": token.module,
+           "SIGN_KEY": "pkcs11:token=board-codesign;object=codesign;type=private",
+           "SIGN_CERTS": str(tmp_path / "chain.pem"),
+           "SIGN_PIN_FILE": str(token.pin_file(tmp_path))}
+    assert _run(*CHECKER, str(windows_pyd), "--ca", str(tmp_path / "ca.pem")).returncode == 1
+    signed = _run("bash", "packaging/sign-payload", str(windows_pyd), env=env)
+    assert signed.returncode == 0, signed.stdout + signed.stderr
+    assert signed.stdout == "sign-payload: signed 1 file(s).\n"
+    ok = _run(*CHECKER, str(windows_pyd), "--ca", str(tmp_path / "ca.pem"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    wrong_pin = {**env, "SIGN_PIN_FILE": str(token.pin_file(tmp_path, "00000000"))}
+    assert _run("bash", "packaging/sign-payload", str(windows_pyd), env=wrong_pin).returncode != 0
 
 
 def test_signing_checker_refuses_an_empty_folder(tmp_path: Path) -> None:
