@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gateway.wire.login import canonical_json
 from gateway.wire.posture import (
+    AV_STATES,
     MAX_PRODUCTS,
     MAX_REPORT_BYTES,
     AntivirusState,
@@ -40,6 +41,17 @@ def test_canonical_bytes_sorted_no_whitespace_and_match_login_transcript() -> No
                               ensure_ascii=False).encode()
     assert b"\n" not in data and b'": ' not in data and b'", "' not in data
     assert data.startswith(b'{"antivirus":[{"definitions_time":"2026-11-24T09:00:00Z",')
+
+
+def test_state_is_written_only_when_named() -> None:
+    """Reports without a state (Linux, macOS, older agents) keep their exact bytes."""
+    plain = report(av())
+    assert "state" not in plain.to_json()["antivirus"][0]
+    expired = report(AntivirusState("Norton 360", False, None, None, None, "SecurityCenter2",
+                                    True, state="expired"), os="windows")
+    assert expired.to_json()["antivirus"][0]["state"] == "expired"
+    assert PostureReport.from_json(expired.canonical_bytes()) == expired
+    assert not expired.antivirus[0].running
 
 
 def test_times_are_spelled_once_per_instant() -> None:
@@ -166,7 +178,8 @@ texts = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf"
 states = st.builds(AntivirusState, product=texts, enabled=st.booleans(),
                    realtime=st.none() | st.booleans(), definitions_time=st.none() | times,
                    definitions_version=st.none() | texts, source=texts,
-                   up_to_date=st.none() | st.booleans(), updater_running=st.none() | st.booleans())
+                   up_to_date=st.none() | st.booleans(), updater_running=st.none() | st.booleans(),
+                   state=st.none() | st.sampled_from(AV_STATES))
 reports = st.builds(PostureReport, os=st.sampled_from(["linux", "windows", "macos"]),
                     os_version=texts, hostname=texts,
                     antivirus=st.lists(states, max_size=4).map(tuple), collected_at=times)
