@@ -18,7 +18,8 @@ from agent.install_config import AgentConfig, load_config, parse_config
 from agent.token_module import Driver, expand, find_module, load_drivers, probe
 from tests.fixtures.softhsm import make_token
 
-AGENT = str(Path(sys.executable).with_name("staffroom-agent"))
+AGENT = str(Path(sys.executable).with_name(
+    "staffroom-agent.exe" if sys.platform == "win32" else "staffroom-agent"))
 
 
 def _drivers(tmp: Path) -> tuple[Driver, ...]:
