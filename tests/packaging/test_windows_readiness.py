@@ -30,6 +30,7 @@ def _run(*cmd: str, **kw: object) -> subprocess.CompletedProcess[str]:
                           **kw)  # type: ignore[call-overload]
 
 
+@pytest.mark.slow  # asks PyPI
 def test_wheel_gate_passes_for_win_amd64_and_fails_for_win32() -> None:
     env = {**os.environ, "PIP": f"{sys.executable} -m pip"}
     ok = _run("bash", "packaging/wheel-gate", "win_amd64", "3.11", env=env)
@@ -180,6 +181,7 @@ def _table(msi: Path, name: str) -> list[list[str]]:
     return [line.split("\t") for line in out.stdout.splitlines()[3:]]
 
 
+@pytest.mark.slow  # the frozen build (once per session)
 def test_msi_builds_with_wixl_as_a_per_user_install(agent_bundle: Path, tmp_path: Path) -> None:
     config = tmp_path / "staffroom-agent.toml"
     config.write_text('gateway = "https://gw.kita.example.jp:8443"\nca = "ca.pem"\n'
