@@ -136,7 +136,8 @@ def parse_security_center(text: str) -> tuple[WscProduct, ...]:
             raise WindowsFormatError("AntiVirusProduct without displayName/productState")
         decoded = decode_product_state(state)
         exe = item.get("pathToSignedProductExe")
-        defender = exe == "windowsdefender://" or "defender" in name.lower()
+        # Microsoft's product: its owner nibble, its Security Center URI, or its name.
+        defender = decoded.microsoft or exe == "windowsdefender://" or "defender" in name.lower()
         stamp = item.get("timestamp")
         try:
             when = parsedate_to_datetime(stamp) if isinstance(stamp, str) else None
