@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway.api import (
     audit,
+    help,
     keys,
     recordings,
     replay_requests,
@@ -46,6 +47,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)
     app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)
     app.router.add_get("/api/v1/sessions/{session_id}/watch", sessions.watch)
+    app.router.add_get("/api/v1/sessions/{session_id}/help", help.join)
+    app.router.add_get("/api/v1/help", help.list_help)
     app.router.add_get("/api/v1/recordings", recordings.list_all)
     app.router.add_get("/api/v1/recordings/{recording_id}", recordings.show)
     app.router.add_get("/api/v1/recordings/{recording_id}/file", recordings.export)

@@ -105,7 +105,8 @@ def test_viewer_modules_the_console_imports_are_the_served_ones() -> None:
 
 
 @pytest.mark.parametrize(("name", "status"), [
-    ("canvas.js", 200), ("protocol.js", 200), ("input.js", 404), ("session.js", 404),
+    ("canvas.js", 200), ("protocol.js", 200), ("input.js", 200), ("session.js", 404),
+    ("help.js", 404), ("clipboard.js", 404),
     ("viewer.js", 404), ("index.html", 404), ("LOCKDOWN.md", 404), ("..%2Fpyproject.toml", 404),
     ("%2e%2e%2fprotocol.js", 404),
 ])
