@@ -62,6 +62,7 @@ def test_views_follow_roles_and_teachers_see_nothing() -> None:
                                     "keys": "read"}
     assert views_for("cio") == {"keys": "manage", "accounts": "manage"}
     assert set(views_for("admin")) == {"sessions", "recordings", "audit", "keys", "accounts"}
+    assert views_for("helpdesk") == {"help": "manage"}
     assert views_for("teacher") == {} and views_for("nobody") == {}
 
 
