@@ -27,7 +27,8 @@ from tests.fixtures.desktop_view import close_enough
 pytestmark = pytest.mark.slow
 
 TEACHER = "t.help"  # kita-es, this test's own teacher and session
-HELPERS = {"help.board": ("helpdesk", None), "help.minami": ("helpdesk", "minami-es")}
+HELPERS = {"help.board": ("helpdesk", None), "help.minami": ("helpdesk", "minami-es"),
+           "help.second": ("helpdesk", None)}
 CANVAS = "#helping-canvas"
 
 
@@ -112,6 +113,14 @@ async def test_a_helpdesk_operator_helps_only_as_far_as_the_teacher_allows(
         await teacher.wait_for_selector("#help[data-status='2'] #help-allow:not([hidden])")
         said = await teacher.text_content("#help-text") or ""
         assert "help.board" in said and "view only" in said
+        # One operator at a time: a second one is refused, saying who is helping.
+        second = await cw.sign_in("help.second")
+        status, data, _ = await cw.request("GET", "/api/v1/help", cookie=second.cookie)
+        (listed,) = [h for h in data["help"] if h["session"] == sid]
+        assert (listed["status"], listed["helper"]) == ("watching", "help.board")
+        status, data, _ = await cw.request("GET", f"/api/v1/sessions/{sid}/help",
+                                           cookie=second.cookie)
+        assert status == 409 and "help.board is already helping" in data["message"]
 
         async def shows_desktop() -> bool:  # the teacher's screen, as the teacher sees it
             image = await canvas_image(page, CANVAS)
@@ -160,6 +169,7 @@ async def test_a_helpdesk_operator_helps_only_as_far_as_the_teacher_allows(
 
         kinds = [(k, o) for k, o, _ in audit_kinds(media)]
         assert kinds[:1] == [("help.join", "denied")]
+        assert kinds.count(("help.join", "denied")) == 2  # before the request; the second one
         for step in [("help.request", "ok"), ("help.join", "ok"), ("help.input", "blocked"),
                      ("help.control", "ok"), ("help.end", "ok")]:
             assert step in kinds, (step, kinds)
