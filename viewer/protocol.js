@@ -17,12 +17,17 @@ export const T = Object.freeze({
   HELLO: 0x01, RESIZE: 0x02, TILE: 0x03, COPY: 0x04, CURSOR: 0x05, SYNC: 0x06,
   NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b,
   RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84, CLIPBOARD_IN: 0x85, BLOCKED: 0x86,
+  HELP_STATE: 0x20, HELP: 0xa0, // call-centre help, only after a Hello with HelloFlags.HELP
 });
 export const TileFormat = Object.freeze({ PNG: 1, JPEG: 2, WEBP: 3 });
 export const MIME = Object.freeze({ 1: "image/png", 2: "image/jpeg", 3: "image/webp" });
 export const HelloFlags = Object.freeze({
   VIEW_ONLY: 1, RECORDED: 2, WATERMARKED: 4, CLIPBOARD_TO_REMOTE: 8, CLIPBOARD_TO_LOCAL: 16,
+  HELP: 256,
 });
+/** Call-centre help: where it stands (HelpState) and what the teacher does (Help). */
+export const HelpStatus = Object.freeze({ NONE: 0, ASKED: 1, WATCHING: 2, CONTROL: 3 });
+export const HelpAction = Object.freeze({ ASK: 1, ALLOW_CONTROL: 2, VIEW_ONLY: 3, END: 4 });
 /** Blocked kinds: what the page refused, for the gateway's audit. */
 export const BlockedKind = Object.freeze({ PASTE: 1, COPY: 2, DROP: 3, PRINT: 4, DRAG: 5 });
 
@@ -122,6 +127,13 @@ function dClipboardOut(v, b) {
   }
 }
 
+// | 0x20 | len | status u8 | helper utf-8 (rest) |
+function dHelpState(v, b) {
+  const status = v.getUint8(0);
+  if (status > HelpStatus.CONTROL) throw new ProtocolError("bad help status");
+  return { type: "help", status, helper: text(b.subarray(1), "helper") };
+}
+
 // type -> [min payload, max payload, decoder]; anything else is refused.
 const RULES = new Map([
   [T.HELLO, [11, 11 + MAX_SESSION_ID + MAX_TEXT, dHello]],
@@ -135,6 +147,7 @@ const RULES = new Map([
   [T.PONG, [8, 8, dPong]],
   [T.FILL, [11, 11, dFill]],
   [T.CLIPBOARD_OUT, [0, MAX_CLIPBOARD, dClipboardOut]],
+  [T.HELP_STATE, [1, 1 + MAX_TEXT, dHelpState]],
 ]);
 
 /** Resumable decoder of the gateway -> viewer stream. feed(Uint8Array) -> array of messages. */
@@ -196,4 +209,5 @@ export function encodeClipboardIn(text) {
 }
 // | 0x86 | len=1 | kind u8 |  (BlockedKind)
 export function encodeBlocked(kind) { return frame(T.BLOCKED, 1, (v) => v.setUint8(0, kind)); }
-
+// | 0xA0 | len=1 | action u8 |  (HelpAction; only when the Hello offers HELP)
+export function encodeHelp(action) { return frame(T.HELP, 1, (v) => v.setUint8(0, action)); }

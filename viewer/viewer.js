@@ -9,6 +9,7 @@ import { installLockdown } from "./lockdown.js";
 import { installFullscreen } from "./fullscreen.js";
 import { Clipboard, INITIAL_SESSION, clipboardAllows, sessionFromHello } from "./session.js";
 import { ClipboardBridge } from "./clipboard.js";
+import { installHelp } from "./help.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("screen");
@@ -66,8 +67,11 @@ input.attach();
 input.enabled = false; // until a Hello says the session takes input
 new ResizeObserver(() => fitCanvas(canvas, stage)).observe(stage);
 
+const help = installHelp({ send, $ });
+
 function showEnd(text) {
   ended = true;
+  help.ended();
   clearInterval(pingTimer);
   input.enabled = false;
   input.releaseAll();
@@ -119,6 +123,7 @@ function onMessage(msg) {
       $("info").textContent = session.info;
       document.body.dataset.clipboard = session.clipboard;
       input.enabled = !session.viewOnly && !ended;
+      help.onHello(msg.flags);
       renderer.apply(msg);
       break;
     case "pong":
@@ -126,6 +131,9 @@ function onMessage(msg) {
       break;
     case "notice":
       showNotice(msg);
+      break;
+    case "help":
+      help.onState(msg);
       break;
     case "clipboard":
       clipboard.fromGateway(msg.text); // ignored unless the Hello allowed to-local

@@ -226,8 +226,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = users.add_parser("add", help="create an account")
     p.add_argument("id")
     p.add_argument("--name", required=True)
-    p.add_argument("--school", help="the school (left out only for board admins and officers)")
-    p.add_argument("--role", required=True, choices=["admin", "cio", "officer", "teacher"])
+    p.add_argument("--school", help="the school (left out only for board admins, officers "
+                   "and the board's helpdesk)")
+    p.add_argument("--role", required=True,
+                   choices=["admin", "cio", "officer", "helpdesk", "teacher"])
     p.add_argument("--password-file", help="initial password (else a one-time one is made)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_users_add)

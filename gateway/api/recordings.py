@@ -1,5 +1,7 @@
 """Recordings API: list, check, export for evidence, replay windows for the console's player,
-and deletion. Every export, replay and deletion is audited (who looked at which recording).
+and deletion. Every export, replay and deletion is audited (who looked at which recording); with
+policy `recording.replay_approval`, export and replay also need a second officer's approval of
+the requester's request (gateway/api/replay_requests.py), refusals audited.
 
 Attacker-controlled here: the recording id (matched against the store's id pattern) and the
 replay time; the files themselves are read with the recording format's bounds.
@@ -15,8 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
-from gateway.api.errors import bad_request, not_found
+from gateway.api.errors import bad_request, forbidden, not_found
+from gateway.api.replay_requests import recording_policy
 from gateway.audit.keys import load_public_key
+from gateway.recording import approval
 from gateway.recording.reader import RecordingReader
 from gateway.recording.store import (
     RecordingInfo,
@@ -53,13 +57,42 @@ async def _find(request: web.Request, action: str) -> RecordingInfo:
     return info
 
 
+async def _access(request: web.Request, info: RecordingInfo, use: str) -> approval.Access:
+    c = ctx(request)
+    required = recording_policy(request, info).replay_approval
+    found = c.store.find_approval(info.id, actor(request).user_id, approval.COVERS[use],
+                                  c.clock()) if required else None
+    return approval.access(required, found, use)
+
+
+async def _gate(request: web.Request, info: RecordingInfo, use: str, *,
+                audit_refusal: bool = True) -> approval.Access:
+    """Allowed, or 403 (audited) when the two-person rule applies and no approval is found."""
+    decision = await _access(request, info, use)
+    if not decision.allowed:
+        if audit_refusal:
+            await audit(request, f"recording.{use}", "denied", subject=info.user,
+                        school=info.school or None,
+                        details={"recording": info.id, "reason": "no-approval"})
+        raise forbidden(decision.reason, "approval-required")
+    return decision
+
+
+def _approval_json(decision: approval.Access, required: bool) -> dict[str, Any]:
+    return {"approval_required": required, "approved_by_request": decision.request_id}
+
+
 async def list_all(request: web.Request) -> web.Response:
     a = actor(request)
     await require(request, "recordings.read", school=a.school)
     infos = await asyncio.to_thread(list_recordings, _root(request))
     user = request.query.get("user")
-    rows = [info_json(i) for i in infos
-            if (a.school is None or i.school == a.school) and (not user or i.user == user)]
+    rows = []
+    for i in infos:
+        if (a.school is None or i.school == a.school) and (not user or i.user == user):
+            required = recording_policy(request, i).replay_approval
+            rows.append(info_json(i) | _approval_json(await _access(request, i, "replay"),
+                                                      required))
     return web.json_response({"recordings": rows})
 
 
@@ -74,8 +107,9 @@ async def show(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.StreamResponse:
     info = await _find(request, "recordings.read")
+    granted = await _gate(request, info, "export")
     await audit(request, "recording.export", "ok", subject=info.user, school=info.school or None,
-                details={"recording": info.id})
+                details={"recording": info.id, "request": granted.request_id})
     return web.FileResponse(info.path, headers={
         "Content-Disposition": f'attachment; filename="{info.id}.srec"',
         "Content-Type": "application/octet-stream"})
@@ -103,9 +137,12 @@ async def window(request: web.Request) -> web.Response:
         t_ms = max(0, int(request.query.get("t", "0")))
     except ValueError:
         raise bad_request("t must be milliseconds from the start.") from None
-    if request.query.get("first") == "1":
+    first = request.query.get("first") == "1"
+    granted = await _gate(request, info, "replay", audit_refusal=first)
+    if first:
         await audit(request, "recording.replay", "ok", subject=info.user,
-                    school=info.school or None, details={"recording": info.id, "t_ms": t_ms})
+                    school=info.school or None, details={"recording": info.id, "t_ms": t_ms,
+                                                         "request": granted.request_id})
     start, body = await asyncio.to_thread(_window, info.path, t_ms)
     return web.Response(body=body, content_type="application/octet-stream",
                         headers={"X-Staffroom-Window-Start": str(start)})

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import audit, keys, recordings, session, sessions, users, workspaces
+from gateway.api import (
+    audit,
+    help,
+    keys,
+    recordings,
+    replay_requests,
+    session,
+    sessions,
+    users,
+    workspaces,
+)
 from gateway.pki.publish import CRL_PATH
 
 
@@ -37,8 +47,14 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)
     app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)
     app.router.add_get("/api/v1/sessions/{session_id}/watch", sessions.watch)
+    app.router.add_get("/api/v1/sessions/{session_id}/help", help.join)
+    app.router.add_get("/api/v1/help", help.list_help)
     app.router.add_get("/api/v1/recordings", recordings.list_all)
     app.router.add_get("/api/v1/recordings/{recording_id}", recordings.show)
     app.router.add_get("/api/v1/recordings/{recording_id}/file", recordings.export)
     app.router.add_get("/api/v1/recordings/{recording_id}/window", recordings.window)
     app.router.add_delete("/api/v1/recordings/{recording_id}", recordings.remove)
+    app.router.add_post("/api/v1/recordings/{recording_id}/requests", replay_requests.create)
+    app.router.add_get("/api/v1/replay-requests", replay_requests.list_requests)
+    app.router.add_post("/api/v1/replay-requests/{request_id}/approve", replay_requests.approve)
+    app.router.add_post("/api/v1/replay-requests/{request_id}/decline", replay_requests.decline)

@@ -21,7 +21,7 @@ from gateway.console import cookie as console_cookie
 from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
 
-OPERATOR_ROLES = {"admin", "cio", "officer"}
+OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
 PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health"}
 NOT_AN_OPERATOR = {
     "api": "Teachers connect with `staffroom agent connect`; the admin API is for IT leads and "

@@ -12,7 +12,7 @@ from gateway.api.errors import bad_request, conflict, field_str, json_body, not_
 from gateway.auth import passwords, totp
 from gateway.store.base import Conflict, User
 
-OPERATOR_ROLES = {"admin", "cio", "officer"}
+OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
 
 
 def user_json(user: User) -> dict[str, object]:

@@ -78,7 +78,15 @@ class ClipboardRefused:
     repeats: int = 0
 
 
-Action = KeyInput | PointerInput | Reply | ClipboardInput | BlockedAttempt | ClipboardRefused
+@dataclass(frozen=True, slots=True)
+class HelpRequest:
+    """The teacher pressed a call-centre help button (gateway.live.help decides what it does)."""
+
+    action: wire.HelpAction
+
+
+Action = (KeyInput | PointerInput | Reply | ClipboardInput | BlockedAttempt | ClipboardRefused
+          | HelpRequest)
 
 REPORT_INTERVAL = 1.0  # seconds between two reports of one blocked kind or refusal reason
 _CLIPBOARD_FLAGS = {
@@ -220,6 +228,8 @@ class DisplayPipeline:
             case wire.Blocked(kind=k):
                 n = self._report(("blocked", k), now)
                 return [] if n is None else [BlockedAttempt(k, n)]
+            case wire.Help(action=a):
+                return [HelpRequest(a)]
             case _:
                 raise ViewerMisbehaved(f"{type(msg).__name__} is not a viewer message")
         return []

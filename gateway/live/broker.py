@@ -133,7 +133,7 @@ class SessionBroker:
             await audit("session.start", "error", {"error": str(e)[:200]})
             await self._deny(ws, conn, "desktop-unavailable", DESKTOP_UNAVAILABLE)
             return None
-        flags = clipboard_flags(clipboard) | (
+        flags = clipboard_flags(clipboard) | wire.HelloFlags.HELP | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
         pipeline = DisplayPipeline(fb, watermark=self._watermark(policy, user, session_id),
                                    session=SessionInfo(session_id, self._info(user), flags))

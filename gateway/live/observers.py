@@ -1,4 +1,5 @@
-"""Who else sees a session's frames: its recording and officers watching it live.
+"""Who else sees a session's frames: its recording, officers watching it live and a helpdesk
+operator the teacher asked for help (gateway/live/help.py decides what that operator may do).
 
 Each observer gets the frames exactly as sent to the teacher, after a whole frame (key frame) of
 the same instant to start from. Attacker-controlled here: nothing new — a watcher only receives;
@@ -73,6 +74,16 @@ class WatcherSink:
             while not self._queue.empty():
                 self._queue.get_nowait()
             self._synced = False
+
+    def post(self, data: bytes) -> None:
+        """A message that must arrive (the help state): queued even when frames are dropped."""
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._synced = False  # the frames dropped for it are made up by a key frame
+            self._queue.put_nowait(data)
 
     async def _drain(self) -> None:
         while (data := await self._queue.get()) is not None:

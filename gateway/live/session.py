@@ -24,11 +24,14 @@ from gateway.display.pipeline import (
     ClipboardInput,
     ClipboardRefused,
     DisplayPipeline,
+    HelpRequest,
     KeyInput,
     PointerInput,
     Reply,
     encode_frame,
 )
+from gateway.live import helpdesk
+from gateway.live.help import HelpCase
 from gateway.live.observers import FrameSink, RecorderSink, WatcherSink
 from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
@@ -94,6 +97,9 @@ class LiveSession:
     clipboard_max_bytes: int = 4096
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
+    help: HelpCase = field(default_factory=HelpCase)  # call-centre help (gateway/live/help.py)
+    helper_sink: WatcherSink | None = None  # the helpdesk operator's view, while joined
+    help_asks: int = 0
     detached_at: float | None = None
     ended: bool = False
     bytes_sent: int = 0
@@ -119,6 +125,8 @@ class LiveSession:
             self._grace_task = None
         self.ws, self.detached_at = ws, None
         self.pipeline.attached = False  # until the viewer's Resume
+        if self.help != HelpCase():  # a reloaded page shows the help as it stands
+            await self.notify(helpdesk.state_message(self.help))
         sender = asyncio.create_task(self._send_loop(ws), name=f"send-{self.id}")
         try:
             await self._receive_loop(ws)
@@ -168,6 +176,8 @@ class LiveSession:
             except ValueError:
                 kind = f"kind{action.kind}"
             await self._blocked(f"viewer_{kind}", {"repeats": action.repeats})
+        elif isinstance(action, HelpRequest):
+            await helpdesk.teacher_action(self, action.action)
 
     async def _clipboard_in(self, text: str) -> None:
         """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
@@ -305,6 +315,28 @@ class LiveSession:
             await self.audit(f"redirection.{kind}", "blocked",
                              {**details, "attempt": count, "last_recorded": count == 20})
 
+    # --- call-centre help (gateway/live/helpdesk.py) ------------------------------------------
+
+    async def help_join(self, ws: web.WebSocketResponse, helper: str, name: str) -> None:
+        await helpdesk.serve_helper(self, ws, helper, name)
+
+    async def helper_input(self, event: wire.Key | wire.Pointer) -> None:
+        """Keyboard or pointer from the helpdesk operator the teacher gave control to."""
+        self._last_input_mono, self._warned_idle = time.monotonic(), False
+        if isinstance(event, wire.Key):
+            await self.rfb.key(event.keysym, event.down)
+        else:
+            fb = self.pipeline.fb
+            await self.rfb.pointer(min(event.x, max(0, fb.width - 1)),
+                                   min(event.y, max(0, fb.height - 1)), event.buttons & 0xFF)
+
+    async def notify(self, data: bytes) -> None:
+        """Send a message to the teacher's viewer, if one is attached."""
+        await self._send(data)
+
+    def wake(self) -> None:
+        self._wake.set()
+
     # --- officers watching -------------------------------------------------------------------
 
     async def watch(self, ws: web.WebSocketResponse) -> None:
@@ -365,6 +397,7 @@ class LiveSession:
             with contextlib.suppress(RecordingFailed, OSError):
                 await sink.close(end, time.time())
         self.watchers.clear()
+        self.helper_sink = None
         ws = self.ws
         if ws is not None and not ws.closed:
             await self._send(end)

@@ -15,11 +15,13 @@ class Role(StrEnum):
     CIO = "cio"
     OFFICER = "officer"
     TEACHER = "teacher"
+    HELPDESK = "helpdesk"  # the call centre: joins a live session when its teacher asks for help
 
 
 ROLES = tuple(r.value for r in Role)
-# Roles that may exist without a school: board-level administrators and security officers.
-BOARD_ROLES = frozenset({Role.ADMIN, Role.OFFICER})
+# Roles that may exist without a school: board-level administrators, security officers and the
+# board's call centre. With a school they act only within it.
+BOARD_ROLES = frozenset({Role.ADMIN, Role.OFFICER, Role.HELPDESK})
 
 # action -> roles allowed to perform it (before the school-scope check).
 PERMISSIONS: dict[str, frozenset[Role]] = {
@@ -35,6 +37,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "sessions.watch": frozenset({Role.ADMIN, Role.OFFICER}),
     "recordings.read": frozenset({Role.ADMIN, Role.OFFICER}),
     "recordings.delete": frozenset({Role.ADMIN}),
+    # Two-person replay: a request is answered by a second, different officer (the API checks
+    # that the approver is not the requester).
+    "recordings.approve": frozenset({Role.ADMIN, Role.OFFICER}),
+    # Call-centre help: see who asks for help and join their session (view-only until the
+    # teacher hands over control in the viewer).
+    "help.read": frozenset({Role.ADMIN, Role.HELPDESK}),
+    "help.join": frozenset({Role.ADMIN, Role.HELPDESK}),
 }
 
 # Roles a CIO may hand out: CIOs manage their teachers, not other CIOs or board roles.
@@ -64,7 +73,7 @@ def authorize(
     role = Role(actor.role) if actor.role in ROLES else None
     if role is None or role not in allowed:
         return Decision(False, f"Your role ({actor.role}) may not do this ({action}).")
-    if role is Role.ADMIN or (role is Role.OFFICER and actor.school is None):
+    if role is Role.ADMIN or (role in BOARD_ROLES and actor.school is None):
         return Decision(True)
     if school != actor.school:
         where = f"school {school}" if school else "the whole board"

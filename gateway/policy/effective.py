@@ -51,6 +51,8 @@ class WatermarkPolicy:
 class RecordingPolicy:
     enabled: bool
     retention_days: int
+    replay_approval: bool
+    approval_valid_for: timedelta
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "recording": {
         "enabled": Key(boolean(), "record sessions (a session that cannot be recorded ends)"),
         "retention_days": Key(integer(1, 3650), "recordings older than this are deleted"),
+        "replay_approval": Key(boolean(), "replaying or exporting a recording needs a second "
+                               "officer's approval"),
+        "approval_valid_for": Key(duration(timedelta(minutes=1), timedelta(days=7)),
+                                  "how long an approval to replay or export lasts"),
     },
     "workspace": {
         "session_command": Key(command(), "what a new Xvnc desktop runs"),

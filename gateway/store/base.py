@@ -83,6 +83,27 @@ class WorkspaceAssignment:
     password: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """An officer's request to replay or export one recording (two-person rule). A second,
+    different officer approves or declines it; an approval lets the requester, and only them,
+    open that one recording until `expires_at`."""
+
+    id: str
+    recording_id: str
+    purpose: str  # "replay" | "export" (an export approval also allows replaying it)
+    requester: str
+    reason: str
+    subject: str  # whose recording (the teacher)
+    school: str | None
+    created_at: datetime
+    status: str = "pending"  # "pending" | "approved" | "declined"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_note: str | None = None
+    expires_at: datetime | None = None  # approved only
+
+
 class Store(Protocol):
     """State database operations. Each call is one transaction; writes are durable on return."""
 
@@ -120,5 +141,18 @@ class Store(Protocol):
     # workspaces
     def set_assignment(self, assignment: WorkspaceAssignment) -> None: ...
     def get_assignment(self, user_id: str) -> WorkspaceAssignment | None: ...
+
+    # two-person replay of recordings
+    def add_replay_request(self, request: ReplayRequest) -> None: ...
+    def get_replay_request(self, request_id: str) -> ReplayRequest | None: ...
+    def list_replay_requests(self, school: str | None = None) -> list[ReplayRequest]: ...
+    def decide_replay_request(self, decided: ReplayRequest) -> None:
+        """Store an approval or refusal; Conflict if the request is no longer pending."""
+        ...
+
+    def find_approval(self, recording_id: str, requester: str, purposes: Sequence[str],
+                      now: datetime) -> ReplayRequest | None:
+        """An approved, unexpired request of `requester` for this recording and purpose."""
+        ...
 
     def close(self) -> None: ...

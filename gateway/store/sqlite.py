@@ -16,6 +16,7 @@ from gateway.store.base import (
     Nonce,
     NotFound,
     OperatorSession,
+    ReplayRequest,
     User,
     WorkspaceAssignment,
 )
@@ -40,6 +41,11 @@ CREATE TABLE IF NOT EXISTS certs (
 CREATE INDEX IF NOT EXISTS certs_user ON certs(user_id);
 CREATE TABLE IF NOT EXISTS workspaces (
   user_id TEXT PRIMARY KEY, provider TEXT NOT NULL, host TEXT, port INTEGER, password TEXT);
+CREATE TABLE IF NOT EXISTS replay_requests (
+  id TEXT PRIMARY KEY, recording_id TEXT NOT NULL, purpose TEXT NOT NULL, requester TEXT NOT NULL,
+  reason TEXT NOT NULL, subject TEXT NOT NULL, school TEXT, created_at TEXT NOT NULL,
+  status TEXT NOT NULL, decided_by TEXT, decided_at TEXT, decision_note TEXT, expires_at TEXT);
+CREATE INDEX IF NOT EXISTS replay_requests_recording ON replay_requests(recording_id);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -50,7 +56,7 @@ _ADDED_COLUMNS = {
 
 _DATETIME_FIELDS = {
     "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
-    "revoked_at",
+    "revoked_at", "decided_at",
 }
 _BOOL_FIELDS = {"disabled", "must_change_password", "revoked"}
 
@@ -245,6 +251,47 @@ class SqliteStore:
     def get_assignment(self, user_id: str) -> WorkspaceAssignment | None:
         row = self._one("SELECT * FROM workspaces WHERE user_id = ?", (user_id,))
         return _row_to(WorkspaceAssignment, row) if row else None  # type: ignore[return-value]
+
+    # two-person replay
+    def add_replay_request(self, request: ReplayRequest) -> None:
+        with self._tx() as db:
+            db.execute(_insert_sql("replay_requests", ReplayRequest),
+                       tuple(map(_to_sql, astuple(request))))
+
+    def get_replay_request(self, request_id: str) -> ReplayRequest | None:
+        row = self._one("SELECT * FROM replay_requests WHERE id = ?", (request_id,))
+        return _row_to(ReplayRequest, row) if row else None  # type: ignore[return-value]
+
+    def list_replay_requests(self, school: str | None = None) -> list[ReplayRequest]:
+        if school is None:
+            rows = self._all("SELECT * FROM replay_requests ORDER BY created_at, id")
+        else:
+            rows = self._all("SELECT * FROM replay_requests WHERE school = ? "
+                             "ORDER BY created_at, id", (school,))
+        return [_row_to(ReplayRequest, r) for r in rows]  # type: ignore[misc]
+
+    def decide_replay_request(self, decided: ReplayRequest) -> None:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE replay_requests SET status = ?, decided_by = ?, decided_at = ?, "
+                "decision_note = ?, expires_at = ? WHERE id = ? AND status = 'pending'",
+                (decided.status, decided.decided_by, _to_sql(decided.decided_at),
+                 decided.decision_note, _to_sql(decided.expires_at), decided.id))
+            if cur.rowcount != 1:
+                raise Conflict(f"Request {decided.id} has already been decided.")
+
+    def find_approval(self, recording_id: str, requester: str, purposes: Sequence[str],
+                      now: datetime) -> ReplayRequest | None:
+        marks = ", ".join("?" * len(purposes))
+        rows = self._all(
+            "SELECT * FROM replay_requests WHERE recording_id = ? AND requester = ? AND "
+            f"status = 'approved' AND purpose IN ({marks}) ORDER BY decided_at DESC",
+            (recording_id, requester, *purposes))
+        for row in rows:
+            request: ReplayRequest = _row_to(ReplayRequest, row)  # type: ignore[assignment]
+            if request.expires_at is not None and request.expires_at > now:
+                return request
+        return None
 
     def close(self) -> None:
         with self._lock:

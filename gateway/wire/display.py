@@ -45,6 +45,7 @@ class MessageType(IntEnum):
     PONG = 0x09
     FILL = 0x0A
     CLIPBOARD_OUT = 0x0B
+    HELP_STATE = 0x20  # call-centre help (issue 13): only after a Hello with HELP
     # viewer -> gateway
     RESUME = 0x80
     ACK = 0x81
@@ -53,6 +54,7 @@ class MessageType(IntEnum):
     PING = 0x84
     CLIPBOARD_IN = 0x85
     BLOCKED = 0x86
+    HELP = 0xA0  # call-centre help (issue 13): only after a Hello with HELP
 
 
 class TileFormat(IntEnum):
@@ -69,6 +71,9 @@ class HelloFlags(IntFlag):
     # the gateway sends ClipboardOut only with TO_LOCAL (each side also enforces it on receipt).
     CLIPBOARD_TO_REMOTE = 8
     CLIPBOARD_TO_LOCAL = 16
+    # Call-centre help is offered: the viewer may send Help, the gateway sends HelpState. A
+    # flag rather than a version bump, so a viewer without help keeps working unchanged.
+    HELP = 256
 
 
 class BlockedKind(IntEnum):
@@ -79,6 +84,24 @@ class BlockedKind(IntEnum):
     DROP = 3  # a file or text dropped onto the page
     PRINT = 4
     DRAG = 5  # dragging the screen out of the page
+
+
+class HelpStatus(IntEnum):
+    """Where a session's call-centre help stands (HelpState)."""
+
+    NONE = 0  # nobody asked, or help is over
+    ASKED = 1  # the teacher asked; waiting for a helpdesk operator
+    WATCHING = 2  # an operator sees the screen, view-only
+    CONTROL = 3  # the teacher let the operator type and point too
+
+
+class HelpAction(IntEnum):
+    """What the teacher did in the viewer (Help)."""
+
+    ASK = 1  # ask the call centre for help
+    ALLOW_CONTROL = 2  # let the operator who is watching type and point
+    VIEW_ONLY = 3  # take control back (the operator keeps watching)
+    END = 4  # cancel the request, or end the help (the operator is disconnected)
 
 
 class NoticeLevel(IntEnum):
@@ -297,8 +320,26 @@ class Blocked:
     kind: int
 
 
-ToViewer = Hello | Resize | Tile | Copy | Cursor | Sync | Notice | End | Pong | Fill | ClipboardOut
-ToGateway = Resume | Ack | Key | Pointer | Ping | ClipboardIn | Blocked
+@dataclass(frozen=True, slots=True)
+class HelpState:
+    """| 0x20 | len | status u8 | helper utf-8 (rest, ≤ MAX_TEXT) | — the call-centre help of
+    this session (HelpStatus) and who the operator is ("name (id)"), empty when nobody joined"""
+
+    status: HelpStatus
+    helper: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Help:
+    """| 0xA0 | len=1 | action u8 | — the teacher asks for help, lets the operator take control,
+    takes it back or ends the help (HelpAction)"""
+
+    action: HelpAction
+
+
+ToViewer = (Hello | Resize | Tile | Copy | Cursor | Sync | Notice | End | Pong | Fill
+            | ClipboardOut | HelpState)
+ToGateway = Resume | Ack | Key | Pointer | Ping | ClipboardIn | Blocked | Help
 Message = ToViewer | ToGateway
 
 
@@ -483,6 +524,21 @@ def _d_blocked(p: memoryview) -> Blocked:
     return Blocked(p[0])
 
 
+def _d_help_state(p: memoryview) -> HelpState:
+    try:
+        status = HelpStatus(p[0])
+    except ValueError:
+        raise MalformedMessage(f"unknown help status {p[0]}") from None
+    return HelpState(status, _text(p[1:], "helper"))
+
+
+def _d_help(p: memoryview) -> Help:
+    try:
+        return Help(HelpAction(p[0]))
+    except ValueError:
+        raise MalformedMessage(f"unknown help action {p[0]}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class _Rule:
     min_len: int
@@ -514,6 +570,8 @@ RULES: Final[dict[MessageType, _Rule]] = {
     MessageType.PING: _Rule(8, 8, _G, _d_ping),
     MessageType.CLIPBOARD_IN: _Rule(0, MAX_CLIPBOARD, _G, _d_clipboard_in),
     MessageType.BLOCKED: _Rule(1, 1, _G, _d_blocked),
+    MessageType.HELP_STATE: _Rule(1, 1 + MAX_TEXT, _V, _d_help_state),
+    MessageType.HELP: _Rule(1, 1, _G, _d_help),
 }
 
 
@@ -682,6 +740,14 @@ def encode_blocked(m: Blocked) -> bytes:
     return _frame(MessageType.BLOCKED, bytes((m.kind,)))
 
 
+def encode_help_state(m: HelpState) -> bytes:
+    return _frame(MessageType.HELP_STATE, bytes((m.status,)) + _utf8(m.helper, MAX_TEXT))
+
+
+def encode_help(m: Help) -> bytes:
+    return _frame(MessageType.HELP, bytes((m.action,)))
+
+
 _ENCODERS: Final[dict[type, Callable[..., bytes]]] = {
     Hello: encode_hello,
     Resize: encode_resize,
@@ -701,6 +767,8 @@ _ENCODERS: Final[dict[type, Callable[..., bytes]]] = {
     ClipboardOut: encode_clipboard_out,
     ClipboardIn: encode_clipboard_in,
     Blocked: encode_blocked,
+    HelpState: encode_help_state,
+    Help: encode_help,
 }
 
 

@@ -62,6 +62,7 @@ def test_views_follow_roles_and_teachers_see_nothing() -> None:
                                     "keys": "read"}
     assert views_for("cio") == {"keys": "manage", "accounts": "manage"}
     assert set(views_for("admin")) == {"sessions", "recordings", "audit", "keys", "accounts"}
+    assert views_for("helpdesk") == {"help": "manage"}
     assert views_for("teacher") == {} and views_for("nobody") == {}
 
 
@@ -105,7 +106,8 @@ def test_viewer_modules_the_console_imports_are_the_served_ones() -> None:
 
 
 @pytest.mark.parametrize(("name", "status"), [
-    ("canvas.js", 200), ("protocol.js", 200), ("input.js", 404), ("session.js", 404),
+    ("canvas.js", 200), ("protocol.js", 200), ("input.js", 200), ("session.js", 404),
+    ("help.js", 404), ("clipboard.js", 404),
     ("viewer.js", 404), ("index.html", 404), ("LOCKDOWN.md", 404), ("..%2Fpyproject.toml", 404),
     ("%2e%2e%2fprotocol.js", 404),
 ])

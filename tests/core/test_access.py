@@ -11,6 +11,8 @@ CIO_A = Actor("cio.a", "cio", "school-a")
 OFFICER = Actor("off", "officer", None)
 OFFICER_A = Actor("off.a", "officer", "school-a")
 TEACHER = Actor("t", "teacher", "school-a")
+HELP = Actor("help", "helpdesk", None)
+HELP_A = Actor("help.a", "helpdesk", "school-a")
 
 
 @pytest.mark.parametrize("actor,action,school,grants,allowed", [
@@ -29,6 +31,19 @@ TEACHER = Actor("t", "teacher", "school-a")
     (TEACHER, "users.read", "school-a", None, False),
     (TEACHER, "keys.issue", "school-a", None, False),
     (ADMIN, "no.such.action", None, None, False),
+    (OFFICER, "recordings.approve", "school-b", None, True),
+    (OFFICER_A, "recordings.approve", "school-b", None, False),
+    (CIO_A, "recordings.approve", "school-a", None, False),
+    (HELP, "help.join", "school-b", None, True),
+    (HELP_A, "help.join", "school-a", None, True),
+    (HELP_A, "help.join", "school-b", None, False),
+    (HELP, "help.read", None, None, True),
+    (HELP, "sessions.watch", "school-a", None, False),
+    (HELP, "recordings.read", "school-a", None, False),
+    (HELP, "audit.read", None, None, False),
+    (OFFICER, "help.join", "school-a", None, False),
+    (TEACHER, "help.join", "school-a", None, False),
+    (CIO_A, "users.write", "school-a", "helpdesk", False),
 ])
 def test_authorize(actor: Actor, action: str, school: str | None, grants: str | None,
                    allowed: bool) -> None:

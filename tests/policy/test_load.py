@@ -84,8 +84,8 @@ def test_every_problem_in_every_file_is_reported_at_once(policy_dir: Path,
     add_policy("10-a.toml", '[match]\nroles = ["teachr"]\n[auth]\nsecond_factor = "sms"\n')
     add_policy("20-b.toml", '[match]\nusers = []\n[session]\nmax_concurrent = 0\n')
     assert check_dir(policy_dir) == [
-        "10-a.toml:2: match.roles: expected roles among admin, cio, officer, teacher, got "
-        "'teachr'",
+        "10-a.toml:2: match.roles: expected roles among admin, cio, officer, teacher, helpdesk, "
+        "got 'teachr'",
         '10-a.toml:4: auth.second_factor: expected one of "password", "totp", "both", got '
         "'sms'",
         "20-b.toml:2: match.users: expected a non-empty list of names, got []",
