@@ -12,10 +12,11 @@ export const MAX_CURSOR_DATA = 256 * 1024;
 export const MAX_TEXT = 1024;
 export const MAX_SESSION_ID = 64;
 export const MAX_CLIPBOARD = 1024 * 1024;
+export const MAX_RECEIPT = 4096;
 
 export const T = Object.freeze({
   HELLO: 0x01, RESIZE: 0x02, TILE: 0x03, COPY: 0x04, CURSOR: 0x05, SYNC: 0x06,
-  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b,
+  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b, RECEIPT: 0x0c,
   RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84, CLIPBOARD_IN: 0x85, BLOCKED: 0x86,
 });
 export const TileFormat = Object.freeze({ PNG: 1, JPEG: 2, WEBP: 3 });
@@ -23,6 +24,8 @@ export const MIME = Object.freeze({ 1: "image/png", 2: "image/jpeg", 3: "image/w
 export const HelloFlags = Object.freeze({
   VIEW_ONLY: 1, RECORDED: 2, WATERMARKED: 4, CLIPBOARD_TO_REMOTE: 8, CLIPBOARD_TO_LOCAL: 16,
 });
+/** Notice codes the page shows apart (others are plain notes). */
+export const NoticeCode = Object.freeze({ IDLE: 1, WATCHED: 2, POSTURE: 3 });
 /** Blocked kinds: what the page refused, for the gateway's audit. */
 export const BlockedKind = Object.freeze({ PASTE: 1, COPY: 2, DROP: 3, PRINT: 4, DRAG: 5 });
 
@@ -122,6 +125,9 @@ function dClipboardOut(v, b) {
   }
 }
 
+// | 0x0C | len <= 4096 | receipt file bytes |  (from the agent itself, never the gateway)
+function dReceipt(v, b) { return { type: "receipt", data: b.slice() }; }
+
 // type -> [min payload, max payload, decoder]; anything else is refused.
 const RULES = new Map([
   [T.HELLO, [11, 11 + MAX_SESSION_ID + MAX_TEXT, dHello]],
@@ -135,6 +141,7 @@ const RULES = new Map([
   [T.PONG, [8, 8, dPong]],
   [T.FILL, [11, 11, dFill]],
   [T.CLIPBOARD_OUT, [0, MAX_CLIPBOARD, dClipboardOut]],
+  [T.RECEIPT, [1, MAX_RECEIPT, dReceipt]],
 ]);
 
 /** Resumable decoder of the gateway -> viewer stream. feed(Uint8Array) -> array of messages. */

@@ -72,6 +72,7 @@ function showEnd(text) {
   input.enabled = false;
   input.releaseAll();
   $("notice").hidden = true; // the end text says it all
+  $("posture").hidden = true;
   $("ended-text").textContent = text;
   $("ended").hidden = false;
   setStatus("ended");
@@ -101,6 +102,30 @@ function clearNotice() {
   clearTimeout(noticeTimer);
 }
 
+// The in-session security check (posture re-check): a warning stays up, whatever the teacher
+// types, until the gateway says it is fixed (an info notice with the same code).
+function showPosture(msg) {
+  const el = $("posture");
+  if (msg.level === 0) {
+    el.hidden = true;
+    showNotice({ level: 0, text: `セキュリティ確認 OK — ${msg.text}` });
+    return;
+  }
+  $("posture-text").textContent = msg.text;
+  el.hidden = false;
+}
+
+// The gateway's signed work receipt (勤務記録の受領書), offered with the end of the session.
+let receiptUrl = null;
+function offerReceipt(data) {
+  if (receiptUrl) URL.revokeObjectURL(receiptUrl);
+  receiptUrl = URL.createObjectURL(new Blob([data], { type: "application/json" }));
+  const link = $("receipt");
+  link.href = receiptUrl;
+  link.download = `staffroom-receipt-${session.id || "session"}.json`;
+  link.hidden = false;
+}
+
 const BLOCKED_TEXT = {
   copy: "コピーはできません Copying is disabled",
   cut: "コピーはできません Copying is disabled",
@@ -125,7 +150,10 @@ function onMessage(msg) {
       $("latency").textContent = `${Math.max(0, Math.round(performance.now() - msg.t / 1000))} ms`;
       break;
     case "notice":
-      showNotice(msg);
+      if (msg.code === P.NoticeCode.POSTURE) showPosture(msg); else showNotice(msg);
+      break;
+    case "receipt":
+      offerReceipt(msg.data);
       break;
     case "clipboard":
       clipboard.fromGateway(msg.text); // ignored unless the Hello allowed to-local

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -30,11 +32,18 @@ from gateway.display.pipeline import (
     encode_frame,
 )
 from gateway.live.observers import FrameSink, RecorderSink, WatcherSink
+from gateway.live.posture_watch import Action as PostureAction
+from gateway.live.posture_watch import Audit as PostureAudit
+from gateway.live.posture_watch import Clear as PostureClear
+from gateway.live.posture_watch import End as PostureEnd
+from gateway.live.posture_watch import PostureWatch
+from gateway.live.posture_watch import Warn as PostureWarn
 from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
 from gateway.rfb.errors import RfbError
 from gateway.rfb.events import Closed, Resized, ServerCutText, UpdateDone
 from gateway.wire import display as wire
+from gateway.wire import receipt, recheck
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +101,14 @@ class LiveSession:
     recorder: RecorderSink | None = None
     clipboard: str = "off"  # policy [redirection] clipboard
     clipboard_max_bytes: int = 4096
+    encode: Callable[[Any], bytes] = encode_frame  # the frame encoder (the broker times it)
+    # In-session posture re-checks (gateway.live.posture_watch) and the token-signature check
+    # of one: verify(seq, posture, signature) -> bool. None: text frames are protocol errors.
+    posture_watch: PostureWatch | None = None
+    verify_posture: Callable[[int, dict[str, Any], bytes], bool] | None = None
+    on_recheck: Callable[[str], None] = lambda outcome: None  # metrics
+    # Signs the work receipt sent to the agent at the end: make_receipt(work) -> file bytes.
+    make_receipt: Callable[[dict[str, Any]], bytes] | None = None
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
     detached_at: float | None = None
@@ -106,9 +123,14 @@ class LiveSession:
     _last_input_mono: float = field(default_factory=time.monotonic)
     _warned_idle: bool = False
     _blocked_counts: dict[str, int] = field(default_factory=dict)
+    _posture_task: asyncio.Task[None] | None = None
+    _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
 
     def start(self) -> None:
         self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
+        if self.posture_watch is not None:
+            self._posture_task = asyncio.create_task(self._posture_loop(),
+                                                     name=f"posture-{self.id}")
 
     # --- the tunnel side ---------------------------------------------------------------------
 
@@ -135,6 +157,10 @@ class LiveSession:
 
     async def _receive_loop(self, ws: web.WebSocketResponse) -> None:
         async for msg in ws:
+            if msg.type == WSMsgType.TEXT and self.posture_watch is not None:
+                if not await self._posture_text(ws, msg.data):
+                    break
+                continue
             if msg.type != WSMsgType.BINARY:
                 if msg.type == WSMsgType.TEXT:
                     await self._protocol_error(ws, "text frame after login")
@@ -150,10 +176,10 @@ class LiveSession:
 
     async def _apply(self, ws: web.WebSocketResponse, action: object) -> None:
         if isinstance(action, KeyInput):
-            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            self._input()
             await self.rfb.key(action.keysym, action.down)
         elif isinstance(action, PointerInput):
-            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            self._input()
             await self.rfb.pointer(action.x, action.y, action.buttons)
         elif isinstance(action, Reply):
             await ws.send_bytes(action.data)
@@ -168,6 +194,21 @@ class LiveSession:
             except ValueError:
                 kind = f"kind{action.kind}"
             await self._blocked(f"viewer_{kind}", {"repeats": action.repeats})
+
+    def _input(self) -> None:
+        now = time.monotonic()
+        self._last_input_mono, self._warned_idle = now, False
+        self._active_minutes.add(int((now - self._started_mono) // 60))
+
+    def work(self, ended_at: datetime) -> dict[str, Any]:
+        """Work-hours figures: start, end, minutes with input (active) and without (idle)."""
+        seconds = max(0.0, (ended_at - self.started_at).total_seconds())
+        minutes = max(1, math.ceil(seconds / 60))
+        active = min(len(self._active_minutes), minutes)
+        return {"started_at": self.started_at.astimezone(UTC).isoformat(timespec="seconds"),
+                "ended_at": ended_at.astimezone(UTC).isoformat(timespec="seconds"),
+                "duration_seconds": round(seconds), "active_minutes": active,
+                "idle_minutes": minutes - active}
 
     async def _clipboard_in(self, text: str) -> None:
         """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
@@ -207,9 +248,9 @@ class LiveSession:
                 # while this one is encoded.
                 await self._request_update()
                 if job.pixels <= INLINE_ENCODE_PIXELS:
-                    data = encode_frame(job)  # a thread hop costs more than a glyph's encode
+                    data = self.encode(job)  # a thread hop costs more than a glyph's encode
                 else:
-                    data = await loop.run_in_executor(ENCODER, encode_frame, job)
+                    data = await loop.run_in_executor(ENCODER, self.encode, job)
                 self.pipeline.frame_sent(job, len(data), time.time())
                 await ws.send_bytes(data)
                 self.bytes_sent += len(data)
@@ -305,6 +346,58 @@ class LiveSession:
             await self.audit(f"redirection.{kind}", "blocked",
                              {**details, "attempt": count, "last_recorded": count == 20})
 
+    # --- posture during the session ----------------------------------------------------------
+
+    async def _posture_text(self, ws: web.WebSocketResponse, text: str) -> bool:
+        """A signed posture re-check from the agent; False when it broke the protocol."""
+        assert self.posture_watch is not None and self.verify_posture is not None
+        try:
+            update = recheck.decode(text)
+        except recheck.RecheckProtocolError as e:
+            await self._protocol_error(ws, f"posture report: {e}")
+            return False
+        verified = self.verify_posture(update.seq, update.posture, update.signature)
+        await self._posture_actions(self.posture_watch.report(
+            seq=update.seq, verified=verified, posture=update.posture, reason=update.reason,
+            now=time.monotonic(), wall=datetime.now(UTC)))
+        return True
+
+    async def _posture_loop(self) -> None:
+        """Once a second (from this session's own start, so sessions do not tick together)."""
+        assert self.posture_watch is not None
+        while not self.ended:
+            await asyncio.sleep(1.0)
+            if self.ws is not None:
+                await self._posture_actions(self.posture_watch.tick(time.monotonic()))
+
+    async def _posture_actions(self, actions: list[PostureAction]) -> None:
+        for action in actions:
+            if isinstance(action, PostureAudit):
+                self.on_recheck(action.outcome)
+                await self.audit("posture.recheck", action.outcome, action.details)
+            elif isinstance(action, PostureWarn):
+                await self._send(DisplayPipeline.notice(
+                    wire.NoticeLevel.WARNING, wire.NoticeCode.POSTURE, action.text))
+            elif isinstance(action, PostureClear):
+                await self._send(DisplayPipeline.notice(
+                    wire.NoticeLevel.INFO, wire.NoticeCode.POSTURE, action.text))
+            elif isinstance(action, PostureEnd):
+                await self.end(wire.EndCode.POSTURE, action.text)
+                return
+
+    async def _send_receipt(self, work: dict[str, Any]) -> None:
+        """The signed work receipt goes to the agent (a text frame) just before End."""
+        ws = self.ws
+        if self.make_receipt is None or ws is None or ws.closed:
+            return
+        try:
+            frame = receipt.tunnel_frame(self.make_receipt(work))
+        except (OSError, ValueError) as e:
+            log.error("session %s: no work receipt: %s", self.id, e)
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(frame)
+
     # --- officers watching -------------------------------------------------------------------
 
     async def watch(self, ws: web.WebSocketResponse) -> None:
@@ -357,9 +450,11 @@ class LiveSession:
         if self.ended:
             return
         self.ended = True
+        work = self.work(datetime.now(UTC))
         await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
                                                "reason": text, "bytes": self.bytes_sent,
-                                               "frames": self.frames_sent})
+                                               "frames": self.frames_sent, **work})
+        await self._send_receipt(work)
         end = DisplayPipeline.end(code, text)
         for sink in self._sinks():
             with contextlib.suppress(RecordingFailed, OSError):
@@ -371,7 +466,7 @@ class LiveSession:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(code),
                                message=close_reason(text).encode())
-        for task in (self._grace_task, self._desktop_task):
+        for task in (self._grace_task, self._desktop_task, self._posture_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()
