@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import audit, keys, recordings, session, sessions, users, workspaces
+from gateway.api import audit, keys, recordings, reports, session, sessions, users, workspaces
 from gateway.pki.publish import CRL_PATH
 
 
@@ -42,3 +42,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/recordings/{recording_id}/file", recordings.export)
     app.router.add_get("/api/v1/recordings/{recording_id}/window", recordings.window)
     app.router.add_delete("/api/v1/recordings/{recording_id}", recordings.remove)
+    reports.add_routes(app)

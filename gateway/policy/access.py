@@ -35,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "sessions.watch": frozenset({Role.ADMIN, Role.OFFICER}),
     "recordings.read": frozenset({Role.ADMIN, Role.OFFICER}),
     "recordings.delete": frozenset({Role.ADMIN}),
+    "reports.read": frozenset({Role.ADMIN, Role.OFFICER, Role.CIO}),
 }
 
 # Roles a CIO may hand out: CIOs manage their teachers, not other CIOs or board roles.
