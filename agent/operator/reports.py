@@ -31,8 +31,9 @@ def cmd_hours(args: argparse.Namespace) -> int:
                   w["idle_minutes"], w["session"]] for w in data["sessions"]],
                 ["USER", "START", "END", "ACTIVE MIN", "IDLE MIN", "SESSION"])
     for t in data["totals"]:
-        progress(f"{t['user']}: {t['sessions']} sessions, {t['active_minutes']} active and "
-                 f"{t['idle_minutes']} idle minutes in {data['month']}.")
+        n = t["sessions"]
+        progress(f"{t['user']}: {n} session{'s' if n != 1 else ''}, {t['active_minutes']} "
+                 f"active and {t['idle_minutes']} idle minutes in {data['month']}.")
     return 0
 
 

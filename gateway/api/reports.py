@@ -25,7 +25,7 @@ MAX_RECEIPT_TEXT = receipt.MAX_FILE
 async def work_hours(request: web.Request) -> web.Response:
     a = actor(request)
     q = request.query
-    school = a.school or q.get("school") or None
+    school = q.get("school") or a.school or None  # naming another school is refused below
     if school is None:
         raise bad_request("Name the school: add --school SCHOOL (or ?school=).")
     await require(request, "reports.read", school=school)
