@@ -56,9 +56,11 @@ class Month:
 
     def bounds(self, tz: tzinfo | None = None) -> tuple[datetime, datetime]:
         """[first instant, first instant of the next month) in `tz` (default: local time)."""
-        start = datetime(self.year, self.month, 1).astimezone(tz)
-        nxt = datetime(self.year + self.month // 12, self.month % 12 + 1, 1).astimezone(tz)
-        return start, nxt
+        start = datetime(self.year, self.month, 1)
+        nxt = datetime(self.year + self.month // 12, self.month % 12 + 1, 1)
+        if tz is None:
+            return start.astimezone(), nxt.astimezone()
+        return start.replace(tzinfo=tz), nxt.replace(tzinfo=tz)
 
 
 def _local(text: str, tz: tzinfo | None) -> str:
