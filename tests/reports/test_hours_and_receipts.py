@@ -166,5 +166,5 @@ def test_metrics_allow_list(address: str | None, ok: bool) -> None:
 
 
 def test_a_bad_network_is_named() -> None:
-    with pytest.raises(ValueError, match="'10.0.0.300'"):
+    with pytest.raises(ValueError, match=r"'10\.0\.0\.300'"):
         parse_networks(["10.0.0.300"])
