@@ -15,10 +15,10 @@ READ, MANAGE = "read", "manage"
 # Teachers see nothing.
 VIEWS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType({
     "admin": MappingProxyType({"sessions": MANAGE, "recordings": READ, "audit": READ,
-                               "keys": MANAGE, "accounts": MANAGE}),
+                               "keys": MANAGE, "accounts": MANAGE, "hours": READ}),
     "officer": MappingProxyType({"sessions": MANAGE, "recordings": READ, "audit": READ,
-                                 "keys": READ}),
-    "cio": MappingProxyType({"keys": MANAGE, "accounts": MANAGE}),
+                                 "keys": READ, "hours": READ}),
+    "cio": MappingProxyType({"keys": MANAGE, "accounts": MANAGE, "hours": READ}),
 })
 
 

@@ -4,13 +4,14 @@
 import * as accounts from "./accounts.js";
 import { ApiError, call, get, onUnauthorized, post, setCsrf } from "./api.js";
 import * as audit from "./audit.js";
+import * as hours from "./hours.js";
 import { clearFlash, errorText, flash } from "./dom.js";
 import { apply, lang, setLang, t } from "./i18n.js";
 import * as keys from "./keys.js";
 import * as recordings from "./recordings.js";
 import * as sessions from "./sessions.js";
 
-const PAGES = { sessions, recordings, audit, keys, accounts };
+const PAGES = { sessions, recordings, audit, keys, accounts, hours };
 let me = null;
 let current = null;
 
