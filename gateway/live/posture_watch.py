@@ -21,6 +21,7 @@ from typing import Any
 from gateway.wire.posture import PostureFormatError, PosturePolicy, PostureReport, assess_posture
 from gateway.wire.recheck import overdue_after
 
+REWARN_EVERY = 30.0  # seconds: the countdown in the teacher's banner (and a reloaded page) catch up
 MISSING_FIX = ("This computer stopped sending its security check: keep `staffroom agent "
                "connect` running, or run it again.")
 
@@ -53,11 +54,11 @@ Action = Audit | Warn | Clear | End
 
 
 def _duration(seconds: float) -> str:
-    s = max(0, round(seconds))
-    if s >= 60 and s % 60 == 0:
-        n = s // 60
-        return f"{n} minute{'s' if n != 1 else ''}"
-    return f"{s} second{'s' if s != 1 else ''}"
+    """"5 minutes", "4 minutes 30 seconds", "45 seconds"."""
+    minutes, s = divmod(max(0, round(seconds)), 60)
+    parts = ([f"{minutes} minute{'s' if minutes != 1 else ''}"] if minutes else []) + (
+        [f"{s} second{'s' if s != 1 else ''}"] if s or not minutes else [])
+    return " ".join(parts)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class PostureWatch:
     failing_code: str = ""
     failing_fix: str = ""
     _missing: bool = False
+    _warned_at: float = 0.0
     _warned: str = field(default="", repr=False)
 
     @property
@@ -110,9 +112,11 @@ class PostureWatch:
 
     def tick(self, now: float) -> list[Action]:
         """Once a second: end a session whose grace ran out; notice a missing report."""
-        if self.failing_since is not None and self.policy.on_fail == "end" \
-                and now - self.failing_since >= self.grace:
-            return [self._end()]
+        if self.failing_since is not None and self.policy.on_fail == "end":
+            if now - self.failing_since >= self.grace:
+                return [self._end()]
+            if now - self._warned_at >= REWARN_EVERY:
+                return self._fail(now, self.failing_code, self.failing_fix)
         if not self._missing and now - self.last_report > overdue_after(self.interval):
             self._missing = True
             return [Audit("missing", {"code": "no-report", "last_seq": self.last_seq,
@@ -132,6 +136,7 @@ class PostureWatch:
         left = self.grace - (now - self.failing_since)
         if left <= 0:
             return [self._end()]
+        self._warned_at = now
         return [Warn(f"{fix} Otherwise the session ends in {_duration(left)}.", int(left))]
 
     def _end(self) -> End:

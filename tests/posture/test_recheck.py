@@ -121,6 +121,12 @@ def test_stale_definitions_warn_then_end_after_the_grace() -> None:
     assert isinstance(warn, Warn) and warn.seconds_left == 300
     assert "9 days old" in warn.text and "freshclam" in warn.text
     assert warn.text.endswith("Otherwise the session ends in 5 minutes.")
+    # The banner's countdown is refreshed every 30 s (a reloaded page gets it back too).
+    assert w.tick(120.0) == []
+    again = w.tick(130.0)
+    assert len(again) == 1 and isinstance(again[0], Warn) and again[0].seconds_left == 270
+    assert again[0].text.endswith("Otherwise the session ends in 4 minutes 30 seconds.")
+    w.tick(370.0)
     assert w.tick(399.0) == []
     end = w.tick(400.0)
     assert len(end) == 1 and isinstance(end[0], End)
@@ -153,7 +159,7 @@ def test_an_agent_that_stops_reporting_is_warned_then_ended() -> None:
     assert actions[0] == Audit("missing", {"code": "no-report", "last_seq": 0,
                                            "seconds": int(due + 1)})
     assert isinstance(actions[1], Warn) and MISSING_FIX in actions[1].text
-    assert w.tick(due + 2) == []  # warned once
+    assert w.tick(due + 2) == []  # not again before the countdown refresh
     assert isinstance(w.tick(due + 1 + 300)[0], End)
 
 
