@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 END_CLOSE_BASE = 4000  # the tunnel closes with 4000 + EndCode so the agent can tell the teacher
 IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
+ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 # Frames with at most this many damaged pixels are encoded on the event loop (~1 ms of WebP):
 # typing is one glyph per frame, and handing it to a thread adds latency and CPU.
 INLINE_ENCODE_PIXELS = 64 * 64
@@ -126,11 +127,11 @@ class LiveSession:
     _posture_task: asyncio.Task[None] | None = None
     _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
 
+    _activity_logged: int = 0  # ACTIVITY_EVERY periods already audited
+
     def start(self) -> None:
         self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
-        if self.posture_watch is not None:
-            self._posture_task = asyncio.create_task(self._posture_loop(),
-                                                     name=f"posture-{self.id}")
+        self._posture_task = asyncio.create_task(self._session_clock(), name=f"clock-{self.id}")
 
     # --- the tunnel side ---------------------------------------------------------------------
 
@@ -362,13 +363,18 @@ class LiveSession:
             now=time.monotonic(), wall=datetime.now(UTC)))
         return True
 
-    async def _posture_loop(self) -> None:
-        """Once a second (from this session's own start, so sessions do not tick together)."""
-        assert self.posture_watch is not None
+    async def _session_clock(self) -> None:
+        """Once a second, from this session's own start (so sessions do not tick together):
+        the posture clock, and every ACTIVITY_EVERY a work-hours checkpoint in the audit log
+        (so a gateway that stops without ending the session loses at most that much)."""
         while not self.ended:
             await asyncio.sleep(1.0)
-            if self.ws is not None:
+            if self.posture_watch is not None and self.ws is not None:
                 await self._posture_actions(self.posture_watch.tick(time.monotonic()))
+            periods = int((time.monotonic() - self._started_mono) // ACTIVITY_EVERY)
+            if periods > self._activity_logged and not self.ended:
+                self._activity_logged = periods
+                await self.audit("session.activity", "ok", self.work(datetime.now(UTC)))
 
     async def _posture_actions(self, actions: list[PostureAction]) -> None:
         for action in actions:

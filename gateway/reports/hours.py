@@ -6,7 +6,8 @@ by the same rule as the audit export. Memory: one entry per session of the month
 
 A session is the `session.start` (outcome ok) of a session id; its `session.end` gives the end
 and the minutes with input (active) and without (idle). A session with no end yet (still live,
-or the gateway stopped without ending it) is listed with end empty and `complete` false. The
+or the gateway stopped without ending it) is listed with `complete` false and the figures of its
+last `session.activity` checkpoint (written every 15 minutes), end empty if it has none. The
 month is a calendar month in the gateway's local time (a school's day), by the session's start.
 """
 
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from gateway.audit.events import AuditRecord, parse_time
 
-KINDS = ("session.start", "session.end")
+KINDS = ("session.start", "session.activity", "session.end")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -74,6 +75,7 @@ def work_sessions(records: Iterable[AuditRecord], month: Month, *, school: str |
     low, high = month.bounds(tz)
     starts: dict[str, AuditRecord] = {}
     ends: dict[str, AuditRecord] = {}
+    checkpoints: dict[str, AuditRecord] = {}
     for r in records:
         e = r.event
         if e.session is None or e.outcome != "ok" or e.kind not in KINDS:
@@ -85,15 +87,18 @@ def work_sessions(records: Iterable[AuditRecord], month: Month, *, school: str |
             when = parse_time(r.time)
             if low <= when < high:
                 starts[e.session] = r
+        elif e.kind == "session.activity":
+            checkpoints[e.session] = r  # the log is in order: the last one wins
         else:
             ends[e.session] = r
     out = []
     for sid, s in starts.items():
         end = ends.get(sid)
-        d = end.event.details if end is not None else {}
+        last = end if end is not None else checkpoints.get(sid)
+        d = last.event.details if last is not None else {}
         out.append(WorkSession(
             user=s.event.subject or "", school=s.event.school or "", session=sid,
-            start=_local(s.time, tz), end=_local(end.time, tz) if end is not None else "",
+            start=_local(s.time, tz), end=_local(last.time, tz) if last is not None else "",
             active_minutes=_int(d.get("active_minutes")), idle_minutes=_int(d.get("idle_minutes")),
             ended_by=str(d.get("code") or ""), complete=end is not None))
     return sorted(out, key=lambda w: (w.start, w.user))

@@ -59,6 +59,14 @@ def audit_dir(tmp_path: Path) -> Path:
                    datetime(2027, 4, 2, 1, 0, tzinfo=UTC), 60, 45)
     session_events(log, clock, "s-live", "t.sato", "kita-es",
                    datetime(2027, 4, 20, 1, 0, tzinfo=UTC), 0, None)
+    session_events(log, clock, "s-cut", "t.sato", "kita-es",
+                   datetime(2027, 4, 21, 1, 0, tzinfo=UTC), 0, None)
+    for quarter, active in ((1, 10), (2, 22)):  # checkpoints; then the gateway stopped
+        clock.now = datetime(2027, 4, 21, 1, 15 * quarter, tzinfo=UTC)
+        log.append(AuditEvent(kind="session.activity", outcome="ok", actor="t.sato",
+                              subject="t.sato", school="kita-es", session="s-cut", source=None,
+                              details={"active_minutes": active,
+                                       "idle_minutes": 15 * quarter - active}))
     log.append(AuditEvent(kind="session.start", outcome="error", actor="t.mori",
                           subject="t.mori", school="kita-es", session="s-failed", source=None,
                           details={"error": "no desktop"}))
@@ -76,13 +84,16 @@ def sheet(audit_dir: Path, **kw: str) -> list[hours.WorkSession]:
 
 def test_a_month_lists_each_session_with_its_minutes(audit_dir: Path) -> None:
     rows = sheet(audit_dir, school="kita-es")
-    assert [w.session for w in rows] == ["s-april-1", "s-live"]
+    assert [w.session for w in rows] == ["s-april-1", "s-live", "s-cut"]
     first = rows[0]
     assert (first.start, first.end) == ("2027-04-01T08:30:00+09:00", "2027-04-01T10:05:00+09:00")
     assert (first.active_minutes, first.idle_minutes, first.ended_by) == (80, 15, "normal")
     assert first.complete and not rows[1].complete and rows[1].end == ""
-    assert hours.totals(rows) == [{"user": "t.sato", "school": "kita-es", "sessions": 2,
-                                   "active_minutes": 80, "idle_minutes": 15}]
+    cut = rows[2]  # no end: the last checkpoint's figures, marked incomplete
+    assert (cut.end, cut.active_minutes, cut.idle_minutes, cut.complete) == (
+        "2027-04-21T10:30:00+09:00", 22, 8, False)
+    assert hours.totals(rows) == [{"user": "t.sato", "school": "kita-es", "sessions": 3,
+                                   "active_minutes": 102, "idle_minutes": 23}]
 
 
 def test_school_and_user_filters(audit_dir: Path) -> None:
