@@ -33,6 +33,7 @@ from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
+from gateway.reports import receipt_key
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
 from gateway.workspace.manager import WorkspaceManager
@@ -171,6 +172,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
     broker = SessionBroker(context, workspaces)
+    receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
     app = build_app(context)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
