@@ -9,7 +9,7 @@ and every receipt check is audited (work hours are personal data).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from aiohttp import web
 
@@ -44,7 +44,13 @@ async def work_hours(request: web.Request) -> web.Response:
                                      since=since, until=until)
         return hours.work_sessions(records, month, school=school, user=user)
 
-    rows = await asyncio.to_thread(run)
+    c = ctx(request)
+    names: dict[str, str] = {}
+    for w in (rows := await asyncio.to_thread(run)):
+        if w.user not in names:
+            found = c.store.get_user(w.user)
+            names[w.user] = found.name if found else ""
+    rows = [replace(w, name=names[w.user]) for w in rows]
     await audit(request, "report.hours", "ok", subject=user, school=school,
                 details={"month": f"{month.year:04d}-{month.month:02d}", "sessions": len(rows)})
     if q.get("format") == "csv":

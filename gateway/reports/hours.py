@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, tzinfo
 
 from gateway.audit.events import AuditRecord, parse_time
@@ -36,6 +36,11 @@ class WorkSession:
     idle_minutes: int
     ended_by: str  # the End code ("normal", "idle_timeout", "posture", …), "" if not ended
     complete: bool
+    name: str = ""  # the teacher's display name (from the accounts, filled in by the API)
+
+
+COLUMNS = ("user", "name", "school", "session", "start", "end", "active_minutes",
+           "idle_minutes", "ended_by", "complete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +129,10 @@ def totals(sessions: Iterable[WorkSession]) -> list[dict[str, object]]:
 def to_csv(sessions: Iterable[WorkSession]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    names = [f.name for f in fields(WorkSession)]
-    writer.writerow(names)
+    writer.writerow(COLUMNS)
     for w in sessions:
         row = asdict(w)
-        writer.writerow([_cell(row[n]) for n in names])
+        writer.writerow([_cell(row[n]) for n in COLUMNS])
     return out.getvalue()
 
 

@@ -39,10 +39,11 @@ async def test_a_cio_reads_their_schools_work_hours_in_japanese(
     row = f"#hours-table tr[data-session='{session_id}']"
     await page.wait_for_selector(row)
     cells = await page.locator(f"{row} td").all_text_contents()
-    assert cells[0] == TEACHER and cells[2] == "（未終了）"  # still live: no end yet
+    assert cells[0] == TEACHER and cells[1] == "佐藤 花子"
+    assert cells[3] == "（未終了）"  # still live: no end yet
     totals = await page.text_content("#hours-totals")
     assert totals is not None and f"{TEACHER}：" in totals and "操作あり" in totals
-    assert await page.text_content("#hours-table th:nth-child(4)") == "操作あり（分）"
+    assert await page.text_content("#hours-table th:nth-child(5)") == "操作あり（分）"
 
     async with page.expect_download() as download:
         await page.click("#hours-csv")

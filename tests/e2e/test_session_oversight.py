@@ -162,6 +162,7 @@ async def test_stale_definitions_mid_session_warn_then_end_and_the_receipt_verif
     assert int(row["active_minutes"]) >= 1
     assert int(row["active_minutes"]) + int(row["idle_minutes"]) in (minutes, minutes + 1)
     assert row["ended_by"] == "posture" and row["complete"] == "true"
+    assert row["name"] == "山田 花子" and row["school"] == "kita-es"
     # A CIO sees only their school.
     other = world.cio.run("reports", "hours", "--school", "minami-es", "--month", month,
                           check=False)

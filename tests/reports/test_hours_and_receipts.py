@@ -106,7 +106,7 @@ def test_csv_has_a_header_and_neutralises_formulas() -> None:
     rows = [hours.WorkSession("=cmd|' /C calc'!A0", "kita-es", "s1", "2027-04-01T08:30:00+09:00",
                               "", 0, 1, "", False)]
     table = list(csv.reader(io.StringIO(hours.to_csv(rows))))
-    assert table[0][:3] == ["user", "school", "session"]
+    assert table[0][:4] == ["user", "name", "school", "session"]
     assert table[1][0].startswith("'=") and table[1][-1] == "false"
 
 

@@ -71,7 +71,8 @@ function local(iso) {
 
 function row(w) {
   return el("tr", { "data-session": w.session },
-    el("td", {}, w.user), el("td", {}, local(w.start)), el("td", {}, local(w.end)),
+    el("td", {}, w.user), el("td", {}, w.name), el("td", {}, local(w.start)),
+    el("td", {}, local(w.end)),
     el("td", { class: "num" }, String(w.active_minutes)),
     el("td", { class: "num" }, String(w.idle_minutes)),
     el("td", {}, has(`hours.end.${w.ended_by}`) ? t(`hours.end.${w.ended_by}`) : w.ended_by),
