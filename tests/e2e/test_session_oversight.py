@@ -4,6 +4,8 @@ and gateway, Chromium on the viewer, ClamAV definition files in ClamAV's format)
 * antivirus definitions made stale on the home PC during a live session: the agent's signed
   re-check says so, the teacher's page shows what is wrong and what to do, and after the grace
   the session ends — in the page and in the audit trail;
+* an agent that stops reporting (frozen, its connection still open) has its session ended
+  after the grace, audited as a missing re-check;
 * the page then offers the gateway-signed work receipt, which `staffroom reports
   verify-receipt` accepts, and refuses after one changed byte;
 * `staffroom reports hours --csv` for the month lists that session with its minutes;
@@ -18,7 +20,9 @@ import csv
 import http.client
 import io
 import json
+import signal
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +38,7 @@ pytestmark = pytest.mark.slow
 
 SESSION = '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm"\n'
 # Short clocks for one teacher only, so the test runs in seconds (the defaults are 15m and 5m).
-FAST_POSTURE = ('[match]\nusers = ["t.stale"]\n\n[posture]\nrecheck_every = "2s"\n'
+FAST_POSTURE = ('[match]\nusers = ["t.stale", "t.silent"]\n\n[posture]\nrecheck_every = "2s"\n'
                 'fail_grace = "6s"\non_fail = "end"\n')
 SCRAPER = "127.0.0.2"  # the only address allowed to read /metrics here (loopback, not .1)
 
@@ -167,6 +171,37 @@ async def test_stale_definitions_mid_session_warn_then_end_and_the_receipt_verif
     other = world.cio.run("reports", "hours", "--school", "minami-es", "--month", month,
                           check=False)
     assert other.code != 0 and "own school" in other.err
+
+
+def test_a_session_whose_agent_stops_reporting_ends_after_the_grace(
+    world: World, tmp_path: Path
+) -> None:
+    world.add_teacher("t.silent", name="高橋 進")
+    agent = Agent(world, "t.silent", freshclam_conf(tmp_path, 0.5))
+    try:
+        agent.viewer_url()
+        end = time.monotonic() + 20
+        while not audit(world, "t.silent", "posture.recheck"):
+            assert time.monotonic() < end, "no re-check arrived"
+            time.sleep(0.3)
+        # The home PC freezes the agent (the connection itself stays open): no more reports.
+        agent.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            while not (ends := audit(world, "t.silent", "session.end")):
+                assert time.monotonic() - stopped < 40, "the silent session did not end"
+                time.sleep(0.5)
+        finally:
+            agent.proc.send_signal(signal.SIGCONT)
+        # Missing after 1.25 × 2 s + 5 s, then the 6 s grace: well before the 20 s heartbeat.
+        assert time.monotonic() - stopped < 25
+        assert ends[-1]["details"]["code"] == "posture"  # type: ignore[index]
+        assert "stopped sending its security check" in ends[-1]["details"]["reason"]  # type: ignore
+        missing = [r for r in audit(world, "t.silent", "posture.recheck")
+                   if r["outcome"] == "missing"]
+        assert missing and missing[-1]["seq"] < ends[-1]["seq"]  # type: ignore[operator]
+    finally:
+        agent.stop()
 
 
 def _get(port: int, path: str, ca: Path, source: str) -> tuple[int, bytes]:
