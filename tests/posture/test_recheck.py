@@ -186,3 +186,44 @@ def test_signature_field_is_strict_base64() -> None:
             "signature": base64.b64encode(b"x" * 400).decode()}
     with pytest.raises(recheck.RecheckProtocolError):
         recheck.decode(json.dumps(body))
+
+
+# --- the gateway's signature check of a session's re-checks ----------------------------------
+
+def _certificate(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from datetime import UTC, datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t.sato")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(Encoding.DER)
+
+
+def test_the_broker_verifies_with_the_logins_certificate_and_binding() -> None:
+    from types import SimpleNamespace
+
+    from gateway.live.broker import SessionBroker
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    ctx = SimpleNamespace(extras={"tls_end_point": BINDING})
+    verify = SessionBroker(ctx, None)._posture_verifier(_certificate(key), "s1")  # type: ignore
+
+    def signed(session: str, seq: int, binding: bytes, posture: dict[str, object],
+               signer: ec.EllipticCurvePrivateKey = key) -> bytes:
+        return signer.sign(recheck.transcript(session, seq, binding, posture),
+                           ec.ECDSA(hashes.SHA256()))
+
+    assert verify(1, FRESH, signed("s1", 1, BINDING, FRESH))
+    assert not verify(2, FRESH, signed("s1", 1, BINDING, FRESH))  # moved to another seq
+    assert not verify(1, FRESH, signed("s2", 1, BINDING, FRESH))  # from another session
+    assert not verify(1, FRESH, signed("s1", 1, b"\x22" * 32, FRESH))  # through another TLS end
+    assert not verify(1, STALE, signed("s1", 1, BINDING, FRESH))  # the report swapped
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert not verify(1, FRESH, signed("s1", 1, BINDING, FRESH, other))  # not the token's key
+    assert not verify(1, FRESH, b"\x30\x00")  # not even a signature
