@@ -124,14 +124,13 @@ class LiveSession:
     _last_input_mono: float = field(default_factory=time.monotonic)
     _warned_idle: bool = False
     _blocked_counts: dict[str, int] = field(default_factory=dict)
-    _posture_task: asyncio.Task[None] | None = None
+    _clock_task: asyncio.Task[None] | None = None
     _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
-
     _activity_logged: int = 0  # ACTIVITY_EVERY periods already audited
 
     def start(self) -> None:
         self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
-        self._posture_task = asyncio.create_task(self._session_clock(), name=f"clock-{self.id}")
+        self._clock_task = asyncio.create_task(self._session_clock(), name=f"clock-{self.id}")
 
     # --- the tunnel side ---------------------------------------------------------------------
 
@@ -472,7 +471,7 @@ class LiveSession:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(code),
                                message=close_reason(text).encode())
-        for task in (self._grace_task, self._desktop_task, self._posture_task):
+        for task in (self._grace_task, self._desktop_task, self._clock_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()
