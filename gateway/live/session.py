@@ -1,8 +1,10 @@
 """One live teacher session: the RFB desktop, the frame pipeline and the (re)attached tunnel.
 
 Attacker-controlled here: frames from the viewer (through the pipeline's codec: bounded,
-protocol errors close the tunnel and are audited) and bytes from the desktop (through the RFB
-client's limits). The shell makes no decisions: limits come from policy, frames from the pipeline.
+protocol errors close the tunnel and are audited), the agent's posture re-checks (text frames,
+through gateway.wire.recheck: ≤ 32 KiB, signature and sequence checked, decided by
+gateway.live.posture_watch) and bytes from the desktop (through the RFB client's limits). The
+shell makes no decisions: limits come from policy, frames from the pipeline.
 """
 
 from __future__ import annotations
