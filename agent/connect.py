@@ -149,7 +149,11 @@ async def _posture_reports(current: list[ClientConnection], identity: Identity,
     poll = max(1.0, min(60.0, interval / 4))
     seq = 0
     due = time.monotonic() + recheck.next_delay(interval, rng.random())
-    last = recheck.antivirus_state(await asyncio.to_thread(options.posture))
+    try:
+        last = recheck.antivirus_state(await asyncio.to_thread(options.posture))
+    except Exception as e:
+        log.warning("could not collect the posture report: %s", e)
+        last = b""
     while True:
         await asyncio.sleep(max(0.2, min(poll, due - time.monotonic())))
         try:
