@@ -160,6 +160,7 @@ async def _posture_reports(current: list[ClientConnection], identity: Identity,
             posture = await asyncio.to_thread(options.posture)
         except Exception as e:  # a collector failing must not end the session by itself
             log.warning("could not collect the posture report: %s", e)
+            due = max(due, time.monotonic() + poll)  # and must not make us spin
             continue
         state = recheck.antivirus_state(posture)
         changed, last = state != last, state
