@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gateway.audit.events import AuditEvent
 from gateway.audit.log import AuditLog
@@ -179,3 +181,44 @@ def test_metrics_allow_list(address: str | None, ok: bool) -> None:
 def test_a_bad_network_is_named() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.300'"):
         parse_networks(["10.0.0.300"])
+
+
+@given(st.binary(max_size=600))
+def test_any_bytes_are_a_receipt_or_a_clean_refusal(data: bytes) -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    with pytest.raises(receipt.ReceiptError):
+        receipt.verify(data, [key])
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+def test_frames_and_bytes_stay_counted_after_sessions_end() -> None:
+    from types import SimpleNamespace
+
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from gateway.monitoring.metrics import Metrics
+
+    live = [SimpleNamespace(ended=False, ws=object(), frames_sent=10, bytes_sent=1000),
+            SimpleNamespace(ended=False, ws=None, frames_sent=5, bytes_sent=500)]
+    m = Metrics(lambda: live)
+
+    def scrape() -> dict[str, float]:
+        text = generate_latest(m.registry).decode()
+        return {s.name: s.value for f in text_string_to_metric_families(text)
+                for s in f.samples if not s.labels}
+
+    first = scrape()
+    assert first["staffroom_live_sessions"] == 2 and first["staffroom_attached_sessions"] == 1
+    assert first["staffroom_frames_sent_total"] == 15
+    gone = live.pop()
+    m.sessions.session_ended(gone.frames_sent, gone.bytes_sent)
+    live[0].frames_sent += 1
+    after = scrape()
+    assert after["staffroom_live_sessions"] == 1
+    assert after["staffroom_frames_sent_total"] == 16
+    assert after["staffroom_bytes_sent_total"] == 1500
+    m.logins.labels("denied", "definitions-stale").inc()
+    assert 'staffroom_logins_total{code="definitions-stale",outcome="denied"} 1.0' in \
+        generate_latest(m.registry).decode()
