@@ -9,21 +9,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import random
+import threading
 import time
 import webbrowser
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agent.cli_support import CliError, progress
-from agent.login import Credentials, LoginDenied, clean, handshake
+from agent.login import Credentials, LoginDenied, clean, handshake, server_end_point
 from agent.tls import client_context, explain_tls_error
 from agent.viewer_server import ViewerServer
-from gateway.wire import display
+from gateway.wire import display, receipt, recheck
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,7 @@ async def run_session(identity: Identity, options: ConnectOptions,
         await ws.close()
         raise CliError(str(e)) from None
     grace = float(welcome.policy.get("reconnect_grace_seconds", 45))
+    identity = replace(identity, sign=_one_at_a_time(identity.sign))
     where = f" at {welcome.school}" if welcome.school else ""
     progress(f"Connected as {welcome.name} ({welcome.user}{where}); session {welcome.session}.")
     current: list[ClientConnection] = [ws]
@@ -111,6 +116,9 @@ async def run_session(identity: Identity, options: ConnectOptions,
     viewer = ViewerServer(send_up=send_up)
     await viewer.start()
     on_viewer_url(viewer.url)
+    interval = float(welcome.policy.get("posture_recheck_seconds") or 0)
+    reports = asyncio.create_task(_posture_reports(current, identity, options, welcome.session,
+                                                   interval)) if interval > 0 else None
     try:
         while True:
             code, reason = await _relay(current[0], viewer)
@@ -126,9 +134,48 @@ async def run_session(identity: Identity, options: ConnectOptions,
             await resumed.send(display.encode(display.Resume(display.VERSION, 0)))
             progress("Resumed the same session.")
     finally:
+        if reports is not None:
+            reports.cancel()
         await viewer.stop()
         with contextlib.suppress(Exception):
             await current[0].close()
+
+
+async def _posture_reports(current: list[ClientConnection], identity: Identity,
+                           options: ConnectOptions, session: str, interval: float) -> None:
+    """Send a fresh signed posture report about every `interval` seconds (jittered) and at once
+    when the antivirus state changes (looked at every interval/4, at most every minute)."""
+    rng = random.SystemRandom()
+    poll = max(1.0, min(60.0, interval / 4))
+    seq = 0
+    due = time.monotonic() + recheck.next_delay(interval, rng.random())
+    try:
+        last = recheck.antivirus_state(await asyncio.to_thread(options.posture))
+    except Exception as e:
+        log.warning("could not collect the posture report: %s", e)
+        last = b""
+    while True:
+        await asyncio.sleep(max(0.2, min(poll, due - time.monotonic())))
+        try:
+            posture = await asyncio.to_thread(options.posture)
+        except Exception as e:  # a collector failing must not end the session by itself
+            log.warning("could not collect the posture report: %s", e)
+            due = max(due, time.monotonic() + poll)  # and must not make us spin
+            continue
+        state = recheck.antivirus_state(posture)
+        changed, last = state != last, state
+        if not changed and time.monotonic() < due:
+            continue
+        seq += 1
+        ws = current[0]
+        try:
+            data = recheck.transcript(session, seq, server_end_point(ws), posture)
+            signature = await asyncio.to_thread(identity.sign, data)
+            await ws.send(recheck.encode(recheck.PostureUpdate(
+                seq, posture, signature, "changed" if changed else "interval")))
+        except Exception as e:  # a dropped tunnel, a token pulled out: the next one follows
+            log.info("posture report %d not sent (%s)", seq, e)
+        due = time.monotonic() + recheck.next_delay(interval, rng.random())
 
 
 async def _relay(ws: ClientConnection, viewer: ViewerServer) -> tuple[int | None, str]:
@@ -138,6 +185,8 @@ async def _relay(ws: ClientConnection, viewer: ViewerServer) -> tuple[int | None
         async for frame in ws:
             if isinstance(frame, bytes):
                 await viewer.push(frame)
+            elif (data := receipt.from_tunnel_frame(frame)) is not None:
+                await _keep_receipt(data, viewer)
     except ConnectionClosed:
         pass
     code = ws.close_code
@@ -146,6 +195,30 @@ async def _relay(ws: ClientConnection, viewer: ViewerServer) -> tuple[int | None
     if code == 1000:
         return int(display.EndCode.NORMAL), clean(ws.close_reason or "The session ended.")
     return None, ""
+
+
+async def _keep_receipt(data: bytes, viewer: ViewerServer) -> None:
+    """The gateway's signed work receipt: saved under $STAFFROOM_HOME/receipts and offered to
+    the page (which shows a download link with the end of the session)."""
+    try:
+        body, _ = receipt.read(data)
+    except receipt.ReceiptError as e:
+        log.warning("the gateway sent a receipt that cannot be read: %s", e)
+        return
+    folder = receipts_dir()
+    name = f"receipt-{body['session']}.json"
+    if all(c.isalnum() or c in "-_." for c in name):
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+            progress(f"Work receipt saved: {folder / name} (check it with `staffroom reports "
+                     f"verify-receipt {folder / name}`).")
+    await viewer.push(display.encode(display.Receipt(data)))
+
+
+def receipts_dir() -> Path:
+    return Path(os.environ.get("STAFFROOM_HOME") or Path.home() / ".config" / "staffroom") \
+        / "receipts"
 
 
 async def _resume(identity: Identity, options: ConnectOptions, session: str,
@@ -163,6 +236,16 @@ async def _resume(identity: Identity, options: ConnectOptions, session: str,
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
     return None
+
+
+def _one_at_a_time(sign: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    """Re-checks and resumes both sign: one PKCS#11 operation at a time."""
+    lock = threading.Lock()
+
+    def locked(data: bytes) -> bytes:
+        with lock:
+            return sign(data)
+    return locked
 
 
 def _report_end(code: int, reason: str) -> int:

@@ -26,10 +26,14 @@ from gateway.context import GatewayContext
 from gateway.datadir import DataDir
 from gateway.live.broker import SessionBroker
 from gateway.live.tunnel import tunnel
+from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
+from gateway.monitoring.endpoints import parse_networks
+from gateway.monitoring.metrics import metrics_of
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
+from gateway.reports import receipt_key
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
 from gateway.workspace.manager import WorkspaceManager
@@ -62,8 +66,14 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
         policies = load_policies(data.policies)
     except Exception as e:
         raise StartupError(f"The policy is invalid, so the gateway will not start: {e}") from None
-    return GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
-                          ca=ca, policies=policies)
+    try:
+        parse_networks(config.metrics_allow)
+    except ValueError as e:
+        raise StartupError(f"{data.config_file}: {e}: fix it and start again.") from None
+    context = GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
+                             ca=ca, policies=policies)
+    audit.on_write = metrics_of(context.extras).audit_write_seconds.observe
+    return context
 
 
 def desktop_account(context: GatewayContext) -> str | None:
@@ -79,6 +89,7 @@ def build_app(context: GatewayContext) -> web.Application:
     app[CONTEXT] = context
     add_routes(app)
     add_console_routes(app)
+    add_monitoring_routes(app)
     app.router.add_get("/tunnel", tunnel)
     for hook in context.extras.get("app_hooks", ()):
         hook(app)
@@ -161,6 +172,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
     broker = SessionBroker(context, workspaces)
+    receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
     app = build_app(context)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

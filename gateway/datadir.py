@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+METRICS_ALLOW_DEFAULT = ("127.0.0.0/8", "::1/128")
+
 
 @dataclass(frozen=True, slots=True)
 class DataDir:
@@ -72,6 +74,7 @@ class DataDir:
             operator_session_minutes=int(data.get("operator_session_minutes", 60)),
             desktop_geometry=data.get("desktop_geometry", "1920x1080"),
             desktop_user=data.get("desktop_user"),
+            metrics_allow=tuple(data.get("metrics_allow", METRICS_ALLOW_DEFAULT)),
         )
 
     def write_config(self, config: GatewayConfig) -> None:
@@ -82,6 +85,7 @@ class DataDir:
             "operator_session_minutes": config.operator_session_minutes,
             "desktop_geometry": config.desktop_geometry,
             "desktop_user": config.desktop_user,
+            "metrics_allow": list(config.metrics_allow),
         }
         write_private(self.config_file, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
 
@@ -94,6 +98,8 @@ class GatewayConfig:
     operator_session_minutes: int = 60
     desktop_geometry: str = "1920x1080"  # of each per-user Xvnc desktop
     desktop_user: str | None = None  # Unix account desktops run as (None: "nobody" under root)
+    # Networks allowed to scrape /metrics (CIDR or address); loopback only by default.
+    metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
 
 
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:

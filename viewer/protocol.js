@@ -12,10 +12,11 @@ export const MAX_CURSOR_DATA = 256 * 1024;
 export const MAX_TEXT = 1024;
 export const MAX_SESSION_ID = 64;
 export const MAX_CLIPBOARD = 1024 * 1024;
+export const MAX_RECEIPT = 4096;
 
 export const T = Object.freeze({
   HELLO: 0x01, RESIZE: 0x02, TILE: 0x03, COPY: 0x04, CURSOR: 0x05, SYNC: 0x06,
-  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b,
+  NOTICE: 0x07, END: 0x08, PONG: 0x09, FILL: 0x0a, CLIPBOARD_OUT: 0x0b, RECEIPT: 0x0c,
   RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84, CLIPBOARD_IN: 0x85, BLOCKED: 0x86,
   HELP_STATE: 0x20, HELP: 0xa0, // call-centre help, only after a Hello with HelloFlags.HELP
 });
@@ -28,6 +29,8 @@ export const HelloFlags = Object.freeze({
 /** Call-centre help: where it stands (HelpState) and what the teacher does (Help). */
 export const HelpStatus = Object.freeze({ NONE: 0, ASKED: 1, WATCHING: 2, CONTROL: 3 });
 export const HelpAction = Object.freeze({ ASK: 1, ALLOW_CONTROL: 2, VIEW_ONLY: 3, END: 4 });
+/** Notice codes the page shows apart (others are plain notes). */
+export const NoticeCode = Object.freeze({ IDLE: 1, WATCHED: 2, POSTURE: 3 });
 /** Blocked kinds: what the page refused, for the gateway's audit. */
 export const BlockedKind = Object.freeze({ PASTE: 1, COPY: 2, DROP: 3, PRINT: 4, DRAG: 5 });
 
@@ -133,6 +136,8 @@ function dHelpState(v, b) {
   if (status > HelpStatus.CONTROL) throw new ProtocolError("bad help status");
   return { type: "help", status, helper: text(b.subarray(1), "helper") };
 }
+// | 0x0C | len <= 4096 | receipt file bytes |  (from the agent itself, never the gateway)
+function dReceipt(v, b) { return { type: "receipt", data: b.slice() }; }
 
 // type -> [min payload, max payload, decoder]; anything else is refused.
 const RULES = new Map([
@@ -148,6 +153,7 @@ const RULES = new Map([
   [T.FILL, [11, 11, dFill]],
   [T.CLIPBOARD_OUT, [0, MAX_CLIPBOARD, dClipboardOut]],
   [T.HELP_STATE, [1, 1 + MAX_TEXT, dHelpState]],
+  [T.RECEIPT, [1, MAX_RECEIPT, dReceipt]],
 ]);
 
 /** Resumable decoder of the gateway -> viewer stream. feed(Uint8Array) -> array of messages. */

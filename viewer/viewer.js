@@ -76,6 +76,7 @@ function showEnd(text) {
   input.enabled = false;
   input.releaseAll();
   $("notice").hidden = true; // the end text says it all
+  $("posture").hidden = true;
   $("ended-text").textContent = text;
   $("ended").hidden = false;
   setStatus("ended");
@@ -105,6 +106,30 @@ function clearNotice() {
   clearTimeout(noticeTimer);
 }
 
+// The in-session security check (posture re-check): a warning stays up, whatever the teacher
+// types, until the gateway says it is fixed (an info notice with the same code).
+function showPosture(msg) {
+  const el = $("posture");
+  if (msg.level === 0) {
+    el.hidden = true;
+    showNotice({ level: 0, text: `セキュリティ確認 OK — ${msg.text}` });
+    return;
+  }
+  $("posture-text").textContent = msg.text;
+  el.hidden = false;
+}
+
+// The gateway's signed work receipt (勤務記録の受領書), offered with the end of the session.
+let receiptUrl = null;
+function offerReceipt(data) {
+  if (receiptUrl) URL.revokeObjectURL(receiptUrl);
+  receiptUrl = URL.createObjectURL(new Blob([data], { type: "application/json" }));
+  const link = $("receipt");
+  link.href = receiptUrl;
+  link.download = `staffroom-receipt-${session.id || "session"}.json`;
+  link.hidden = false;
+}
+
 const BLOCKED_TEXT = {
   copy: "コピーはできません Copying is disabled",
   cut: "コピーはできません Copying is disabled",
@@ -130,7 +155,10 @@ function onMessage(msg) {
       $("latency").textContent = `${Math.max(0, Math.round(performance.now() - msg.t / 1000))} ms`;
       break;
     case "notice":
-      showNotice(msg);
+      if (msg.code === P.NoticeCode.POSTURE) showPosture(msg); else showNotice(msg);
+      break;
+    case "receipt":
+      offerReceipt(msg.data);
       break;
     case "help":
       help.onState(msg);

@@ -10,6 +10,7 @@ from gateway.api import (
     keys,
     recordings,
     replay_requests,
+    reports,
     session,
     sessions,
     users,
@@ -58,3 +59,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/replay-requests", replay_requests.list_requests)
     app.router.add_post("/api/v1/replay-requests/{request_id}/approve", replay_requests.approve)
     app.router.add_post("/api/v1/replay-requests/{request_id}/decline", replay_requests.decline)
+    reports.add_routes(app)

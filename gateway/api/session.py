@@ -22,7 +22,7 @@ from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
 
 OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
-PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health"}
+PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health", "/api/v1/ready"}
 NOT_AN_OPERATOR = {
     "api": "Teachers connect with `staffroom agent connect`; the admin API is for IT leads and "
            "security officers.",

@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,16 +150,26 @@ class AuditLog:
     def last_seq(self) -> int:
         return self._seq
 
+    # Told how long each durable append took (seconds): the gateway's metrics hook.
+    on_write: Callable[[float], None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def append(self, event: AuditEvent) -> AuditRecord:
         """Write the event and fsync; the action it describes may take effect only after this."""
         clean = check_event(event)
+        started = time.perf_counter()
         with self._lock:
             self._check_open()
             record = self._write(clean)
             self._write_head()
             if self._seq - self._checkpoint_seq >= self._every:
                 self._checkpoint()
-            return record
+        if self.on_write is not None:
+            self.on_write(time.perf_counter() - started)
+        return record
 
     async def aappend(self, event: AuditEvent) -> AuditRecord:
         """`append` in the default executor, so fsync never blocks the event loop."""

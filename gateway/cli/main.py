@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent import cli as agent_cli
     from agent.operator import commands, keys
     from agent.operator import recordings as operator_recordings
+    from agent.operator import reports as operator_reports
     from gateway.cli import server
 
     parser = argparse.ArgumentParser(
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                metavar="COMMAND")
     operator_recordings.register(recordings_sub)
     server.register_recordings(recordings_sub)
+    operator_reports.register(sub)
     agent_cli.register(sub)
     return parser
 

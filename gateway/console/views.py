@@ -15,10 +15,10 @@ READ, MANAGE = "read", "manage"
 # Teachers see nothing; the call centre sees the help page only.
 VIEWS: MappingProxyType[str, MappingProxyType[str, str]] = MappingProxyType({
     "admin": MappingProxyType({"sessions": MANAGE, "recordings": READ, "audit": READ,
-                               "keys": MANAGE, "accounts": MANAGE}),
+                               "keys": MANAGE, "accounts": MANAGE, "hours": READ}),
     "officer": MappingProxyType({"sessions": MANAGE, "recordings": READ, "audit": READ,
-                                 "keys": READ}),
-    "cio": MappingProxyType({"keys": MANAGE, "accounts": MANAGE}),
+                                 "keys": READ, "hours": READ}),
+    "cio": MappingProxyType({"keys": MANAGE, "accounts": MANAGE, "hours": READ}),
     # The call centre: the teachers asking for help, and joining their session.
     "helpdesk": MappingProxyType({"help": MANAGE}),
 })

@@ -10,27 +10,38 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
+from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
 from gateway.display.watermark import Watermark
 from gateway.live.login import LoginDecision
 from gateway.live.observers import RecorderSink
+from gateway.live.posture_watch import PostureWatch
 from gateway.live.session import Limits, LiveSession
+from gateway.live.tunnel import server_cert_hash
+from gateway.monitoring.metrics import metrics_of
 from gateway.recording.store import recordings_root
 from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
+from gateway.reports import receipt_key
 from gateway.rfb.connection import open_rfb
 from gateway.rfb.errors import RfbError
 from gateway.store.base import User
 from gateway.wire import display as wire
+from gateway.wire import receipt, recheck
 from gateway.wire.login import Denied, Hello, LoginConnection, Welcome
 from gateway.wire.posture import PostureReport
 from gateway.workspace.base import Assignment, WorkspaceError
@@ -74,6 +85,8 @@ class SessionBroker:
         self.ctx = ctx
         self.workspaces = workspaces
         self.sessions: dict[str, LiveSession] = {}
+        self.closing = False  # shutting down: not ready for new sessions
+        self.metrics = metrics_of(ctx.extras)
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
@@ -96,15 +109,17 @@ class SessionBroker:
                                                    or ""):
             await ws.send_str(conn.send(self._welcome(session, policy, resumed=True)))
             await session.audit("session.resume", "ok", {"remote": remote})
+            if session.posture_watch is not None:
+                session.posture_watch.resumed(time.monotonic())  # the resume's posture passed
             await session.attach(ws)
             return
-        session = await self._start(ws, conn, user, policy, decision, remote)
+        session = await self._start(ws, conn, user, policy, decision, remote, hello)
         if session is not None:
             await session.attach(ws)
 
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
                      policy: Any, decision: LoginDecision,
-                     remote: str | None) -> LiveSession | None:
+                     remote: str | None, hello: Hello) -> LiveSession | None:
         session_id = secrets.token_hex(10)  # hex: never starts with '-' on a command line
         assigned = self.ctx.store.get_assignment(user.id)
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
@@ -115,12 +130,17 @@ class SessionBroker:
                 kind=kind, outcome=outcome, actor=user.id, subject=user.id, school=user.school,
                 session=session_id, source=remote, details=details))
 
+        running = assignment.provider == "xvnc" and any(
+            d.spec.user_id == user.id for d in self.workspaces.xvnc.desktops())
         try:
             endpoint = await self.workspaces.attach(user.id, assignment)
         except WorkspaceError as e:
+            self.metrics.desktop_starts.labels("failed").inc()
             await audit("session.start", "error", {"error": str(e)})
             await self._deny(ws, conn, "desktop-unavailable", str(e))
             return None
+        self.metrics.desktop_starts.labels(
+            "reused" if running or assignment.provider != "xvnc" else "started").inc()
         fb = Framebuffer()
         clipboard = policy.redirection.clipboard
         try:
@@ -161,6 +181,11 @@ class SessionBroker:
                           _seconds(s.reconnect_grace, 45)),
             audit=audit, on_end=self._ended, recorder=recorder, clipboard=clipboard,
             clipboard_max_bytes=policy.redirection.clipboard_max_bytes,
+            encode=partial(self.metrics.timed_encode, encode_frame),
+            posture_watch=PostureWatch(policy.posture, last_report=time.monotonic()),
+            verify_posture=self._posture_verifier(hello.certificate, session_id),
+            on_recheck=lambda outcome: self.metrics.posture_rechecks.labels(outcome).inc(),
+            make_receipt=partial(self._receipt, user, session_id),
         )
         await audit("session.start", "ok", {"desktop": endpoint.display or
                                             f"{endpoint.host}:{endpoint.port}"})
@@ -181,8 +206,33 @@ class SessionBroker:
             key = self.ctx.extras["recording_key"] = load_signing_key(self.ctx.data.audit_key)
         return key
 
+    def _posture_verifier(self, certificate_der: bytes,
+                          session_id: str) -> Callable[[int, dict[str, Any], bytes], bool]:
+        """The token-signature check of this session's re-checks (the login's certificate)."""
+        key = x509.load_der_x509_certificate(certificate_der).public_key()
+        binding = server_cert_hash(self.ctx)
+
+        def verify(seq: int, posture: dict[str, Any], signature: bytes) -> bool:
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                return False
+            try:
+                key.verify(signature, recheck.transcript(session_id, seq, binding, posture),
+                           ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                return False
+            return True
+        return verify
+
+    def _receipt(self, user: User, session_id: str, work: dict[str, Any]) -> bytes:
+        key = receipt_key.for_gateway(self.ctx.extras, self.ctx.data.root)
+        return receipt.sign(receipt.WorkReceipt(
+            session=session_id, user=user.id, school=user.school, start=work["started_at"],
+            end=work["ended_at"], active_minutes=work["active_minutes"],
+            idle_minutes=work["idle_minutes"], gateway=self.ctx.config.hostnames[0]), key)
+
     def _ended(self, session: LiveSession) -> None:
-        self.sessions.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is not None:
+            self.metrics.sessions.session_ended(session.frames_sent, session.bytes_sent)
         self.workspaces.detach(session.user_id)
 
     @staticmethod
@@ -212,7 +262,9 @@ class SessionBroker:
                            "watermark": bool(policy.watermark.enabled),
                            "reconnect_grace_seconds": session.limits.reconnect_grace,
                            "idle_timeout_seconds": session.limits.idle_timeout,
-                           "max_duration_seconds": session.limits.max_duration})
+                           "max_duration_seconds": session.limits.max_duration,
+                           "posture_recheck_seconds":
+                               policy.posture.recheck_every.total_seconds()})
 
     async def terminate(self, session_id: str, reason: str) -> bool:
         session = self.sessions.get(session_id)
@@ -230,6 +282,7 @@ class SessionBroker:
         return ended
 
     async def shutdown(self) -> None:
+        self.closing = True
         for session in list(self.sessions.values()):
             await session.end(wire.EndCode.SERVER_SHUTDOWN, "The gateway is shutting down for "
                               "maintenance: connect again in a few minutes.")

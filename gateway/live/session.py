@@ -1,8 +1,10 @@
 """One live teacher session: the RFB desktop, the frame pipeline and the (re)attached tunnel.
 
 Attacker-controlled here: frames from the viewer (through the pipeline's codec: bounded,
-protocol errors close the tunnel and are audited) and bytes from the desktop (through the RFB
-client's limits). The shell makes no decisions: limits come from policy, frames from the pipeline.
+protocol errors close the tunnel and are audited), the agent's posture re-checks (text frames,
+through gateway.wire.recheck: ≤ 32 KiB, signature and sequence checked, decided by
+gateway.live.posture_watch) and bytes from the desktop (through the RFB client's limits). The
+shell makes no decisions: limits come from policy, frames from the pipeline.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -33,16 +37,24 @@ from gateway.display.pipeline import (
 from gateway.live import helpdesk
 from gateway.live.help import HelpCase
 from gateway.live.observers import FrameSink, RecorderSink, WatcherSink
+from gateway.live.posture_watch import Action as PostureAction
+from gateway.live.posture_watch import Audit as PostureAudit
+from gateway.live.posture_watch import Clear as PostureClear
+from gateway.live.posture_watch import End as PostureEnd
+from gateway.live.posture_watch import PostureWatch
+from gateway.live.posture_watch import Warn as PostureWarn
 from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
 from gateway.rfb.errors import RfbError
 from gateway.rfb.events import Closed, Resized, ServerCutText, UpdateDone
 from gateway.wire import display as wire
+from gateway.wire import receipt, recheck
 
 log = logging.getLogger(__name__)
 
 END_CLOSE_BASE = 4000  # the tunnel closes with 4000 + EndCode so the agent can tell the teacher
 IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
+ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 # Frames with at most this many damaged pixels are encoded on the event loop (~1 ms of WebP):
 # typing is one glyph per frame, and handing it to a thread adds latency and CPU.
 INLINE_ENCODE_PIXELS = 64 * 64
@@ -95,6 +107,14 @@ class LiveSession:
     recorder: RecorderSink | None = None
     clipboard: str = "off"  # policy [redirection] clipboard
     clipboard_max_bytes: int = 4096
+    encode: Callable[[Any], bytes] = encode_frame  # the frame encoder (the broker times it)
+    # In-session posture re-checks (gateway.live.posture_watch) and the token-signature check
+    # of one: verify(seq, posture, signature) -> bool. None: text frames are protocol errors.
+    posture_watch: PostureWatch | None = None
+    verify_posture: Callable[[int, dict[str, Any], bytes], bool] | None = None
+    on_recheck: Callable[[str], None] = lambda outcome: None  # metrics
+    # Signs the work receipt sent to the agent at the end: make_receipt(work) -> file bytes.
+    make_receipt: Callable[[dict[str, Any]], bytes] | None = None
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
     help: HelpCase = field(default_factory=HelpCase)  # call-centre help (gateway/live/help.py)
@@ -112,9 +132,13 @@ class LiveSession:
     _last_input_mono: float = field(default_factory=time.monotonic)
     _warned_idle: bool = False
     _blocked_counts: dict[str, int] = field(default_factory=dict)
+    _clock_task: asyncio.Task[None] | None = None
+    _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
+    _activity_logged: int = 0  # ACTIVITY_EVERY periods already audited
 
     def start(self) -> None:
         self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
+        self._clock_task = asyncio.create_task(self._session_clock(), name=f"clock-{self.id}")
 
     # --- the tunnel side ---------------------------------------------------------------------
 
@@ -143,6 +167,10 @@ class LiveSession:
 
     async def _receive_loop(self, ws: web.WebSocketResponse) -> None:
         async for msg in ws:
+            if msg.type == WSMsgType.TEXT and self.posture_watch is not None:
+                if not await self._posture_text(ws, msg.data):
+                    break
+                continue
             if msg.type != WSMsgType.BINARY:
                 if msg.type == WSMsgType.TEXT:
                     await self._protocol_error(ws, "text frame after login")
@@ -158,10 +186,10 @@ class LiveSession:
 
     async def _apply(self, ws: web.WebSocketResponse, action: object) -> None:
         if isinstance(action, KeyInput):
-            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            self._input()
             await self.rfb.key(action.keysym, action.down)
         elif isinstance(action, PointerInput):
-            self._last_input_mono, self._warned_idle = time.monotonic(), False
+            self._input()
             await self.rfb.pointer(action.x, action.y, action.buttons)
         elif isinstance(action, Reply):
             await ws.send_bytes(action.data)
@@ -178,6 +206,21 @@ class LiveSession:
             await self._blocked(f"viewer_{kind}", {"repeats": action.repeats})
         elif isinstance(action, HelpRequest):
             await helpdesk.teacher_action(self, action.action)
+
+    def _input(self) -> None:
+        now = time.monotonic()
+        self._last_input_mono, self._warned_idle = now, False
+        self._active_minutes.add(int((now - self._started_mono) // 60))
+
+    def work(self, ended_at: datetime) -> dict[str, Any]:
+        """Work-hours figures: start, end, minutes with input (active) and without (idle)."""
+        seconds = max(0.0, (ended_at - self.started_at).total_seconds())
+        minutes = max(1, math.ceil(seconds / 60))
+        active = min(len(self._active_minutes), minutes)
+        return {"started_at": self.started_at.astimezone(UTC).isoformat(timespec="seconds"),
+                "ended_at": ended_at.astimezone(UTC).isoformat(timespec="seconds"),
+                "duration_seconds": round(seconds), "active_minutes": active,
+                "idle_minutes": minutes - active}
 
     async def _clipboard_in(self, text: str) -> None:
         """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
@@ -217,9 +260,9 @@ class LiveSession:
                 # while this one is encoded.
                 await self._request_update()
                 if job.pixels <= INLINE_ENCODE_PIXELS:
-                    data = encode_frame(job)  # a thread hop costs more than a glyph's encode
+                    data = self.encode(job)  # a thread hop costs more than a glyph's encode
                 else:
-                    data = await loop.run_in_executor(ENCODER, encode_frame, job)
+                    data = await loop.run_in_executor(ENCODER, self.encode, job)
                 self.pipeline.frame_sent(job, len(data), time.time())
                 await ws.send_bytes(data)
                 self.bytes_sent += len(data)
@@ -336,6 +379,62 @@ class LiveSession:
 
     def wake(self) -> None:
         self._wake.set()
+    # --- posture during the session ----------------------------------------------------------
+
+    async def _posture_text(self, ws: web.WebSocketResponse, text: str) -> bool:
+        """A signed posture re-check from the agent; False when it broke the protocol."""
+        assert self.posture_watch is not None and self.verify_posture is not None
+        try:
+            update = recheck.decode(text)
+        except recheck.RecheckProtocolError as e:
+            await self._protocol_error(ws, f"posture report: {e}")
+            return False
+        verified = self.verify_posture(update.seq, update.posture, update.signature)
+        await self._posture_actions(self.posture_watch.report(
+            seq=update.seq, verified=verified, posture=update.posture, reason=update.reason,
+            now=time.monotonic(), wall=datetime.now(UTC)))
+        return True
+
+    async def _session_clock(self) -> None:
+        """Once a second, from this session's own start (so sessions do not tick together):
+        the posture clock, and every ACTIVITY_EVERY a work-hours checkpoint in the audit log
+        (so a gateway that stops without ending the session loses at most that much)."""
+        while not self.ended:
+            await asyncio.sleep(1.0)
+            if self.posture_watch is not None and self.ws is not None:
+                await self._posture_actions(self.posture_watch.tick(time.monotonic()))
+            periods = int((time.monotonic() - self._started_mono) // ACTIVITY_EVERY)
+            if periods > self._activity_logged and not self.ended:
+                self._activity_logged = periods
+                await self.audit("session.activity", "ok", self.work(datetime.now(UTC)))
+
+    async def _posture_actions(self, actions: list[PostureAction]) -> None:
+        for action in actions:
+            if isinstance(action, PostureAudit):
+                self.on_recheck(action.outcome)
+                await self.audit("posture.recheck", action.outcome, action.details)
+            elif isinstance(action, PostureWarn):
+                await self._send(DisplayPipeline.notice(
+                    wire.NoticeLevel.WARNING, wire.NoticeCode.POSTURE, action.text))
+            elif isinstance(action, PostureClear):
+                await self._send(DisplayPipeline.notice(
+                    wire.NoticeLevel.INFO, wire.NoticeCode.POSTURE, action.text))
+            elif isinstance(action, PostureEnd):
+                await self.end(wire.EndCode.POSTURE, action.text)
+                return
+
+    async def _send_receipt(self, work: dict[str, Any]) -> None:
+        """The signed work receipt goes to the agent (a text frame) just before End."""
+        ws = self.ws
+        if self.make_receipt is None or ws is None or ws.closed:
+            return
+        try:
+            frame = receipt.tunnel_frame(self.make_receipt(work))
+        except (OSError, ValueError) as e:
+            log.error("session %s: no work receipt: %s", self.id, e)
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(frame)
 
     # --- officers watching -------------------------------------------------------------------
 
@@ -389,9 +488,11 @@ class LiveSession:
         if self.ended:
             return
         self.ended = True
+        work = self.work(datetime.now(UTC))
         await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
                                                "reason": text, "bytes": self.bytes_sent,
-                                               "frames": self.frames_sent})
+                                               "frames": self.frames_sent, **work})
+        await self._send_receipt(work)
         end = DisplayPipeline.end(code, text)
         for sink in self._sinks():
             with contextlib.suppress(RecordingFailed, OSError):
@@ -404,7 +505,7 @@ class LiveSession:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(code),
                                message=close_reason(text).encode())
-        for task in (self._grace_task, self._desktop_task):
+        for task in (self._grace_task, self._desktop_task, self._clock_task):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()

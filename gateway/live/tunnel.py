@@ -22,6 +22,7 @@ from gateway.api.common import ctx, source
 from gateway.audit.events import AuditEvent
 from gateway.context import GatewayContext
 from gateway.live.login import LoginDecision, decide_login, factors_for
+from gateway.monitoring.metrics import metrics_of
 from gateway.policy.decide import decide_session_start
 from gateway.policy.effective import ResolvedPolicy
 from gateway.store.base import Nonce
@@ -98,6 +99,8 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
                      user=hello.user, school=school, session=hello.resume, remote=remote,
                      details={"code": decision.code, "serial": decision.cert_serial,
                               "resume": hello.resume is not None, **decision.details})
+        metrics_of(c.extras).logins.labels("ok" if decision.allowed else "denied",
+                                           decision.code).inc()
         if decision.user is not None:
             c.store.update_user(decision.user)
         if not decision.allowed:

@@ -44,6 +44,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # teacher hands over control in the viewer).
     "help.read": frozenset({Role.ADMIN, Role.HELPDESK}),
     "help.join": frozenset({Role.ADMIN, Role.HELPDESK}),
+    "reports.read": frozenset({Role.ADMIN, Role.OFFICER, Role.CIO}),
 }
 
 # Roles a CIO may hand out: CIOs manage their teachers, not other CIOs or board roles.

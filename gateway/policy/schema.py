@@ -64,6 +64,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "max_definitions_age_days": Key(integer(0, 365), "oldest antivirus definitions accepted"),
         "realtime_required": Key(boolean(), "real-time protection must be on"),
         "allowed_os": Key(subset(*OS_NAMES), "operating systems the agent may run on"),
+        "recheck_every": Key(duration(timedelta(seconds=1)),
+                             "the agent re-sends its posture this often during a session"),
+        "on_fail": Key(choice("warn", "end"),
+                       "a failing or missing re-check only warns, or ends the session"),
+        "fail_grace": Key(duration(), "time to fix a failing re-check before the session ends"),
     },
     "session": {
         "idle_timeout": Key(duration(timedelta(seconds=1)), "no input this long ends a session"),

@@ -30,6 +30,7 @@ MAX_CURSOR_DATA: Final = 256 * 1024
 MAX_TEXT: Final = 1024  # UTF-8 bytes of a Notice/End text or Hello info
 MAX_SESSION_ID: Final = 64
 MAX_CLIPBOARD: Final = 1024 * 1024  # UTF-8 bytes of one ClipboardIn/ClipboardOut text
+MAX_RECEIPT: Final = 4096  # bytes of one work receipt file (gateway.wire.receipt)
 
 
 class MessageType(IntEnum):
@@ -46,6 +47,9 @@ class MessageType(IntEnum):
     FILL = 0x0A
     CLIPBOARD_OUT = 0x0B
     HELP_STATE = 0x20  # call-centre help (issue 13): only after a Hello with HELP
+    # agent -> viewer only: the gateway sends the receipt to the agent as a text frame (so no
+    # older viewer ever sees this type); the agent hands it to its own page.
+    RECEIPT = 0x0C
     # viewer -> gateway
     RESUME = 0x80
     ACK = 0x81
@@ -110,6 +114,16 @@ class NoticeLevel(IntEnum):
     ERROR = 2
 
 
+class NoticeCode(IntEnum):
+    """What a Notice is about (the viewer may show some apart); unknown codes are plain notes."""
+
+    IDLE = 1  # no input for a while
+    WATCHED = 2  # an officer is viewing the session
+    # The in-session posture re-check: WARNING = what is wrong and what to do (stays up until
+    # an INFO with this code says it is fixed).
+    POSTURE = 3
+
+
 class EndCode(IntEnum):
     """Why a session ended; the viewer shows the text that comes with it."""
 
@@ -122,6 +136,7 @@ class EndCode(IntEnum):
     UNSUPPORTED_VERSION = 6
     REPLACED = 7  # a newer connection took over the session
     SERVER_SHUTDOWN = 8
+    POSTURE = 9  # the home PC failed the in-session security check (policy posture.on_fail)
 
 
 _MAGIC: Final = {
@@ -305,6 +320,14 @@ class ClipboardOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """| 0x0C | len ≤ 4096 | receipt file bytes | — the session's signed work receipt, from the
+    agent to its page just before End (the page offers it for download)"""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ClipboardIn:
     """| 0x85 | len ≤ 1 MiB | text utf-8 (rest) | — the home clipboard pasted into the page, only
     with CLIPBOARD_TO_REMOTE"""
@@ -338,7 +361,7 @@ class Help:
 
 
 ToViewer = (Hello | Resize | Tile | Copy | Cursor | Sync | Notice | End | Pong | Fill
-            | ClipboardOut | HelpState)
+            | ClipboardOut | HelpState | Receipt)
 ToGateway = Resume | Ack | Key | Pointer | Ping | ClipboardIn | Blocked | Help
 Message = ToViewer | ToGateway
 
@@ -516,6 +539,10 @@ def _d_clipboard_out(p: memoryview) -> ClipboardOut:
     return ClipboardOut(_clipboard(p))
 
 
+def _d_receipt(p: memoryview) -> Receipt:
+    return Receipt(bytes(p))
+
+
 def _d_clipboard_in(p: memoryview) -> ClipboardIn:
     return ClipboardIn(_clipboard(p))
 
@@ -563,6 +590,7 @@ RULES: Final[dict[MessageType, _Rule]] = {
     MessageType.PONG: _Rule(8, 8, _V, _d_pong),
     MessageType.FILL: _Rule(11, 11, _V, _d_fill),
     MessageType.CLIPBOARD_OUT: _Rule(0, MAX_CLIPBOARD, _V, _d_clipboard_out),
+    MessageType.RECEIPT: _Rule(1, MAX_RECEIPT, _V, _d_receipt),
     MessageType.RESUME: _Rule(6, 6, _G, _d_resume),
     MessageType.ACK: _Rule(4, 4, _G, _d_ack),
     MessageType.KEY: _Rule(5, 5, _G, _d_key),
@@ -732,6 +760,12 @@ def encode_clipboard_out(m: ClipboardOut) -> bytes:
     return _frame(MessageType.CLIPBOARD_OUT, _utf8(m.text, MAX_CLIPBOARD))
 
 
+def encode_receipt(m: Receipt) -> bytes:
+    if not 0 < len(m.data) <= MAX_RECEIPT:
+        raise ValueError(f"Receipt: 1..{MAX_RECEIPT} bytes")
+    return _frame(MessageType.RECEIPT, m.data)
+
+
 def encode_clipboard_in(m: ClipboardIn) -> bytes:
     return _frame(MessageType.CLIPBOARD_IN, _utf8(m.text, MAX_CLIPBOARD))
 
@@ -766,6 +800,7 @@ _ENCODERS: Final[dict[type, Callable[..., bytes]]] = {
     Ping: encode_ping,
     ClipboardOut: encode_clipboard_out,
     ClipboardIn: encode_clipboard_in,
+    Receipt: encode_receipt,
     Blocked: encode_blocked,
     HelpState: encode_help_state,
     Help: encode_help,

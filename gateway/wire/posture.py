@@ -141,11 +141,19 @@ class PosturePolicy:
     max_definitions_age_days: int = 3
     realtime_required: bool = False
     allowed_os: tuple[str, ...] = ("linux", "windows", "macos")
+    # During a session: the agent reports again about this often (and when the antivirus state
+    # changes); a failing or missing report warns, and with on_fail = "end" ends the session
+    # after fail_grace.
+    recheck_every: timedelta = timedelta(minutes=15)
+    on_fail: str = "end"
+    fail_grace: timedelta = timedelta(minutes=5)
 
     def __post_init__(self) -> None:
         if isinstance(self.max_definitions_age_days, bool) or not isinstance(
                 self.max_definitions_age_days, int) or self.max_definitions_age_days < 0:
             raise ValueError("max_definitions_age_days must be a whole number of days >= 0")
+        if self.on_fail not in ("warn", "end"):
+            raise ValueError("on_fail must be 'warn' or 'end'")
         unknown = [o for o in self.allowed_os if o not in OS_NAMES]
         if unknown:
             raise ValueError(f"allowed_os: unknown operating system {unknown[0]!r}")

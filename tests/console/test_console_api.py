@@ -50,7 +50,7 @@ async def test_sign_in_sets_a_strict_host_cookie_and_gives_a_csrf_token(
     assert "domain" not in flags
     assert data["role"] == "officer" and len(data["csrf"]) >= 32
     assert data["views"] == {"sessions": "manage", "recordings": "read", "audit": "read",
-                             "keys": "read"}
+                             "keys": "read", "hours": "read"}
     cookie = name.split("=", 1)[1]
     cw._signed["sec.api"] = Signed(cookie, data["csrf"], data)  # the TOTP code is now used
     # GET needs only the cookie, and gives a reloaded page the same CSRF token back.

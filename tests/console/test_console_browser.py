@@ -77,7 +77,7 @@ async def test_an_officer_signs_in_and_sees_sessions_and_the_audit_log(
     assert cells[0] == TEACHER and cells[1] == "kita-es" and cells[4] == "127.0.0.1"
     assert cells[5]  # the posture summary the agent reported
     assert await page.locator("#nav a:not([hidden])").all_text_contents() == [
-        "Live sessions", "Recordings", "Audit log", "Keys"]
+        "Live sessions", "Recordings", "Audit log", "Keys", "Work hours"]
     # The cookie: HttpOnly (the page cannot read it), Secure, SameSite=Strict, host-only.
     (cookie,) = await c.context.cookies()
     assert cookie["name"] == "__Host-staffroom_console"
@@ -184,8 +184,8 @@ async def test_a_cio_previews_a_roster_then_imports_and_resets_a_password(
     page = c.page
     await c.sign_in(op.id, op.password, op.totp())
     await page.wait_for_selector("#view-keys:not([hidden])")
-    assert await page.locator("#nav a:not([hidden])").all_text_contents() == ["Keys",
-                                                                             "Accounts"]
+    assert await page.locator("#nav a:not([hidden])").all_text_contents() == [
+        "Keys", "Accounts", "Work hours"]
     await page.wait_for_selector(f"#keys-table tr:has(td:text-is('{TEACHER}'))")
     assert await page.get_attribute("#crl-link", "href") == "/crl/school-ca.crl"
     await page.click("#nav a[data-view=accounts]")

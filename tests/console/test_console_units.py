@@ -59,9 +59,10 @@ def test_csrf_tokens_compare_exactly(expected: str | None, given: str | None, ok
 
 def test_views_follow_roles_and_teachers_see_nothing() -> None:
     assert views_for("officer") == {"sessions": "manage", "recordings": "read", "audit": "read",
-                                    "keys": "read"}
-    assert views_for("cio") == {"keys": "manage", "accounts": "manage"}
-    assert set(views_for("admin")) == {"sessions", "recordings", "audit", "keys", "accounts"}
+                                    "keys": "read", "hours": "read"}
+    assert views_for("cio") == {"keys": "manage", "accounts": "manage", "hours": "read"}
+    assert set(views_for("admin")) == {"sessions", "recordings", "audit", "keys", "accounts",
+                                       "hours"}
     assert views_for("helpdesk") == {"help": "manage"}
     assert views_for("teacher") == {} and views_for("nobody") == {}
 

@@ -4,6 +4,7 @@
 import * as accounts from "./accounts.js";
 import { ApiError, call, get, onUnauthorized, post, setCsrf } from "./api.js";
 import * as audit from "./audit.js";
+import * as hours from "./hours.js";
 import { clearFlash, errorText, flash } from "./dom.js";
 import * as help from "./help.js";
 import { apply, lang, setLang, t } from "./i18n.js";
@@ -11,7 +12,7 @@ import * as keys from "./keys.js";
 import * as recordings from "./recordings.js";
 import * as sessions from "./sessions.js";
 
-const PAGES = { sessions, recordings, audit, keys, accounts, help };
+const PAGES = { sessions, recordings, audit, keys, accounts, hours, help };
 let me = null;
 let current = null;
 

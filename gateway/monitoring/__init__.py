@@ -1,0 +1,1 @@
+"""Operators' view of a running gateway: Prometheus metrics and the readiness check."""

@@ -1,0 +1,1 @@
+"""Records for the board's offices: work hours from the audit trail, signed work receipts."""
