@@ -5,11 +5,14 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api import audit, keys, recordings, session, sessions, users, workspaces
+from gateway.api.common import ctx
+from gateway.health import report
 from gateway.pki.publish import CRL_PATH
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "service": "staffroom-gateway"})
+    """Always answers (no writes, no audit): "ok", or "degraded" with what cannot be written."""
+    return web.json_response(report(ctx(request)))
 
 
 def add_routes(app: web.Application) -> None:

@@ -22,8 +22,10 @@ from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
 from gateway.display.watermark import Watermark
+from gateway.health import Health
 from gateway.live.login import LoginDecision
 from gateway.live.observers import RecorderSink
+from gateway.live.recheck import Refusal, attach_refusal
 from gateway.live.session import Limits, LiveSession
 from gateway.recording.store import recordings_root
 from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
@@ -38,6 +40,8 @@ from gateway.workspace.manager import WorkspaceManager
 
 log = logging.getLogger(__name__)
 
+ENDED_WHILE_STARTING = ("Your school's IT lead ended your sessions while this one was "
+                        "starting: ask them before you connect again.")
 DESKTOP_UNAVAILABLE = ("The school desktop is not answering: try again in a minute, and tell "
                        "your school's IT lead if it keeps happening.")
 
@@ -74,6 +78,8 @@ class SessionBroker:
         self.ctx = ctx
         self.workspaces = workspaces
         self.sessions: dict[str, LiveSession] = {}
+        self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
+        self.health: Health = ctx.extras.setdefault("health", Health())
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
@@ -87,24 +93,34 @@ class SessionBroker:
                                s.posture, s.ws is not None, s.bytes_sent, s.frames_sent)
                 for s in self.sessions.values() if not s.ended]
 
+    def fence_mark(self, user_id: str) -> int:
+        """Taken when a login begins; a revoke or disable after it refuses that login's attach."""
+        return self._fences.get(user_id, 0)
+
     async def run(self, ws: web.WebSocketResponse, *, conn: LoginConnection, hello: Hello,
                   user: User | None, policy: Any, decision: LoginDecision,
-                  remote: str | None) -> None:
+                  remote: str | None, fence: int | None = None) -> None:
         assert user is not None
+        fence = self.fence_mark(user.id) if fence is None else fence
         session = self.sessions.get(hello.resume or "")
         if session is not None and self.can_resume(user.id, hello.resume, decision.cert_serial
                                                    or ""):
+            refusal = self._refusal(user.id, decision.cert_serial, fence)
+            if refusal is not None:
+                await session.end(wire.EndCode.TERMINATED, refusal.reason)
+                await self._refuse(ws, conn, refusal, session.audit)
+                return
             await ws.send_str(conn.send(self._welcome(session, policy, resumed=True)))
             await session.audit("session.resume", "ok", {"remote": remote})
             await session.attach(ws)
             return
-        session = await self._start(ws, conn, user, policy, decision, remote)
+        session = await self._start(ws, conn, user, policy, decision, remote, fence)
         if session is not None:
             await session.attach(ws)
 
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
-                     policy: Any, decision: LoginDecision,
-                     remote: str | None) -> LiveSession | None:
+                     policy: Any, decision: LoginDecision, remote: str | None,
+                     fence: int) -> LiveSession | None:
         session_id = secrets.token_hex(10)  # hex: never starts with '-' on a command line
         assigned = self.ctx.store.get_assignment(user.id)
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
@@ -133,6 +149,13 @@ class SessionBroker:
             await audit("session.start", "error", {"error": str(e)[:200]})
             await self._deny(ws, conn, "desktop-unavailable", DESKTOP_UNAVAILABLE)
             return None
+        # The desktop took seconds to start: read the key and the account again now.
+        refusal = self._refusal(user.id, decision.cert_serial, fence)
+        if refusal is not None:
+            await rfb.close()
+            self.workspaces.detach(user.id)
+            await self._refuse(ws, conn, refusal, audit)
+            return None
         flags = clipboard_flags(clipboard) | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
         pipeline = DisplayPipeline(fb, watermark=self._watermark(policy, user, session_id),
@@ -145,12 +168,14 @@ class SessionBroker:
                     school=user.school or "", width=fb.width, height=fb.height,
                     signing_key=self._signing_key(), clock=time.time)))
             except RecordingFailed as e:
+                self.health.failed("recording", str(e))
                 await rfb.close()
                 self.workspaces.detach(user.id)
                 await audit("recording.failed", "error", {"error": str(e)})
                 await self._deny(ws, conn, "recording-failed", f"{e} Sessions must be "
                                  "recorded, so none can start now: tell your school's IT lead.")
                 return None
+            self.health.ok("recording")
         s = policy.session
         posture = posture_summary(decision.posture)
         session = LiveSession(
@@ -162,12 +187,36 @@ class SessionBroker:
             audit=audit, on_end=self._ended, recorder=recorder, clipboard=clipboard,
             clipboard_max_bytes=policy.redirection.clipboard_max_bytes,
         )
-        await audit("session.start", "ok", {"desktop": endpoint.display or
-                                            f"{endpoint.host}:{endpoint.port}"})
+        # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
+        try:
+            await audit("session.start", "ok", {"desktop": endpoint.display or
+                                                f"{endpoint.host}:{endpoint.port}"})
+        except BaseException:
+            await session.end(wire.EndCode.SERVER_SHUTDOWN, "The session could not be audited.")
+            raise
+        if session.ended:
+            refusal = self._refusal(user.id, decision.cert_serial, fence) or Refusal(
+                "ended", ENDED_WHILE_STARTING)
+            await self._deny(ws, conn, refusal.code, refusal.reason)
+            return None
         session.start()
         await ws.send_str(conn.send(self._welcome(session, policy, resumed=False)))
         return session
+
+    def _refusal(self, user_id: str, cert_serial: str | None, fence: int) -> Refusal | None:
+        refusal = attach_refusal(self.ctx.store, user_id, cert_serial)
+        if refusal is None and self._fences.get(user_id, 0) != fence:
+            refusal = Refusal("ended", ENDED_WHILE_STARTING)
+        return refusal
+
+    async def _refuse(self, ws: web.WebSocketResponse, conn: LoginConnection, refusal: Refusal,
+                      audit: Any) -> None:
+        """Refuse at attach: the teacher hears why even when the refusal cannot be audited."""
+        try:
+            await audit("session.start", "denied", {"code": refusal.code, "stage": "attach"})
+        finally:
+            await self._deny(ws, conn, refusal.code, refusal.reason)
 
     @staticmethod
     async def _deny(ws: web.WebSocketResponse, conn: LoginConnection, code: str,
@@ -222,7 +271,10 @@ class SessionBroker:
         return True
 
     async def end_user_sessions(self, user_id: str, reason: str) -> int:
-        """A revoked key or a disabled account ends that user's live sessions at once."""
+        """A revoked key or a disabled account ends that user's live sessions at once, and
+        fences the logins still in flight (their attach is refused). Called before anything
+        else in those actions, so it never waits on a write that can fail."""
+        self._fences[user_id] = self._fences.get(user_id, 0) + 1
         ended = 0
         for session in [s for s in self.sessions.values() if s.user_id == user_id]:
             await session.end(wire.EndCode.TERMINATED, reason)

@@ -357,9 +357,12 @@ class LiveSession:
         if self.ended:
             return
         self.ended = True
-        await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
-                                               "reason": text, "bytes": self.bytes_sent,
-                                               "frames": self.frames_sent})
+        try:
+            await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
+                                                   "reason": text, "bytes": self.bytes_sent,
+                                                   "frames": self.frames_sent})
+        except Exception:  # ending is the safe direction: it happens even when unaudited
+            log.exception("session %s: the end could not be audited; ending it anyway", self.id)
         end = DisplayPipeline.end(code, text)
         for sink in self._sinks():
             with contextlib.suppress(RecordingFailed, OSError):
