@@ -24,12 +24,15 @@ from gateway.audit.log import AuditLog, AuditLogError
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.datadir import DataDir
+from gateway.health import watchdog
 from gateway.live.broker import SessionBroker
 from gateway.live.tunnel import tunnel
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
+from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
+from gateway.store.base import StoreError
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
 from gateway.workspace.manager import WorkspaceManager
@@ -62,8 +65,12 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
         policies = load_policies(data.policies)
     except Exception as e:
         raise StartupError(f"The policy is invalid, so the gateway will not start: {e}") from None
-    return GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
-                          ca=ca, policies=policies)
+    context = GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
+                             ca=ca, policies=policies)
+    # A DATA_DIR from before recordings had their own key gets one now (older recordings keep
+    # verifying with the audit key they name).
+    context.extras["recording_key"] = load_or_create_recording_key(data.root)
+    return context
 
 
 def desktop_account(context: GatewayContext) -> str | None:
@@ -121,13 +128,15 @@ def apply_retention(context: GatewayContext) -> list[str]:
         policy = context.policies.resolve(info.user, user.role if user else "teacher",
                                           info.school or None).policy
         if expired([info], now, policy.recording.retention_days):
+            # A deletion frees space: on a full disk the audit reserve records it.
             context.audit.append(AuditEvent(
                 kind="recording.delete", outcome="ok", actor=None, subject=info.user,
                 school=info.school or None, session=info.session, source=None,
                 details={"recording": info.id, "reason": "retention",
-                         "retention_days": policy.recording.retention_days}))
+                         "retention_days": policy.recording.retention_days}), use_reserve=True)
             delete(info.path)
             deleted.append(info.id)
+    context.audit.keep_reserve()
     return deleted
 
 
@@ -135,7 +144,7 @@ async def _retention(context: GatewayContext) -> None:
     while True:
         try:
             await asyncio.to_thread(apply_retention, context)
-        except OSError as e:
+        except (OSError, AuditLogError, StoreError) as e:
             log.error("recording retention failed: %s", e)
         await asyncio.sleep(RETENTION_CHECK)
 
@@ -160,6 +169,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
+    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(context.data.root)))
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker
     app = build_app(context)
@@ -192,6 +202,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         log.info("gateway stopping")
         crl_task.cancel()
         retention_task.cancel()
+        watchdog_task.cancel()
         await broker.shutdown()
         await runner.cleanup()
         await context.audit.aappend(AuditEvent(

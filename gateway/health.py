@@ -90,6 +90,7 @@ def retry_failing(context: Any, recordings: Path) -> None:
     if getattr(context.store, "write_error", None):
         with contextlib.suppress(Exception):
             context.store.probe_write()
+    context.audit.keep_reserve()
     if "recording" in health.failing:
         try:
             probe_directory(recordings)

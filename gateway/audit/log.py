@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -55,8 +56,13 @@ class AuditWriteFailed(AuditLogError):
     happen. The log stays consistent and usable; the next append retries."""
 
 
+RESERVE_FILE = "audit.reserve"
+RESERVE_BYTES = 1024 * 1024  # room for ~1,000 deletion records when the disk is full
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def _write_sentence(exc: OSError) -> str:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if exc.errno in _FULL:
         return "The audit log cannot be written because the disk is full."
     return f"The audit log cannot be written ({os.strerror(exc.errno or errno.EIO)})."
 
@@ -97,6 +103,7 @@ class AuditLog:
                     f"The audit log in {self.directory} is open in another process."
                 ) from None
             self._resume(path)
+            self.keep_reserve()
         except BaseException:
             os.close(self._fd)
             raise
@@ -164,17 +171,25 @@ class AuditLog:
     def last_seq(self) -> int:
         return self._seq
 
-    def append(self, event: AuditEvent) -> AuditRecord:
+    def append(self, event: AuditEvent, *, use_reserve: bool = False) -> AuditRecord:
         """Write the event and fsync; the action it describes may take effect only after this.
 
         All or nothing: when the record or the signed head cannot be written (disk full), the
         file is cut back to where it was and AuditWriteFailed says so in one sentence; the next
-        append, once there is space, continues the same chain with nothing to repair."""
+        append, once there is space, continues the same chain with nothing to repair.
+
+        `use_reserve`: the action frees space (deleting a recording), so on a full disk the
+        reserve file is given up to record it — retention still works when the disk is full."""
         clean = check_event(event)
         with self._lock:
             self._check_open()
             try:
-                record = self._append_whole(clean)
+                try:
+                    record = self._append_whole(clean)
+                except OSError as exc:
+                    if not (use_reserve and exc.errno in _FULL and self._release_reserve()):
+                        raise
+                    record = self._append_whole(clean)
             except OSError as exc:
                 self.write_error = _write_sentence(exc)
                 log.error("audit: cannot write record %d: %s", self._seq + 1, exc)
@@ -201,9 +216,41 @@ class AuditLog:
             raise
         return record
 
-    async def aappend(self, event: AuditEvent) -> AuditRecord:
+    async def aappend(self, event: AuditEvent, *, use_reserve: bool = False) -> AuditRecord:
         """`append` in the default executor, so fsync never blocks the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.append, event)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.append, event, use_reserve=use_reserve))
+
+    def keep_reserve(self) -> bool:
+        """Make the reserve file (RESERVE_BYTES of disk kept for recording deletions) if it is
+        missing; False when there is no room for it yet."""
+        path = self.directory / RESERVE_FILE
+        if path.exists():
+            return True
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return True
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        return True
+
+    def _release_reserve(self) -> bool:
+        path = self.directory / RESERVE_FILE
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("audit: the disk is full; gave up the reserve to record a deletion")
+        return True
 
     def checkpoint(self) -> AuditRecord:
         """Append a signed checkpoint now (also every `checkpoint_every` records and on close)."""

@@ -17,7 +17,6 @@ from typing import Any
 from aiohttp import web
 
 from gateway.audit.events import AuditEvent
-from gateway.audit.keys import load_signing_key
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
@@ -27,6 +26,7 @@ from gateway.live.login import LoginDecision
 from gateway.live.observers import RecorderSink
 from gateway.live.recheck import Refusal, attach_refusal
 from gateway.live.session import Limits, LiveSession
+from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import recordings_root
 from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
 from gateway.rfb.connection import open_rfb
@@ -127,6 +127,8 @@ class SessionBroker:
             Assignment("vnc", assigned.host, assigned.port, assigned.password)
 
         async def audit(kind: str, outcome: str, details: dict[str, object]) -> None:
+            if kind == "recording.failed":  # mid-session too: health says so until it recovers
+                self.health.failed("recording", str(details.get("error", "")))
             await self.ctx.audit.aappend(AuditEvent(
                 kind=kind, outcome=outcome, actor=user.id, subject=user.id, school=user.school,
                 session=session_id, source=remote, details=details))
@@ -168,7 +170,6 @@ class SessionBroker:
                     school=user.school or "", width=fb.width, height=fb.height,
                     signing_key=self._signing_key(), clock=time.time)))
             except RecordingFailed as e:
-                self.health.failed("recording", str(e))
                 await rfb.close()
                 self.workspaces.detach(user.id)
                 await audit("recording.failed", "error", {"error": str(e)})
@@ -227,7 +228,8 @@ class SessionBroker:
     def _signing_key(self) -> Any:
         key = self.ctx.extras.get("recording_key")
         if key is None:
-            key = self.ctx.extras["recording_key"] = load_signing_key(self.ctx.data.audit_key)
+            key = self.ctx.extras["recording_key"] = load_or_create_recording_key(
+                self.ctx.data.root)
         return key
 
     def _ended(self, session: LiveSession) -> None:
