@@ -18,8 +18,8 @@ from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
-from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
+from gateway.audit.kinds import GatewayStarted, GatewayStopped, RecordingDeleted, Who, to_event
 from gateway.audit.log import AuditLog, AuditLogError
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
@@ -129,11 +129,10 @@ def apply_retention(context: GatewayContext) -> list[str]:
                                           info.school or None).policy
         if expired([info], now, policy.recording.retention_days):
             # A deletion frees space: on a full disk the audit reserve records it.
-            context.audit.append(AuditEvent(
-                kind="recording.delete", outcome="ok", actor=None, subject=info.user,
-                school=info.school or None, session=info.session, source=None,
-                details={"recording": info.id, "reason": "retention",
-                         "retention_days": policy.recording.retention_days}), use_reserve=True)
+            context.audit.append(to_event(
+                RecordingDeleted(info.id, "retention", policy.recording.retention_days),
+                Who(subject=info.user, school=info.school or None, session=info.session)),
+                use_reserve=True)
             delete(info.path)
             deleted.append(info.id)
     context.audit.keep_reserve()
@@ -190,9 +189,7 @@ async def serve(context: GatewayContext, host: str, port: int,
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload_policies, context)
-    await context.audit.aappend(AuditEvent(
-        kind="gateway.start", outcome="ok", actor=None, subject=None, school=None,
-        session=None, source=None, details={"listen": f"{host}:{port}"}))
+    await context.audit.aappend(to_event(GatewayStarted(f"{host}:{port}")))
     log.info("gateway listening on https://%s:%d", host, port)
     if ready is not None:
         ready.set()
@@ -205,8 +202,6 @@ async def serve(context: GatewayContext, host: str, port: int,
         watchdog_task.cancel()
         await broker.shutdown()
         await runner.cleanup()
-        await context.audit.aappend(AuditEvent(
-            kind="gateway.stop", outcome="ok", actor=None, subject=None, school=None,
-            session=None, source=None, details={}))
+        await context.audit.aappend(to_event(GatewayStopped()))
         context.audit.close()
         context.store.close()

@@ -80,13 +80,12 @@ def probe_directory(directory: Path) -> None:
 
 def retry_failing(context: Any, recordings: Path) -> None:
     """One watchdog round (blocking: run it in a thread): retry each failing part once."""
-    from gateway.audit.events import AuditEvent  # the health module stays free of audit at import
+    from gateway.audit.kinds import WritesResumed, to_event  # keeps this module's imports light
 
     health = health_of(context.extras)
     if getattr(context.audit, "write_error", None):
         with contextlib.suppress(Exception):  # still failing: write_error stays set
-            context.audit.append(AuditEvent(kind="gateway.resumed", outcome="ok", details={
-                "after": context.audit.write_error}))
+            context.audit.append(to_event(WritesResumed(context.audit.write_error)))
     if getattr(context.store, "write_error", None):
         with contextlib.suppress(Exception):
             context.store.probe_write()

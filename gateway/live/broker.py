@@ -17,6 +17,16 @@ from typing import Any
 from aiohttp import web
 
 from gateway.audit.events import AuditEvent
+from gateway.audit.kinds import (
+    RecordingStopped,
+    SessionRefused,
+    SessionResumed,
+    SessionStarted,
+    SessionStartFailed,
+    TypedEvent,
+    Who,
+    to_event,
+)
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
@@ -108,10 +118,10 @@ class SessionBroker:
             refusal = self._refusal(user.id, decision.cert_serial, fence)
             if refusal is not None:
                 await session.end(wire.EndCode.TERMINATED, refusal.reason)
-                await self._refuse(ws, conn, refusal, session.audit)
+                await self._refuse(ws, conn, refusal, self._who(user, session.id, remote))
                 return
             await ws.send_str(conn.send(self._welcome(session, policy, resumed=True)))
-            await session.audit("session.resume", "ok", {"remote": remote})
+            await self._record(SessionResumed(remote), self._who(user, session.id, remote))
             await session.attach(ws)
             return
         session = await self._start(ws, conn, user, policy, decision, remote, fence)
@@ -126,17 +136,20 @@ class SessionBroker:
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
             Assignment("vnc", assigned.host, assigned.port, assigned.password)
 
+        who = self._who(user, session_id, remote)
+
         async def audit(kind: str, outcome: str, details: dict[str, object]) -> None:
-            if kind == "recording.failed":  # mid-session too: health says so until it recovers
+            """The session's own hook (string kinds, gateway.live.session)."""
+            if kind == RecordingStopped.KIND:  # mid-session: health says so until it recovers
                 self.health.failed("recording", str(details.get("error", "")))
             await self.ctx.audit.aappend(AuditEvent(
-                kind=kind, outcome=outcome, actor=user.id, subject=user.id, school=user.school,
-                session=session_id, source=remote, details=details))
+                kind=kind, outcome=outcome, actor=who.actor, subject=who.subject,
+                school=who.school, session=who.session, source=who.source, details=details))
 
         try:
             endpoint = await self.workspaces.attach(user.id, assignment)
         except WorkspaceError as e:
-            await audit("session.start", "error", {"error": str(e)})
+            await self._record(SessionStartFailed(str(e)), who)
             await self._deny(ws, conn, "desktop-unavailable", str(e))
             return None
         fb = Framebuffer()
@@ -148,7 +161,7 @@ class SessionBroker:
                                  clipboard=True)
         except (RfbError, OSError) as e:
             self.workspaces.detach(user.id)
-            await audit("session.start", "error", {"error": str(e)[:200]})
+            await self._record(SessionStartFailed(str(e)[:200]), who)
             await self._deny(ws, conn, "desktop-unavailable", DESKTOP_UNAVAILABLE)
             return None
         # The desktop took seconds to start: read the key and the account again now.
@@ -156,7 +169,7 @@ class SessionBroker:
         if refusal is not None:
             await rfb.close()
             self.workspaces.detach(user.id)
-            await self._refuse(ws, conn, refusal, audit)
+            await self._refuse(ws, conn, refusal, who)
             return None
         flags = clipboard_flags(clipboard) | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
@@ -172,7 +185,8 @@ class SessionBroker:
             except RecordingFailed as e:
                 await rfb.close()
                 self.workspaces.detach(user.id)
-                await audit("recording.failed", "error", {"error": str(e)})
+                self.health.failed("recording", str(e))
+                await self._record(RecordingStopped(str(e)), who)
                 await self._deny(ws, conn, "recording-failed", f"{e} Sessions must be "
                                  "recorded, so none can start now: tell your school's IT lead.")
                 return None
@@ -191,8 +205,8 @@ class SessionBroker:
         # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
         try:
-            await audit("session.start", "ok", {"desktop": endpoint.display or
-                                                f"{endpoint.host}:{endpoint.port}"})
+            await self._record(SessionStarted(endpoint.display or
+                                              f"{endpoint.host}:{endpoint.port}"), who)
         except BaseException:
             await session.end(wire.EndCode.SERVER_SHUTDOWN, "The session could not be audited.")
             raise
@@ -211,11 +225,19 @@ class SessionBroker:
             refusal = Refusal("ended", ENDED_WHILE_STARTING)
         return refusal
 
+    async def _record(self, typed: TypedEvent, who: Who) -> None:
+        await self.ctx.audit.aappend(to_event(typed, who))
+
+    @staticmethod
+    def _who(user: User, session_id: str, remote: str | None) -> Who:
+        return Who(actor=user.id, subject=user.id, school=user.school, session=session_id,
+                   source=remote)
+
     async def _refuse(self, ws: web.WebSocketResponse, conn: LoginConnection, refusal: Refusal,
-                      audit: Any) -> None:
+                      who: Who) -> None:
         """Refuse at attach: the teacher hears why even when the refusal cannot be audited."""
         try:
-            await audit("session.start", "denied", {"code": refusal.code, "stage": "attach"})
+            await self._record(SessionRefused(refusal.code), who)
         finally:
             await self._deny(ws, conn, refusal.code, refusal.reason)
 
