@@ -31,7 +31,7 @@ from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
 from gateway.display.watermark import Watermark
-from gateway.health import Health
+from gateway.health import Health, health_of
 from gateway.live.login import LoginDecision
 from gateway.live.observers import RecorderSink
 from gateway.live.recheck import Refusal, attach_refusal
@@ -89,7 +89,7 @@ class SessionBroker:
         self.workspaces = workspaces
         self.sessions: dict[str, LiveSession] = {}
         self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
-        self.health: Health = ctx.extras.setdefault("health", Health())
+        self.health: Health = health_of(ctx.extras)
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
