@@ -136,6 +136,50 @@ def test_a_full_data_disk_refuses_clearly_keeps_health_and_recovers(
     assert kinds.count("session.start") == 1
 
 
+def test_a_full_recordings_disk_refuses_new_sessions_and_recovers(
+        tmp_path: Path, xvnc_desktop: object) -> None:
+    """Only the recordings' disk is full (the audit log has room): sessions must be recorded,
+    so none starts, with the reason; operators carry on; health names the part."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    world = build_world(tmp_path)
+    gw = world.gateway
+    recordings = gw.data / "recordings"
+    recordings.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(recordings)],
+                   check=True, capture_output=True)
+    try:
+        world.add_teacher("t.recfull", name="録画 満杯")
+        pw = tmp_path / "vnc.pw"
+        pw.write_text(xvnc_desktop.password + "\n")  # type: ignore[attr-defined]
+        world.admin.run("workspaces", "assign", "t.recfull", "--vnc",
+                        f"127.0.0.1:{xvnc_desktop.port}", "--password-file", str(pw))  # type: ignore
+        filler = recordings / "filler"
+        fill(filler)
+        refused = connect(world, "t.recfull")
+        assert refused.returncode != 0
+        assert "recording disk is full" in refused.stderr, refused.stderr
+        assert "must be recorded" in refused.stderr and "Traceback" not in refused.stderr
+        doc = health(gw.url, gw.ca)
+        assert doc["status"] == "degraded" and "full" in doc["problems"]["recording"], doc  # type: ignore[index]
+        assert "audit" not in doc["problems"]  # type: ignore[operator]
+        assert list(recordings.glob("*/*/*.srec")) == []  # no empty, unreadable file left
+        world.admin.run("users", "list")  # operators carry on: the audit log has room
+        filler.unlink()
+        doc = wait_health(world, "ok")
+        assert doc["status"] == "ok", doc
+        agent = Agent(world, "t.recfull", freshclam_conf(tmp_path, 0.5))
+        try:
+            agent.wait_err("Connected as", timeout=60)
+        finally:
+            agent.stop()
+    finally:
+        stop_gateway(gw)
+        subprocess.run(["umount", "-l", str(recordings)], check=False, capture_output=True)
+    failed = [r for r in iter_records(gw.data / "audit", kind="recording.failed")]
+    assert len(failed) == 1 and "full" in str(failed[0].event.details["error"])
+
+
 def test_retention_still_deletes_on_a_full_disk(small_disk: Path) -> None:
     subprocess.run([STAFFROOM, "init", str(small_disk), "--hostname", "127.0.0.1", "--json"],
                    check=True, capture_output=True)
