@@ -97,3 +97,40 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
     s2 = SqliteStore(tmp_path / "db")
     assert s2.get_user("a") is not None
     s2.close()
+
+
+def test_a_full_disk_is_one_sentence_and_the_store_carries_on(tmp_path: Path) -> None:
+    """SQLite on a full disk: StoreUnavailable with one sentence (no sqlite3 traceback), the
+    failed transaction rolled back, and the next write works once there is space."""
+    import os
+    import subprocess
+
+    from gateway.store.base import StoreUnavailable
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        s = SqliteStore(mount / "state.db")
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(StoreUnavailable, match="disk is full") as refused:
+            for i in range(10_000):  # until the WAL needs a page the disk cannot give
+                s.add_user(User(f"t{i}", "x" * 4000, "teacher", "s1"))
+        assert s.write_error == str(refused.value)
+        before = s.count_users()
+        filler.unlink()
+        s.add_user(User("after", "A", "teacher", "s1"))
+        assert s.write_error is None and s.count_users() == before + 1
+        s.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
