@@ -281,6 +281,9 @@ class AsyncRecordingWriter:
     async def handle_timer(self, now: float) -> None:
         await self._run(0, now, lambda: self.writer.handle_timer(now))
 
+    def next_timer(self) -> float | None:
+        return self.writer.next_timer()
+
     async def close(self, now: float) -> None:
         async with self._lock:
             await asyncio.get_running_loop().run_in_executor(None, self.writer.close, now)

@@ -55,9 +55,11 @@ async def test_sigkill_during_a_live_session_then_restart(tmp_path: Path,
                 await page.goto(url)
                 await page.wait_for_function(
                     "() => document.body.dataset.state === 'connected'")
-                for i in range(13):  # frames flow past the 10 s checkpoint
-                    await page.keyboard.type(f"echo {i} ")
-                    await asyncio.sleep(1)
+                await page.locator("canvas").click(position={"x": 100, "y": 60})
+                for i in range(4):  # a few frames, then a quiet screen past 10 s: the
+                    await page.keyboard.type(f"echo {i} ")  # session's timer checkpoints it
+                    await asyncio.sleep(0.5)
+                await asyncio.sleep(12)
                 assert gw.process is not None
                 gw.process.send_signal(signal.SIGKILL)  # mid-session, mid-recording
                 assert gw.process.wait(timeout=10) == -signal.SIGKILL
