@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.kinds import WritesResumed, to_event
+
 log = logging.getLogger(__name__)
 
 PROBE_EVERY = 5.0  # seconds between retries while a part is failing
@@ -69,7 +71,9 @@ def probe_directory(directory: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, b"\0" * PROBE_BYTES)
+            view = memoryview(b"\0" * PROBE_BYTES)
+            while view:  # a nearly full disk writes short before it refuses
+                view = view[os.write(fd, view):]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -80,8 +84,6 @@ def probe_directory(directory: Path) -> None:
 
 def retry_failing(context: Any, recordings: Path) -> None:
     """One watchdog round (blocking: run it in a thread): retry each failing part once."""
-    from gateway.audit.kinds import WritesResumed, to_event  # keeps this module's imports light
-
     health = health_of(context.extras)
     if getattr(context.audit, "write_error", None):
         with contextlib.suppress(Exception):  # still failing: write_error stays set
