@@ -18,12 +18,13 @@ from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
-from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
+from gateway.audit.kinds import GatewayStarted, GatewayStopped, RecordingDeleted, Who, to_event
 from gateway.audit.log import AuditLog, AuditLogError
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.datadir import DataDir
+from gateway.health import watchdog
 from gateway.live.broker import SessionBroker
 from gateway.live.tunnel import tunnel
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
@@ -32,8 +33,10 @@ from gateway.monitoring.metrics import metrics_of
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
+from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.reports import receipt_key
+from gateway.store.base import StoreError
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
 from gateway.workspace.manager import WorkspaceManager
@@ -73,6 +76,9 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
     context = GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
                              ca=ca, policies=policies)
     audit.on_write = metrics_of(context.extras).audit_write_seconds.observe
+    # A DATA_DIR from before recordings had their own key gets one now (older recordings keep
+    # verifying with the audit key they name).
+    context.extras["recording_key"] = load_or_create_recording_key(data.root)
     return context
 
 
@@ -132,13 +138,14 @@ def apply_retention(context: GatewayContext) -> list[str]:
         policy = context.policies.resolve(info.user, user.role if user else "teacher",
                                           info.school or None).policy
         if expired([info], now, policy.recording.retention_days):
-            context.audit.append(AuditEvent(
-                kind="recording.delete", outcome="ok", actor=None, subject=info.user,
-                school=info.school or None, session=info.session, source=None,
-                details={"recording": info.id, "reason": "retention",
-                         "retention_days": policy.recording.retention_days}))
+            # A deletion frees space: on a full disk the audit reserve records it.
+            context.audit.append(to_event(
+                RecordingDeleted(info.id, "retention", policy.recording.retention_days),
+                Who(subject=info.user, school=info.school or None, session=info.session)),
+                use_reserve=True)
             delete(info.path)
             deleted.append(info.id)
+    context.audit.keep_reserve()
     return deleted
 
 
@@ -146,7 +153,7 @@ async def _retention(context: GatewayContext) -> None:
     while True:
         try:
             await asyncio.to_thread(apply_retention, context)
-        except OSError as e:
+        except (OSError, AuditLogError, StoreError) as e:
             log.error("recording retention failed: %s", e)
         await asyncio.sleep(RETENTION_CHECK)
 
@@ -171,6 +178,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
+    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(context.data.root)))
     broker = SessionBroker(context, workspaces)
     receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
@@ -192,9 +200,7 @@ async def serve(context: GatewayContext, host: str, port: int,
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, reload_policies, context)
-    await context.audit.aappend(AuditEvent(
-        kind="gateway.start", outcome="ok", actor=None, subject=None, school=None,
-        session=None, source=None, details={"listen": f"{host}:{port}"}))
+    await context.audit.aappend(to_event(GatewayStarted(f"{host}:{port}")))
     log.info("gateway listening on https://%s:%d", host, port)
     if ready is not None:
         ready.set()
@@ -204,10 +210,9 @@ async def serve(context: GatewayContext, host: str, port: int,
         log.info("gateway stopping")
         crl_task.cancel()
         retention_task.cancel()
+        watchdog_task.cancel()
         await broker.shutdown()
         await runner.cleanup()
-        await context.audit.aappend(AuditEvent(
-            kind="gateway.stop", outcome="ok", actor=None, subject=None, school=None,
-            session=None, source=None, details={}))
+        await context.audit.aappend(to_event(GatewayStopped()))
         context.audit.close()
         context.store.close()

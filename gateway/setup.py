@@ -19,6 +19,7 @@ from gateway.datadir import DataDir, GatewayConfig, write_private
 from gateway.pki.ca import create_ca
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
+from gateway.recording.keys import load_or_create_recording_key
 from gateway.store.base import User
 from gateway.store.sqlite import SqliteStore
 
@@ -81,6 +82,7 @@ def init_data_dir(
     # The public half, for officers who check exported audit logs and recordings elsewhere.
     write_private(data.root / "audit-signing.pub", public_key_pem(signing_key), mode=0o644)
     audit = AuditLog.create(data.audit_dir, signing_key)
+    load_or_create_recording_key(data.root)  # recordings get their own key (keys/, 0700)
     shutil.copytree(SHIPPED_POLICIES, data.policies)
     port = listen.rsplit(":", 1)[1]
     url = f"https://{hostnames[0]}:{port}"

@@ -28,7 +28,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = ApiClient.from_saved_session().get(f"/api/v1/recordings/{args.id}/file")
     Path(args.out).write_bytes(data)
     progress(f"Wrote recording {args.id} ({len(data)} bytes) to {args.out}; check it with "
-             f"`staffroom recordings verify {args.out} --key audit-signing.pub`.")
+             f"`staffroom recordings verify {args.out} --key keys/recordings.pub`.")
     return 0
 
 

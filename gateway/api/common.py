@@ -38,8 +38,11 @@ async def audit(
     school: str | None = None,
     details: dict[str, Any] | None = None,
     actor_id: str | None = None,
+    use_reserve: bool = False,
 ) -> None:
-    """Append an audit record and wait until it is durable."""
+    """Append an audit record and wait until it is durable. A full disk raises
+    AuditWriteFailed, which the error middleware answers with 503 and one sentence: the action
+    does not happen. `use_reserve` only for actions that free space (deleting a recording)."""
     who = actor_id
     if who is None and ACTOR_KEY in request:
         who = actor(request).user_id
@@ -53,7 +56,7 @@ async def audit(
         source=source(request),
         details=details or {},
     )
-    await ctx(request).audit.aappend(event)
+    await ctx(request).audit.aappend(event, use_reserve=use_reserve)
 
 
 async def require(

@@ -7,6 +7,9 @@ import logging
 
 from aiohttp import web
 
+from gateway.audit.log import AuditWriteFailed
+from gateway.store.base import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +35,12 @@ def conflict(message: str) -> ApiError:
     return ApiError(409, "conflict", message)
 
 
+def unavailable_sentence(problem: str) -> str:
+    """"The audit log cannot be written because the disk is full, so …" — one sentence."""
+    return (f"{problem.rstrip('.')}, so nothing was done: free space on the gateway's data "
+            "disk (the gateway carries on by itself) and try again.")
+
+
 def error_response(status: int, code: str, message: str) -> web.Response:
     body = json.dumps({"error": code, "message": message})
     return web.Response(status=status, text=body, content_type="application/json")
@@ -43,6 +52,9 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
         return await handler(request)
     except ApiError as e:
         return error_response(e.status, e.code, e.message)
+    except (AuditWriteFailed, StoreUnavailable) as e:
+        # Fail closed: what cannot be audited or stored does not happen (see gateway.health).
+        return error_response(503, "gateway-unavailable", unavailable_sentence(str(e)))
     except web.HTTPException as e:
         if e.status >= 400 and request.path.startswith("/api/"):
             return error_response(e.status, "http", e.reason)

@@ -126,13 +126,17 @@ async def list_keys(request: web.Request) -> web.Response:
     return web.json_response({"keys": [cert_json(c) for c in certs]})
 
 
-async def _revoke_one(request: web.Request, cert: CertRecord, reason: str) -> CertRecord:
-    c = ctx(request)
+def _not_revoked(cert: CertRecord) -> None:
     if cert.revoked_at is not None:
         raise conflict(
             f"Certificate {cert.serial} is already revoked ({cert.revoke_reason}, "
             f"{cert.revoked_at:%Y-%m-%d %H:%M} UTC)."
         )
+
+
+async def _revoke_one(request: web.Request, cert: CertRecord, reason: str) -> CertRecord:
+    c = ctx(request)
+    _not_revoked(cert)
     now = c.clock()
     await audit(request, "key.revoke", "ok", subject=cert.user_id, school=cert.school,
                 details={"serial": cert.serial, "reason": reason})
@@ -161,22 +165,23 @@ async def revoke(request: web.Request) -> web.Response:
         if cert is None:
             raise not_found(f"There is no certificate with serial {serial}.")
         await require(request, "keys.revoke", school=cert.school, subject=cert.user_id)
-        revoked = [await _revoke_one(request, cert, reason)]
+        _not_revoked(cert)
+        targets = [cert]
     elif user_id:
         user = _user(request, user_id)
         await require(request, "keys.revoke", school=user.school, subject=user.id)
-        active = [c for c in store.list_certs(user_id=user.id) if c.revoked_at is None]
-        if not active:
+        targets = [c for c in store.list_certs(user_id=user.id) if c.revoked_at is None]
+        if not targets:
             raise conflict(f"{user.id} has no valid certificate to revoke.")
-        revoked = [await _revoke_one(request, c, reason) for c in active]
     else:
         raise bad_request("Name a certificate serial or a user to revoke.")
-    publish_crl(ctx(request))
+    # Live sessions end first (and logins in flight are fenced): nothing below can stop that.
     broker = ctx(request).extras.get("broker")
     if broker is not None:
-        for user_id in {c.user_id for c in revoked}:
-            await broker.end_user_sessions(user_id, "Your key was revoked, so this session "
-                                           "ended: ask your school's IT lead for a new key.")
+        await broker.end_user_sessions(targets[0].user_id, "Your key was revoked, so this "
+                                       "session ended: ask your school's IT lead for a new key.")
+    revoked = [await _revoke_one(request, c, reason) for c in targets]
+    publish_crl(ctx(request))
     return web.json_response({"revoked": [cert_json(c) for c in revoked]})
 
 

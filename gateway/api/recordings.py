@@ -19,8 +19,8 @@ from aiohttp import web
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, forbidden, not_found
 from gateway.api.replay_requests import recording_policy
-from gateway.audit.keys import load_public_key
 from gateway.recording import approval
+from gateway.recording.keys import verification_keys
 from gateway.recording.reader import RecordingReader
 from gateway.recording.store import (
     RecordingInfo,
@@ -98,9 +98,10 @@ async def list_all(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     info = await _find(request, "recordings.read")
-    key = load_public_key(ctx(request).data.audit_key)
-    result = await asyncio.to_thread(verify_recording, info.path, key)
+    keys = verification_keys(ctx(request).data.root)
+    result = await asyncio.to_thread(verify_recording, info.path, keys)
     return web.json_response(info_json(info) | {"verified": result.ok,
+                                                "cut_short": result.cut_short,
                                                 "verify_message": result.message,
                                                 "chunks": result.chunks})
 
@@ -151,6 +152,6 @@ async def window(request: web.Request) -> web.Response:
 async def remove(request: web.Request) -> web.Response:
     info = await _find(request, "recordings.delete")
     await audit(request, "recording.delete", "ok", subject=info.user, school=info.school or None,
-                details={"recording": info.id})
+                details={"recording": info.id}, use_reserve=True)
     await asyncio.to_thread(delete, info.path)
     return web.json_response({"deleted": info.id})

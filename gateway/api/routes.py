@@ -16,11 +16,14 @@ from gateway.api import (
     users,
     workspaces,
 )
+from gateway.api.common import ctx
+from gateway.health import report
 from gateway.pki.publish import CRL_PATH
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok", "service": "staffroom-gateway"})
+    """Always answers (no writes, no audit): "ok", or "degraded" with what cannot be written."""
+    return web.json_response(report(ctx(request)))
 
 
 def add_routes(app: web.Application) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from gateway.auth.factors import authenticate
 from gateway.console import cookie as console_cookie
 from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
+from gateway.store.logins import CHANGED, record_login
 
 OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
 PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health", "/api/v1/ready"}
@@ -51,8 +53,8 @@ async def verify_operator(request: web.Request, user_id: str, password: str | No
     operator = user is None or user.role in OPERATOR_ROLES
     outcome = authenticate(user, password=password, totp_code=code,
                            factors=("password", "totp") if operator else ("password",), now=now)
-    if outcome.user is not None:
-        c.store.update_user(outcome.user)
+    if not record_login(c.store, outcome.ok, outcome.user, totp_used=operator):
+        outcome = replace(outcome, ok=False, code="account-changed", reason=CHANGED)
     school = user.school if user else None
     if outcome.ok and user is not None and not operator:
         await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,

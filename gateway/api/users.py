@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from aiohttp import web
 
 from gateway.accounts import AccountError, parse_roster, validate
@@ -90,13 +88,14 @@ async def disable_user(request: web.Request) -> web.Response:
                   grants_role=user.role)
     if user.id == actor(request).user_id:
         raise bad_request("You cannot disable your own account.")
-    await audit(request, "user.disable", "ok", subject=user.id, school=user.school)
-    ctx(request).store.update_user(replace(user, disabled=True))
+    # Live sessions end first (and logins in flight are fenced): nothing below can stop that.
     broker = ctx(request).extras.get("broker")
     if broker is not None:
         await broker.end_user_sessions(user.id, "Your account was disabled, so this session "
                                        "ended: ask your school's IT lead.")
-    return web.json_response(user_json(replace(user, disabled=True)))
+    await audit(request, "user.disable", "ok", subject=user.id, school=user.school)
+    updated = ctx(request).store.update_user_fields(user.id, {"disabled": True})
+    return web.json_response(user_json(updated))
 
 
 async def set_password(request: web.Request) -> web.Response:
@@ -112,11 +111,11 @@ async def set_password(request: web.Request) -> web.Response:
         hashed = passwords.hash_password(password)
     except passwords.WeakPassword as e:
         raise bad_request(str(e)) from None
-    updated = replace(user, password_hash=hashed, must_change_password=not own,
-                      failed_logins=0, locked_until=None)
     await audit(request, "user.set_password", "ok", subject=user.id, school=user.school,
                 details={"self": own})
-    ctx(request).store.update_user(updated)
+    updated = ctx(request).store.update_user_fields(user.id, {
+        "password_hash": hashed, "must_change_password": not own, "failed_logins": 0,
+        "locked_until": None})
     result = user_json(updated)
     if given is None:
         result["password"] = password
@@ -130,7 +129,8 @@ async def enroll_totp(request: web.Request) -> web.Response:
                       grants_role=user.role)
     secret = totp.new_secret()
     await audit(request, "user.enroll_totp", "ok", subject=user.id, school=user.school)
-    ctx(request).store.update_user(replace(user, totp_secret=secret, totp_last_step=-1))
+    ctx(request).store.update_user_fields(user.id, {"totp_secret": secret,
+                                                    "totp_last_step": -1})
     return web.json_response({"user": user.id, "totp_uri": totp.provisioning_uri(secret, user.id)})
 
 

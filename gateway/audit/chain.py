@@ -151,8 +151,11 @@ def write_head(directory: Path, head: Head) -> None:
     try:
         write_all(fd, data + b"\n")
         os.fsync(fd)
-    finally:
+    except OSError:
         os.close(fd)
+        tmp.unlink(missing_ok=True)  # a full disk keeps no half-written head around
+        raise
+    os.close(fd)
     os.replace(tmp, directory / HEAD_FILE)
     fsync_dir(directory)
 

@@ -7,7 +7,11 @@ reopen, the tail of the existing file (read with a 64 KiB line limit; a corrupt 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import fcntl
+import functools
+import hashlib
 import logging
 import os
 import secrets
@@ -48,6 +52,22 @@ class AuditLogError(Exception):
     """The log cannot be opened or written; the message is one sentence for the operator."""
 
 
+class AuditWriteFailed(AuditLogError):
+    """A record could not be stored (disk full, I/O error): the action it describes must not
+    happen. The log stays consistent and usable; the next append retries."""
+
+
+RESERVE_FILE = "audit.reserve"
+RESERVE_BYTES = 1024 * 1024  # room for ~1,000 deletion records when the disk is full
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_sentence(exc: OSError) -> str:
+    if exc.errno in _FULL:
+        return "The audit log cannot be written because the disk is full."
+    return f"The audit log cannot be written ({os.strerror(exc.errno or errno.EIO)})."
+
+
 class AuditLog:
     """Appends events durably: `append` returns only after the record is on disk (fsync)."""
 
@@ -70,6 +90,7 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
         self._closed = False
+        self.write_error: str | None = None  # the last append's failure, until one succeeds
         path = self.directory / LOG_FILE
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
@@ -83,6 +104,7 @@ class AuditLog:
                     f"The audit log in {self.directory} is open in another process."
                 ) from None
             self._resume(path)
+            self.keep_reserve()
         except BaseException:
             os.close(self._fd)
             raise
@@ -157,23 +179,89 @@ class AuditLog:
     def closed(self) -> bool:
         return self._closed
 
-    def append(self, event: AuditEvent) -> AuditRecord:
-        """Write the event and fsync; the action it describes may take effect only after this."""
+    def append(self, event: AuditEvent, *, use_reserve: bool = False) -> AuditRecord:
+        """Write the event and fsync; the action it describes may take effect only after this.
+
+        All or nothing: when the record or the signed head cannot be written (disk full), the
+        file is cut back to where it was and AuditWriteFailed says so in one sentence; the next
+        append, once there is space, continues the same chain with nothing to repair.
+
+        `use_reserve`: the action frees space (deleting a recording), so on a full disk the
+        reserve file is given up to record it — retention still works when the disk is full."""
         clean = check_event(event)
         started = time.perf_counter()
         with self._lock:
             self._check_open()
-            record = self._write(clean)
-            self._write_head()
+            try:
+                try:
+                    record = self._append_whole(clean)
+                except OSError as exc:
+                    if not (use_reserve and exc.errno in _FULL and self._release_reserve()):
+                        raise
+                    record = self._append_whole(clean)
+            except OSError as exc:
+                self.write_error = _write_sentence(exc)
+                log.error("audit: cannot write record %d: %s", self._seq + 1, exc)
+                raise AuditWriteFailed(self.write_error) from None
+            self.write_error = None
             if self._seq - self._checkpoint_seq >= self._every:
-                self._checkpoint()
+                try:
+                    self._checkpoint()
+                except OSError as exc:  # the record stands; the checkpoint comes with the next
+                    log.error("audit: checkpoint after record %d failed: %s", record.seq, exc)
         if self.on_write is not None:
             self.on_write(time.perf_counter() - started)
         return record
 
-    async def aappend(self, event: AuditEvent) -> AuditRecord:
+    def _append_whole(self, event: AuditEvent) -> AuditRecord:
+        size = os.lseek(self._fd, 0, os.SEEK_END)
+        before = self._seq, self._hash
+        record = self._write(event)
+        try:
+            self._write_head()
+        except OSError:
+            os.ftruncate(self._fd, size)  # the head never named it: nobody was told it is stored
+            self._seq, self._hash = before
+            with contextlib.suppress(OSError):
+                self._write_head()  # in case the rename landed before the error
+            raise
+        return record
+
+    async def aappend(self, event: AuditEvent, *, use_reserve: bool = False) -> AuditRecord:
         """`append` in the default executor, so fsync never blocks the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(None, self.append, event)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.append, event, use_reserve=use_reserve))
+
+    def keep_reserve(self) -> bool:
+        """Make the reserve file (RESERVE_BYTES of disk kept for recording deletions) if it is
+        missing; False when there is no room for it yet."""
+        path = self.directory / RESERVE_FILE
+        if path.exists():
+            return True
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return True
+        except OSError:
+            return False
+        try:
+            os.posix_fallocate(fd, 0, RESERVE_BYTES)
+            os.fsync(fd)
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            return False
+        os.close(fd)
+        return True
+
+    def _release_reserve(self) -> bool:
+        path = self.directory / RESERVE_FILE
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        log.warning("audit: the disk is full; gave up the reserve to record a deletion")
+        return True
 
     def checkpoint(self) -> AuditRecord:
         """Append a signed checkpoint now (also every `checkpoint_every` records and on close)."""
@@ -266,18 +354,39 @@ class AuditLog:
                 f"The audit log in {self.directory} does not start with its "
                 "creation record; run `staffroom audit verify`."
             )
-        if partial:
-            raise AuditLogError(
-                f"The audit log in {self.directory} ends in an incomplete record "
-                f"after record {last.seq}; run `staffroom audit verify`."
-            )
         if not chain.hash_matches(last):
             raise AuditLogError(
                 f"The last record ({last.seq}) of the audit log in "
                 f"{self.directory} was changed; run `staffroom audit verify`."
             )
         self._log_id, self._seq, self._hash = log_id, last.seq, last.hash
+        if partial:
+            self._drop_partial(path, partial, last)
         self._checkpoint_seq = self._check_head(last, lines)
+        if partial:
+            event = AuditEvent(KIND_RECOVERED, "ok", details={
+                "dropped_bytes": len(partial),
+                "dropped_sha256": hashlib.sha256(partial).hexdigest()})
+            self._write(check_event(event, internal=True))
+            self._write_head()
+
+    def _drop_partial(self, path: Path, partial: bytes, last: AuditRecord) -> None:
+        """A line without its newline was never acknowledged (append returns after the whole
+        line is fsynced and the head names it): the process died while writing it. Cut it off,
+        but only when the signed head names the complete record before it."""
+        try:
+            head = chain.read_head(self.directory)
+        except chain.HeadError:
+            head = None
+        if head is None or head.seq != last.seq or head.hash != last.hash:
+            raise AuditLogError(
+                f"The audit log in {self.directory} ends in an incomplete record "
+                f"after record {last.seq}; run `staffroom audit verify`."
+            )
+        log.warning("audit: dropping %d bytes of a record cut off after record %d",
+                    len(partial), last.seq)
+        os.ftruncate(self._fd, path.stat().st_size - len(partial))
+        os.fsync(self._fd)
 
     def _check_head(self, last: AuditRecord, lines: list[bytes]) -> int:
         """Check the signed head against the tail; one record past it is a crash, not an edit."""
@@ -321,4 +430,4 @@ def create(directory: Path, signing_key: ec.EllipticCurvePrivateKey, **kwargs: o
     return AuditLog.create(directory, signing_key, **kwargs)  # type: ignore[arg-type]
 
 
-__all__ = ["HEAD_FILE", "LOG_FILE", "AuditLog", "AuditLogError", "create"]
+__all__ = ["HEAD_FILE", "LOG_FILE", "AuditLog", "AuditLogError", "AuditWriteFailed", "create"]

@@ -195,36 +195,40 @@ def register_policy(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def cmd_recordings_verify(args: argparse.Namespace) -> int:
     from gateway.audit.keys import load_public_key
+    from gateway.recording.keys import verification_keys
     from gateway.recording.verify import verify_recording
 
     path = Path(args.file)
     if not path.is_file():
         raise CliError(f"There is no recording file {path}.")
-    key_file = Path(args.key) if args.key else None
-    if key_file is None:
-        root = Path(args.data) if args.data else next(
-            (p for p in path.resolve().parents if (p / "audit-signing.key").exists()), None)
-        if root is None:
-            raise CliError("Give the gateway's data directory (--data) or its public key "
-                           "(--key audit-signing.pub) to check the signatures.")
-        key_file = root / "audit-signing.key"
+    root = Path(args.data) if args.data else next(
+        (p for p in path.resolve().parents if (p / "audit-signing.key").exists()), None)
+    where = args.key or root
+    if where is None:
+        raise CliError("Give the gateway's data directory (--data) or its public key "
+                       "(--key keys/recordings.pub) to check the signatures.")
     try:
-        key = load_public_key(key_file)
+        keys = [load_public_key(Path(args.key))] if args.key else verification_keys(Path(root))
     except (OSError, ValueError) as e:
-        raise CliError(f"Cannot read the signing key {key_file}: {e}.") from None
-    result = verify_recording(path, key)
+        raise CliError(f"Cannot read the signing key in {where}: {e}.") from None
+    if not keys:
+        raise CliError(f"{root} has no recordings signing key: is it a Staffroom data directory?")
+    result = verify_recording(path, keys)
     if args.json:
-        print_json({"ok": result.ok, "message": result.message, "chunks": result.chunks,
-                    "duration": result.duration})
+        print_json({"ok": result.ok, "cut_short": result.cut_short, "message": result.message,
+                    "chunks": result.chunks, "duration": result.duration})
     else:
-        print(f"{'OK' if result.ok else 'BROKEN'}: {result.message}")
-    return 0 if result.ok else 3
+        verdict = "OK" if result.ok else "CUT SHORT" if result.cut_short else "BROKEN"
+        print(f"{verdict}: {result.message}")
+    # 0 intact and sealed; 4 cut short by a crash (intact up to its last checkpoint); 3 broken.
+    return 0 if result.ok else 4 if result.cut_short else 3
 
 
 def register_recordings(recordings: argparse._SubParsersAction) -> None:  # type: ignore
     p = recordings.add_parser("verify", help="check a recording's hash chain and signatures")
     p.add_argument("file")
     p.add_argument("--data", metavar="DATA_DIR", help="the gateway's data directory")
-    p.add_argument("--key", help="the gateway's public signing key (PEM) instead of --data")
+    p.add_argument("--key", help="the recordings' public key (DATA_DIR/keys/recordings.pub; "
+                   "audit-signing.pub for recordings made before it) instead of --data")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_recordings_verify)

@@ -23,17 +23,29 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit.events import AuditEvent
-from gateway.audit.keys import load_signing_key
+from gateway.audit.kinds import (
+    RecordingStopped,
+    SessionRefused,
+    SessionResumed,
+    SessionStarted,
+    SessionStartFailed,
+    TypedEvent,
+    Who,
+    to_event,
+)
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
 from gateway.display.watermark import Watermark
+from gateway.health import Health, health_of
 from gateway.live.login import LoginDecision
 from gateway.live.observers import RecorderSink
 from gateway.live.posture_watch import PostureWatch
+from gateway.live.recheck import Refusal, attach_refusal
 from gateway.live.session import Limits, LiveSession
 from gateway.live.tunnel import server_cert_hash
 from gateway.monitoring.metrics import metrics_of
+from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import recordings_root
 from gateway.recording.writer import AsyncRecordingWriter, RecordingFailed, RecordingWriter
 from gateway.reports import receipt_key
@@ -49,6 +61,8 @@ from gateway.workspace.manager import WorkspaceManager
 
 log = logging.getLogger(__name__)
 
+ENDED_WHILE_STARTING = ("Your school's IT lead ended your sessions while this one was "
+                        "starting: ask them before you connect again.")
 DESKTOP_UNAVAILABLE = ("The school desktop is not answering: try again in a minute, and tell "
                        "your school's IT lead if it keeps happening.")
 
@@ -87,6 +101,8 @@ class SessionBroker:
         self.sessions: dict[str, LiveSession] = {}
         self.closing = False  # shutting down: not ready for new sessions
         self.metrics = metrics_of(ctx.extras)
+        self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
+        self.health: Health = health_of(ctx.extras)
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
@@ -100,35 +116,50 @@ class SessionBroker:
                                s.posture, s.ws is not None, s.bytes_sent, s.frames_sent)
                 for s in self.sessions.values() if not s.ended]
 
+    def fence_mark(self, user_id: str) -> int:
+        """Taken when a login begins; a revoke or disable after it refuses that login's attach."""
+        return self._fences.get(user_id, 0)
+
     async def run(self, ws: web.WebSocketResponse, *, conn: LoginConnection, hello: Hello,
                   user: User | None, policy: Any, decision: LoginDecision,
-                  remote: str | None) -> None:
+                  remote: str | None, fence: int | None = None) -> None:
         assert user is not None
+        fence = self.fence_mark(user.id) if fence is None else fence
         session = self.sessions.get(hello.resume or "")
         if session is not None and self.can_resume(user.id, hello.resume, decision.cert_serial
                                                    or ""):
+            refusal = self._refusal(user.id, decision.cert_serial, fence)
+            if refusal is not None:
+                await session.end(wire.EndCode.TERMINATED, refusal.reason)
+                await self._refuse(ws, conn, refusal, self._who(user, session.id, remote))
+                return
             await ws.send_str(conn.send(self._welcome(session, policy, resumed=True)))
-            await session.audit("session.resume", "ok", {"remote": remote})
+            await self._record(SessionResumed(remote), self._who(user, session.id, remote))
             if session.posture_watch is not None:
                 session.posture_watch.resumed(time.monotonic())  # the resume's posture passed
             await session.attach(ws)
             return
-        session = await self._start(ws, conn, user, policy, decision, remote, hello)
+        session = await self._start(ws, conn, user, policy, decision, remote, hello, fence)
         if session is not None:
             await session.attach(ws)
 
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
-                     policy: Any, decision: LoginDecision,
-                     remote: str | None, hello: Hello) -> LiveSession | None:
+                     policy: Any, decision: LoginDecision, remote: str | None,
+                     hello: Hello, fence: int) -> LiveSession | None:
         session_id = secrets.token_hex(10)  # hex: never starts with '-' on a command line
         assigned = self.ctx.store.get_assignment(user.id)
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
             Assignment("vnc", assigned.host, assigned.port, assigned.password)
 
+        who = self._who(user, session_id, remote)
+
         async def audit(kind: str, outcome: str, details: dict[str, object]) -> None:
+            """The session's own hook (string kinds, gateway.live.session)."""
+            if kind == RecordingStopped.KIND:  # mid-session: health says so until it recovers
+                self.health.failed("recording", str(details.get("error", "")))
             await self.ctx.audit.aappend(AuditEvent(
-                kind=kind, outcome=outcome, actor=user.id, subject=user.id, school=user.school,
-                session=session_id, source=remote, details=details))
+                kind=kind, outcome=outcome, actor=who.actor, subject=who.subject,
+                school=who.school, session=who.session, source=who.source, details=details))
 
         running = assignment.provider == "xvnc" and any(
             d.spec.user_id == user.id for d in self.workspaces.xvnc.desktops())
@@ -136,7 +167,7 @@ class SessionBroker:
             endpoint = await self.workspaces.attach(user.id, assignment)
         except WorkspaceError as e:
             self.metrics.desktop_starts.labels("failed").inc()
-            await audit("session.start", "error", {"error": str(e)})
+            await self._record(SessionStartFailed(str(e)), who)
             await self._deny(ws, conn, "desktop-unavailable", str(e))
             return None
         self.metrics.desktop_starts.labels(
@@ -150,8 +181,15 @@ class SessionBroker:
                                  clipboard=True)
         except (RfbError, OSError) as e:
             self.workspaces.detach(user.id)
-            await audit("session.start", "error", {"error": str(e)[:200]})
+            await self._record(SessionStartFailed(str(e)[:200]), who)
             await self._deny(ws, conn, "desktop-unavailable", DESKTOP_UNAVAILABLE)
+            return None
+        # The desktop took seconds to start: read the key and the account again now.
+        refusal = self._refusal(user.id, decision.cert_serial, fence)
+        if refusal is not None:
+            await rfb.close()
+            self.workspaces.detach(user.id)
+            await self._refuse(ws, conn, refusal, who)
             return None
         flags = clipboard_flags(clipboard) | wire.HelloFlags.HELP | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
@@ -167,10 +205,12 @@ class SessionBroker:
             except RecordingFailed as e:
                 await rfb.close()
                 self.workspaces.detach(user.id)
-                await audit("recording.failed", "error", {"error": str(e)})
+                self.health.failed("recording", str(e))
+                await self._record(RecordingStopped(str(e)), who)
                 await self._deny(ws, conn, "recording-failed", f"{e} Sessions must be "
                                  "recorded, so none can start now: tell your school's IT lead.")
                 return None
+            self.health.ok("recording")
         s = policy.session
         posture = posture_summary(decision.posture)
         session = LiveSession(
@@ -187,12 +227,44 @@ class SessionBroker:
             on_recheck=lambda outcome: self.metrics.posture_rechecks.labels(outcome).inc(),
             make_receipt=partial(self._receipt, user, session_id),
         )
-        await audit("session.start", "ok", {"desktop": endpoint.display or
-                                            f"{endpoint.host}:{endpoint.port}"})
+        # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
+        try:
+            await self._record(SessionStarted(endpoint.display or
+                                              f"{endpoint.host}:{endpoint.port}"), who)
+        except BaseException:
+            await session.end(wire.EndCode.SERVER_SHUTDOWN, "The session could not be audited.")
+            raise
+        if session.ended:
+            refusal = self._refusal(user.id, decision.cert_serial, fence) or Refusal(
+                "ended", ENDED_WHILE_STARTING)
+            await self._deny(ws, conn, refusal.code, refusal.reason)
+            return None
         session.start()
         await ws.send_str(conn.send(self._welcome(session, policy, resumed=False)))
         return session
+
+    def _refusal(self, user_id: str, cert_serial: str | None, fence: int) -> Refusal | None:
+        refusal = attach_refusal(self.ctx.store, user_id, cert_serial)
+        if refusal is None and self._fences.get(user_id, 0) != fence:
+            refusal = Refusal("ended", ENDED_WHILE_STARTING)
+        return refusal
+
+    async def _record(self, typed: TypedEvent, who: Who) -> None:
+        await self.ctx.audit.aappend(to_event(typed, who))
+
+    @staticmethod
+    def _who(user: User, session_id: str, remote: str | None) -> Who:
+        return Who(actor=user.id, subject=user.id, school=user.school, session=session_id,
+                   source=remote)
+
+    async def _refuse(self, ws: web.WebSocketResponse, conn: LoginConnection, refusal: Refusal,
+                      who: Who) -> None:
+        """Refuse at attach: the teacher hears why even when the refusal cannot be audited."""
+        try:
+            await self._record(SessionRefused(refusal.code), who)
+        finally:
+            await self._deny(ws, conn, refusal.code, refusal.reason)
 
     @staticmethod
     async def _deny(ws: web.WebSocketResponse, conn: LoginConnection, code: str,
@@ -203,7 +275,8 @@ class SessionBroker:
     def _signing_key(self) -> Any:
         key = self.ctx.extras.get("recording_key")
         if key is None:
-            key = self.ctx.extras["recording_key"] = load_signing_key(self.ctx.data.audit_key)
+            key = self.ctx.extras["recording_key"] = load_or_create_recording_key(
+                self.ctx.data.root)
         return key
 
     def _posture_verifier(self, certificate_der: bytes,
@@ -274,7 +347,10 @@ class SessionBroker:
         return True
 
     async def end_user_sessions(self, user_id: str, reason: str) -> int:
-        """A revoked key or a disabled account ends that user's live sessions at once."""
+        """A revoked key or a disabled account ends that user's live sessions at once, and
+        fences the logins still in flight (their attach is refused). Called before anything
+        else in those actions, so it never waits on a write that can fail."""
+        self._fences[user_id] = self._fences.get(user_id, 0) + 1
         ended = 0
         for session in [s for s in self.sessions.values() if s.user_id == user_id]:
             await session.end(wire.EndCode.TERMINATED, reason)

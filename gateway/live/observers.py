@@ -44,6 +44,12 @@ class RecorderSink:
     async def mark(self, kind: str, text: str, now: float) -> None:
         await self.writer.mark(kind, text, now)
 
+    async def tick(self, now: float) -> None:
+        """Once a second: checkpoint what a quiet screen left buffered (the writer's timer)."""
+        due = self.writer.next_timer()
+        if due is not None and now >= due:
+            await self.writer.handle_timer(now)
+
     async def close(self, end: bytes | None, now: float) -> None:
         if end is not None:
             await self.writer.write_frame(end, now)

@@ -293,6 +293,19 @@ class LiveSession:
                                "policy requires it to be recorded; tell your school's IT lead.")
                 return
 
+    async def _tick_recorder(self) -> None:
+        """A quiet screen still gets its checkpoint (signed, fsynced) within checkpoint_seconds,
+        so a crash loses at most that much of the recording."""
+        if self.recorder is None:
+            return
+        try:
+            await self.recorder.tick(time.time())
+        except RecordingFailed as e:
+            self.recorder = None
+            await self.audit("recording.failed", "error", {"error": str(e)})
+            await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
+                           "policy requires it to be recorded; tell your school's IT lead.")
+
     async def _request_update(self) -> None:
         """At most one FramebufferUpdateRequest outstanding, and only while frames may go out."""
         if not self._outstanding and self.pipeline.can_send():
@@ -313,6 +326,7 @@ class LiveSession:
             async for event in self._events_with_ticks():
                 if event is None:
                     await self._check_limits()
+                    await self._tick_recorder()
                 elif isinstance(event, UpdateDone | Resized):
                     if isinstance(event, UpdateDone):
                         self._outstanding = False
@@ -489,9 +503,12 @@ class LiveSession:
             return
         self.ended = True
         work = self.work(datetime.now(UTC))
-        await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
-                                               "reason": text, "bytes": self.bytes_sent,
-                                               "frames": self.frames_sent, **work})
+        try:
+            await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
+                                                   "reason": text, "bytes": self.bytes_sent,
+                                                   "frames": self.frames_sent, **work})
+        except Exception:  # ending is the safe direction: it happens even when unaudited
+            log.exception("session %s: the end could not be audited; ending it anyway", self.id)
         await self._send_receipt(work)
         end = DisplayPipeline.end(code, text)
         for sink in self._sinks():

@@ -9,6 +9,7 @@ raise out of this handler.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from dataclasses import replace
@@ -19,13 +20,16 @@ from aiohttp import WSMsgType, web
 from cryptography import x509
 
 from gateway.api.common import ctx, source
+from gateway.api.errors import unavailable_sentence
 from gateway.audit.events import AuditEvent
+from gateway.audit.log import AuditWriteFailed
 from gateway.context import GatewayContext
 from gateway.live.login import LoginDecision, decide_login, factors_for
+from gateway.live.recheck import record_decision
 from gateway.monitoring.metrics import metrics_of
 from gateway.policy.decide import decide_session_start
 from gateway.policy.effective import ResolvedPolicy
-from gateway.store.base import Nonce
+from gateway.store.base import Nonce, StoreUnavailable
 from gateway.wire.login import (
     Challenge,
     Denied,
@@ -84,6 +88,7 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         message = conn.receive(await _receive_text(ws, HELLO_TIMEOUT))
         assert isinstance(message, Hello)  # the transition table admits nothing else here
         hello = message
+        fence = c.extras["broker"].fence_mark(hello.user)  # before anything is read
         user = c.store.get_user(hello.user)
         role, school = (user.role, user.school) if user else ("teacher", None)
         resolved = c.policies.resolve(hello.user, role, school)
@@ -95,32 +100,42 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         login = conn.receive(await _receive_text(ws, LOGIN_TIMEOUT))
         assert isinstance(login, Login)  # likewise
         decision = await _decide(c, hello, login, nonce, resolved)
+        decision = record_decision(c.store, decision, totp_used="totp" in factors)
         await _audit(c, "session.login", "ok" if decision.allowed else "denied",
                      user=hello.user, school=school, session=hello.resume, remote=remote,
                      details={"code": decision.code, "serial": decision.cert_serial,
                               "resume": hello.resume is not None, **decision.details})
         metrics_of(c.extras).logins.labels("ok" if decision.allowed else "denied",
                                            decision.code).inc()
-        if decision.user is not None:
-            c.store.update_user(decision.user)
         if not decision.allowed:
             await ws.send_str(conn.send(Denied(decision.code, decision.reason)))
             await ws.close()
             return ws
         broker = c.extras["broker"]
         await broker.run(ws, conn=conn, hello=hello, user=c.store.get_user(hello.user),
-                         policy=policy, decision=decision, remote=remote)
+                         policy=policy, decision=decision, remote=remote, fence=fence)
     except LoginProtocolError as e:
         await _audit(c, "tunnel.protocol_error", "denied",
                      user=hello.user if hello else None, school=None, session=None,
                      remote=remote, details={"error": str(e)[:200]})
         await ws.close(code=1002, message=b"protocol error")
+    except (AuditWriteFailed, StoreUnavailable) as e:
+        await _refuse_unavailable(ws, conn, str(e))
     except (TimeoutError, ConnectionResetError):
         await ws.close()
     except asyncio.CancelledError:
         await ws.close(code=1001, message=b"gateway shutting down")
         raise
     return ws
+
+
+async def _refuse_unavailable(ws: web.WebSocketResponse, conn: LoginConnection,
+                              problem: str) -> None:
+    """Fail closed: nothing can be audited or stored, so no session starts (and the teacher is
+    told why; health says so too)."""
+    with contextlib.suppress(LoginProtocolError, ConnectionError, RuntimeError):
+        await ws.send_str(conn.send(Denied("gateway-unavailable", unavailable_sentence(problem))))
+    await ws.close()
 
 
 async def _decide(c: GatewayContext, hello: Hello, login: Login, nonce: str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,9 @@ class RecordingVerifyResult:
     message: str  # one sentence
     chunks: int  # chunks that were checked before the verdict
     duration: float  # seconds, from the last chunk read
+    # Not sealed, or ends inside a chunk, but intact up to its last checkpoint: the gateway
+    # stopped (crash, SIGKILL, power) while writing. Not forged; the unsigned tail is named.
+    cut_short: bool = False
 
 
 class _Bad(Exception):
@@ -41,6 +45,8 @@ class _Walk:
     pending: list[bytes] = field(default_factory=list)  # chain-hash prefixes of the span
     t_ms: int = 0
     sealed: bool = False
+    signed: int = 0  # chunks covered by the last checkpoint (0: none yet)
+    signed_t_ms: int = 0
 
     def chunk(self, c: Chunk) -> None:
         where = f"chunk {self.index} ({c.type.name.lower()} at {_clock(c.t_ms)})"
@@ -56,6 +62,7 @@ class _Walk:
                               else 0), len(c.payload), c.t_ms) + c.payload)  # fmt: skip
         if c.type is fmt.ChunkType.CHECKPOINT:
             self.pending, self.span_start = [], self.index  # the next span starts with it
+            self.signed, self.signed_t_ms = self.index + 1, c.t_ms
         self.pending.append(self.head[: fmt.PREFIX])
         self.t_ms = max(self.t_ms, c.t_ms)
         self.index += 1
@@ -96,19 +103,32 @@ def _clock(t_ms: int) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}.{t_ms % 1000:03d}"
 
 
-def verify_recording(path: Path, public_key: ec.EllipticCurvePublicKey) -> RecordingVerifyResult:
-    """Walk the whole file; ok only if every chunk is chained, signed over, and sealed."""
+class _Cut(Exception):
+    pass
+
+
+def verify_recording(
+    path: Path, public_key: ec.EllipticCurvePublicKey | Sequence[ec.EllipticCurvePublicKey],
+) -> RecordingVerifyResult:  # fmt: skip
+    """Walk the whole file; ok only if every chunk is chained, signed over, and sealed. Given
+    several keys (a gateway's recordings key and, for older recordings, its audit key), the one
+    the header names is used."""
+    keys = [public_key] if isinstance(public_key, ec.EllipticCurvePublicKey) else public_key
     try:
         reader = RecordingReader.open(Path(path))
     except (OSError, fmt.FormatError) as exc:
         return RecordingVerifyResult(False, f"The recording cannot be read: {_sentence(exc)}", 0, 0)
     with reader:
-        if not hmac.compare_digest(reader.header.key_id, fmt.key_id(public_key)):
+        key = next((k for k in keys
+                    if hmac.compare_digest(reader.header.key_id, fmt.key_id(k))), None)
+        if key is None:
             return RecordingVerifyResult(False, "The recording was signed with a different key "
                                          f"(id {reader.header.key_id.hex()}).", 0, 0.0)  # fmt: skip
-        walk = _Walk(reader.header_hash, fmt.genesis(reader.header_bytes), public_key)
+        walk = _Walk(reader.header_hash, fmt.genesis(reader.header_bytes), key)
         try:
             _walk(reader, walk)
+        except _Cut as cut:
+            return _cut_short(walk, str(cut))
         except _Bad as bad:
             return _result(False, str(bad), walk)
         except OSError as exc:
@@ -117,12 +137,37 @@ def verify_recording(path: Path, public_key: ec.EllipticCurvePublicKey) -> Recor
                    f"{_clock(walk.t_ms)} long.", walk)  # fmt: skip
 
 
+def _cut_short(walk: _Walk, where: str) -> RecordingVerifyResult:
+    why = f"The recording was cut short {where} (the gateway stopped writing it: a crash or a " \
+        "full disk)"
+    if walk.signed:
+        text = (f"{why}: chunks 0–{walk.signed - 1}, up to its last checkpoint at "
+                f"{_clock(walk.signed_t_ms)}, are intact and signed; the "
+                f"{walk.index - walk.signed} chunks after it are chained but unsigned.")
+    else:
+        text = f"{why} before its first checkpoint, so none of its {walk.index} chunks is signed."
+    return RecordingVerifyResult(False, text, walk.index, walk.t_ms / 1000, cut_short=True)
+
+
+def _ends_inside(reader: RecordingReader, pos: int) -> bool:
+    """Does the file end inside a well-formed chunk header or its payload (a crash mid-write)?"""
+    if pos + fmt.CHUNK_HEAD.size > reader.size:
+        return True
+    try:
+        _, _, length, _ = fmt.parse_chunk_head(reader._pread(fmt.CHUNK_HEAD.size, pos))
+    except fmt.FormatError:
+        return False
+    return pos + fmt.CHUNK_HEAD.size + length > reader.size
+
+
 def _walk(reader: RecordingReader, walk: _Walk) -> None:
     pos = reader.data_start
     while True:
         try:
             chunk = reader.read_chunk(pos)
         except fmt.FormatError as exc:
+            if _ends_inside(reader, pos):
+                raise _Cut(f"inside chunk {walk.index} at byte {pos}") from None
             # A bad header may also mean the length of the chunk before it was changed.
             before = f", or the length of chunk {walk.index - 1} was changed" if walk.index else ""
             raise _Bad(f"chunk {walk.index} at byte {pos} is damaged or cut off "
@@ -135,8 +180,8 @@ def _walk(reader: RecordingReader, walk: _Walk) -> None:
             raise _Bad(f"chunk {walk.index} at byte {pos} is malformed ({_plain(exc)}).") from None
         pos = chunk.end
     if not walk.sealed:
-        raise _Bad(f"the recording ends after chunk {walk.index - 1} without a seal: it was cut "
-                   f"off, or is still being written.")  # fmt: skip
+        raise _Cut(f"after chunk {walk.index - 1}, without a seal" if walk.index
+                   else "right after its header")
 
 
 def _result(ok: bool, message: str, walk: _Walk) -> RecordingVerifyResult:

@@ -95,7 +95,11 @@ class RecordingWriter:
             path, fd, header, started, signing_key, key_frame_every=key_frame_every,
             checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds,
         )  # fmt: skip
-        writer._flush(sync=False)  # the header is on disk at once, so the store lists it
+        try:
+            writer._flush(sync=False)  # the header is on disk at once, so the store lists it
+        except RecordingFailed:
+            path.unlink(missing_ok=True)  # a full disk leaves no empty, unreadable file behind
+            raise
         log.info("recording %s started for session %s", rid, session_id)
         return writer
 
@@ -276,6 +280,9 @@ class AsyncRecordingWriter:
 
     async def handle_timer(self, now: float) -> None:
         await self._run(0, now, lambda: self.writer.handle_timer(now))
+
+    def next_timer(self) -> float | None:
+        return self.writer.next_timer()
 
     async def close(self, now: float) -> None:
         async with self._lock:

@@ -6,7 +6,7 @@ same Protocol when a city runs several gateway nodes (ARCHITECTURE.md, "State an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -22,6 +22,10 @@ class Conflict(StoreError):
 
 class NotFound(StoreError):
     """The thing does not exist."""
+
+
+class StoreUnavailable(StoreError):
+    """The state database cannot be written (disk full, read-only, I/O error) or read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,22 @@ class Store(Protocol):
     def add_users(self, users: Sequence[User]) -> None: ...
     def get_user(self, user_id: str) -> User | None: ...
     def list_users(self, school: str | None = None) -> list[User]: ...
-    def update_user(self, user: User) -> None: ...
+    def update_user_fields(self, user_id: str, changes: Mapping[str, object]) -> User:
+        """Set only these columns (never the whole row, so nothing is written back stale);
+        returns the row as it is now. Raises NotFound."""
+        ...
+
+    def record_login_success(self, user_id: str, totp_step: int | None) -> bool:
+        """Compare-and-set after a login passed its factors: clear the failure count, and take
+        the TOTP step. Applies only if the account is still enabled and (when a code was used)
+        its step is newer than the last one stored; False when a concurrent change won."""
+        ...
+
+    def record_login_failure(self, user_id: str, failed_logins: int,
+                             locked_until: datetime | None) -> None:
+        """Set the lockout columns only (a failed login never touches anything else)."""
+        ...
+
     def count_users(self) -> int: ...
 
     # operator sessions (bearer tokens of `staffroom login`, console cookies)

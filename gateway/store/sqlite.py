@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, fields
 from datetime import datetime
@@ -17,9 +18,12 @@ from gateway.store.base import (
     NotFound,
     OperatorSession,
     ReplayRequest,
+    StoreUnavailable,
     User,
     WorkspaceAssignment,
 )
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -59,6 +63,7 @@ _DATETIME_FIELDS = {
     "revoked_at", "decided_at",
 }
 _BOOL_FIELDS = {"disabled", "must_change_password", "revoked"}
+_USER_COLUMNS = {f.name for f in fields(User)} - {"id", "created_at"}
 
 
 def _to_sql(value: object) -> object:
@@ -81,6 +86,14 @@ def _row_to(cls: type, row: sqlite3.Row) -> object:
     return cls(**kwargs)
 
 
+def _unavailable(error: sqlite3.OperationalError) -> StoreUnavailable:
+    log.error("state database: %s", error)
+    if "full" in str(error):
+        return StoreUnavailable("The gateway's state database cannot be written because the "
+                                "disk is full.")
+    return StoreUnavailable("The gateway's state database cannot be written (it is logged).")
+
+
 def _insert_sql(table: str, cls: type) -> str:
     names = [f.name for f in fields(cls)]
     return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
@@ -91,6 +104,7 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
+        self.write_error: str | None = None  # the last write's failure, until one succeeds
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -108,22 +122,42 @@ class SqliteStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; a full disk or I/O error becomes StoreUnavailable (and the
+        transaction is rolled back, so the next write starts clean once space returns)."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as e:
+                self.write_error = str(_unavailable(e))
+                raise StoreUnavailable(self.write_error) from None
+            self.write_error = None
+
+    def probe_write(self) -> None:
+        """A small real write (health's watchdog): raises StoreUnavailable while it fails."""
+        with self._tx() as db:
+            db.execute("INSERT INTO counters(name, value) VALUES ('probe', 1) "
+                       "ON CONFLICT(name) DO UPDATE SET value = value + 1")
 
     def _one(self, sql: str, args: tuple[object, ...]) -> sqlite3.Row | None:
         with self._lock:
-            return self._db.execute(sql, args).fetchone()
+            try:
+                return self._db.execute(sql, args).fetchone()
+            except sqlite3.OperationalError as e:
+                raise _unavailable(e) from None
 
     def _all(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as e:
+                raise _unavailable(e) from None
 
     # accounts
     def add_user(self, user: User) -> None:
@@ -147,14 +181,33 @@ class SqliteStore:
             rows = self._all("SELECT * FROM users WHERE school = ? ORDER BY id", (school,))
         return [_row_to(User, r) for r in rows]  # type: ignore[misc]
 
-    def update_user(self, user: User) -> None:
-        names = [f.name for f in fields(User) if f.name != "id"]
+    def update_user_fields(self, user_id: str, changes: Mapping[str, object]) -> User:
+        unknown = set(changes) - _USER_COLUMNS
+        if unknown or not changes:
+            raise ValueError(f"not user columns that can change: {sorted(unknown) or 'none'}")
+        names = sorted(changes)  # checked against the dataclass above: never SQL from input
         sets = ", ".join(f"{n} = ?" for n in names)
-        values = [_to_sql(getattr(user, n)) for n in names]
         with self._tx() as db:
-            cur = db.execute(f"UPDATE users SET {sets} WHERE id = ?", (*values, user.id))
-            if cur.rowcount != 1:
-                raise NotFound(f"There is no account named {user.id!r}.")
+            row = db.execute(f"UPDATE users SET {sets} WHERE id = ? RETURNING *",
+                             (*(_to_sql(changes[n]) for n in names), user_id)).fetchone()
+            if row is None:
+                raise NotFound(f"There is no account named {user_id!r}.")
+        return _row_to(User, row)  # type: ignore[return-value]
+
+    def record_login_success(self, user_id: str, totp_step: int | None) -> bool:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE users SET failed_logins = 0, locked_until = NULL, "
+                "totp_last_step = COALESCE(?, totp_last_step) "
+                "WHERE id = ? AND disabled = 0 AND (? IS NULL OR totp_last_step < ?)",
+                (totp_step, user_id, totp_step, totp_step))
+            return cur.rowcount == 1
+
+    def record_login_failure(self, user_id: str, failed_logins: int,
+                             locked_until: datetime | None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE users SET failed_logins = ?, locked_until = ? WHERE id = ?",
+                       (failed_logins, _to_sql(locked_until), user_id))
 
     def count_users(self) -> int:
         row = self._one("SELECT COUNT(*) AS n FROM users", ())

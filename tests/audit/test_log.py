@@ -18,7 +18,7 @@ from gateway.audit.events import (
     parse_record,
     record_line,
 )
-from gateway.audit.log import AuditLog, AuditLogError
+from gateway.audit.log import AuditLog, AuditLogError, AuditWriteFailed
 from gateway.audit.query import iter_records, tail
 from gateway.audit.verify import verify
 from tests.audit.helpers import abandon, fill, lines, write_lines
@@ -116,8 +116,9 @@ def test_a_failed_fsync_fails_the_append_and_leaves_no_record(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
-    with pytest.raises(OSError):
+    with pytest.raises(AuditWriteFailed, match="Input/output error"):
         audit_log.append(AuditEvent("login", "ok", actor="lost"))
+    assert audit_log.write_error is not None
     monkeypatch.undo()
     assert lines(audit_log.directory) == before
     audit_log.append(AuditEvent("login", "ok", actor="after"))
@@ -288,3 +289,41 @@ def test_reopen_refuses_an_unlinked_record_past_the_head(closed_log, audit_signi
     write_lines(closed_log, [*data, record_line(forged)])
     with pytest.raises(AuditLogError, match="signed head says"):
         AuditLog(closed_log, audit_signing_key)
+
+
+def test_a_record_cut_mid_line_by_a_crash_is_dropped_on_reopen(closed_log, audit_signing_key):
+    """SIGKILL while writing a line: the head never named it, so no one was told it was
+    stored; reopening cuts it off, says so in the log, and the log verifies."""
+    data = lines(closed_log)
+    half = b'{"seq":99,"time":"2026-'
+    write_lines(closed_log, [*data, half])
+    with AuditLog(closed_log, audit_signing_key) as log:
+        recovered = tail(closed_log, 1)[0]
+        assert recovered.kind == "audit.recovered" and log.last_seq == recovered.seq
+        assert recovered.details["dropped_bytes"] == len(half)
+    assert lines(closed_log)[: len(data)] == data
+    assert verify(closed_log, audit_signing_key.public_key()).ok
+
+
+def test_a_head_that_cannot_be_written_takes_the_record_back(audit_log, audit_signing_key,
+                                                             monkeypatch):
+    """Disk full after the record but before the signed head: the append fails whole, so the
+    log never holds more than the head names, and carries on once there is space."""
+    import errno
+
+    fill(audit_log, 2)
+    before = lines(audit_log.directory)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(chain, "write_head", full)
+    with pytest.raises(AuditWriteFailed, match="disk is full"):
+        audit_log.append(AuditEvent("user.disable", "ok", actor="admin"))
+    monkeypatch.undo()
+    assert lines(audit_log.directory) == before
+    assert audit_log.write_error == "The audit log cannot be written because the disk is full."
+    record = audit_log.append(AuditEvent("user.disable", "ok", actor="admin"))
+    assert audit_log.write_error is None
+    assert chain.read_head(audit_log.directory).seq == record.seq
+    assert verify(audit_log.directory, audit_signing_key.public_key()).ok

@@ -26,11 +26,40 @@ def test_user_round_trip_and_update(store: SqliteStore) -> None:
     assert store.get_user("t1") == u
     with pytest.raises(Conflict):
         store.add_user(u)
-    from dataclasses import replace
-    store.update_user(replace(u, disabled=True))
-    assert store.get_user("t1").disabled is True  # type: ignore[union-attr]
+    updated = store.update_user_fields("t1", {"disabled": True})
+    assert updated.disabled is True and store.get_user("t1") == updated
     with pytest.raises(NotFound):
-        store.update_user(replace(u, id="nobody"))
+        store.update_user_fields("nobody", {"disabled": True})
+    with pytest.raises(ValueError):
+        store.update_user_fields("t1", {"id": "t2"})  # only columns that may change
+
+
+def test_a_field_update_never_writes_back_the_rest_of_a_stale_row(store: SqliteStore) -> None:
+    """The tunnel used to write back the whole row it read at login, which undid a disable
+    made meanwhile. Now only the fields a writer means to change are written."""
+    store.add_user(User("t1", "Tanaka", "teacher", "s1", failed_logins=2))
+    stale = store.get_user("t1")
+    store.update_user_fields("t1", {"disabled": True})  # an officer, during the login
+    assert stale is not None and not stale.disabled
+    store.record_login_failure("t1", stale.failed_logins + 1, None)
+    now = store.get_user("t1")
+    assert now is not None and now.disabled and now.failed_logins == 3
+
+
+def test_login_success_is_a_compare_and_set(store: SqliteStore) -> None:
+    store.add_user(User("t1", "Tanaka", "teacher", "s1", failed_logins=3, totp_last_step=100))
+    assert store.record_login_success("t1", 101)
+    user = store.get_user("t1")
+    assert user is not None and (user.failed_logins, user.totp_last_step) == (0, 101)
+    # A second login racing with the same code loses: the step is no longer newer.
+    assert not store.record_login_success("t1", 101)
+    assert store.record_login_success("t1", None)  # no code used: nothing to compare
+    # Disabled while the login was being decided: the login's write does not happen.
+    store.update_user_fields("t1", {"disabled": True, "failed_logins": 4})
+    assert not store.record_login_success("t1", 102)
+    user = store.get_user("t1")
+    assert user is not None and user.disabled and user.failed_logins == 4
+    assert user.totp_last_step == 101
 
 
 def test_bulk_add_is_all_or_nothing(store: SqliteStore) -> None:
@@ -68,3 +97,40 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
     s2 = SqliteStore(tmp_path / "db")
     assert s2.get_user("a") is not None
     s2.close()
+
+
+def test_a_full_disk_is_one_sentence_and_the_store_carries_on(tmp_path: Path) -> None:
+    """SQLite on a full disk: StoreUnavailable with one sentence (no sqlite3 traceback), the
+    failed transaction rolled back, and the next write works once there is space."""
+    import os
+    import subprocess
+
+    from gateway.store.base import StoreUnavailable
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        s = SqliteStore(mount / "state.db")
+        filler = mount / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            while os.write(fd, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        with pytest.raises(StoreUnavailable, match="disk is full") as refused:
+            for i in range(10_000):  # until the WAL needs a page the disk cannot give
+                s.add_user(User(f"t{i}", "x" * 4000, "teacher", "s1"))
+        assert s.write_error == str(refused.value)
+        before = s.count_users()
+        filler.unlink()
+        s.add_user(User("after", "A", "teacher", "s1"))
+        assert s.write_error is None and s.count_users() == before + 1
+        s.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

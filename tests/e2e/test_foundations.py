@@ -198,7 +198,9 @@ def test_data_dir_secrets_are_private_and_scopes_hold(
     for path, mode in ((gateway.data / "state.db", 0o600), (gateway.data / "audit", 0o700),
                        (gateway.data / "ca" / "ca.key", 0o600),
                        (gateway.data / "tls" / "server.key", 0o600),
-                       (gateway.data / "audit-signing.key", 0o600)):
+                       (gateway.data / "audit-signing.key", 0o600),
+                       (gateway.data / "keys", 0o700),
+                       (gateway.data / "keys" / "recordings.key", 0o600)):
         assert stat.S_IMODE(path.stat().st_mode) == mode, path
     _add(admin, tmp_path, "t.kita", "kita-es", "teacher")
     _add(admin, tmp_path, "t.minami", "minami-es", "teacher")

@@ -182,8 +182,11 @@ async function verify(r, button) {
   try {
     const v = await get(`/api/v1/recordings/${encodeURIComponent(r.id)}`);
     cell.dataset.ok = String(v.verified);
-    cell.replaceChildren(el("span", { class: v.verified ? "ok" : "error", title: v.verify_message },
-      v.verified ? t("rec.ok", v.chunks) : t("rec.bad", v.verify_message)));
+    cell.dataset.cut = String(Boolean(v.cut_short));  // a crash's mark, not a forgery
+    const [cls, text] = v.verified ? ["ok", t("rec.ok", v.chunks)]
+      : v.cut_short ? ["cut", t("rec.cut", v.verify_message)]
+      : ["error", t("rec.bad", v.verify_message)];
+    cell.replaceChildren(el("span", { class: cls, title: v.verify_message }, text));
   } catch (error) {
     button.disabled = false;
     button.textContent = t("rec.check");
