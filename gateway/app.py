@@ -26,6 +26,7 @@ from gateway.context import GatewayContext
 from gateway.datadir import DataDir
 from gateway.live.broker import SessionBroker
 from gateway.live.tunnel import tunnel
+from gateway.net.site import GATE, Gate, GatedSite, add_hsts, gate_middleware
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
@@ -74,9 +75,13 @@ def desktop_account(context: GatewayContext) -> str | None:
 
 
 def build_app(context: GatewayContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, bearer_middleware],
+    app = web.Application(middlewares=[gate_middleware, error_middleware, bearer_middleware],
                           client_max_size=4 * 1024 * 1024)
+    app.on_response_prepare.append(add_hsts)
     app[CONTEXT] = context
+    gate = context.extras.get("gate")
+    if isinstance(gate, Gate):
+        app[GATE] = gate
     add_routes(app)
     add_console_routes(app)
     app.router.add_get("/tunnel", tunnel)
@@ -95,6 +100,7 @@ def reload_policies(context: GatewayContext) -> None:
     log.info("policy reloaded from %s", context.data.policies)
 
 
+KEEPALIVE_SECONDS = 60.0  # an idle connection of a known operator is closed after this
 CRL_REFRESH = 6 * 3600.0  # well inside the CRL's 7-day lifetime
 
 
@@ -162,11 +168,13 @@ async def serve(context: GatewayContext, host: str, port: int,
     retention_task = asyncio.create_task(_retention(context))
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker
+    gate = context.extras["gate"] = Gate()
     app = build_app(context)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3,
+                           keepalive_timeout=KEEPALIVE_SECONDS)
     await runner.setup()
     tls = server_context(context.data.tls_cert, context.data.tls_key)
-    site = web.TCPSite(runner, host, port, ssl_context=tls, shutdown_timeout=3)
+    site = GatedSite(runner, host, port, ssl_context=tls, gate=gate)
     try:
         await site.start()
     except OSError as e:

@@ -21,6 +21,7 @@ from gateway.auth.factors import authenticate
 from gateway.auth.guard import admit, settle
 from gateway.auth.pool import PoolBusy, pool_of
 from gateway.console import cookie as console_cookie
+from gateway.net.site import mark_known
 from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
 
@@ -132,6 +133,7 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
         found = await console_cookie.authenticate(request)
         if isinstance(found, web.StreamResponse):
             return found
+        mark_known(request)
         refused = _must_change(request, found, "console")
         if refused is not None:
             return refused
@@ -157,6 +159,7 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
         return error_response(401, "no-session", "This account is disabled: ask your IT lead.")
     request[ACTOR_KEY] = Actor(user.id, user.role, user.school)
     request[TOKEN_HASH_KEY] = digest
+    mark_known(request)
     refused = _must_change(request, user, "api")
     if refused is not None:
         return refused
