@@ -28,6 +28,8 @@ from gateway.store.base import OperatorSession, User
 OPERATOR_ROLES = {"admin", "cio", "officer"}
 PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health"}
 LOGIN_BODY_SECONDS = 10.0
+LOCKED_NOW = ("Too many failed attempts: this account is now locked for 15 minutes from your "
+              "network.")
 # Paths an operator who must change a one-time password may still use.
 _ONE_TIME_OK = {"/api/v1/logout", "/api/v1/me"}
 
@@ -60,11 +62,13 @@ async def verify_operator(request: web.Request, user_id: str, password: str | No
     except PoolBusy as e:
         raise ApiError(503, "busy", str(e), {"Retry-After": "5"}) from None
     school = user.school if user else None
-    await settle(c, remote, user_id, ok=outcome.ok, via=via, school=school)
+    locked = await settle(c, remote, user_id, ok=outcome.ok, via=via, school=school)
     if not outcome.ok:
         why = outcome.code if operator or user is None else "not-an-operator"
         await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
                     school=school, details={"code": why, "via": via})
+        if locked:
+            raise ApiError(401, "locked", LOCKED_NOW)
         raise ApiError(401, outcome.code, outcome.reason)
     assert outcome.user is not None
     c.store.update_user(outcome.user)

@@ -35,16 +35,18 @@ async def admit(c: Any, address: str | None, account: str, *, via: str) -> Verdi
 
 
 async def settle(c: Any, address: str | None, account: str, *, ok: bool, via: str,
-                 school: str | None = None) -> None:
+                 school: str | None = None) -> bool:
     """Count the attempt's outcome; a failure that locks the account at this address is
-    audited (`account.locked`, with the address and how long)."""
+    audited (`account.locked`, with the address and how long) and returns True."""
     throttle = throttle_of(c.extras)
     if ok:
         throttle.succeeded(address or "?", account, time.monotonic())
-        return
-    if throttle.failed(address or "?", account, time.monotonic()):
+        return False
+    locked = throttle.failed(address or "?", account, time.monotonic())
+    if locked:
         await c.audit.aappend(AuditEvent(
             kind="account.locked", outcome="ok", actor=account or None, subject=account or None,
             school=school, source=address,
             details={"via": via, "scope": "account-address",
                      "seconds": int(throttle.limits.lock_for)}))
+    return locked
