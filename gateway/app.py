@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from pathlib import Path
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from gateway.live.tunnel import tunnel
 from gateway.net.site import GATE, Gate, GatedSite, add_hsts, gate_middleware
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
+from gateway.pki.renew import describe
 from gateway.policy.load import load_policies
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.store.sqlite import SqliteStore
@@ -88,6 +90,33 @@ def build_app(context: GatewayContext) -> web.Application:
     for hook in context.extras.get("app_hooks", ()):
         hook(app)
     return app
+
+
+def reload_tls(context: GatewayContext) -> None:
+    """SIGHUP: serve the TLS certificate on disk (after `staffroom tls renew`) to new
+    connections; audited when it changed."""
+    tls = context.extras.get("tls")
+    if tls is None:
+        return
+    try:
+        serial, not_after = describe(context.data.tls_cert)
+        if serial == context.extras.get("tls_serial"):
+            return
+        tls.load_cert_chain(str(context.data.tls_cert), str(context.data.tls_key))
+    except (OSError, ValueError, ssl.SSLError) as e:
+        log.error("TLS certificate reload refused, keeping the previous one: %s", e)
+        return
+    context.extras.pop("tls_end_point", None)  # the login's channel binding follows
+    context.extras["tls_serial"] = serial
+    context.audit.append(AuditEvent(
+        kind="tls.reload", outcome="ok", actor=None, subject=None, school=None, session=None,
+        source=None, details={"serial": serial, "not_after": not_after.isoformat()}))
+    log.info("TLS certificate %s reloaded (valid until %s)", serial, not_after)
+
+
+def on_sighup(context: GatewayContext) -> None:
+    reload_policies(context)
+    reload_tls(context)
 
 
 def reload_policies(context: GatewayContext) -> None:
@@ -169,11 +198,13 @@ async def serve(context: GatewayContext, host: str, port: int,
     broker = SessionBroker(context, workspaces)
     context.extras["broker"] = broker
     gate = context.extras["gate"] = Gate()
+    context.extras["served_port"] = port  # the console's origins follow what is served
     app = build_app(context)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3,
                            keepalive_timeout=KEEPALIVE_SECONDS)
     await runner.setup()
-    tls = server_context(context.data.tls_cert, context.data.tls_key)
+    tls = context.extras["tls"] = server_context(context.data.tls_cert, context.data.tls_key)
+    context.extras["tls_serial"] = describe(context.data.tls_cert)[0]
     site = GatedSite(runner, host, port, ssl_context=tls, gate=gate)
     try:
         await site.start()
@@ -187,7 +218,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, reload_policies, context)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup, context)
     await context.audit.aappend(AuditEvent(
         kind="gateway.start", outcome="ok", actor=None, subject=None, school=None,
         session=None, source=None, details={"listen": f"{host}:{port}"}))

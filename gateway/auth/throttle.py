@@ -6,7 +6,8 @@ Attacker-controlled here: the source address (one per TCP peer) and the account 
 dropped first), so a flood of made-up names or addresses costs fixed memory.
 
 Rules (LoginLimits holds the numbers):
-- an address gets a burst of attempts, then one every `address_every` seconds (any outcome);
+- an address gets a burst of attempts, then one every `address_every` seconds (a successful
+  login gives its attempt back, so only failures use the allowance up);
 - `pair_failures` failures for one account from one address lock that pair for `lock_for`:
   a stranger locks only themselves out, never the teacher at home;
 - `account_failures` failures for one account across all addresses within `lock_for` (a
@@ -121,8 +122,12 @@ class LoginThrottle:
         return locked
 
     def succeeded(self, address: str, account: str, now: float) -> None:
+        """A successful login gives its attempt back: people who sign in are never slowed by
+        their own colleagues behind the same school NAT, only failures use up the allowance."""
         self._pairs.pop((account, address), None)
         self._known.put((account, address), now)
+        tokens, at = self._buckets.get(address, (float(self.limits.address_burst), now))
+        self._buckets.put(address, (min(float(self.limits.address_burst), tokens + 1.0), at))
 
     def _refuse(self, scope: str, address: str, account: str, wait: float, sentence: str,
                 code: str) -> Verdict:

@@ -67,3 +67,14 @@ def test_tables_are_bounded_under_a_flood_of_names_and_addresses() -> None:
         t.check(f"10.{i // 250}.{i % 250}.1", f"user{i}", 0.0)
         t.failed(f"10.{i // 250}.{i % 250}.1", f"user{i}", 0.0)
     assert max(len(t._buckets), len(t._pairs), len(t._accounts), len(t._refusing)) <= 100
+
+
+def test_successful_logins_do_not_use_up_the_address_allowance() -> None:
+    t = LoginThrottle(LoginLimits(address_burst=3, address_every=60.0))
+    for i in range(30):  # a staff room behind one NAT, all signing in
+        assert t.check("192.0.2.1", f"teacher{i}", 0.0).allowed
+        t.succeeded("192.0.2.1", f"teacher{i}", 0.0)
+    for _ in range(3):
+        assert t.check("192.0.2.1", "guess", 0.0).allowed
+        t.failed("192.0.2.1", "guess", 0.0)
+    assert not t.check("192.0.2.1", "guess", 0.0).allowed
