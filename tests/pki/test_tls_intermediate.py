@@ -35,7 +35,8 @@ def _client(port: int, ca: Path, *extra: str) -> subprocess.CompletedProcess[str
 
 
 @pytest.mark.parametrize(("groups", "tls", "accepted"), [
-    ("X25519", "-tls1_3", True), ("P-256", "-tls1_3", True), ("P-384", "-tls1_3", True), ("X25519", "-tls1_2", True),
+    ("X25519", "-tls1_3", True), ("P-256", "-tls1_3", True), ("P-384", "-tls1_3", True),
+    ("X25519:P-256", "-tls1_2", True),
     ("X448", "-tls1_3", False), ("P-521", "-tls1_3", False), ("X448:P-521", "-tls1_2", False),
     ("ffdhe2048", "-tls1_3", False),
 ])
