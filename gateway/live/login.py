@@ -156,6 +156,10 @@ def decide_login(f: LoginFacts) -> LoginDecision:
     if not _signature_ok(f):
         return _deny("bad-signature", "The login signature did not verify (the connection may "
                      "have been intercepted): check --gateway and try again.", cert_serial=serial)
+    if f.hello.resume is not None and f.resume is None:
+        return _deny("resume-expired", "The session could not be resumed (it has ended, or the "
+                     "link was lost too long): run `staffroom agent connect` again.",
+                     cert_serial=serial)
     resuming = f.resume is not None
     if resuming:
         denial = _check_resume(f, serial)
