@@ -103,6 +103,8 @@ class Typist:
         try:
             end = time.monotonic() + seconds
             while time.monotonic() < end:
+                # No window manager: the keyboard follows the pointer, kept over the xterm.
+                await self.ws.send(w.encode(w.Pointer(100, 100, 0)))
                 for down in (True, False):
                     await self.ws.send(w.encode(w.Key(0x61 + self.keys % 26, down)))
                 self.keys += 1
