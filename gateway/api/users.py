@@ -13,7 +13,7 @@ from gateway.accounts import AccountError, AccountSpec, parse_roster, validate
 from gateway.api.common import TOKEN_HASH_KEY, actor, audit, ctx, require, source
 from gateway.api.errors import ApiError, bad_request, conflict, field_str, json_body, not_found
 from gateway.auth import passwords, totp
-from gateway.auth.guard import admit, settle
+from gateway.auth.guard import admit, settle, throttle_of
 from gateway.auth.pool import PoolBusy, pool_of
 from gateway.store.base import Conflict, User
 
@@ -165,6 +165,8 @@ async def set_password(request: web.Request) -> web.Response:
     await audit(request, "user.set_password", "ok", subject=user.id, school=user.school,
                 details={"self": own})
     ctx(request).store.update_user(updated)
+    if not own:
+        throttle_of(ctx(request).extras).forget(user.id)  # a reset also unlocks
     if own:
         ended = _end_other_sessions(request, user)
         if ended:

@@ -129,6 +129,12 @@ class LoginThrottle:
         tokens, at = self._buckets.get(address, (float(self.limits.address_burst), now))
         self._buckets.put(address, (min(float(self.limits.address_burst), tokens + 1.0), at))
 
+    def forget(self, account: str) -> None:
+        """An IT lead reset the password: the account's locks and failures are cleared."""
+        for key in [k for k in self._pairs if k[0] == account]:
+            del self._pairs[key]
+        self._accounts.pop(account, None)
+
     def _refuse(self, scope: str, address: str, account: str, wait: float, sentence: str,
                 code: str) -> Verdict:
         seconds = max(1, math.ceil(wait))

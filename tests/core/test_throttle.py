@@ -78,3 +78,12 @@ def test_successful_logins_do_not_use_up_the_address_allowance() -> None:
         assert t.check("192.0.2.1", "guess", 0.0).allowed
         t.failed("192.0.2.1", "guess", 0.0)
     assert not t.check("192.0.2.1", "guess", 0.0).allowed
+
+
+def test_a_password_reset_unlocks_the_account_everywhere() -> None:
+    t = LoginThrottle(LoginLimits(pair_failures=2))
+    t.failed("a", "u", 0.0)
+    assert t.failed("a", "u", 0.0)
+    assert not t.check("a", "u", 1.0).allowed
+    t.forget("u")
+    assert t.check("a", "u", 1.0).allowed
