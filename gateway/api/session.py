@@ -1,7 +1,8 @@
 """Operator login (password + TOTP), the bearer-token sessions the CLI keeps, and the gate in
 front of every /api/ handler (bearer token, or the console's cookie + CSRF header).
 
-Attacker-controlled here: the login body, the Authorization header and the console cookie.
+Attacker-controlled here: the login body (8 KiB within 10 s; every attempt through the login
+throttle, gateway.auth.throttle), the Authorization header and the console cookie.
 Tokens are random 256-bit values; only their SHA-256 is stored, looked up by hash (no timing
 oracle on the token itself); the cookie path's own limits are in gateway.console.cookie.
 """

@@ -2,7 +2,8 @@
 
 Attacker-controlled here: the sign-in body and the Origin of every call. Limits: sign-in needs a
 same-origin Origin (no login CSRF) and goes through the API login's password + TOTP check with
-its lockout and audit; a body over 8 KiB is refused; sign-out needs the cookie and CSRF token.
+its throttles and audit; a body over 8 KiB (or slower than 10 s) is refused; sign-out needs the
+cookie and CSRF token.
 """
 
 from __future__ import annotations
