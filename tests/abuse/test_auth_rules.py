@@ -1,20 +1,24 @@
 """Against a real gateway: no oracle on /api/v1/login, a stranger's failures lock only their
 own address (429 with Retry-After, audited once per burst), a resume while connected (or by the
 printed session id) is refused, and changing one's own password needs the current one and ends
-one's other operator sessions."""
+one's other operator sessions; the agent's Hello is throttled per address like the API."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
+from websockets.asyncio.client import connect
 
 from agent.login import LoginDenied
-from tests.abuse.helpers import POLICY, api, teacher_key, tunnel
+from gateway.wire.login import Hello, encode
+from tests.abuse.helpers import POLICY, api, teacher_key, tls, tunnel
 from tests.fixtures.gateway import World, build_world, stop_gateway
 
 pytestmark = pytest.mark.slow
@@ -117,3 +121,23 @@ async def test_changing_ones_own_password_needs_it_and_ends_other_sessions(
     ended = [r for r in records(world, "operator.sessions_ended")
              if r["subject"] == "sec.change"]
     assert len(ended) == 1 and ended[0]["details"]["count"] == 1  # type: ignore[index]
+
+
+async def test_the_tunnel_hello_is_throttled_per_address(world: World) -> None:
+    url = world.gateway.url.replace("https://", "wss://") + "/tunnel"
+    hello = encode(Hello(user="t.nobody", certificate=b"not a certificate"))
+    replies = []
+    while len(replies) < 40 and (not replies or replies[-1]["type"] == "challenge"):
+        async with connect(url, ssl=tls(world), local_addr=("127.0.0.11", 0)) as ws:
+            await ws.send(hello)
+            replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+    # 20 at once, then one every 3 s: the refusal comes after 20 (or a few more on a slow
+    # machine, whose attempts are spread over more time).
+    assert 20 < len(replies) < 40, replies[-1]
+    assert replies[-1]["type"] == "denied" and replies[-1]["code"] == "too-many-attempts"
+    assert re.fullmatch(r"Too many login attempts from your network: wait [123] seconds and "
+                        r"try again\.", replies[-1]["message"])
+    # Another address is not affected.
+    async with connect(url, ssl=tls(world), local_addr=("127.0.0.12", 0)) as ws:
+        await ws.send(hello)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "challenge"
