@@ -2,7 +2,8 @@
 in a live session on a real Xvnc desktop: 200 bad logins a second for 30 s (STAFFROOM_STORM_SECONDS
 to change it) from many tasks on two addresses — 429s with Retry-After appear, /api/v1/health
 answers within 200 ms, the teacher's frames keep flowing, the audit log grows by a bounded
-number of records; 1,000 idle TLS connections do not stop a new login; a silent or oversized
+number of records; 1,000 idle TLS connections do not stop a new login; an idle connection, a
+request trickled a byte at a time and a silent or oversized
 login handshake is cut off."""
 
 from __future__ import annotations
@@ -170,6 +171,27 @@ async def test_an_idle_connection_is_closed(world: World) -> None:
     started = time.monotonic()
     assert await asyncio.wait_for(reader.read(1), 30) == b""
     assert 10 <= time.monotonic() - started <= 25
+    writer.close()
+
+
+async def test_a_request_trickled_a_byte_at_a_time_is_cut_off(world: World) -> None:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", world.gateway.port, ssl=tls(world), server_hostname="127.0.0.1")
+    started = time.monotonic()
+    writer.write(b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    closed = False
+    while time.monotonic() - started < 40:
+        try:
+            writer.write(b"a")
+            await writer.drain()
+            closed = await asyncio.wait_for(reader.read(1), 2) == b""
+        except TimeoutError:
+            continue
+        except (ConnectionError, ssl.SSLError):
+            closed = True
+        if closed:
+            break
+    assert closed and 10 <= time.monotonic() - started <= 25
     writer.close()
 
 
