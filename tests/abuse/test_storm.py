@@ -3,8 +3,7 @@ in a live session on a real Xvnc desktop: 200 bad logins a second for 30 s (STAF
 to change it) from many tasks on two addresses — 429s with Retry-After appear, /api/v1/health
 answers within 200 ms, the teacher's frames keep flowing, the audit log grows by a bounded
 number of records; 1,000 idle TLS connections do not stop a new login; an idle connection, a
-request trickled a byte at a time and a silent or oversized
-login handshake is cut off."""
+request trickled a byte at a time and a silent or oversized login handshake are cut off."""
 
 from __future__ import annotations
 
