@@ -1,15 +1,21 @@
 """TLS to Mozilla "intermediate": a real handshake offers only X25519, P-256 and P-384; the
-server certificate lasts at most 365 days; `staffroom tls renew` replaces it (old pair kept)."""
+server certificate lasts at most 365 days; `staffroom tls renew` replaces it (old pair kept) and
+a running gateway serves the new one after SIGHUP (audited)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -17,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from gateway.datadir import DataDir
 from gateway.pki.ca import SchoolCA
 from gateway.tlsconfig import server_context
-from tests.fixtures.gateway import STAFFROOM, free_port
+from tests.fixtures.gateway import STAFFROOM, Gateway, Persona, free_port
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +93,36 @@ def test_tls_renew_replaces_the_certificate_and_keeps_the_old_pair(data_dir: Pat
                          timeout=60)
     assert bad.returncode != 0 and "not a Staffroom data directory" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def _served_serial(port: int, ca: Path) -> int:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+            ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        der = s.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_a_running_gateway_serves_the_renewed_certificate_after_sighup(
+        gateway: Gateway, admin: Persona) -> None:
+    before = _served_serial(gateway.port, gateway.ca)
+    info = json.loads(subprocess.run(
+        [STAFFROOM, "tls", "renew", "--data", str(gateway.data), "--json"],
+        capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert _served_serial(gateway.port, gateway.ca) == before  # not before the signal
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGHUP)
+    end = time.monotonic() + 10
+    while _served_serial(gateway.port, gateway.ca) == before and time.monotonic() < end:
+        time.sleep(0.1)
+    assert format(_served_serial(gateway.port, gateway.ca), "x") == info["serial"]
+    records = admin.run("audit", "export", "--json", "--kind", "tls.reload").json()
+    assert [r["details"]["serial"] for r in records] == [info["serial"]]  # type: ignore
+    # A login (its channel binding follows the new certificate) still works.
+    again = Persona(gateway.data.parent / "home-again")
+    again.home.mkdir()
+    (again.home / "pw").write_text("admin-password-2026\n")
+    code = pyotp.parse_uri(gateway.totp_uri).at(time.time() + 30)  # the fixture used now's
+    again.run("login", "--gateway", gateway.url, "--ca", str(gateway.ca), "--user", "admin",
+              "--password-file", str(again.home / "pw"), "--totp", code)
