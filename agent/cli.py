@@ -86,6 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_connect(args: argparse.Namespace) -> int:
     from agent.connect import ConnectOptions, Identity, open_browser, run_session
+    from agent.launch_file import remove_launch_file, write_launch_file
     from agent.login import Credentials
     from agent.token import TokenError, open_token
 
@@ -115,10 +116,15 @@ def cmd_connect(args: argparse.Namespace) -> int:
     def totp() -> str:
         return args.totp or ask_line("Authenticator code: ", "TOTP code (--totp)")
 
+    launch: list[Path] = []
+
     def show(url: str) -> None:
-        print(f"Viewer: {url}", flush=True)
+        # The one-time link goes into a 0600 file, never onto a command line (see /proc).
+        path = write_launch_file(url)
+        launch.append(path)
+        print(f"Viewer: {path}", flush=True)
         if not args.no_browser:
-            open_browser(url)
+            open_browser(path.as_uri())
 
     try:
         with open_token(choice.path, token_label=label, slot=args.slot, pin=pin) as token:
@@ -135,6 +141,9 @@ def cmd_connect(args: argparse.Namespace) -> int:
             return asyncio.run(run_session(identity, options, show))
     except TokenError as e:
         raise CliError(str(e)) from None
+    finally:
+        for path in launch:
+            remove_launch_file(path)
 
 
 def _user_of(cert: Any) -> str:
@@ -179,7 +188,8 @@ def add_commands(asub: argparse._SubParsersAction) -> None:  # type: ignore[type
     p.add_argument("--password-file", help="read your password from this file")
     p.add_argument("--totp", help="the current code of your authenticator app")
     p.add_argument("--no-browser", action="store_true",
-                   help="do not open a browser; print the viewer URL on a line 'Viewer: URL'")
+                   help="do not open a browser; print the viewer's launch file on a line "
+                   "'Viewer: PATH' (open it in your browser)")
     p.set_defaults(func=cmd_connect)
 
 

@@ -108,6 +108,8 @@ async def run_session(identity: Identity, options: ConnectOptions,
     where = f" at {welcome.school}" if welcome.school else ""
     progress(f"Connected as {welcome.name} ({welcome.user}{where}); session {welcome.session}.")
     current: list[ClientConnection] = [ws]
+    # The resume secret (never shown); each resume brings a new one.
+    secret = welcome.resume_token or welcome.session
 
     async def send_up(frame: bytes) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -125,13 +127,13 @@ async def run_session(identity: Identity, options: ConnectOptions,
             if code is not None:
                 return _report_end(code, reason)
             progress(f"The connection to the gateway dropped; resuming (up to {grace:.0f} s)…")
-            resumed = await _resume(identity, options, welcome.session, grace)
+            resumed = await _resume(identity, options, secret, grace)
             if resumed is None:
                 raise CliError("The connection to the gateway was lost and could not be "
                                "resumed in time: run `staffroom agent connect` again.")
-            current[0] = resumed
+            current[0], secret = resumed
             # The page keeps its canvas; ask the gateway for a fresh key frame for it.
-            await resumed.send(display.encode(display.Resume(display.VERSION, 0)))
+            await current[0].send(display.encode(display.Resume(display.VERSION, 0)))
             progress("Resumed the same session.")
     finally:
         if reports is not None:
@@ -221,17 +223,20 @@ def receipts_dir() -> Path:
         / "receipts"
 
 
-async def _resume(identity: Identity, options: ConnectOptions, session: str,
-                  grace: float) -> ClientConnection | None:
+async def _resume(identity: Identity, options: ConnectOptions, secret: str,
+                  grace: float) -> tuple[ClientConnection, str] | None:
     deadline = time.monotonic() + grace
     delay = 0.5
     while time.monotonic() < deadline:
         try:
             ws = await _open(options)
-            await _login(ws, identity, options, resume=session)
-            return ws
+            welcome = await _login(ws, identity, options, resume=secret)
+            return ws, welcome.resume_token or secret
         except LoginDenied as e:
-            raise CliError(str(e)) from None
+            if e.code != "session-connected":  # the gateway has not yet seen the drop
+                raise CliError(str(e)) from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
         except (CliError, ConnectionClosed, OSError, TimeoutError):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

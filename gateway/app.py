@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
+from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
 from gateway.audit.kinds import GatewayStarted, GatewayStopped, RecordingDeleted, Who, to_event
 from gateway.audit.log import AuditLog, AuditLogError
@@ -30,8 +32,10 @@ from gateway.live.tunnel import tunnel
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
 from gateway.monitoring.endpoints import parse_networks
 from gateway.monitoring.metrics import metrics_of
+from gateway.net.site import GATE, Gate, GatedSite, add_hsts, gate_middleware
 from gateway.pki.ca import CAError, SchoolCA
 from gateway.pki.publish import publish_crl
+from gateway.pki.renew import describe
 from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
@@ -90,9 +94,13 @@ def desktop_account(context: GatewayContext) -> str | None:
 
 
 def build_app(context: GatewayContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware, bearer_middleware],
+    app = web.Application(middlewares=[gate_middleware, error_middleware, bearer_middleware],
                           client_max_size=4 * 1024 * 1024)
+    app.on_response_prepare.append(add_hsts)
     app[CONTEXT] = context
+    gate = context.extras.get("gate")
+    if isinstance(gate, Gate):
+        app[GATE] = gate
     add_routes(app)
     add_console_routes(app)
     add_monitoring_routes(app)
@@ -100,6 +108,33 @@ def build_app(context: GatewayContext) -> web.Application:
     for hook in context.extras.get("app_hooks", ()):
         hook(app)
     return app
+
+
+def reload_tls(context: GatewayContext) -> None:
+    """SIGHUP: serve the TLS certificate on disk (after `staffroom tls renew`) to new
+    connections; audited when it changed."""
+    tls = context.extras.get("tls")
+    if tls is None:
+        return
+    try:
+        serial, not_after = describe(context.data.tls_cert)
+        if serial == context.extras.get("tls_serial"):
+            return
+        tls.load_cert_chain(str(context.data.tls_cert), str(context.data.tls_key))
+    except (OSError, ValueError, ssl.SSLError) as e:
+        log.error("TLS certificate reload refused, keeping the previous one: %s", e)
+        return
+    context.extras.pop("tls_end_point", None)  # the login's channel binding follows
+    context.extras["tls_serial"] = serial
+    context.audit.append(AuditEvent(
+        kind="tls.reload", outcome="ok", actor=None, subject=None, school=None, session=None,
+        source=None, details={"serial": serial, "not_after": not_after.isoformat()}))
+    log.info("TLS certificate %s reloaded (valid until %s)", serial, not_after)
+
+
+def on_sighup(context: GatewayContext) -> None:
+    reload_policies(context)
+    reload_tls(context)
 
 
 def reload_policies(context: GatewayContext) -> None:
@@ -112,6 +147,7 @@ def reload_policies(context: GatewayContext) -> None:
     log.info("policy reloaded from %s", context.data.policies)
 
 
+KEEPALIVE_SECONDS = 60.0  # an idle connection of a known operator is closed after this
 CRL_REFRESH = 6 * 3600.0  # well inside the CRL's 7-day lifetime
 
 
@@ -182,11 +218,15 @@ async def serve(context: GatewayContext, host: str, port: int,
     broker = SessionBroker(context, workspaces)
     receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
+    gate = context.extras["gate"] = Gate()
+    context.extras["served_port"] = port  # the console's origins follow what is served
     app = build_app(context)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=3,
+                           keepalive_timeout=KEEPALIVE_SECONDS)
     await runner.setup()
-    tls = server_context(context.data.tls_cert, context.data.tls_key)
-    site = web.TCPSite(runner, host, port, ssl_context=tls, shutdown_timeout=3)
+    tls = context.extras["tls"] = server_context(context.data.tls_cert, context.data.tls_key)
+    context.extras["tls_serial"] = describe(context.data.tls_cert)[0]
+    site = GatedSite(runner, host, port, ssl_context=tls, gate=gate)
     try:
         await site.start()
     except OSError as e:
@@ -199,7 +239,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, reload_policies, context)
+        loop.add_signal_handler(signal.SIGHUP, on_sighup, context)
     await context.audit.aappend(to_event(GatewayStarted(f"{host}:{port}")))
     log.info("gateway listening on https://%s:%d", host, port)
     if ready is not None:

@@ -87,7 +87,10 @@ class DataDir:
             "desktop_user": config.desktop_user,
             "metrics_allow": list(config.metrics_allow),
         }
-        write_private(self.config_file, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
+        tmp = self.config_file.with_suffix(".json.new")
+        tmp.unlink(missing_ok=True)
+        write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
+        os.replace(tmp, self.config_file)  # a gateway reading it sees the old or the new file
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,22 @@ class GatewayConfig:
     desktop_user: str | None = None  # Unix account desktops run as (None: "nobody" under root)
     # Networks allowed to scrape /metrics (CIDR or address); loopback only by default.
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
+
+
+def check_public_url(url: str) -> str:
+    """The public URL normalised (`https://host[:port]`), or ValueError with one sentence."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or \
+            parts.query or parts.fragment or parts.username or port == -1:
+        raise ValueError(f"--public-url must look like https://gateway.school.example[:PORT] "
+                         f"(no path), not {url[:100]!r}.")
+    return f"https://{parts.netloc.lower()}"
 
 
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:

@@ -15,7 +15,7 @@ from gateway.audit.keys import generate_signing_key, public_key_pem, save_signin
 from gateway.audit.log import AuditLog
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
-from gateway.datadir import DataDir, GatewayConfig, write_private
+from gateway.datadir import DataDir, GatewayConfig, check_public_url, write_private
 from gateway.pki.ca import create_ca
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
@@ -62,8 +62,14 @@ def init_data_dir(
     organisation: str = "Staffroom School Board",
     ca_passphrase: bytes | None = None,
     curve: str = "P-256",
+    public_url: str | None = None,
 ) -> InitResult:
     _check_target(root)
+    if public_url is not None:
+        try:
+            public_url = check_public_url(public_url)
+        except ValueError as e:
+            raise InitError(str(e)) from None
     policies = load_policies(SHIPPED_POLICIES)  # validate before creating anything
     del policies
     root.mkdir(parents=True, exist_ok=True)
@@ -85,7 +91,7 @@ def init_data_dir(
     load_or_create_recording_key(data.root)  # recordings get their own key (keys/, 0700)
     shutil.copytree(SHIPPED_POLICIES, data.policies)
     port = listen.rsplit(":", 1)[1]
-    url = f"https://{hostnames[0]}:{port}"
+    url = public_url or f"https://{hostnames[0]}:{port}"
     config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url)
     data.write_config(config)
     # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte

@@ -97,9 +97,16 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _current_password(args: argparse.Namespace) -> str:
+    return ask_secret("Current password: ", file=args.current_password_file,
+                      what="current password")
+
+
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     s = saved.load()
     body: dict[str, Any] = {}
+    if args.id == s.user:
+        body["current_password"] = _current_password(args)
     if args.password_file:
         body["password"] = read_secret_file(args.password_file, "password")
     elif args.id == s.user:
@@ -116,7 +123,9 @@ def cmd_users_set_password(args: argparse.Namespace) -> int:
 
 
 def cmd_users_enroll_totp(args: argparse.Namespace) -> int:
-    result = _api().post(f"/api/v1/users/{args.id}/totp")
+    own = args.id == saved.load().user
+    result = _api().post(f"/api/v1/users/{args.id}/totp",
+                         {"current_password": _current_password(args)} if own else {})
     if args.json:
         print_json(result)
     else:
@@ -243,9 +252,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = users.add_parser("set-password", help="set your password, or reset someone else's")
     p.add_argument("id")
     p.add_argument("--password-file")
+    p.add_argument("--current-password-file",
+                   help="your current password (needed to change your own)")
     p.set_defaults(func=cmd_users_set_password)
     p = users.add_parser("enroll-totp", help="enrol a new authenticator app (otpauth:// URI)")
     p.add_argument("id")
+    p.add_argument("--current-password-file",
+                   help="your current password (needed to enrol your own)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_users_enroll_totp)
     p = users.add_parser("import", help="create accounts from a roster CSV (id,name,school,role)")

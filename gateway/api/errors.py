@@ -14,9 +14,11 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = headers
 
 
 def bad_request(message: str, code: str = "bad-request") -> ApiError:
@@ -41,9 +43,11 @@ def unavailable_sentence(problem: str) -> str:
             "disk (the gateway carries on by itself) and try again.")
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
     body = json.dumps({"error": code, "message": message})
-    return web.Response(status=status, text=body, content_type="application/json")
+    return web.Response(status=status, text=body, content_type="application/json",
+                        headers=headers)
 
 
 @web.middleware
@@ -51,7 +55,7 @@ async def error_middleware(request: web.Request, handler: web.Handler) -> web.St
     try:
         return await handler(request)
     except ApiError as e:
-        return error_response(e.status, e.code, e.message)
+        return error_response(e.status, e.code, e.message, e.headers)
     except (AuditWriteFailed, StoreUnavailable) as e:
         # Fail closed: what cannot be audited or stored does not happen (see gateway.health).
         return error_response(503, "gateway-unavailable", unavailable_sentence(str(e)))

@@ -1,13 +1,15 @@
 """Operator login (password + TOTP), the bearer-token sessions the CLI keeps, and the gate in
 front of every /api/ handler (bearer token, or the console's cookie + CSRF header).
 
-Attacker-controlled here: the login body, the Authorization header and the console cookie.
+Attacker-controlled here: the login body (8 KiB within 10 s; every attempt through the login
+throttle, gateway.auth.throttle), the Authorization header and the console cookie.
 Tokens are random 256-bit values; only their SHA-256 is stored, looked up by hash (no timing
 oracle on the token itself); the cookie path's own limits are in gateway.console.cookie.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import replace
@@ -15,22 +17,22 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from gateway.api.common import ACTOR_KEY, TOKEN_HASH_KEY, audit, ctx
-from gateway.api.errors import ApiError, error_response, field_str, forbidden, json_body
+from gateway.api.common import ACTOR_KEY, TOKEN_HASH_KEY, audit, ctx, source
+from gateway.api.errors import ApiError, error_response, field_str, json_body
 from gateway.auth.factors import authenticate
+from gateway.auth.guard import admit, settle
+from gateway.auth.pool import PoolBusy, pool_of
 from gateway.console import cookie as console_cookie
+from gateway.net.site import mark_known
 from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
 from gateway.store.logins import CHANGED, record_login
 
 OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
 PUBLIC_PATHS = {"/api/v1/login", "/api/v1/health", "/api/v1/ready"}
-NOT_AN_OPERATOR = {
-    "api": "Teachers connect with `staffroom agent connect`; the admin API is for IT leads and "
-           "security officers.",
-    "console": "Teachers connect with the Staffroom agent on their PC; this console is for IT "
-               "leads and security officers.",
-}
+LOGIN_BODY_SECONDS = 10.0
+LOCKED_NOW = ("Too many failed attempts: this account is now locked for 15 minutes from your "
+              "network.")
 # Paths an operator who must change a one-time password may still use.
 _ONE_TIME_OK = {"/api/v1/logout", "/api/v1/me"}
 
@@ -41,39 +43,60 @@ def token_hash(token: str) -> str:
 
 async def verify_operator(request: web.Request, user_id: str, password: str | None,
                           code: str | None, *, via: str) -> User:
-    """Password + TOTP of an operator, with lockout; every refusal is audited and raised.
+    """Password + TOTP of an operator, throttled per address and account; every refusal is
+    audited and raised.
 
-    Shared by the CLI login and the console sign-in so both lock out and audit alike. A
-    non-operator (a teacher) is checked on the password alone, so the right password earns the
-    sentence saying where teachers go, and a wrong one the same answer as anyone else.
+    Shared by the CLI login and the console sign-in so both throttle and audit alike. Anyone who
+    is not an operator (a teacher, an unknown id) gets the same answer, after the same work, as
+    a wrong password: the answer never tells which accounts exist or what they are.
     """
     c = ctx(request)
-    now = c.clock()
+    remote = source(request)
+    verdict = await admit(c, remote, user_id, via=via)
+    if not verdict.allowed:
+        raise ApiError(429, verdict.code, verdict.reason,
+                       {"Retry-After": str(verdict.retry_after)})
     user = c.store.get_user(user_id)
-    operator = user is None or user.role in OPERATOR_ROLES
-    outcome = authenticate(user, password=password, totp_code=code,
-                           factors=("password", "totp") if operator else ("password",), now=now)
-    if not record_login(c.store, outcome.ok, outcome.user, totp_used=operator):
+    operator = user is not None and user.role in OPERATOR_ROLES
+    try:
+        outcome = await pool_of(c.extras).run(
+            authenticate, user if operator else None, password=password, totp_code=code,
+            factors=("password", "totp"), now=c.clock())
+    except PoolBusy as e:
+        raise ApiError(503, "busy", str(e), {"Retry-After": "5"}) from None
+    # A compare-and-set: a disable or a second use of the same code since the read wins.
+    if not record_login(c.store, outcome.ok, outcome.user, totp_used=True):
         outcome = replace(outcome, ok=False, code="account-changed", reason=CHANGED)
     school = user.school if user else None
-    if outcome.ok and user is not None and not operator:
-        await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
-                    school=school, details={"code": "not-an-operator", "via": via})
-        raise forbidden(NOT_AN_OPERATOR[via], "not-an-operator")
+    locked = await settle(c, remote, user_id, ok=outcome.ok, via=via, school=school)
     if not outcome.ok:
+        why = outcome.code if operator or user is None else "not-an-operator"
         await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
-                    school=school, details={"code": outcome.code, "via": via})
-        if outcome.code == "locked" and user is not None and outcome.user is not None \
-                and outcome.user.locked_until != user.locked_until:
-            await audit(request, "account.locked", "ok", actor_id=user_id, subject=user_id,
-                        school=school, details={"until": str(outcome.user.locked_until)})
+                    school=school, details={"code": why, "via": via})
+        if locked:
+            raise ApiError(401, "locked", LOCKED_NOW)
         raise ApiError(401, outcome.code, outcome.reason)
-    assert user is not None
-    return user
+    assert outcome.user is not None
+    if outcome.rehashed:  # only the hash column: the row read before is never written back
+        c.store.update_user_fields(user_id, {"password_hash": outcome.user.password_hash})
+        await audit(request, "user.password_rehashed", "ok", actor_id=user_id,
+                    subject=user_id, school=school, details={"scheme": "argon2id"})
+    return outcome.user
+
+
+async def login_body(request: web.Request) -> dict[str, object]:
+    """The sign-in body: at most 8 KiB, all of it within LOGIN_BODY_SECONDS (no slow bodies
+    holding a connection open before anyone is known)."""
+    try:
+        async with asyncio.timeout(LOGIN_BODY_SECONDS):
+            return await json_body(request, max_bytes=8192)
+    except TimeoutError:
+        raise ApiError(408, "too-slow", "The login request arrived too slowly: try again.") \
+            from None
 
 
 async def login(request: web.Request) -> web.Response:
-    body = await json_body(request, max_bytes=8192)
+    body = await login_body(request)
     user = await verify_operator(
         request, field_str(body, "user", max_len=64) or "",
         field_str(body, "password", max_len=1024), field_str(body, "totp", required=False,
@@ -120,6 +143,7 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
         found = await console_cookie.authenticate(request)
         if isinstance(found, web.StreamResponse):
             return found
+        mark_known(request)
         refused = _must_change(request, found, "console")
         if refused is not None:
             return refused
@@ -145,6 +169,7 @@ async def bearer_middleware(request: web.Request, handler: web.Handler) -> web.S
         return error_response(401, "no-session", "This account is disabled: ask your IT lead.")
     request[ACTOR_KEY] = Actor(user.id, user.role, user.school)
     request[TOKEN_HASH_KEY] = digest
+    mark_known(request)
     refused = _must_change(request, user, "api")
     if refused is not None:
         return refused

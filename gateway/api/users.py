@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
 from aiohttp import web
 
-from gateway.accounts import AccountError, parse_roster, validate
-from gateway.api.common import actor, audit, ctx, require
-from gateway.api.errors import bad_request, conflict, field_str, json_body, not_found
+from gateway.accounts import AccountError, AccountSpec, parse_roster, validate
+from gateway.api.common import TOKEN_HASH_KEY, actor, audit, ctx, require, source
+from gateway.api.errors import ApiError, bad_request, conflict, field_str, json_body, not_found
 from gateway.auth import passwords, totp
+from gateway.auth.guard import admit, settle, throttle_of
+from gateway.auth.pool import PoolBusy, pool_of
 from gateway.store.base import Conflict, User
 
 OPERATOR_ROLES = {"admin", "cio", "officer", "helpdesk"}
+T = TypeVar("T")
 
 
 def user_json(user: User) -> dict[str, object]:
@@ -30,13 +37,52 @@ def _target(request: web.Request) -> User:
 
 
 def _new_user(spec_id: str, name: str, school: str | None, role: str, password: str,
-              *, must_change: bool, request: web.Request) -> User:
+              *, must_change: bool, now: datetime) -> User:
+    """Slow (hashes the password): call it through the pool."""
     return User(
         id=spec_id, name=name, role=role, school=school,
         password_hash=passwords.hash_password(password), must_change_password=must_change,
         totp_secret=totp.new_secret() if role in OPERATOR_ROLES else None,
-        created_at=ctx(request).clock(),
+        created_at=now,
     )
+
+
+async def _in_pool(request: web.Request, fn: Callable[..., T], /, *args: Any,
+                   **kwargs: Any) -> T:
+    try:
+        return await pool_of(ctx(request).extras).run(fn, *args, **kwargs)
+    except PoolBusy as e:
+        raise ApiError(503, "busy", str(e), {"Retry-After": "5"}) from None
+
+
+async def _check_current_password(request: web.Request, user: User, body: dict[str, object],
+                                  what: str) -> None:
+    """Changing one's own password or authenticator needs the current password (a stolen
+    token or an unattended console is not enough), throttled like a login."""
+    c = ctx(request)
+    current = field_str(body, "current_password", required=False, max_len=1024)
+    if current is None:
+        raise bad_request(f"Give your current password to change your {what}.",
+                          "current-password-needed")
+    remote = source(request)
+    verdict = await admit(c, remote, user.id, via="self-service")
+    if not verdict.allowed:
+        raise ApiError(429, verdict.code, verdict.reason,
+                       {"Retry-After": str(verdict.retry_after)})
+    ok = await _in_pool(request, passwords.verify_password, current, user.password_hash)
+    await settle(c, remote, user.id, ok=ok, via="self-service", school=user.school)
+    if not ok:
+        await audit(request, f"user.{what.replace(' ', '_')}", "denied", subject=user.id,
+                    school=user.school, details={"code": "bad-current-password"})
+        raise ApiError(403, "bad-current-password",
+                       f"Your current password is wrong, so your {what} was not changed.")
+
+
+def _end_other_sessions(request: web.Request, user: User) -> int:
+    """After a change of one's own credentials, every other operator session of the user
+    (CLI tokens, console cookies) ends; the one making the change stays."""
+    return ctx(request).store.revoke_user_operator_sessions(user.id,
+                                                            keep=request.get(TOKEN_HASH_KEY))
 
 
 async def add_user(request: web.Request) -> web.Response:
@@ -54,8 +100,8 @@ async def add_user(request: web.Request) -> web.Response:
     given = field_str(body, "password", required=False, max_len=1024)
     password = given or passwords.generate_password()
     try:
-        user = _new_user(spec.id, spec.name, spec.school, spec.role, password,
-                         must_change=given is None, request=request)
+        user = await _in_pool(request, _new_user, spec.id, spec.name, spec.school, spec.role,
+                              password, must_change=given is None, now=ctx(request).clock())
     except passwords.WeakPassword as e:
         raise bad_request(str(e)) from None
     if ctx(request).store.get_user(spec.id) is not None:
@@ -108,14 +154,24 @@ async def set_password(request: web.Request) -> web.Response:
     given = field_str(body, "password", required=own, max_len=1024)
     password = given or passwords.generate_password()
     try:
-        hashed = passwords.hash_password(password)
+        passwords.check_strength(password)
     except passwords.WeakPassword as e:
         raise bad_request(str(e)) from None
+    if own:
+        await _check_current_password(request, user, body, "password")
+    hashed = await _in_pool(request, passwords.hash_password, password)
     await audit(request, "user.set_password", "ok", subject=user.id, school=user.school,
                 details={"self": own})
     updated = ctx(request).store.update_user_fields(user.id, {
         "password_hash": hashed, "must_change_password": not own, "failed_logins": 0,
         "locked_until": None})
+    if not own:
+        throttle_of(ctx(request).extras).forget(user.id)  # a reset also unlocks
+    if own:
+        ended = _end_other_sessions(request, user)
+        if ended:
+            await audit(request, "operator.sessions_ended", "ok", subject=user.id,
+                        school=user.school, details={"count": ended, "why": "password"})
     result = user_json(updated)
     if given is None:
         result["password"] = password
@@ -124,13 +180,22 @@ async def set_password(request: web.Request) -> web.Response:
 
 async def enroll_totp(request: web.Request) -> web.Response:
     user = _target(request)
-    if user.id != actor(request).user_id:
+    own = user.id == actor(request).user_id
+    if not own:
         await require(request, "users.write", school=user.school, subject=user.id,
                       grants_role=user.role)
+    else:
+        body = await json_body(request, max_bytes=8192)
+        await _check_current_password(request, user, body, "authenticator")
     secret = totp.new_secret()
     await audit(request, "user.enroll_totp", "ok", subject=user.id, school=user.school)
     ctx(request).store.update_user_fields(user.id, {"totp_secret": secret,
                                                     "totp_last_step": -1})
+    if own:
+        ended = _end_other_sessions(request, user)
+        if ended:
+            await audit(request, "operator.sessions_ended", "ok", subject=user.id,
+                        school=user.school, details={"count": ended, "why": "totp"})
     return web.json_response({"user": user.id, "totp_uri": totp.provisioning_uri(secret, user.id)})
 
 
@@ -152,14 +217,7 @@ async def import_roster(request: web.Request) -> web.Response:
         return web.json_response({
             "dry_run": True, "create": [s.id for s in new], "unchanged": existing,
         })
-    created = []
-    users = []
-    for spec in new:
-        password = passwords.generate_password()
-        users.append(_new_user(spec.id, spec.name, spec.school, spec.role, password,
-                               must_change=True, request=request))
-        created.append({"id": spec.id, "school": spec.school, "role": spec.role,
-                        "password": password})
+    users, created = await _in_pool(request, _roster_users, new, ctx(request).clock())
     await audit(request, "user.import", "ok", details={
         "created": [u.id for u in users], "unchanged": existing,
     })
@@ -168,3 +226,16 @@ async def import_roster(request: web.Request) -> web.Response:
     except Conflict as e:
         raise conflict(str(e)) from None
     return web.json_response({"dry_run": False, "created": created, "unchanged": existing})
+
+
+def _roster_users(specs: list[AccountSpec], now: datetime) -> tuple[list[User],
+                                                                       list[dict[str, Any]]]:
+    """The new accounts of a roster, each with a one-time password (slow: in the pool)."""
+    users, created = [], []
+    for spec in specs:
+        password = passwords.generate_password()
+        users.append(_new_user(spec.id, spec.name, spec.school, spec.role, password,
+                               must_change=True, now=now))
+        created.append({"id": spec.id, "school": spec.school, "role": spec.role,
+                        "password": password})
+    return users, created

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.register(sub)
     server.register_policy(sub)
+    server.register_tls(sub)
     commands.register(sub)
     keys.register(sub)
     commands.register_workspaces(sub)

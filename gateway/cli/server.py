@@ -24,7 +24,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         result = init_data_dir(
             Path(args.data_dir), args.hostname, listen=args.listen, admin_id=args.admin,
-            ca_passphrase=_passphrase(args), curve=args.curve,
+            ca_passphrase=_passphrase(args), curve=args.curve, public_url=args.public_url,
         )
     except InitError as e:
         raise CliError(str(e)) from None
@@ -59,11 +59,32 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _keep_public_url(data_dir: Path, url: str) -> None:
+    """`gateway --public-url`: kept in DATA_DIR/gateway.json for the next starts too."""
+    from dataclasses import replace
+
+    from gateway.datadir import DataDir, check_public_url
+
+    data = DataDir(data_dir)
+    if not data.config_file.exists():
+        return  # open_context says what is wrong
+    try:
+        normalised = check_public_url(url)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    config = data.read_config()
+    if config.public_url != normalised:
+        data.write_config(replace(config, public_url=normalised))
+        progress(f"The public URL is now {normalised} (kept in {data.config_file}).")
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     from gateway import logs
     from gateway.app import StartupError, open_context, serve
 
     logs.setup()
+    if args.public_url:
+        _keep_public_url(Path(args.data), args.public_url)
     try:
         context = open_context(Path(args.data), _passphrase(args))
         host, port = _listen(args.listen or context.config.listen)
@@ -98,14 +119,50 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--listen", default="127.0.0.1:8443", help="default HOST:PORT to serve on")
     p.add_argument("--admin", default="admin", help="the first administrator's user id")
     p.add_argument("--curve", default="P-256", choices=["P-256", "P-384"])
+    p.add_argument("--public-url", help="the URL people use when a load balancer is in front "
+                   "(default: https://FIRST-HOSTNAME:PORT)")
     p.add_argument("--ca-passphrase-file", help="encrypt the CA key with this passphrase")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("gateway", help="run the gateway (HTTPS, TLS 1.2+)")
     p.add_argument("--data", required=True, metavar="DATA_DIR")
     p.add_argument("--listen", help="HOST:PORT (default: the one given to init)")
+    p.add_argument("--public-url", help="the URL people use, e.g. a load balancer's "
+                   "https://gw.school.example (kept in DATA_DIR/gateway.json)")
     p.add_argument("--ca-passphrase-file", help="the CA key's passphrase, if it has one")
     p.set_defaults(func=cmd_gateway)
+
+
+def cmd_tls_renew(args: argparse.Namespace) -> int:
+    from gateway.datadir import DataDir
+    from gateway.pki.ca import CAError
+    from gateway.pki.renew import renew_server_cert
+
+    if not DataDir(Path(args.data)).config_file.exists():
+        raise CliError(f"{args.data} is not a Staffroom data directory.")
+    try:
+        renewed = renew_server_cert(Path(args.data), passphrase=_passphrase(args))
+    except CAError as e:
+        raise CliError(str(e)) from None
+    if args.json:
+        print_json({"cert": str(renewed.cert), "serial": renewed.serial,
+                    "not_after": renewed.not_after.isoformat(),
+                    "hostnames": list(renewed.hostnames)})
+        return 0
+    print(f"New TLS certificate {renewed.serial} for {', '.join(renewed.hostnames)}, valid "
+          f"until {renewed.not_after:%Y-%m-%d} ({renewed.cert}).")
+    print("A running gateway serves it after `kill -HUP PID` (or a restart).")
+    return 0
+
+
+def register_tls(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    tls = sub.add_parser("tls", help="the gateway's TLS certificate")
+    tsub = tls.add_subparsers(dest="tls_cmd", required=True, metavar="COMMAND")
+    p = tsub.add_parser("renew", help="a new server certificate from the school CA (365 days)")
+    p.add_argument("--data", required=True, metavar="DATA_DIR")
+    p.add_argument("--ca-passphrase-file", help="the CA key's passphrase, if it has one")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tls_renew)
 
 
 def register_audit(audit: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -50,9 +50,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def allowed_origins(config: GatewayConfig) -> frozenset[str]:
-    """The gateway's own origins: its public URL and each of its names on its port."""
-    port = config.listen.rsplit(":", 1)[1]
+def allowed_origins(config: GatewayConfig, served_port: int | None = None) -> frozenset[str]:
+    """The gateway's own origins: its public URL (a load balancer's, when there is one) and
+    each of its names on the port it actually serves (`--listen`; init's port by default)."""
+    port = str(served_port) if served_port else config.listen.rsplit(":", 1)[1]
     origins = {_origin(config.public_url)}
     for name in config.hostnames:
         host = f"[{name}]" if ":" in name else name
@@ -64,7 +65,9 @@ def allowed_origins(config: GatewayConfig) -> frozenset[str]:
 
 def origin_ok(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
-    return origin is not None and origin.lower() in allowed_origins(ctx(request).config)
+    c = ctx(request)
+    return origin is not None and origin.lower() in allowed_origins(
+        c.config, c.extras.get("served_port"))
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:

@@ -2,7 +2,8 @@
 
 Attacker-controlled here: the sign-in body and the Origin of every call. Limits: sign-in needs a
 same-origin Origin (no login CSRF) and goes through the API login's password + TOTP check with
-its lockout and audit; a body over 8 KiB is refused; sign-out needs the cookie and CSRF token.
+its throttles and audit; a body over 8 KiB (or slower than 10 s) is refused; sign-out needs the
+cookie and CSRF token.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.api.common import audit, ctx
-from gateway.api.errors import error_response, field_str, json_body
-from gateway.api.session import verify_operator
+from gateway.api.errors import error_response, field_str
+from gateway.api.session import login_body, verify_operator
 from gateway.console import cookie
 from gateway.console.views import views_for
 from gateway.store.base import OperatorSession, User
@@ -50,7 +51,7 @@ async def sign_in(request: web.Request) -> web.Response:
         await audit(request, "operator.login", "denied",
                     details={"code": "foreign-origin", "via": "console"})
         return error_response(403, "csrf", cookie.NOT_FROM_CONSOLE)
-    body = await json_body(request, max_bytes=8192)
+    body = await login_body(request)
     user = await verify_operator(
         request, field_str(body, "user", max_len=64) or "",
         field_str(body, "password", max_len=1024),

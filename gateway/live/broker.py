@@ -1,12 +1,14 @@
 """The session broker: starts, resumes, lists and ends live sessions.
 
 Attacker-controlled here: nothing directly — it runs after the login decision; the resume id
-comes from the agent and is honoured only for the same user and the same certificate, within the
-reconnect grace, after a fresh key signature.
+secret comes from the agent and is honoured (gateway.live.login decides) only for the same user
+and certificate, for a session with no tunnel attached, within the reconnect grace, after a fresh
+key signature; secrets are kept as SHA-256 and replaced at every resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -38,7 +40,7 @@ from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
 from gateway.display.watermark import Watermark
 from gateway.health import Health, health_of
-from gateway.live.login import LoginDecision
+from gateway.live.login import LoginDecision, ResumeTarget
 from gateway.live.observers import RecorderSink
 from gateway.live.posture_watch import PostureWatch
 from gateway.live.recheck import Refusal, attach_refusal
@@ -65,6 +67,10 @@ ENDED_WHILE_STARTING = ("Your school's IT lead ended your sessions while this on
                         "starting: ask them before you connect again.")
 DESKTOP_UNAVAILABLE = ("The school desktop is not answering: try again in a minute, and tell "
                        "your school's IT lead if it keeps happening.")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _seconds(value: Any, default: float) -> float:
@@ -103,13 +109,27 @@ class SessionBroker:
         self.metrics = metrics_of(ctx.extras)
         self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
         self.health: Health = health_of(ctx.extras)
+        self._resume_ids: dict[str, str] = {}  # SHA-256 of a resume secret -> session id
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
 
-    def can_resume(self, user_id: str, session_id: str | None, serial: str) -> bool:
+    def resume_target(self, secret: str | None) -> ResumeTarget | None:
+        """The live session a resume secret names (secrets are kept only as SHA-256)."""
+        session_id = self._resume_ids.get(_digest(secret)) if secret else None
         s = self.sessions.get(session_id or "")
-        return bool(s and not s.ended and s.user_id == user_id and s.cert_serial == serial)
+        if s is None or s.ended:
+            return None
+        return ResumeTarget(s.id, s.user_id, s.cert_serial, connected=s.ws is not None)
+
+    def _new_resume_secret(self, session_id: str) -> str:
+        """A fresh secret for the session (the previous one stops working)."""
+        for digest, sid in list(self._resume_ids.items()):
+            if sid == session_id:
+                del self._resume_ids[digest]
+        secret = secrets.token_urlsafe(32)
+        self._resume_ids[_digest(secret)] = session_id
+        return secret
 
     def summaries(self) -> list[SessionSummary]:
         return [SessionSummary(s.id, s.user_id, s.school, s.started_at.isoformat(), s.remote,
@@ -125,9 +145,13 @@ class SessionBroker:
                   remote: str | None, fence: int | None = None) -> None:
         assert user is not None
         fence = self.fence_mark(user.id) if fence is None else fence
-        session = self.sessions.get(hello.resume or "")
-        if session is not None and self.can_resume(user.id, hello.resume, decision.cert_serial
-                                                   or ""):
+        if decision.resume_session is not None:
+            session = self.sessions.get(decision.resume_session)
+            if session is None or session.ended or session.ws is not None:
+                # Ended or re-attached while the decision ran.
+                await self._deny(ws, conn, "resume-refused", "The session could not be "
+                                 "resumed: run `staffroom agent connect` again.")
+                return
             refusal = self._refusal(user.id, decision.cert_serial, fence)
             if refusal is not None:
                 await session.end(wire.EndCode.TERMINATED, refusal.reason)
@@ -306,6 +330,9 @@ class SessionBroker:
     def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is not None:
             self.metrics.sessions.session_ended(session.frames_sent, session.bytes_sent)
+        for digest, sid in list(self._resume_ids.items()):
+            if sid == session.id:
+                del self._resume_ids[digest]
         self.workspaces.detach(session.user_id)
 
     @staticmethod
@@ -322,8 +349,7 @@ class SessionBroker:
                                     "school": user.school or "", "session": session_id},
                          opacity=w.opacity)
 
-    @staticmethod
-    def _welcome(session: LiveSession, policy: Any, *, resumed: bool) -> Welcome:
+    def _welcome(self, session: LiveSession, policy: Any, *, resumed: bool) -> Welcome:
         r = policy.redirection
         disabled = [k for k in ("printing", "drives", "devices", "file_transfer", "audio")
                     if not getattr(r, k)]
@@ -337,7 +363,8 @@ class SessionBroker:
                            "idle_timeout_seconds": session.limits.idle_timeout,
                            "max_duration_seconds": session.limits.max_duration,
                            "posture_recheck_seconds":
-                               policy.posture.recheck_every.total_seconds()})
+                               policy.posture.recheck_every.total_seconds()},
+                       resume_token=self._new_resume_secret(session.id))
 
     async def terminate(self, session_id: str, reason: str) -> bool:
         session = self.sessions.get(session_id)

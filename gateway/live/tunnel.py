@@ -1,9 +1,11 @@
 """The agent's tunnel endpoint (`/tunnel`, WebSocket over TLS): the login handshake, then the
 session's display stream. A thin shell: decisions are in gateway.live.login and the policy modules.
 
-Attacker-controlled here: every frame from the agent. The handshake has deadlines, frames are
-bounded, a protocol violation closes the connection and is audited, and nothing a peer sends can
-raise out of this handler.
+Attacker-controlled here: every frame from the agent. Before login: the Hello must come within
+10 s and the Login within 180 s, each message is at most 16 KiB (the codec) and the whole
+handshake at most gateway.net.gate's byte budget, and every Hello passes the login throttle
+(per address and account) first. A protocol violation closes the connection and is audited, and
+nothing a peer sends can raise out of this handler.
 """
 
 from __future__ import annotations
@@ -21,13 +23,24 @@ from cryptography import x509
 
 from gateway.api.common import ctx, source
 from gateway.api.errors import unavailable_sentence
+from gateway.api.session import LOCKED_NOW
 from gateway.audit.events import AuditEvent
 from gateway.audit.log import AuditWriteFailed
+from gateway.auth.guard import admit, settle
+from gateway.auth.pool import PoolBusy, pool_of
 from gateway.context import GatewayContext
-from gateway.live.login import LoginDecision, decide_login, factors_for
+from gateway.live.login import (
+    FACTOR_FAILURES,
+    LoginDecision,
+    LoginFacts,
+    decide_login,
+    factors_for,
+    parse_certificate,
+    serial_of,
+)
 from gateway.live.recheck import record_decision
 from gateway.monitoring.metrics import metrics_of
-from gateway.policy.decide import decide_session_start
+from gateway.net.site import mark_known, start_handshake
 from gateway.policy.effective import ResolvedPolicy
 from gateway.store.base import Nonce, StoreUnavailable
 from gateway.wire.login import (
@@ -42,10 +55,10 @@ from gateway.wire.tlsbinding import tls_server_end_point
 
 log = logging.getLogger(__name__)
 
-HELLO_TIMEOUT = 15.0
+HELLO_TIMEOUT = 10.0  # from the WebSocket upgrade to the Hello
 LOGIN_TIMEOUT = 180.0  # the teacher types a password
 NONCE_TTL = timedelta(seconds=LOGIN_TIMEOUT + 10)
-MAX_HANDSHAKE_FRAME = 64 * 1024
+MAX_SESSION_FRAME = 4 * 1024 * 1024  # after login; before it gateway.net.gate's budget applies
 
 
 def server_cert_hash(c: GatewayContext) -> bytes:
@@ -65,8 +78,8 @@ async def _audit(c: GatewayContext, kind: str, outcome: str, *, user: str | None
                                      details=details))
 
 
-async def _receive_text(ws: web.WebSocketResponse, timeout: float) -> str:
-    msg = await asyncio.wait_for(ws.receive(), timeout)
+async def _receive_text(ws: web.WebSocketResponse) -> str:
+    msg = await ws.receive()
     if msg.type == WSMsgType.TEXT:
         return str(msg.data)
     if msg.type == WSMsgType.BINARY:
@@ -79,16 +92,23 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Origin"):
         # Browsers never talk to the tunnel: only the agent does (no cross-site WebSocket).
         raise web.HTTPForbidden(reason="browsers may not open the tunnel")
-    ws = web.WebSocketResponse(max_msg_size=4 * 1024 * 1024, heartbeat=20.0)
+    ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_FRAME, heartbeat=20.0)
     await ws.prepare(request)
+    start_handshake(request)  # from here the peer's bytes count against the handshake budget
     remote = source(request)
     conn = LoginConnection("gateway")
     hello: Hello | None = None
     try:
-        message = conn.receive(await _receive_text(ws, HELLO_TIMEOUT))
+        async with asyncio.timeout(HELLO_TIMEOUT):
+            message = conn.receive(await _receive_text(ws))
         assert isinstance(message, Hello)  # the transition table admits nothing else here
         hello = message
         fence = c.extras["broker"].fence_mark(hello.user)  # before anything is read
+        verdict = await admit(c, remote, hello.user, via="tunnel")
+        if not verdict.allowed:
+            await ws.send_str(conn.send(Denied(verdict.code, verdict.reason)))
+            await ws.close()
+            return ws
         user = c.store.get_user(hello.user)
         role, school = (user.role, user.school) if user else ("teacher", None)
         resolved = c.policies.resolve(hello.user, role, school)
@@ -97,20 +117,28 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         c.store.add_nonce(Nonce(nonce, "login", hello.user, c.clock() + NONCE_TTL))
         factors = factors_for(policy.auth.second_factor)
         await ws.send_str(conn.send(Challenge(nonce=nonce, factors=factors)))
-        login = conn.receive(await _receive_text(ws, LOGIN_TIMEOUT))
+        async with asyncio.timeout(LOGIN_TIMEOUT):
+            login = conn.receive(await _receive_text(ws))
         assert isinstance(login, Login)  # likewise
-        decision = await _decide(c, hello, login, nonce, resolved)
+        decision = await _decide(c, hello, login, nonce, resolved, remote)
         decision = record_decision(c.store, decision, totp_used="totp" in factors)
         await _audit(c, "session.login", "ok" if decision.allowed else "denied",
-                     user=hello.user, school=school, session=hello.resume, remote=remote,
+                     user=hello.user, school=school, session=decision.resume_session,
+                     remote=remote,
                      details={"code": decision.code, "serial": decision.cert_serial,
                               "resume": hello.resume is not None, **decision.details})
         metrics_of(c.extras).logins.labels("ok" if decision.allowed else "denied",
                                            decision.code).inc()
+        if decision.allowed and decision.rehashed and decision.user is not None:
+            # Only the hash column: the row read before the login is never written back.
+            c.store.update_user_fields(hello.user, {"password_hash": decision.user.password_hash})
+            await _audit(c, "user.password_rehashed", "ok", user=hello.user, school=school,
+                         session=None, remote=remote, details={"scheme": "argon2id"})
         if not decision.allowed:
             await ws.send_str(conn.send(Denied(decision.code, decision.reason)))
             await ws.close()
             return ws
+        mark_known(request)
         broker = c.extras["broker"]
         await broker.run(ws, conn=conn, hello=hello, user=c.store.get_user(hello.user),
                          policy=policy, decision=decision, remote=remote, fence=fence)
@@ -139,28 +167,29 @@ async def _refuse_unavailable(ws: web.WebSocketResponse, conn: LoginConnection,
 
 
 async def _decide(c: GatewayContext, hello: Hello, login: Login, nonce: str,
-                  resolved: ResolvedPolicy) -> LoginDecision:
+                  resolved: ResolvedPolicy, remote: str | None) -> LoginDecision:
+    """Gather the facts (the certificate parsed once), decide in the pool, count the outcome
+    against the throttle."""
     now = c.clock()
     taken = c.store.take_nonce(nonce, "login", now)
-    if taken is None or taken.user_id != hello.user:
-        return LoginDecision(False, "nonce", "The login took too long or was replayed: try "
-                             "again.")
-    try:
-        serial = format(x509.load_der_x509_certificate(hello.certificate).serial_number, "x")
-    except ValueError:
-        serial = ""
+    cert = parse_certificate(hello.certificate)
+    serial = serial_of(cert)
     broker = c.extras["broker"]
-    resuming = broker.can_resume(hello.user, hello.resume, serial)
-    decision = decide_login(
-        hello=hello, login=login, nonce=nonce, server_cert_hash=server_cert_hash(c),
-        ca_cert=c.ca.certificate, record=c.store.get_cert(serial) if serial else None,
-        user=c.store.get_user(hello.user), policy=resolved.policy, now=now, resuming=resuming,
-    )
-    if decision.allowed and not resuming:
-        start = decide_session_start(resolved, now=now.astimezone(),
-                                     active_sessions=broker.count(hello.user))
-        if not start.allowed:
-            return replace(decision, allowed=False, code=start.code, reason=start.reason,
-                           details={**decision.details, "rule": start.rule})
+    facts = LoginFacts(
+        hello=hello, login=login, nonce=nonce,
+        nonce_ok=taken is not None and taken.user_id == hello.user, certificate=cert,
+        record=c.store.get_cert(serial) if serial else None, ca_cert=c.ca.certificate,
+        server_cert_hash=server_cert_hash(c), user=c.store.get_user(hello.user),
+        resolved=resolved, resume=broker.resume_target(hello.resume),
+        active_sessions=broker.count(hello.user), now=now.astimezone())
+    try:
+        decision = await pool_of(c.extras).run(decide_login, facts)
+    except PoolBusy as e:
+        return LoginDecision(False, "busy", str(e), cert_serial=serial)
+    if decision.allowed or decision.code in FACTOR_FAILURES:
+        school = facts.user.school if facts.user else None
+        locked = await settle(c, remote, hello.user, ok=decision.allowed, via="tunnel",
+                              school=school)
+        if locked:
+            return replace(decision, code="locked", reason=LOCKED_NOW)
     return decision
-

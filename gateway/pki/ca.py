@@ -35,6 +35,8 @@ BACKDATE = timedelta(minutes=5)  # tolerate a few minutes of clock skew between 
 __all__ = ["JST", "CAError", "SchoolCA", "create_ca", "school_year_end"]
 
 
+MAX_SERVER_DAYS = 365  # Mozilla "intermediate": server certificates last a year at most
+
 class CAError(Exception):
     """The CA cannot be created, loaded or cannot issue; the message is one sentence."""
 
@@ -180,8 +182,10 @@ class SchoolCA:
         key = ec.generate_private_key(CURVES[profile.default_curve]())
         common = names[0] if len(names[0]) <= 64 else "Staffroom gateway"
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+        days = min(profile.validity_days or MAX_SERVER_DAYS, MAX_SERVER_DAYS)
+        # Counted from the back-dated start, so the whole lifetime is at most `days`.
         builder = self._leaf(profile, subject, key.public_key(), now,
-                             now + timedelta(days=profile.validity_days or 397))
+                             now - BACKDATE + timedelta(days=days))
         cert = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False) \
             .sign(self._key, _hash_for(self._key))
         return cert, key

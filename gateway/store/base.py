@@ -141,6 +141,10 @@ class Store(Protocol):
     def touch_operator_session(self, token_hash: str, expires_at: datetime) -> None:
         """Move a live session's expiry (the console's sliding 30 minutes)."""
         ...
+    def revoke_user_operator_sessions(self, user_id: str, keep: str | None = None) -> int:
+        """Revoke every live operator session of `user_id` but `keep` (a token hash); the
+        number revoked."""
+        ...
 
     # single-use nonces (login challenges, key-issue challenges)
     def add_nonce(self, nonce: Nonce) -> None: ...

@@ -238,6 +238,13 @@ class SqliteStore:
                 (expires_at.isoformat(), token_hash),
             )
 
+    def revoke_user_operator_sessions(self, user_id: str, keep: str | None = None) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE operator_sessions SET revoked = 1 WHERE user_id = ? AND revoked = 0 "
+                "AND token_hash != ?", (user_id, keep or ""))
+            return int(cur.rowcount)
+
     # nonces
     def add_nonce(self, nonce: Nonce) -> None:
         with self._tx() as db:

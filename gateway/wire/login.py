@@ -25,7 +25,7 @@ from typing import Any
 
 VERSION = 1
 LABEL = b"staffroom login v1"
-MAX_MESSAGE = 64 * 1024
+MAX_MESSAGE = 16 * 1024  # every handshake message, before anyone is known
 FACTORS = ("password", "totp")
 
 
@@ -47,7 +47,7 @@ class Hello:
     user: str
     certificate: bytes  # DER
     version: int = VERSION
-    resume: str | None = None  # the session id to resume after a network blip
+    resume: str | None = None  # the resume secret a Welcome gave, to resume after a blip
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,9 @@ class Welcome:
     school: str | None
     resumed: bool = False
     policy: dict[str, Any] = field(default_factory=dict)  # what is off, limits, watermark
+    # A secret for resuming this session after a network blip (never shown, unlike `session`,
+    # which the watermark prints); a resume also needs a fresh signature by the same key.
+    resume_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,7 @@ def encode(message: Message) -> str:
     elif isinstance(message, Welcome):
         body = {"type": "welcome", "session": message.session, "user": message.user,
                 "name": message.name, "school": message.school, "resumed": message.resumed,
-                "policy": message.policy}
+                "policy": message.policy, "resume_token": message.resume_token}
     else:
         body = {"type": "denied", "code": message.code, "message": message.message}
     return json.dumps(body, ensure_ascii=False)
@@ -182,7 +185,8 @@ def decode(text: str | bytes) -> Message:
         policy = d.get("policy", {})
         return Welcome(_str(d, "session", 64), _str(d, "user", 64), _str(d, "name", 200),
                        _str(d, "school", 64, optional=True), bool(d.get("resumed")),
-                       policy if isinstance(policy, dict) else {})
+                       policy if isinstance(policy, dict) else {},
+                       _str(d, "resume_token", 64, optional=True))
     if kind == "denied":
         return Denied(_str(d, "code", 64), _str(d, "message", 1000))
     raise LoginProtocolError(f"unknown login message type {kind!r:.40}")

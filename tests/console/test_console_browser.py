@@ -162,14 +162,14 @@ async def test_a_school_scoped_officer_sees_only_their_school_in_japanese(
     await c.context.close()
 
 
-async def test_a_teacher_is_refused_at_sign_in_with_a_sentence(
+async def test_a_teacher_is_refused_at_sign_in_like_a_wrong_password(
     console_world: ConsoleWorld, browser: Browser
 ) -> None:
     c = await open_console(browser, console_world)
     await c.sign_in(TEACHER, "teacher-password-1", "123456")
     await c.page.wait_for_selector("#signin-error:not([hidden])")
     text = await c.page.text_content("#signin-error") or ""
-    assert "console is for IT leads and security officers" in text
+    assert text == "The user id, password or code is wrong."  # no hint that it is a teacher
     assert await c.context.cookies() == []
     assert await c.page.is_hidden("#nav")
     await c.context.close()

@@ -25,7 +25,7 @@ def make_user(**kw: object) -> User:
 
 def test_password_round_trip_and_wrong_password() -> None:
     stored = passwords.hash_password("correct horse battery")
-    assert stored.startswith("scrypt$")
+    assert stored.startswith("$argon2id$")
     assert passwords.verify_password("correct horse battery", stored)
     assert not passwords.verify_password("correct horse batterz", stored)
     assert not passwords.verify_password("anything", None)
@@ -76,21 +76,58 @@ def test_authenticate_password_and_totp_updates_state() -> None:
     assert "already used" in again.reason
 
 
-def test_five_failures_lock_the_account_and_lock_expires() -> None:
+def test_failures_store_nothing_and_an_admin_lock_holds_only_after_the_factors() -> None:
     user = make_user()
-    for _ in range(5):
+    for _ in range(6):
         out = authenticate(user, password="wrong password!", totp_code=None,
                            factors=("password",), now=NOW)
-        assert not out.ok and out.user is not None
-        user = out.user
-    assert out.code == "locked" and user.locked_until == NOW + timedelta(minutes=15)
-    # Even the right password is refused while locked.
-    locked = authenticate(user, password="correct horse battery", totp_code=None,
-                          factors=("password",), now=NOW + timedelta(minutes=5))
-    assert not locked.ok and locked.code == "locked" and locked.user is None
-    later = authenticate(user, password="correct horse battery", totp_code=None,
+        assert not out.ok and out.code == "bad-credentials" and out.user is None
+    locked = make_user(locked_until=NOW + timedelta(minutes=15))
+    wrong = authenticate(locked, password="wrong password!", totp_code=None,
+                         factors=("password",), now=NOW)
+    assert wrong.code == "bad-credentials"  # the lock is not told to someone without the password
+    right = authenticate(locked, password="correct horse battery", totp_code=None,
+                         factors=("password",), now=NOW + timedelta(minutes=5))
+    assert not right.ok and right.code == "locked"
+    later = authenticate(locked, password="correct horse battery", totp_code=None,
                          factors=("password",), now=NOW + timedelta(minutes=16))
-    assert later.ok and later.user is not None and later.user.failed_logins == 0
+    assert later.ok and later.user is not None and later.user.locked_until is None
+
+
+def test_disabled_and_unenrolled_are_told_only_with_the_right_password() -> None:
+    out = authenticate(make_user(disabled=True), password="wrong password!",
+                       totp_code=None, factors=("password",), now=NOW)
+    assert out.code == "bad-credentials"
+    out = authenticate(make_user(totp_secret=None), password="wrong password!",
+                       totp_code="123456", factors=("password", "totp"), now=NOW)
+    assert out.code == "bad-credentials"
+
+
+def test_argon2id_with_owasp_parameters() -> None:
+    stored = passwords.hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert not passwords.needs_rehash(stored)
+
+
+def test_a_planted_hash_with_a_huge_cost_is_refused_unrun() -> None:
+    planted = "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHQ$" + "A" * 43
+    assert not passwords.verify_password("anything at all", planted)
+
+
+def test_old_scrypt_hash_verifies_and_is_upgraded_at_the_next_login() -> None:
+    old = make_user(password_hash=passwords.legacy_scrypt_hash("correct horse battery"))
+    assert passwords.needs_rehash(old.password_hash)
+    wrong = authenticate(old, password="wrong password!", totp_code=None,
+                         factors=("password",), now=NOW)
+    assert not wrong.ok and wrong.user is None
+    out = authenticate(old, password="correct horse battery", totp_code=None,
+                       factors=("password",), now=NOW)
+    assert out.ok and out.rehashed and out.user is not None
+    assert out.user.password_hash.startswith("$argon2id$")
+    assert passwords.verify_password("correct horse battery", out.user.password_hash)
+    again = authenticate(out.user, password="correct horse battery", totp_code=None,
+                         factors=("password",), now=NOW)
+    assert again.ok and not again.rehashed
 
 
 def test_unknown_user_and_disabled_user() -> None:

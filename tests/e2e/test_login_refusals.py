@@ -59,7 +59,7 @@ def tls(world: World) -> ssl.SSLContext:
 
 async def login(world: World, user: str, *, password: str | None = None,
                 url: str | None = None, cert_der: bytes | None = None,
-                spy: list[str] | None = None) -> Any:
+                spy: list[str] | None = None, local: str | None = None) -> Any:
     teacher = world.teachers[user]
     token = teacher.token
     os.environ["SOFTHSM2_CONF"] = str(token.conf)  # type: ignore[attr-defined]
@@ -71,7 +71,8 @@ async def login(world: World, user: str, *, password: str | None = None,
             return t.sign(key_id, data)
 
         target = url or world.gateway.url.replace("https://", "wss://") + "/tunnel"
-        async with connect(target, ssl=tls(world)) as ws:
+        extra = {"local_addr": (local, 0)} if local else {}
+        async with connect(target, ssl=tls(world), **extra) as ws:
             if spy is not None:
                 real_send = ws.send
 
@@ -176,7 +177,7 @@ async def test_an_expired_certificate_is_refused(world: World) -> None:
     assert denied(world, "t.expired", "cert-expired") == 1
 
 
-async def test_wrong_passwords_lock_the_account(world: World) -> None:
+async def test_wrong_passwords_lock_the_account_at_that_address_only(world: World) -> None:
     world.add_teacher("t.lock")
     codes = []
     for _ in range(5):
@@ -187,5 +188,9 @@ async def test_wrong_passwords_lock_the_account(world: World) -> None:
     assert "locked for 15 minutes" in str(e.value)
     with pytest.raises(LoginDenied) as e:  # even the right password, while locked
         await asyncio.wait_for(login(world, "t.lock"), 30)
-    assert e.value.code == "locked"
+    assert e.value.code == "locked" and "wait 15 minutes" in str(e.value)
     assert denied(world, "t.lock", "bad-credentials") == 4
+    # The teacher at home (another address) is not locked out by whoever did that.
+    welcome = await asyncio.wait_for(login(world, "t.lock", local="127.0.0.2"), 60)
+    assert welcome.user == "t.lock" and welcome.resume_token
+    assert welcome.resume_token != welcome.session  # the secret is not the printed id

@@ -105,14 +105,14 @@ async function signIn(event) {
 async function changePassword(event) {
   event.preventDefault();
   const form = $("change-password");
-  const { password, repeat } = form.elements;
+  const { current, password, repeat } = form.elements;
   if (password.value !== repeat.value) {
     flash(t("password.mismatch"));
     return;
   }
   try {
     await post(`/api/v1/users/${encodeURIComponent(me.user)}/password`,
-      { password: password.value });
+      { password: password.value, current_password: current.value });
     form.reset();
     flash(t("password.changed"), "ok");
     signedIn(await get("/console/session"));

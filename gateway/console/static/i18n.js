@@ -22,7 +22,7 @@ const TEXT = {
     "signin.totp": "Authenticator code", "signin.submit": "Sign in",
     "password.title": "Choose a new password",
     "password.why": "You signed in with a one-time password: choose your own.",
-    "password.new": "New password", "password.repeat": "Repeat it",
+    "password.current": "Current (one-time) password", "password.new": "New password", "password.repeat": "Repeat it",
     "password.submit": "Change password", "password.mismatch": "The two passwords differ.",
     "password.changed": "Your password is changed.",
     "who": "{0} ({1})", "who.school": "{0} ({1}, {2})",
@@ -110,6 +110,7 @@ const TEXT = {
     "error.no-session": "You are not signed in, or your session has ended: sign in again.",
     "error.csrf": "This request did not come from the console page, so it was refused: reload the console and try again.",
     "error.network": "The gateway cannot be reached: check the connection and try again.",
+    "error.bad-current-password": "Your current password is wrong, so nothing was changed.",
   },
   ja: {
     "app.title": "Staffroom 管理コンソール",
@@ -128,7 +129,7 @@ const TEXT = {
     "signin.totp": "認証アプリのコード", "signin.submit": "サインイン",
     "password.title": "新しいパスワードを設定してください",
     "password.why": "一時パスワードでサインインしました。ご自身のパスワードを設定してください。",
-    "password.new": "新しいパスワード", "password.repeat": "もう一度入力",
+    "password.current": "現在の（一時）パスワード", "password.new": "新しいパスワード", "password.repeat": "もう一度入力",
     "password.submit": "パスワードを変更", "password.mismatch": "2つのパスワードが一致しません。",
     "password.changed": "パスワードを変更しました。",
     "who": "{0}（{1}）", "who.school": "{0}（{1}・{2}）",
@@ -219,6 +220,9 @@ const TEXT = {
     "error.csrf": "コンソール画面以外からの要求のため拒否しました。コンソールを再読み込みしてください。",
     "error.network": "ゲートウェイに接続できません。通信を確認してもう一度お試しください。",
     "error.locked": "失敗が続いたためアカウントがロックされています。15 分待つか、情報担当者に解除を依頼してください。",
+    "error.too-many-attempts": "このネットワークからのログイン試行が多すぎます。しばらく待ってからもう一度お試しください。",
+    "error.bad-current-password": "現在のパスワードが正しくないため、変更しませんでした。",
+    "error.busy": "ゲートウェイがほかのログインを確認中です。数秒後にもう一度お試しください。",
   },
 };
 
