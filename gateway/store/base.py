@@ -6,7 +6,7 @@ same Protocol when a city runs several gateway nodes (ARCHITECTURE.md, "State an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -120,5 +120,13 @@ class Store(Protocol):
     # workspaces
     def set_assignment(self, assignment: WorkspaceAssignment) -> None: ...
     def get_assignment(self, user_id: str) -> WorkspaceAssignment | None: ...
+
+    # desktop accounts: one Unix uid per teacher, stable for ever once given
+    def desktop_uid(self, user_id: str) -> int | None: ...
+    def allocate_desktop_uid(self, user_id: str, first: int, last: int,
+                             unusable: Callable[[int], bool]) -> int:
+        """The user's uid, or the lowest one in first..last that no user holds and
+        ``unusable`` accepts. Raises StoreError when the range is used up."""
+        ...
 
     def close(self) -> None: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, fields
 from datetime import datetime
@@ -16,6 +16,7 @@ from gateway.store.base import (
     Nonce,
     NotFound,
     OperatorSession,
+    StoreError,
     User,
     WorkspaceAssignment,
 )
@@ -40,6 +41,7 @@ CREATE TABLE IF NOT EXISTS certs (
 CREATE INDEX IF NOT EXISTS certs_user ON certs(user_id);
 CREATE TABLE IF NOT EXISTS workspaces (
   user_id TEXT PRIMARY KEY, provider TEXT NOT NULL, host TEXT, port INTEGER, password TEXT);
+CREATE TABLE IF NOT EXISTS desktop_uids (user_id TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -245,6 +247,28 @@ class SqliteStore:
     def get_assignment(self, user_id: str) -> WorkspaceAssignment | None:
         row = self._one("SELECT * FROM workspaces WHERE user_id = ?", (user_id,))
         return _row_to(WorkspaceAssignment, row) if row else None  # type: ignore[return-value]
+
+    # desktop accounts
+    def desktop_uid(self, user_id: str) -> int | None:
+        row = self._one("SELECT uid FROM desktop_uids WHERE user_id = ?", (user_id,))
+        return int(row["uid"]) if row else None
+
+    def allocate_desktop_uid(self, user_id: str, first: int, last: int,
+                             unusable: Callable[[int], bool]) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT uid FROM desktop_uids WHERE user_id = ?",
+                             (user_id,)).fetchone()
+            if row is not None:
+                return int(row["uid"])
+            taken = {int(r["uid"]) for r in db.execute(
+                "SELECT uid FROM desktop_uids WHERE uid BETWEEN ? AND ?", (first, last))}
+            for uid in range(first, last + 1):
+                if uid not in taken and not unusable(uid):
+                    db.execute("INSERT INTO desktop_uids (user_id, uid) VALUES (?, ?)",
+                               (user_id, uid))
+                    return uid
+        raise StoreError(f"The desktop uid range {first}-{last} is used up: "
+                         "widen desktop_uids in the gateway's configuration.")
 
     def close(self) -> None:
         with self._lock:

@@ -63,6 +63,38 @@ async def wait_rfb(
     return None
 
 
+async def probe_rfb_socket(path: Path, timeout: float) -> bytes | None:
+    """`probe_rfb` over a Unix socket (a gateway-started Xvnc)."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            banner = await reader.readexactly(RFB_BANNER_LEN)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    return banner if is_rfb_banner(banner) else None
+
+
+async def wait_rfb_socket(
+    path: Path, deadline: float, proc: asyncio.subprocess.Process
+) -> bytes | None:
+    """Poll until the Unix socket answers with an RFB banner, ``proc`` exits, or ``deadline``."""
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            return None
+        if path.exists():
+            banner = await probe_rfb_socket(path, max(0.05, min(1.0, deadline - time.monotonic())))
+            if banner is not None:
+                return banner
+        await asyncio.sleep(_POLL)
+    return None
+
+
 async def wait_path(path: Path, deadline: float, proc: asyncio.subprocess.Process) -> bool:
     """Poll until ``path`` exists (a socket a child creates), the child exits, or ``deadline``."""
     while time.monotonic() < deadline:

@@ -1,0 +1,252 @@
+"""A sealed room per desktop: bubblewrap (bwrap) run as the teacher's own uid, never as root.
+
+Attacker-controlled here: everything the teacher runs inside the room. Limits: own user, mount,
+PID, IPC and UTS namespaces (plus the desktop's network namespace, entered before bwrap); system
+directories read-only, only the teacher's home writable, DATA_DIR and other homes not mounted;
+no new privileges; the room's PID 1 dies with its last process and takes every process with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gateway.workspace.base import InvalidAssignment
+
+log = logging.getLogger(__name__)
+
+BWRAP = "bwrap"
+PROBE_TIMEOUT = 10.0
+INFO_TIMEOUT = 5.0  # seconds bwrap gets to report its PID 1
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# /var holds nothing a desktop needs but fonts' caches; the rest of it (logs, spools) stays out.
+_VAR_KEEP = ("/var/cache/fontconfig", "/var/lib/dbus")
+_PROC = Path("/proc")
+
+
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """A host path shown at ``target`` inside the room (read-only unless ``writable``)."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """What one sandbox shows: system dirs read-only plus these binds, files over /etc."""
+
+    binds: tuple[Bind, ...] = ()
+    chdir: str = "/"
+    hostname: str = "staffroom"
+    etc_chromium: Path | None = None  # replaces /etc/chromium (the managed policy inside it)
+
+
+def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None) -> list[str]:
+    """bwrap's command line (pure: reads only which top-level dirs are symlinks on the host)."""
+    argv = [
+        BWRAP,
+        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent", "--new-session",  # no TIOCSTI into a terminal outside
+        "--hostname", room.hostname,
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for name in _ROOT_LINKS:
+        host = Path("/") / name
+        if host.is_symlink():
+            argv += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            argv += ["--ro-bind", str(host), f"/{name}"]
+    argv += ["--ro-bind", "/etc", "/etc"]
+    if room.etc_chromium is not None and Path("/etc/chromium").is_dir():
+        argv += ["--ro-bind", str(room.etc_chromium), "/etc/chromium"]
+    argv += [
+        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
+        "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var", "--dir", "/var/tmp",
+        "--symlink", "../run", "/var/run", "--dir", "/home",
+    ]  # fmt: skip
+    for keep in _VAR_KEEP:
+        argv += ["--ro-bind-try", keep, keep]
+    for bind in room.binds:
+        argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
+    argv += ["--chdir", room.chdir]
+    if info_fd is not None:
+        argv += ["--info-fd", str(info_fd)]
+    argv += ["--", *command]
+    return argv
+
+
+def drop_argv(uid: int, gid: int, command: Sequence[str]) -> list[str]:
+    """``command`` as uid/gid with no supplementary groups and no way back up (no_new_privs).
+
+    The drop happens *before* bwrap: bwrap then makes its namespaces as that account, so the
+    teacher is uid N on the host too (`bwrap --uid N` as root would map N onto root).
+    """
+    return [
+        "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+        "--no-new-privs", "--inh-caps=-all", "--", *command,
+    ]  # fmt: skip
+
+
+@dataclass(slots=True, eq=False)
+class Sandbox:
+    """A started room: the outer bwrap process and the room's PID 1 (a host pid)."""
+
+    proc: asyncio.subprocess.Process
+    init_pid: int | None = None
+    pid_ns: str | None = None  # "pid:[inode]" of the room, to find its members from the host
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.proc.returncode is None
+
+    def members(self) -> list[int]:
+        """Host pids of every live process in the room's PID namespace."""
+        return ns_members(self.pid_ns) if self.pid_ns else []
+
+    async def kill(self, grace: float) -> None:
+        """SIGTERM everything inside, then SIGKILL the room's PID 1: the kernel kills the rest."""
+        members = await asyncio.to_thread(self.members)
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while members and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            members = await asyncio.to_thread(self.members)
+            if self.init_pid is not None and members == [self.init_pid]:
+                break  # only bwrap's reaper is left
+        if self.init_pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.init_pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        await self.proc.wait()
+        # PID 1's death makes the kernel SIGKILL the namespace; wait until it is empty.
+        deadline = time.monotonic() + grace
+        while await asyncio.to_thread(self.members) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+
+def ns_members(pid_ns: str) -> list[int]:
+    """Live host pids whose PID namespace is ``pid_ns`` (zombies excluded)."""
+    found = []
+    for pid_dir in _PROC.iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            if os.readlink(pid_dir / "ns" / "pid") != pid_ns:
+                continue
+            state = (pid_dir / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            found.append(int(pid_dir.name))
+    return found
+
+
+async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
+                **popen: object) -> Sandbox:
+    """Run ``argv_before + bwrap … -- command``; return once bwrap reported its PID 1.
+
+    ``argv_before`` enters the network namespace and drops to the teacher (see `drop_argv`).
+    Raises OSError if bwrap did not come up (its log says why).
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        argv = [*argv_before, *room_argv(room, command, write_fd)]
+        proc = await asyncio.create_subprocess_exec(
+            *argv, pass_fds=(write_fd,), **popen  # type: ignore[arg-type]
+        )
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    os.close(write_fd)
+    sandbox = Sandbox(proc)
+    try:
+        raw = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), INFO_TIMEOUT)
+    except TimeoutError:
+        raw = b""
+    finally:
+        os.close(read_fd)
+    try:
+        sandbox.info = json.loads(raw) if raw else {}
+    except ValueError:
+        sandbox.info = {}
+    child = sandbox.info.get("child-pid")
+    if not isinstance(child, int):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise OSError(0, "bubblewrap did not start the room")
+    sandbox.init_pid = child
+    with contextlib.suppress(OSError):
+        sandbox.pid_ns = os.readlink(_PROC / str(child) / "ns" / "pid")
+    return sandbox
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def enter_argv(sandbox: Sandbox, uid: int, gid: int, command: Sequence[str]) -> list[str]:
+    """Run ``command`` inside a running room as its teacher (admin tools and tests).
+
+    nsenter joins the room's user, mount, PID, network, IPC and UTS namespaces and its root,
+    then becomes uid/gid (entering a user namespace grants capabilities only inside it, and the
+    switch to the teacher drops them); setpriv forbids regaining any. The command starts in
+    the room's working directory (the teacher's home).
+    """
+    if sandbox.init_pid is None:
+        raise OSError(0, "the room is not running")
+    return [
+        "setpriv", "--clear-groups", "--",  # before entering: the room forbids setgroups
+        "nsenter", "-t", str(sandbox.init_pid), "-U", "-m", "-p", "-n", "-i", "-u",
+        "-r", "-w", "-S", str(uid), "-G", str(gid),
+        "setpriv", "--no-new-privs", "--inh-caps=-all", "--", *command,
+    ]  # fmt: skip
+
+
+def check_available(uid: int, gid: int, as_root: bool) -> None:
+    """Refuse to start desktops if bwrap cannot build a room for this account here (fail closed).
+
+    The usual reasons: bubblewrap is not installed, or the kernel refuses unprivileged user
+    namespaces (sysctl kernel.unprivileged_userns_clone=0, user.max_user_namespaces=0, or the
+    gateway runs inside a chroot, where the kernel refuses CLONE_NEWUSER).
+    """
+    probe = room_argv(Room(), ["/usr/bin/true"])
+    argv = drop_argv(uid, gid, probe) if as_root else probe
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT, check=False,
+                              cwd="/")  # fmt: skip
+    except FileNotFoundError:
+        raise InvalidAssignment(
+            "Desktops cannot be sealed: bubblewrap (bwrap) is not installed on the gateway "
+            "server; install the Debian package bubblewrap."
+        ) from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InvalidAssignment(f"Desktops cannot be sealed: bubblewrap failed ({exc}).") from None
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = why[-1][:200] if why else f"exit {done.returncode}"
+        raise InvalidAssignment(
+            f"Desktops cannot be sealed on this server: bubblewrap cannot make a sandbox "
+            f"({reason}); the kernel must allow unprivileged user namespaces and the gateway "
+            "must not run inside a chroot."
+        )
