@@ -110,6 +110,14 @@ class XvncDesktop:
         )
 
     @property
+    def xvnc_pid(self) -> int | None:
+        """Host pid of Xvnc (the server room's only process besides bwrap's PID 1)."""
+        if self.server is None:
+            return None
+        others = [pid for pid in self.server.members() if pid != self.server.init_pid]
+        return min(others) if others else None
+
+    @property
     def rfbauth(self) -> Path:
         return self.runtime_dir / "server" / "rfbauth"
 
