@@ -394,6 +394,11 @@ async def _launch(desktop: XvncDesktop) -> None:
         except OSError as exc:
             _log_failure(desktop, f"the session's sandbox did not start: {exc}")
             raise WorkspaceStartFailed() from None
+        if spec.lockdown is not None:  # the starter checks the command, then starts the bus
+            bus = desktop.runtime_dir / "session" / "bus"
+            if not await procs.wait_path(bus, deadline, desktop.session.proc):
+                _log_failure(desktop, "the session did not start")
+                raise WorkspaceStartFailed()
     log.info("desktop :%d started for user %s (uid %d)", spec.display, spec.user_id,
              spec.account.uid)  # fmt: skip
 

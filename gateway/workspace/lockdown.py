@@ -51,6 +51,9 @@ SESSION_BUS_CONFIG = """\
 # session command. Everything stays in the room: when the session command ends, the room ends.
 SESSION_STARTER = """\
 #!/bin/sh
+if ! command -v "$1" >/dev/null 2>&1; then
+  echo "staffroom: the session command $1 is not installed" >&2; exit 127
+fi
 dbus-daemon --config-file="$STAFFROOM_BUS_CONFIG" --nofork --nopidfile \\
   --address="$DBUS_SESSION_BUS_ADDRESS" &
 i=0
@@ -118,7 +121,6 @@ def wrappers(*, printing: bool, clipboard: bool) -> Mapping[str, str]:
         scripts.update(dict.fromkeys(PRINT_COMMANDS, _wrapper(PRINTING_OFF)))
     if not clipboard:
         scripts.update(dict.fromkeys(CLIPBOARD_BRIDGES, _wrapper(CLIPBOARD_OFF)))
-    scripts["staffroom-session"] = SCHOOL_SESSION
     return scripts
 
 
@@ -134,7 +136,8 @@ def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLoc
     bin_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chmod(base, 0o755)
     os.chmod(bin_dir, 0o755)
-    wanted = wrappers(printing=printing, clipboard=clipboard)
+    wanted = {**wrappers(printing=printing, clipboard=clipboard),
+              "staffroom-session": SCHOOL_SESSION}
     for stale in bin_dir.iterdir():
         if stale.name not in wanted:
             stale.unlink()
