@@ -31,6 +31,7 @@ _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # /var holds nothing a desktop needs but fonts' caches; the rest of it (logs, spools) stays out.
 _VAR_KEEP = ("/var/cache/fontconfig", "/var/lib/dbus")
 _PROC = Path("/proc")
+TMPFS_SIZE = 256 * 1024 * 1024  # each of /tmp, /run, /var, /dev/shm: RAM the room may fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,16 +72,15 @@ def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None) ->
     argv += ["--ro-bind", "/etc", "/etc"]
     if room.etc_chromium is not None and Path("/etc/chromium").is_dir():
         argv += ["--ro-bind", str(room.etc_chromium), "/etc/chromium"]
-    argv += [
-        "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm",
-        "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var", "--dir", "/var/tmp",
-        "--symlink", "../run", "/var/run", "--dir", "/home",
-    ]  # fmt: skip
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    for tmp in ("/dev/shm", "/tmp", "/run", "/var"):
+        argv += ["--size", str(TMPFS_SIZE), "--tmpfs", tmp]
+    argv += ["--dir", "/var/tmp", "--symlink", "../run", "/var/run", "--dir", "/home"]
     for keep in _VAR_KEEP:
         argv += ["--ro-bind-try", keep, keep]
     for bind in room.binds:
         argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
-    argv += ["--chdir", room.chdir]
+    argv += ["--remount-ro", "/", "--chdir", room.chdir]  # the room's own root, /home too
     if info_fd is not None:
         argv += ["--info-fd", str(info_fd)]
     argv += ["--", *command]
@@ -131,9 +131,14 @@ class Sandbox:
         if self.init_pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.init_pid, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        await self.proc.wait()
+        # The outer bwrap reaps the room's PID 1 and exits; killed first, it would leave PID 1
+        # a zombie for the host's init to reap.
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
         # PID 1's death makes the kernel SIGKILL the namespace; wait until it is empty.
         deadline = time.monotonic() + grace
         while await asyncio.to_thread(self.members) and time.monotonic() < deadline:
