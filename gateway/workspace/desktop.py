@@ -91,6 +91,12 @@ class XvncDesktop:
     stopped: bool = False
 
     @property
+    def home_source(self) -> Path:
+        """Where the session room's bwrap (as the teacher) finds the home: a bind mount of
+        DATA_DIR/homes/<user> in the runtime dir, as DATA_DIR's parents may be closed to it."""
+        return self.runtime_dir / "home" if self.spec.account.switch else self.spec.home
+
+    @property
     def rfb_socket(self) -> Path:
         return self.runtime_dir / "server" / RFB_SOCKET
 
@@ -172,9 +178,19 @@ class XvncDesktop:
             if room is not None:
                 await room.kill(GRACE)
         await procs.kill_marked(self.marker.encode(), GRACE)  # belt and braces
+        if self.home_source != self.spec.home and quota.mounted(self.home_source):
+            try:
+                await asyncio.to_thread(quota.unmount_home, self.home_source)
+            except quota.QuotaUnavailable as exc:
+                log.error("desktop :%d: cannot unmount its home's bind: %s", self.spec.display,
+                          exc)  # fmt: skip
         if self.confinement is not None:
             await self.confinement.release()  # nothing runs any more: unmount, drop namespace
-        await asyncio.to_thread(shutil.rmtree, self.runtime_dir, True)
+        if quota.mounted(self.runtime_dir / "home"):  # never delete through to the home
+            log.error("desktop :%d: home still bound; %s left", self.spec.display,
+                      self.runtime_dir)  # fmt: skip
+        else:
+            await asyncio.to_thread(shutil.rmtree, self.runtime_dir, True)
         log.info("desktop :%d of user %s stopped", self.spec.display, self.spec.user_id)
 
 
@@ -251,6 +267,8 @@ def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> tuple[Pat
                 os.chown(spec.home, *owner)
         if spec.input_method:
             ime.prepare_home(spec.home, owner)
+        if owner is not None:
+            quota.bind_home(spec.home, runtime / "home")
     except OSError:
         log.exception("desktop :%d: cannot prepare its files", spec.display)
         if mode == "image":
@@ -303,7 +321,7 @@ def server_room(desktop: XvncDesktop) -> Room:
 def session_room(desktop: XvncDesktop) -> Room:
     spec, runtime = desktop.spec, desktop.runtime_dir
     binds = [
-        Bind(spec.home, spec.inside_home, writable=True),
+        Bind(desktop.home_source, spec.inside_home, writable=True),
         Bind(runtime / "session", spec.inside_runtime, writable=True),
         Bind(runtime / "x11", X11_DIR),
         Bind(runtime / "etc" / "hosts", "/etc/hosts"),

@@ -82,6 +82,17 @@ def mount_home(image: Path, home: Path, quota: int, owner: tuple[int, int]) -> N
         raise QuotaUnavailable(exc.errno, f"cannot hand {home} to the desktop account") from None
 
 
+def bind_home(home: Path, target: Path) -> None:
+    """Blocking: show HOME at ``target`` too (nosuid, nodev), for the desktop's sandbox."""
+    target.mkdir(mode=0o700)
+    _run(["mount", "--bind", str(home), str(target)])
+    try:
+        _run(["mount", "-o", "remount,bind,nosuid,nodev", str(target)])
+    except QuotaUnavailable:
+        unmount_home(target)
+        raise
+
+
 def unmount_home(home: Path) -> None:
     """Blocking: unmount (lazily if something still holds it); the loop device auto-detaches."""
     if not mounted(home):

@@ -177,9 +177,9 @@ async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
         )
     except BaseException:
         os.close(read_fd)
-        os.close(write_fd)
         raise
-    os.close(write_fd)
+    finally:
+        os.close(write_fd)
     sandbox = Sandbox(proc)
     try:
         raw = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), INFO_TIMEOUT)
