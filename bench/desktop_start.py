@@ -9,7 +9,8 @@ A system Chromium (Playwright) is launched *before* the clock starts, as a teach
 would already be open. Times from starting `staffroom agent connect`:
   - session: the agent prints the viewer URL (desktop started, RFB connected, welcome sent);
   - first pixel: the viewer page's canvas shows more than one colour;
-  - school page: the desktop's Chromium window shows the school page's title.
+  - school page: the desktop's Chromium window shows the school page's title;
+  - warm session: the same login again while the desktop runs (the login's own cost).
 Memory: PSS of every process running as the teacher's uid (Xvnc, Chromium, LibreOffice,
 openbox, the bus; both rooms), after --idle seconds with nobody typing.
 """
@@ -98,7 +99,8 @@ async def one_run(root: Path, idle: float) -> dict[str, Any]:
     port = school_page()
     world = await asyncio.to_thread(build_world, root, policy_overrides=(
         '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "staffroom-session"\n'
-        f'allowed_hosts = ["127.0.0.1:{port}"]\nhome_url = "http://127.0.0.1:{port}/"\n'))
+        f'allowed_hosts = ["127.0.0.1:{port}"]\nhome_url = "http://127.0.0.1:{port}/"\n'
+        '\n[session]\nmax_concurrent = 2\n'))  # the warm login while the first lingers
     agent = None
     try:
         teacher = await asyncio.to_thread(world.add_teacher, "t.bench")
@@ -140,10 +142,28 @@ async def one_run(root: Path, idle: float) -> dict[str, Any]:
             pids = processes_of(uid)
             pss = sum(pss_bytes(pid) for pid in pids)
             rss = sum(rss_bytes(pid) for pid in pids)
+            by_program: dict[str, float] = {}
+            for pid in pids:
+                name = Path(f"/proc/{pid}/comm").read_text().strip()
+                by_program[name] = by_program.get(name, 0) + pss_bytes(pid) / 2**20
+            # The same login again with the desktop already running: what the login itself
+            # costs (token, posture, TLS), so cold minus warm is the desktop's own start.
+            agent.terminate()
+            agent.wait(timeout=10)
+            started = time.monotonic()
+            agent = subprocess.Popen([STAFFROOM, *world.connect_args(teacher)], env=env,
+                                     stdout=subprocess.PIPE, text=True,
+                                     stdin=subprocess.DEVNULL)  # fmt: skip
+            assert agent.stdout is not None
+            while not (await asyncio.to_thread(agent.stdout.readline)).startswith("Viewer: "):
+                assert agent.poll() is None, "the agent did not reconnect"
+            warm = time.monotonic() - started
             await browser.close()
-        return {"session_s": round(session, 3), "first_pixel_s": round(first_pixel, 3),
+        return {"session_s": round(session, 3), "warm_session_s": round(warm, 3),
+                "first_pixel_s": round(first_pixel, 3),
                 "school_page_s": round(school, 3), "processes": len(pids),
-                "pss_mib": round(pss / 2**20, 1), "rss_mib": round(rss / 2**20, 1)}
+                "pss_mib": round(pss / 2**20, 1), "rss_mib": round(rss / 2**20, 1),
+                "pss_mib_by_program": {k: round(v, 1) for k, v in sorted(by_program.items())}}
     finally:
         if agent is not None:
             agent.terminate()
@@ -165,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
             result = asyncio.run(one_run(root, args.idle))
             print(f"run {n + 1}: {result}", flush=True)
             runs.append(result)
-    summary = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+    summary = {key: statistics.median(r[key] for r in runs) for key in runs[0]
+               if isinstance(runs[0][key], (int, float))}
     report = {"runs": runs, "median": summary, "loadavg": os.getloadavg(),
               "cpus": os.cpu_count()}
     print(json.dumps(report, indent=1))
