@@ -186,12 +186,28 @@ class XvncDesktop:
                           exc)  # fmt: skip
         if self.confinement is not None:
             await self.confinement.release()  # nothing runs any more: unmount, drop namespace
-        if quota.mounted(self.runtime_dir / "home"):  # never delete through to the home
-            log.error("desktop :%d: home still bound; %s left", self.spec.display,
-                      self.runtime_dir)  # fmt: skip
-        else:
-            await asyncio.to_thread(shutil.rmtree, self.runtime_dir, True)
+        await asyncio.to_thread(remove_runtime, self.runtime_dir)
         log.info("desktop :%d of user %s stopped", self.spec.display, self.spec.user_id)
+
+
+def remove_runtime(runtime: Path) -> None:
+    """Blocking: delete a desktop's runtime dir (its secrets) but never through ``home``: that is
+    a bind of the teacher's home while mounted, so it is only ever rmdir()ed, never emptied."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in runtime.iterdir():
+            if entry.name == "home":
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            (runtime / "home").rmdir()
+        runtime.rmdir()
+    except OSError as exc:
+        log.error("runtime dir %s left in place (%s): its home is still bound", runtime, exc)
 
 
 def inside_lockdown(lockdown: SessionLockdown) -> SessionLockdown:
@@ -274,7 +290,7 @@ def _prepare_files(spec: DesktopSpec, password: str, cookie: bytes) -> tuple[Pat
         if mode == "image":
             with contextlib.suppress(OSError):
                 quota.unmount_home(spec.home)
-        shutil.rmtree(runtime, ignore_errors=True)
+        remove_runtime(runtime)
         raise WorkspaceStartFailed() from None
     return runtime, mode
 

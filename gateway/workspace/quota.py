@@ -33,7 +33,20 @@ def _run(argv: list[str]) -> None:
 
 
 def mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    """True if something is mounted exactly on ``path`` (bind mounts too, which
+    os.path.ismount misses when they come from the same filesystem)."""
+    target = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return os.path.ismount(path)
+    for line in lines:
+        point = line.split()[4]
+        if "\\" in point:  # mountinfo escapes space, tab, newline and backslash as \ooo
+            point = point.encode().decode("unicode_escape")
+        if point == target:
+            return True
+    return False
 
 
 def prepare_image(image: Path, quota: int, owner: tuple[int, int]) -> None:

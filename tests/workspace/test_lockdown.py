@@ -377,7 +377,12 @@ async def test_fallback_quota_caps_files_and_freezes_the_home(workspace_data_dir
             await asyncio.sleep(0.2)
         undo = await asyncio.to_thread(in_session, desktop, "chmod u+w . 2>&1")
         assert undo.returncode != 0  # root owns it now: the teacher cannot undo the freeze
+        home = desktop.spec.home
         await mgr.stop("m.ito")
+        # The home reached the sandbox through a bind mount on the same filesystem: the stop
+        # removed the desktop's runtime dir without ever emptying the home through it.
+        assert (home / "a").stat().st_size == 3 * MiB and (home / "b").exists()
+        assert not desktop.runtime_dir.exists()
         await mgr.attach("m.ito")  # next start hands the home back so files can be deleted
         again = mgr.xvnc.get("m.ito")
         assert again is not None
