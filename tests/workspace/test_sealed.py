@@ -135,6 +135,10 @@ async def test_each_teacher_has_an_own_uid_seen_from_the_host(
     status = in_desktop(a, "grep -E '^(NoNewPrivs|CapEff)' /proc/self/status; id -u")
     assert status.stdout.split() == ["CapEff:", "0000000000000000", "NoNewPrivs:", "1",
                                      str(uids[0])], status.stdout  # fmt: skip
+    # A setuid-root program does not elevate (no_new_privs; and root is not mapped at all).
+    assert os.stat("/usr/bin/mount").st_mode & 0o4000
+    mount = in_desktop(a, "/usr/bin/mount -t tmpfs none /tmp 2>&1; echo rc=$?")
+    assert "rc=0" not in mount.stdout and "superuser" in mount.stdout, mount.stdout
 
 
 async def test_a_cannot_list_or_read_bs_home_or_the_data_dir(
