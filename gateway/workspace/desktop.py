@@ -66,6 +66,7 @@ class DesktopSpec:
     lockdown: SessionLockdown | None = None
     limits: Limits = field(default_factory=lambda: Limits(egress=None))
     home_url: str = ""
+    sandbox_mode: sandbox.SandboxMode = "user"
 
     @property
     def inside_home(self) -> str:
@@ -152,6 +153,10 @@ class XvncDesktop:
             "STAFFROOM_HOME_URL": spec.home_url or "about:blank",
             **self.client_env,
         }
+        if spec.sandbox_mode == "root":
+            # No user namespaces here (a chroot): Chromium's own sandbox cannot start either;
+            # the desktop's room is then its only sandbox (docs/WORKSPACE.md, section 0).
+            env["STAFFROOM_CHROMIUM_FLAGS"] = "--no-sandbox"
         if spec.input_method:
             env.update(ime.IME_ENV)
             env["STAFFROOM_FCITX"] = " ".join(ime.fcitx5_args(clipboard=spec.clipboard))
@@ -367,15 +372,19 @@ def _prefix(desktop: XvncDesktop, *, quota_cap: bool) -> list[str]:
     if quota_cap and confinement is not None and confinement.home_mode == "watch" \
             and limits.home_quota is not None:  # fmt: skip
         argv += ["prlimit", f"--fsize={limits.home_quota}", "--"]
-    if account.switch:
+    if account.switch and desktop.spec.sandbox_mode == "user":
         argv += sandbox.drop_argv(account.uid, account.gid, [])  # ends in "--"
     return argv
 
 
 async def _room(desktop: XvncDesktop, room: Room, command: list[str], log_file: IO[bytes],
                 *, quota_cap: bool) -> Sandbox:  # fmt: skip
+    spec = desktop.spec
+    mode = spec.sandbox_mode
+    if mode == "root":  # bwrap runs as root here: the room's first program drops to the teacher
+        command = sandbox.drop_argv(spec.account.uid, spec.account.gid, command)
     return await sandbox.start(
-        _prefix(desktop, quota_cap=quota_cap), room, command,
+        _prefix(desktop, quota_cap=quota_cap), room, command, mode,
         stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
         env=desktop.session_env(), cwd="/", umask=0o077, start_new_session=True,
     )  # fmt: skip

@@ -73,7 +73,8 @@ exec "$@"
 # which holds the session (closing the browser does not end the desktop).
 SCHOOL_SESSION = """\
 #!/bin/sh
-chromium --no-first-run --no-default-browser-check --password-store=basic \\
+chromium $STAFFROOM_CHROMIUM_FLAGS --no-first-run --no-default-browser-check \\
+  --password-store=basic \\
   --disable-background-networking --disable-component-update "$STAFFROOM_HOME_URL" &
 if [ -z "$STAFFROOM_NO_OFFICE" ]; then soffice --nologo --nodefault & fi
 exec openbox

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gateway.workspace.base import Assignment, Endpoint, ProviderName, check_user_id
 from gateway.workspace.confinement import QuotaBackend
@@ -73,6 +74,7 @@ class WorkspaceManager:
         uid_store: UidStore | None = None,
         home_url: str = "",
         vnc_allowed: VncAllowList | None = None,
+        sandbox_mode: Literal["auto", "user", "root"] = "auto",
         input_method: bool = True,
         clock: Callable[[], float] = time.monotonic,
         vnc_probe_timeout: float = 3.0,
@@ -91,6 +93,7 @@ class WorkspaceManager:
             desktop_uids=desktop_uids,
             uid_store=uid_store,
             home_url=home_url,
+            sandbox_mode=sandbox_mode,
             input_method=input_method,
             display_base=display_base,
             allowed_hosts=allowed_hosts,

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from gateway.workspace.base import InvalidAssignment
 
@@ -31,6 +32,7 @@ _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # /var holds nothing a desktop needs but fonts' caches; the rest of it (logs, spools) stays out.
 _VAR_KEEP = ("/var/cache/fontconfig", "/var/lib/dbus")
 _PROC = Path("/proc")
+SandboxMode = Literal["user", "root"]
 TMPFS_SIZE = 256 * 1024 * 1024  # each of /tmp, /run, /var, /dev/shm: RAM the room may fill
 
 
@@ -53,11 +55,19 @@ class Room:
     etc_chromium: Path | None = None  # replaces /etc/chromium (the managed policy inside it)
 
 
-def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None) -> list[str]:
-    """bwrap's command line (pure: reads only which top-level dirs are symlinks on the host)."""
+def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None,
+              mode: SandboxMode = "user") -> list[str]:
+    """bwrap's command line (pure: reads only which top-level dirs are symlinks on the host).
+
+    ``mode="user"``: bwrap runs as the teacher and makes a user namespace. ``mode="root"`` (a
+    chroot, where the kernel refuses user namespaces): bwrap runs as root, keeps only
+    CAP_SETUID/CAP_SETGID for ``command``, which must drop to the teacher (`drop_argv`).
+    """
+    owner = ["--unshare-user"] if mode == "user" else [
+        "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     argv = [
-        BWRAP,
-        "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+        BWRAP, *owner,
+        "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try",
         "--die-with-parent", "--new-session",  # no TIOCSTI into a terminal outside
         "--hostname", room.hostname,
@@ -73,11 +83,19 @@ def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None) ->
     if room.etc_chromium is not None and Path("/etc/chromium").is_dir():
         argv += ["--ro-bind", str(room.etc_chromium), "/etc/chromium"]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    for tmp in ("/dev/shm", "/tmp", "/run", "/var"):
-        argv += ["--size", str(TMPFS_SIZE), "--tmpfs", tmp]
-    argv += ["--dir", "/var/tmp", "--symlink", "../run", "/var/run", "--dir", "/home"]
+    # Sticky and world-writable like a normal /tmp: in mode "root" the tmpfs belongs to root.
+    for tmp, perms in (("/dev/shm", "1777"), ("/tmp", "1777"), ("/run", "0755"),
+                       ("/var", "0755")):
+        argv += ["--perms", perms, "--size", str(TMPFS_SIZE), "--tmpfs", tmp]
+    argv += ["--perms", "1777", "--dir", "/var/tmp", "--symlink", "../run", "/var/run",
+             "--dir", "/home"]
     for keep in _VAR_KEEP:
         argv += ["--ro-bind-try", keep, keep]
+    # Parents of mount points bwrap would create 0700 when it runs as root (mode "root").
+    parents = sorted({str(Path(b.target).parent) for b in room.binds} - {"/", "/etc", "/usr"})
+    for parent in parents:
+        if parent.startswith(("/run/", "/home/", "/tmp/", "/var/")):
+            argv += ["--perms", "0755", "--dir", parent]
     for bind in room.binds:
         argv += ["--bind" if bind.writable else "--ro-bind", str(bind.source), bind.target]
     argv += ["--remount-ro", "/", "--chdir", room.chdir]  # the room's own root, /home too
@@ -90,8 +108,9 @@ def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None) ->
 def drop_argv(uid: int, gid: int, command: Sequence[str]) -> list[str]:
     """``command`` as uid/gid with no supplementary groups and no way back up (no_new_privs).
 
-    The drop happens *before* bwrap: bwrap then makes its namespaces as that account, so the
-    teacher is uid N on the host too (`bwrap --uid N` as root would map N onto root).
+    In mode "user" the drop happens *before* bwrap: bwrap then makes its namespaces as that
+    account, so the teacher is uid N on the host too (`bwrap --uid N` as root would map N onto
+    root). In mode "root" it is the room's first program.
     """
     return [
         "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
@@ -104,6 +123,7 @@ class Sandbox:
     """A started room: the outer bwrap process and the room's PID 1 (a host pid)."""
 
     proc: asyncio.subprocess.Process
+    mode: SandboxMode = "user"
     init_pid: int | None = None
     pid_ns: str | None = None  # "pid:[inode]" of the room, to find its members from the host
     info: dict[str, object] = field(default_factory=dict)
@@ -163,15 +183,16 @@ def ns_members(pid_ns: str) -> list[int]:
 
 
 async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
-                **popen: object) -> Sandbox:
+                mode: SandboxMode = "user", **popen: object) -> Sandbox:
     """Run ``argv_before + bwrap … -- command``; return once bwrap reported its PID 1.
 
-    ``argv_before`` enters the network namespace and drops to the teacher (see `drop_argv`).
-    Raises OSError if bwrap did not come up (its log says why).
+    ``argv_before`` enters the network namespace and, in mode "user", drops to the teacher (see
+    `drop_argv`); in mode "root", ``command`` itself must drop. Raises OSError if bwrap did not
+    come up (its log says why).
     """
     read_fd, write_fd = os.pipe()
     try:
-        argv = [*argv_before, *room_argv(room, command, write_fd)]
+        argv = [*argv_before, *room_argv(room, command, write_fd, mode)]
         proc = await asyncio.create_subprocess_exec(
             *argv, pass_fds=(write_fd,), **popen  # type: ignore[arg-type]
         )
@@ -180,7 +201,7 @@ async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
         raise
     finally:
         os.close(write_fd)
-    sandbox = Sandbox(proc)
+    sandbox = Sandbox(proc, mode)
     try:
         raw = await asyncio.wait_for(asyncio.to_thread(_read_all, read_fd), INFO_TIMEOUT)
     except TimeoutError:
@@ -220,23 +241,49 @@ def enter_argv(sandbox: Sandbox, uid: int, gid: int, command: Sequence[str]) -> 
     """
     if sandbox.init_pid is None:
         raise OSError(0, "the room is not running")
+    userns = ["-U"] if sandbox.mode == "user" else []
     return [
         "setpriv", "--clear-groups", "--",  # before entering: the room forbids setgroups
-        "nsenter", "-t", str(sandbox.init_pid), "-U", "-m", "-p", "-n", "-i", "-u",
+        "nsenter", "-t", str(sandbox.init_pid), *userns, "-m", "-p", "-n", "-i", "-u",
         "-r", "-w", "-S", str(uid), "-G", str(gid),
         "setpriv", "--no-new-privs", "--inh-caps=-all", "--", *command,
     ]  # fmt: skip
 
 
-def check_available(uid: int, gid: int, as_root: bool) -> None:
-    """Refuse to start desktops if bwrap cannot build a room for this account here (fail closed).
+def check_available(uid: int, gid: int, as_root: bool,
+                    want: Literal["auto", "user", "root"] = "auto") -> SandboxMode:
+    """The way bwrap can build rooms for this account here, or refuse desktops (fail closed).
 
-    The usual reasons: bubblewrap is not installed, or the kernel refuses unprivileged user
-    namespaces (sysctl kernel.unprivileged_userns_clone=0, user.max_user_namespaces=0, or the
-    gateway runs inside a chroot, where the kernel refuses CLONE_NEWUSER).
+    "user" (bwrap run as the teacher makes a user namespace) is the rule. A gateway running as
+    root inside a chroot cannot have that (the kernel refuses CLONE_NEWUSER to a chrooted
+    process); there bwrap runs as root and the room's first program drops to the teacher
+    ("root"). The usual reasons for no way at all: bubblewrap is not installed, or user
+    namespaces are off (sysctl user.max_user_namespaces=0) and the gateway is not root.
     """
-    probe = room_argv(Room(), ["/usr/bin/true"])
-    argv = drop_argv(uid, gid, probe) if as_root else probe
+    reason = ""
+    for mode in (("user", "root") if want == "auto" else (want,)):
+        if mode == "root" and not as_root:
+            continue
+        reason = _probe(uid, gid, as_root, mode)  # type: ignore[arg-type]
+        if not reason:
+            if mode == "root":
+                log.warning("no user namespaces here (a chroot?): bubblewrap runs as root and "
+                            "each room drops to its teacher's uid itself")
+            return mode  # type: ignore[return-value]
+    raise InvalidAssignment(
+        f"Desktops cannot be sealed on this server: bubblewrap cannot make a sandbox "
+        f"({reason or 'not root'}); the kernel must allow user namespaces, or the gateway "
+        "must run as root."
+    )
+
+
+def _probe(uid: int, gid: int, as_root: bool, mode: SandboxMode) -> str:
+    """Run a room around /usr/bin/true the way desktops will; "" if it worked, else why not."""
+    if mode == "user":
+        probe = room_argv(Room(), ["/usr/bin/true"])
+        argv = drop_argv(uid, gid, probe) if as_root else probe
+    else:
+        argv = room_argv(Room(), drop_argv(uid, gid, ["/usr/bin/true"]), mode="root")
     try:
         done = subprocess.run(argv, capture_output=True, timeout=PROBE_TIMEOUT, check=False,
                               cwd="/")  # fmt: skip
@@ -246,12 +293,8 @@ def check_available(uid: int, gid: int, as_root: bool) -> None:
             "server; install the Debian package bubblewrap."
         ) from None
     except (OSError, subprocess.SubprocessError) as exc:
-        raise InvalidAssignment(f"Desktops cannot be sealed: bubblewrap failed ({exc}).") from None
-    if done.returncode != 0:
-        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = why[-1][:200] if why else f"exit {done.returncode}"
-        raise InvalidAssignment(
-            f"Desktops cannot be sealed on this server: bubblewrap cannot make a sandbox "
-            f"({reason}); the kernel must allow unprivileged user namespaces and the gateway "
-            "must not run inside a chroot."
-        )
+        return str(exc)[:200]
+    if done.returncode == 0:
+        return ""
+    why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    return why[-1][:200] if why else f"exit {done.returncode}"

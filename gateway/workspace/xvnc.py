@@ -17,6 +17,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 from gateway.workspace import egress, ime, lockdown, sandbox
 from gateway.workspace.base import (
@@ -61,6 +62,7 @@ class XvncProvider:
         desktop_uids: UidRange | str | None = None,
         uid_store: UidStore | None = None,
         home_url: str = "",
+        sandbox_mode: Literal["auto", "user", "root"] = "auto",
         input_method: bool = True,
         start_timeout: float = 10.0,
         display_base: int = 40,
@@ -87,7 +89,8 @@ class XvncProvider:
         self._uid_range = desktop_uids
         self._uid_store = uid_store
         self._uids: DesktopUids | None = None
-        self._sealed = False  # the sandbox probe passed
+        self._want_mode = sandbox_mode
+        self._mode: sandbox.SandboxMode | None = None  # set once the sandbox probe passed
         self.input_method = input_method
         self.start_timeout = start_timeout
         self.display_base = display_base
@@ -152,10 +155,10 @@ class XvncProvider:
             self._locale = await ime.pick_locale()
         account = await self._account(user_id)
         check_enforceable(account, self.limits)
-        if not self._sealed:
-            await asyncio.to_thread(sandbox.check_available, account.uid, account.gid,
-                                    account.switch)  # fmt: skip
-            self._sealed = True
+        if self._mode is None:
+            self._mode = await asyncio.to_thread(
+                sandbox.check_available, account.uid, account.gid, account.switch,
+                self._want_mode)
         if self._lockdown is None:
             # Not under DATA_DIR: that may be closed to the desktop account (0700).
             self._lockdown = await asyncio.to_thread(
@@ -183,6 +186,7 @@ class XvncProvider:
                 lockdown=self._lockdown,
                 limits=limits,
                 home_url=self.home_url,
+                sandbox_mode=self._mode,
             )
             try:
                 return await start_desktop(spec)

@@ -77,17 +77,20 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def desktop(data_dir: Path, school: SchoolSystem) -> AsyncIterator[XvncDesktop]:
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["auto", "root"])
+async def desktop(
+    request: pytest.FixtureRequest, data_dir: Path, school: SchoolSystem
+) -> AsyncIterator[XvncDesktop]:
     mgr = WorkspaceManager(
         data_dir, session_command="staffroom-session", geometry="1280x800",
         input_method=False, display_base=860, **sealed(data_dir),
         allowed_hosts=[f"127.0.0.1:{school.port}"], home_quota_bytes=256 << 20,
-        home_url=f"http://127.0.0.1:{school.port}/home",
+        home_url=f"http://127.0.0.1:{school.port}/home", sandbox_mode=request.param,
     )  # fmt: skip
     try:
-        await mgr.attach("h.kato")
-        found = mgr.xvnc.get("h.kato")
+        user = f"h.kato-{request.param}"
+        await mgr.attach(user)
+        found = mgr.xvnc.get(user)
         assert found is not None
         yield found
     finally:

@@ -84,14 +84,18 @@ def uid_range() -> str:
     return random_uid_range()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=["auto", "root"])
 async def manager(
-    data_dir: Path, listeners: tuple[Listener, Listener], uid_range: str
+    request: pytest.FixtureRequest, data_dir: Path, listeners: tuple[Listener, Listener],
+    uid_range: str,
 ) -> AsyncIterator[WorkspaceManager]:
+    """Rooms as the kernel allows ("auto": bwrap as the teacher, in a user namespace), and as a
+    gateway in a chroot must make them ("root": bwrap as root, the room drops to the teacher)."""
     mgr = WorkspaceManager(
         data_dir, session_command=SESSION, geometry="800x600", input_method=False,
         display_base=820, desktop_uids=uid_range, uid_store=SqliteStore(data_dir / "state.db"),
         allowed_hosts=[f"127.0.0.1:{listeners[1].port}"], home_quota_bytes=16 << 20,
+        sandbox_mode=request.param,
     )  # fmt: skip
     yield mgr
     await mgr.shutdown()
@@ -125,10 +129,18 @@ async def test_each_teacher_has_an_own_uid_seen_from_the_host(
     uids = []
     for desktop in (a, b):
         assert desktop.server is not None and desktop.session is not None
-        pids = desktop.server.members() + desktop.session.members()
-        assert len(pids) >= 4  # bwrap's PID 1 of each room, Xvnc, the session's processes
+        inits = {desktop.server.init_pid, desktop.session.init_pid}
+        pids = [pid for pid in desktop.server.members() + desktop.session.members()
+                if pid not in inits]
+        assert len(pids) >= 3  # Xvnc, the session's processes
         seen = {uid_of(pid) for pid in pids}
         assert seen == {desktop.spec.account.uid}, seen
+        for init in inits:  # bwrap's reaper: the teacher (user namespace) or root without caps
+            assert init is not None
+            assert uid_of(init) in (desktop.spec.account.uid, 0)
+            caps = Path(f"/proc/{init}/status").read_text().split("CapEff:")[1].split()[0]
+            if uid_of(init) == 0:
+                assert int(caps, 16) == 0, caps
         uids.append(desktop.spec.account.uid)
     assert uids[0] != uids[1]
     assert not {0, NOBODY} & set(uids)
