@@ -78,9 +78,11 @@ def window_title(uid: int) -> str:
         except OSError:
             continue
         if comm == "openbox":
+            userns = [] if os.readlink(f"/proc/{pid}/ns/user") == \
+                os.readlink("/proc/self/ns/user") else ["-U"]
             done = subprocess.run(
-                ["setpriv", "--clear-groups", "--", "nsenter", "-t", str(pid), "-U", "-m", "-p",
-                 "-n", "-r", "-w", "-S", str(uid), "-G", str(uid), "--", "sh", "-c",
+                ["setpriv", "--clear-groups", "--", "nsenter", "-t", str(pid), *userns, "-m",
+                 "-p", "-n", "-r", "-w", "-S", str(uid), "-G", str(uid), "--", "sh", "-c",
                  "DISPLAY=$(cat /proc/1/environ | tr '\\0' '\\n' | sed -n 's/^DISPLAY=//p') "
                  f"XAUTHORITY=/run/user/{uid}/Xauthority "
                  "xdotool search --class chromium getwindowname %@ 2>/dev/null"],
