@@ -1,14 +1,16 @@
-"""The demo: a gateway, a CIO-issued key on a SoftHSM2 token, a teacher's Xvnc desktop with a
-window manager and apps, the agent connected — everything on loopback. Ctrl+C stops it all."""
+"""The demo: a gateway, a CIO-issued key on a SoftHSM2 token, a teacher's sealed Xvnc desktop
+with the school apps (Chromium on the school-affairs system served here, LibreOffice, openbox),
+the agent connected — everything on loopback. Ctrl+C stops it all."""
 
 from __future__ import annotations
 
+import http.server
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,13 +20,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.fixtures.clamav import write_cvd
 from tests.fixtures.gateway import STAFFROOM, build_world, stop_gateway
 
-SESSION = """#!/bin/sh
-# The teacher's school desktop: a window manager and the school apps.
-xterm -geometry 90x28+60+60 &
-mousepad &
-{office}
-exec openbox
+SCHOOL_PAGE = """<!doctype html><meta charset="utf-8"><title>北小学校 校務支援システム</title>
+<style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #999;padding:4px 10px}}
+table{{border-collapse:collapse}}</style>
+<h1>北小学校 校務支援システム</h1><p>{today} ・ 3年2組 出欠</p>
+<table><tr><th>番号</th><th>氏名</th><th>出欠</th></tr>
+<tr><td>1</td><td>青木 さくら</td><td>出席</td></tr>
+<tr><td>2</td><td>井上 はると</td><td>遅刻</td></tr>
+<tr><td>3</td><td>上田 ゆい</td><td>出席</td></tr></table>
+<p>(Staffroom demo: a school system on an allowed host. Any other site is blocked.)</p>
 """
+
+
+def school_system() -> int:
+    """Serve the demo's school-affairs page on 127.0.0.1 (an allowed host); return its port."""
+    page = SCHOOL_PAGE.format(today=datetime.now().strftime("%Y-%m-%d")).encode()
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return int(server.server_address[1])
 
 
 def definitions(root: Path) -> Path:
@@ -46,15 +71,14 @@ def definitions(root: Path) -> Path:
 
 def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="staffroom-demo-"))
-    root.chmod(0o711)  # the desktop runs as an unprivileged account and must reach its home
-    office = "libreoffice --writer &" if shutil.which("libreoffice") else ""
-    script = root / "school-desktop.sh"
-    script.write_text(SESSION.format(office=office))
-    script.chmod(0o755)
+    root.chmod(0o711)
+    port = school_system()
     print(f"Staffroom demo in {root}")
+    print(f"- the school-affairs system answers on http://127.0.0.1:{port}/ (an allowed host)")
     print("- creating the gateway (CA, TLS, state, audit, policies) and starting it…")
     world = build_world(root, policy_overrides=(
-        f'[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "{script}"\n'))
+        '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "staffroom-session"\n'
+        f'allowed_hosts = ["127.0.0.1:{port}"]\nhome_url = "http://127.0.0.1:{port}/"\n'))
     agent = None
     try:
         print("- a CIO issues teacher t.sato a key on a SoftHSM2 token…")
@@ -87,6 +111,8 @@ def main() -> int:
               "the admin:")
         print(f"  STAFFROOM_HOME={root}/home-admin {STAFFROOM} sessions list")
         print(f"  STAFFROOM_HOME={root}/home-admin {STAFFROOM} audit tail")
+        print(f"  STAFFROOM_HOME={root}/home-admin {STAFFROOM} workspaces stop t.sato "
+              "--reason 'demo reset'")
         print("Ctrl+C stops everything.")
         while agent.poll() is None:
             time.sleep(1)

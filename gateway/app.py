@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import ssl
 from pathlib import Path
@@ -43,7 +42,9 @@ from gateway.reports import receipt_key
 from gateway.store.base import StoreError
 from gateway.store.sqlite import SqliteStore
 from gateway.tlsconfig import server_context
+from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.manager import WorkspaceManager
+from gateway.workspace.vnc_allow import VncAllowList
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,6 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
     # verifying with the audit key they name).
     context.extras["recording_key"] = load_or_create_recording_key(data.root)
     return context
-
-
-def desktop_account(context: GatewayContext) -> str | None:
-    """Desktops never run as root (a teacher would get a root shell, and mozc refuses root)."""
-    if context.config.desktop_user:
-        return context.config.desktop_user
-    return "nobody" if os.geteuid() == 0 else None
 
 
 def build_app(context: GatewayContext) -> web.Application:
@@ -145,6 +139,14 @@ def reload_policies(context: GatewayContext) -> None:
         log.error("policy reload refused, keeping the previous policy: %s", e)
         return
     log.info("policy reloaded from %s", context.data.policies)
+
+
+def vnc_allowed(context: GatewayContext) -> VncAllowList:
+    """gateway.json's vnc_desktops (existing desktops CIOs may assign), or refuse to start."""
+    try:
+        return VncAllowList.parse(context.config.vnc_desktops)
+    except InvalidAssignment as e:
+        raise StartupError(f"{context.data.config_file}: {e}") from None
 
 
 KEEPALIVE_SECONDS = 60.0  # an idle connection of a known operator is closed after this
@@ -208,7 +210,9 @@ async def serve(context: GatewayContext, host: str, port: int,
         context.data.root, session_command=workspace_policy.session_command,
         geometry=context.config.desktop_geometry,
         stop_unattached_after=workspace_policy.stop_unattached_after.total_seconds(),
-        run_as=desktop_account(context), allowed_hosts=workspace_policy.allowed_hosts,
+        desktop_uids=context.config.desktop_uids, uid_store=context.store,
+        home_url=workspace_policy.home_url, vnc_allowed=vnc_allowed(context),
+        allowed_hosts=workspace_policy.allowed_hosts,
         home_quota_bytes=workspace_policy.home_quota, printing=redirection.printing,
         clipboard=redirection.clipboard != "off")
     workspaces.start_reaper()

@@ -75,6 +75,8 @@ class DataDir:
             desktop_geometry=data.get("desktop_geometry", "1920x1080"),
             desktop_user=data.get("desktop_user"),
             metrics_allow=tuple(data.get("metrics_allow", METRICS_ALLOW_DEFAULT)),
+            desktop_uids=data.get("desktop_uids"),
+            vnc_desktops=data.get("vnc_desktops"),
         )
 
     def write_config(self, config: GatewayConfig) -> None:
@@ -86,11 +88,16 @@ class DataDir:
             "desktop_geometry": config.desktop_geometry,
             "desktop_user": config.desktop_user,
             "metrics_allow": list(config.metrics_allow),
+            "desktop_uids": config.desktop_uids,
+            "vnc_desktops": config.vnc_desktops,
         }
         tmp = self.config_file.with_suffix(".json.new")
         tmp.unlink(missing_ok=True)
         write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
         os.replace(tmp, self.config_file)  # a gateway reading it sees the old or the new file
+
+
+DEFAULT_DESKTOP_UIDS = "200000-299999"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,12 @@ class GatewayConfig:
     public_url: str  # base URL teachers and operators use, e.g. https://gw.school.example:8443
     operator_session_minutes: int = 60
     desktop_geometry: str = "1920x1080"  # of each per-user Xvnc desktop
-    desktop_user: str | None = None  # Unix account desktops run as (None: "nobody" under root)
+    desktop_user: str | None = None  # no longer used: each teacher has a uid from desktop_uids
+    # Unix uids (= gids) given one per teacher for their desktop, e.g. "200000-299999".
+    desktop_uids: str | None = DEFAULT_DESKTOP_UIDS
+    # Existing desktops (provider vnc) CIOs may assign: "10.0.0.5:5900", "10.1.0.0/16",
+    # {"address": ..., "allow_none_auth": true}. None: only this host's loopback addresses.
+    vnc_desktops: list[object] | None = None
     # Networks allowed to scrape /metrics (CIDR or address); loopback only by default.
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
 

@@ -6,7 +6,7 @@ import argparse
 import contextlib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from agent.cli_support import (
     CliError,
@@ -212,6 +212,14 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workspaces_stop(args: argparse.Namespace) -> int:
+    got = _api().post(f"/api/v1/workspaces/{quote(args.user, safe='')}/stop",
+                      {"reason": args.reason})
+    what = "stopped its desktop" if got.get("stopped") else "no desktop was running"
+    print(f"{args.user}: {what}; {got.get('sessions_ended', 0)} live session(s) ended.")
+    return 0
+
+
 def cmd_sessions_terminate(args: argparse.Namespace) -> int:
     _api().post(f"/api/v1/sessions/{args.id}/terminate", {"reason": args.reason})
     print(f"Terminated session {args.id}; the teacher sees: {args.reason}")
@@ -294,6 +302,11 @@ def register_workspaces(sub: argparse._SubParsersAction) -> None:  # type: ignor
     p = ws.add_parser("list", help="running desktops")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_workspaces_list)
+    p = ws.add_parser("stop", help="end a teacher's desktop, everything in it and their "
+                      "live sessions (admins; CIOs in their school)")
+    p.add_argument("user")
+    p.add_argument("--reason", required=True, help="shown to the teacher and audited")
+    p.set_defaults(func=cmd_workspaces_stop)
 
     sessions = sub.add_parser("sessions", help="live sessions").add_subparsers(
         dest="sessions_cmd", required=True, metavar="COMMAND")

@@ -48,6 +48,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/audit/export", audit.export)
     app.router.add_post("/api/v1/workspaces", workspaces.assign)
     app.router.add_get("/api/v1/workspaces", workspaces.list_workspaces)
+    app.router.add_post("/api/v1/workspaces/{user}/stop", workspaces.stop)
     app.router.add_get("/api/v1/sessions", sessions.list_sessions)
     app.router.add_post("/api/v1/sessions/{session_id}/terminate", sessions.terminate)
     app.router.add_get("/api/v1/sessions/{session_id}/watch", sessions.watch)

@@ -202,7 +202,8 @@ class SessionBroker:
             # The UTF-8 clipboard is always negotiated so the gateway sees (and audits) every
             # copy in the desktop; policy decides whether any of it goes anywhere.
             rfb = await open_rfb(endpoint.host, endpoint.port, endpoint.password, fb,
-                                 clipboard=True)
+                                 clipboard=True, path=endpoint.path,
+                                 allow_none=endpoint.allow_none_auth)
         except (RfbError, OSError) as e:
             self.workspaces.detach(user.id)
             await self._record(SessionStartFailed(str(e)[:200]), who)

@@ -59,6 +59,7 @@ class RecordingPolicy:
 class WorkspacePolicy:
     session_command: str
     allowed_hosts: tuple[str, ...]
+    home_url: str
     home_quota: int
     stop_unattached_after: timedelta
 

@@ -206,6 +206,23 @@ def hosts() -> Rule:
     return Rule(expects, parse)
 
 
+def url() -> Rule:
+    expects = 'an http(s) URL like "https://school.example/" or ""'
+
+    def parse(value: Any) -> str:
+        text = _need(value, str, expects)
+        if text == "":
+            return text
+        scheme, sep, rest = text.partition("://")
+        host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+        if host.rsplit("@", 1)[-1] != host or len(text) > 2000 or not sep \
+                or scheme.lower() not in ("http", "https") or not _is_host(host) \
+                or any(c.isspace() or ord(c) < 32 for c in text):
+            raise Invalid(f"expected {expects}, got {_shown(value)}")
+        return text
+    return Rule(expects, parse)
+
+
 def _is_host(text: str) -> bool:
     """host, host:port, [v6] or [v6]:port; names by DNS label rules (no regex backtracking)."""
     host, port = text, ""

@@ -30,6 +30,7 @@ from gateway.policy.rules import (
     size,
     subset,
     template,
+    url,
     validity,
 )
 
@@ -99,6 +100,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "workspace": {
         "session_command": Key(command(), "what a new Xvnc desktop runs"),
         "allowed_hosts": Key(hosts(), "school systems the desktop may reach"),
+        "home_url": Key(url(), "the desktop browser's start page (the school-affairs system)"),
         "home_quota": Key(size(1024**4), "per-user persistent home on the server"),
         "stop_unattached_after": Key(duration(), "a desktop nobody is attached to is stopped"),
     },

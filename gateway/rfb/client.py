@@ -50,6 +50,7 @@ class RfbClient:
         limits: Limits | None = None,
         shared: bool = True,
         clipboard: bool = False,
+        allow_none: bool = True,
     ) -> None:
         """``clipboard=True`` asks for the Extended Clipboard (UTF-8 cut text both ways);
         without it the pseudo-encoding is never sent, even if listed in ``encodings``."""
@@ -59,6 +60,7 @@ class RfbClient:
         self._clipboard = ExtendedClipboard(self._limits) if clipboard else None
         self._encodings = self._with_clipboard(encodings)
         self._shared = shared
+        self._allow_none = allow_none  # False: a server offering only "None" is refused
         self._buf = ReceiveBuffer()
         self._outbox = bytearray()
         self._eof = False
@@ -255,6 +257,11 @@ class RfbClient:
         if SecurityType.VNC_AUTH in offered and self._password is not None:
             self._outbox += bytes([SecurityType.VNC_AUTH]) if self.version != (3, 3) else b""
             return Input.CHOSE_VNC_AUTH
+        if SecurityType.NONE in offered and not self._allow_none:
+            raise ServerRefused(
+                "the desktop asks for no authentication (security type None), which the "
+                "gateway's allow-list does not permit for it"
+            )
         if SecurityType.NONE in offered:
             self._outbox += bytes([SecurityType.NONE]) if self.version != (3, 3) else b""
             return Input.CHOSE_NONE_WITH_RESULT if self.version == (3, 8) else Input.CHOSE_NONE

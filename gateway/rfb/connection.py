@@ -159,23 +159,30 @@ async def open_rfb(
     on_send: Hook | None = None,
     on_receive: Hook | None = None,
     clipboard: bool = False,
+    path: str | None = None,
+    allow_none: bool = True,
 ) -> RfbConnection:
     """Connect and run the handshake; returns once ServerInit has resized ``surface``.
 
     ``clipboard=True`` asks for the Extended Clipboard (UTF-8 ServerCutText events,
     ``cut_text`` as UTF-8); leave it off when policy forbids the clipboard: we then never ask.
 
+    ``path`` connects to a Unix socket instead of host:port (a gateway-started Xvnc);
+    ``allow_none=False`` refuses a server that offers only security type None.
+
     Raises RfbError (ServerRefused, AuthenticationFailed, RemoteProtocolError, RfbTimeout)
     or OSError when the TCP connection fails. Call ``request_update(False)`` next.
     """
+    where = path or f"{host}:{port}"
+    opening = (asyncio.open_unix_connection(path, limit=READ_SIZE) if path is not None
+               else asyncio.open_connection(host, port, limit=READ_SIZE))  # fmt: skip
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=READ_SIZE), connect_timeout
-        )
+        reader, writer = await asyncio.wait_for(opening, connect_timeout)
     except TimeoutError:
-        raise RfbTimeout(f"connect to {host}:{port} timed out after {connect_timeout}s") from None
+        raise RfbTimeout(f"connect to {where} timed out after {connect_timeout}s") from None
     client = RfbClient(
-        surface, password=password, encodings=encodings, limits=limits, clipboard=clipboard
+        surface, password=password, encodings=encodings, limits=limits, clipboard=clipboard,
+        allow_none=allow_none,
     )
     conn = RfbConnection(
         reader, writer, client,
@@ -197,6 +204,6 @@ async def open_rfb(
         raise RemoteProtocolError(reason)
     conn.server_init = event
     conn._idle_timeout = idle_timeout
-    log.info("RFB %d.%d connected to %s:%d, desktop %dx%d", *client.version or (0, 0),
-             host, port, event.width, event.height)  # fmt: skip
+    log.info("RFB %d.%d connected to %s, desktop %dx%d", *client.version or (0, 0),
+             where, event.width, event.height)  # fmt: skip
     return conn

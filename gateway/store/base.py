@@ -6,7 +6,7 @@ same Protocol when a city runs several gateway nodes (ARCHITECTURE.md, "State an
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -176,6 +176,14 @@ class Store(Protocol):
     def find_approval(self, recording_id: str, requester: str, purposes: Sequence[str],
                       now: datetime) -> ReplayRequest | None:
         """An approved, unexpired request of `requester` for this recording and purpose."""
+        ...
+
+    # desktop accounts: one Unix uid per teacher, stable for ever once given
+    def desktop_uid(self, user_id: str) -> int | None: ...
+    def allocate_desktop_uid(self, user_id: str, first: int, last: int,
+                             unusable: Callable[[int], bool]) -> int:
+        """The user's uid, or the lowest one in first..last that no user holds and
+        ``unusable`` accepts. Raises StoreError when the range is used up."""
         ...
 
     def close(self) -> None: ...

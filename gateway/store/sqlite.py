@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, fields
 from datetime import datetime
@@ -18,6 +18,7 @@ from gateway.store.base import (
     NotFound,
     OperatorSession,
     ReplayRequest,
+    StoreError,
     StoreUnavailable,
     User,
     WorkspaceAssignment,
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS replay_requests (
   reason TEXT NOT NULL, subject TEXT NOT NULL, school TEXT, created_at TEXT NOT NULL,
   status TEXT NOT NULL, decided_by TEXT, decided_at TEXT, decision_note TEXT, expires_at TEXT);
 CREATE INDEX IF NOT EXISTS replay_requests_recording ON replay_requests(recording_id);
+CREATE TABLE IF NOT EXISTS desktop_uids (user_id TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -352,6 +354,28 @@ class SqliteStore:
             if request.expires_at is not None and request.expires_at > now:
                 return request
         return None
+
+    # desktop accounts
+    def desktop_uid(self, user_id: str) -> int | None:
+        row = self._one("SELECT uid FROM desktop_uids WHERE user_id = ?", (user_id,))
+        return int(row["uid"]) if row else None
+
+    def allocate_desktop_uid(self, user_id: str, first: int, last: int,
+                             unusable: Callable[[int], bool]) -> int:
+        with self._tx() as db:
+            row = db.execute("SELECT uid FROM desktop_uids WHERE user_id = ?",
+                             (user_id,)).fetchone()
+            if row is not None:
+                return int(row["uid"])
+            taken = {int(r["uid"]) for r in db.execute(
+                "SELECT uid FROM desktop_uids WHERE uid BETWEEN ? AND ?", (first, last))}
+            for uid in range(first, last + 1):
+                if uid not in taken and not unusable(uid):
+                    db.execute("INSERT INTO desktop_uids (user_id, uid) VALUES (?, ?)",
+                               (user_id, uid))
+                    return uid
+        raise StoreError(f"The desktop uid range {first}-{last} is used up: "
+                         "widen desktop_uids in the gateway's configuration.")
 
     def close(self) -> None:
         with self._lock:

@@ -54,6 +54,8 @@ class Endpoint:
     port: int
     password: str | None = field(default=None, repr=False)
     display: str | None = None  # ":N" for a gateway-started Xvnc, None for an existing desktop
+    path: str | None = None  # a Unix socket (gateway-started Xvnc): then host/port are unused
+    allow_none_auth: bool = False  # RFB security type None accepted (allow-list entry says so)
 
 
 @dataclass(frozen=True, slots=True)

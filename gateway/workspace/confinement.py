@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -46,21 +45,13 @@ class Confinement:
     netns: NetNamespace | None = None
     relay: egress.EgressRelay | None = None
     watcher: asyncio.Task[None] | None = None
-
-    def argv(self, argv: Sequence[str], uid: int, gid: int, limits: Limits) -> list[str]:
-        """The command line a session process runs with: in the namespace, file size capped."""
-        command = list(argv)
-        if self.netns is not None:
-            command = self.netns.enter_argv(command, uid, gid)
-        if self.home_mode == "watch" and limits.home_quota is not None:
-            # The usage check runs every few seconds; this stops one huge file in between.
-            command = ["prlimit", f"--fsize={limits.home_quota}", "--", *command]
-        return command
+    listeners: list[egress.Listener] = field(default_factory=list)
 
     async def start(self, limits: Limits, owner: tuple[int, int]) -> None:
         """Namespace and relays first (no process runs yet), then the usage watcher."""
         if limits.isolated:
             listeners = await egress.resolve(limits.egress or ())
+            self.listeners = listeners
             try:
                 self.netns = await asyncio.to_thread(
                     NetNamespace.create, [item.address for item in listeners]

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
-from typing import Any
 
 JAPANESE_LOCALE = "ja_JP.UTF-8"
 FALLBACK_LOCALE = "C.UTF-8"
 TRIGGER_KEY = "Zenkaku_Hankaku"  # the 半角/全角 key on Japanese keyboards
-XIM_SERVER = "@server=fcitx"  # what fcitx5 puts in the root window's XIM_SERVERS when ready
+XIM_SERVER = "@server=fcitx"  # in XIM_SERVERS once fcitx5 is ready (lockdown.SESSION_STARTER)
 
 IME_ENV = {
     "GTK_IM_MODULE": "fcitx",
@@ -70,26 +68,6 @@ async def pick_locale() -> str:
         return FALLBACK_LOCALE
     names = {line.strip().lower().replace("-", "") for line in out.decode().splitlines()}
     return JAPANESE_LOCALE if "ja_jp.utf8" in names else FALLBACK_LOCALE
-
-
-async def wait_xim_server(
-    env: dict[str, str], popen_kwargs: dict[str, Any], deadline: float
-) -> bool:
-    """Poll the root window's XIM_SERVERS property until fcitx5 has registered itself."""
-    while time.monotonic() < deadline:
-        probe = await asyncio.create_subprocess_exec(
-            "xprop", "-root", "XIM_SERVERS",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env=env,
-            **popen_kwargs,
-        )  # fmt: skip
-        out, _ = await probe.communicate()
-        if XIM_SERVER.encode() in out:
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 def fcitx5_args(*, clipboard: bool) -> list[str]:

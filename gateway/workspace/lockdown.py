@@ -46,6 +46,41 @@ SESSION_BUS_CONFIG = """\
 """
 
 
+# Runs first in the session's room: the session bus, then fcitx5 (XIM clients only find it if it
+# registered before they start; a slow fcitx5 costs Japanese input, not the desktop), then the
+# session command. Everything stays in the room: when the session command ends, the room ends.
+SESSION_STARTER = """\
+#!/bin/sh
+if ! command -v "$1" >/dev/null 2>&1; then
+  echo "staffroom: the session command $1 is not installed" >&2; exit 127
+fi
+dbus-daemon --config-file="$STAFFROOM_BUS_CONFIG" --nofork --nopidfile \\
+  --address="$DBUS_SESSION_BUS_ADDRESS" &
+i=0
+while [ ! -S "$XDG_RUNTIME_DIR/bus" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+if [ -n "$STAFFROOM_FCITX" ]; then
+  $STAFFROOM_FCITX &
+  i=0
+  until xprop -root XIM_SERVERS 2>/dev/null | grep -q '@server=fcitx' || [ $i -ge 60 ]; do
+    sleep 0.05; i=$((i+1))
+  done
+fi
+exec "$@"
+"""
+
+# The default school session (policy workspace.session_command = "staffroom-session"): the
+# browser on the school's system, the office suite's start centre, and the window manager,
+# which holds the session (closing the browser does not end the desktop).
+SCHOOL_SESSION = """\
+#!/bin/sh
+chromium $STAFFROOM_CHROMIUM_FLAGS --no-first-run --no-default-browser-check \\
+  --password-store=basic \\
+  --disable-background-networking --disable-component-update "$STAFFROOM_HOME_URL" &
+if [ -z "$STAFFROOM_NO_OFFICE" ]; then soffice --nologo --nodefault & fi
+exec openbox
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class SessionLockdown:
     """Where the lock-down files live (shared by all desktops) and what the policy allows."""
@@ -53,6 +88,7 @@ class SessionLockdown:
     base: Path  # root-owned 0755 directory holding the two below
     bin_dir: Path  # first on the session's PATH: refusing wrappers
     bus_config: Path
+    starter: Path  # SESSION_STARTER
     printing: bool = False
     clipboard: bool = False
 
@@ -101,7 +137,8 @@ def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLoc
     bin_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     os.chmod(base, 0o755)
     os.chmod(bin_dir, 0o755)
-    wanted = wrappers(printing=printing, clipboard=clipboard)
+    wanted = {**wrappers(printing=printing, clipboard=clipboard),
+              "staffroom-session": SCHOOL_SESSION}
     for stale in bin_dir.iterdir():
         if stale.name not in wanted:
             stale.unlink()
@@ -109,7 +146,10 @@ def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLoc
         _write_atomic(bin_dir / name, text, 0o755)
     bus_config = base / "session-bus.conf"
     _write_atomic(bus_config, SESSION_BUS_CONFIG, 0o644)
-    return SessionLockdown(base, bin_dir, bus_config, printing=printing, clipboard=clipboard)
+    starter = base / "session-start"
+    _write_atomic(starter, SESSION_STARTER, 0o755)
+    return SessionLockdown(base, bin_dir, bus_config, starter, printing=printing,
+                           clipboard=clipboard)
 
 
 def _write_atomic(path: Path, text: str, mode: int) -> None:

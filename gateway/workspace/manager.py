@@ -13,10 +13,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from gateway.workspace.base import Assignment, Endpoint, ProviderName, check_user_id
 from gateway.workspace.confinement import QuotaBackend
+from gateway.workspace.uids import UidRange, UidStore
 from gateway.workspace.vnc import VncProvider
+from gateway.workspace.vnc_allow import VncAllowList
 from gateway.workspace.xvnc import DEFAULT_HOME_QUOTA, XvncProvider
 
 log = logging.getLogger(__name__)
@@ -67,7 +70,11 @@ class WorkspaceManager:
         geometry: str = "1280x800",
         stop_unattached_after: float = 900.0,
         clipboard: bool = False,
-        run_as: str | None = None,
+        desktop_uids: UidRange | str | None = None,
+        uid_store: UidStore | None = None,
+        home_url: str = "",
+        vnc_allowed: VncAllowList | None = None,
+        sandbox_mode: Literal["auto", "user", "root"] = "auto",
         input_method: bool = True,
         clock: Callable[[], float] = time.monotonic,
         vnc_probe_timeout: float = 3.0,
@@ -83,7 +90,10 @@ class WorkspaceManager:
             session_command=session_command,
             geometry=geometry,
             clipboard=clipboard,
-            run_as=run_as,
+            desktop_uids=desktop_uids,
+            uid_store=uid_store,
+            home_url=home_url,
+            sandbox_mode=sandbox_mode,
             input_method=input_method,
             display_base=display_base,
             allowed_hosts=allowed_hosts,
@@ -92,7 +102,8 @@ class WorkspaceManager:
             quota_backend=quota_backend,
             printing=printing,
         )
-        self.vnc = VncProvider(probe_timeout=vnc_probe_timeout)
+        self.vnc = VncProvider(probe_timeout=vnc_probe_timeout,
+                               allowed=vnc_allowed or VncAllowList.default())
         self.stop_unattached_after = stop_unattached_after
         self._clock = clock
         self._usage: dict[str, Usage] = {}
@@ -169,7 +180,7 @@ class WorkspaceManager:
                 user=d.spec.user_id,
                 provider="xvnc",
                 display=f":{d.spec.display}",
-                port=d.spec.port,
+                port=0,
                 started=d.started_at,
                 attached=self._usage.get(d.spec.user_id, Usage()).attached,
             )

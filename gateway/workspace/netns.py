@@ -11,7 +11,7 @@ import ipaddress
 import os
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 CLONE_NEWNET = 0x40000000
@@ -112,16 +112,13 @@ class NetNamespace:
 
         return _in_thread(inside)
 
-    def enter_argv(self, argv: Sequence[str], uid: int, gid: int) -> list[str]:
-        """``argv`` run inside the namespace as uid/gid (supplementary groups dropped).
+    def enter_prefix(self) -> list[str]:
+        """Argv prefix that runs the rest of the command line inside the namespace.
 
         nsenter opens the namespace through our /proc entry, so the fd is not handed to the
         desktop's processes; nsenter exec()s without forking, so the pid is the command's.
         """
-        return [
-            "nsenter", f"--net=/proc/{os.getpid()}/fd/{self.fd}",
-            "--setuid", str(uid), "--setgid", str(gid), "--", *argv,
-        ]  # fmt: skip
+        return ["nsenter", f"--net=/proc/{os.getpid()}/fd/{self.fd}", "--"]
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -49,16 +49,34 @@ async def probe_rfb(host: str, port: int, timeout: float) -> bytes | None:
     return banner if is_rfb_banner(banner) else None
 
 
-async def wait_rfb(
-    host: str, port: int, deadline: float, proc: asyncio.subprocess.Process | None = None
+async def probe_rfb_socket(path: Path, timeout: float) -> bytes | None:
+    """`probe_rfb` over a Unix socket (a gateway-started Xvnc)."""
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            banner = await reader.readexactly(RFB_BANNER_LEN)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    return banner if is_rfb_banner(banner) else None
+
+
+async def wait_rfb_socket(
+    path: Path, deadline: float, proc: asyncio.subprocess.Process
 ) -> bytes | None:
-    """Poll until the server answers with an RFB banner, ``proc`` exits, or ``deadline``."""
+    """Poll until the Unix socket answers with an RFB banner, ``proc`` exits, or ``deadline``."""
     while time.monotonic() < deadline:
-        if proc is not None and proc.returncode is not None:
+        if proc.returncode is not None:
             return None
-        banner = await probe_rfb(host, port, max(0.05, min(1.0, deadline - time.monotonic())))
-        if banner is not None:
-            return banner
+        if path.exists():
+            banner = await probe_rfb_socket(path, max(0.05, min(1.0, deadline - time.monotonic())))
+            if banner is not None:
+                return banner
         await asyncio.sleep(_POLL)
     return None
 
@@ -72,29 +90,6 @@ async def wait_path(path: Path, deadline: float, proc: asyncio.subprocess.Proces
             return False
         await asyncio.sleep(_POLL)
     return False
-
-
-async def wait_exec_past(
-    proc: asyncio.subprocess.Process, launchers: tuple[bytes, ...], timeout: float
-) -> None:
-    """Wait until ``proc`` has exec()ed past its ``launchers`` (nsenter, prlimit) or exited.
-
-    Until then /proc shows the launcher (and, mid-exec, an empty environment): callers that
-    return the process to others should hand over the real program.
-    """
-    deadline = time.monotonic() + timeout
-    cmdline = _PROC / str(proc.pid) / "cmdline"
-    while proc.returncode is None and time.monotonic() < deadline:
-        try:
-            argv0 = cmdline.read_bytes().partition(b"\0")[0]
-        except OSError:
-            # Gone from /proc: already reaped by the child watcher, which sets returncode soon.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(proc.wait(), max(0.1, deadline - time.monotonic()))
-            return
-        if argv0 and argv0 not in launchers:
-            return
-        await asyncio.sleep(0.005)
 
 
 def _stat_fields(pid_dir: Path) -> list[str] | None:

@@ -33,7 +33,20 @@ def _run(argv: list[str]) -> None:
 
 
 def mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    """True if something is mounted exactly on ``path`` (bind mounts too, which
+    os.path.ismount misses when they come from the same filesystem)."""
+    target = os.path.realpath(path)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return os.path.ismount(path)
+    for line in lines:
+        point = line.split()[4]
+        if "\\" in point:  # mountinfo escapes space, tab, newline and backslash as \ooo
+            point = point.encode().decode("unicode_escape")
+        if point == target:
+            return True
+    return False
 
 
 def prepare_image(image: Path, quota: int, owner: tuple[int, int]) -> None:
@@ -80,6 +93,17 @@ def mount_home(image: Path, home: Path, quota: int, owner: tuple[int, int]) -> N
     except OSError as exc:
         unmount_home(home)
         raise QuotaUnavailable(exc.errno, f"cannot hand {home} to the desktop account") from None
+
+
+def bind_home(home: Path, target: Path) -> None:
+    """Blocking: show HOME at ``target`` too (nosuid, nodev), for the desktop's sandbox."""
+    target.mkdir(mode=0o700)
+    _run(["mount", "--bind", str(home), str(target)])
+    try:
+        _run(["mount", "-o", "remount,bind,nosuid,nodev", str(target)])
+    except QuotaUnavailable:
+        unmount_home(target)
+        raise
 
 
 def unmount_home(home: Path) -> None:

@@ -2,6 +2,7 @@
 
 Attacker-controlled here: the user id (checked by `check_user_id` before it names a HOME) and
 how often a user attaches — one desktop per user at most; a start is bounded by start_timeout.
+Each teacher's desktop runs under their own uid from desktop_uids (never root or nobody).
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
-from gateway.workspace import egress, ime, lockdown, procs
+from gateway.workspace import egress, ime, lockdown, sandbox
 from gateway.workspace.base import (
     Assignment,
     Endpoint,
@@ -27,6 +29,7 @@ from gateway.workspace.base import (
 )
 from gateway.workspace.confinement import Limits, QuotaBackend
 from gateway.workspace.desktop import Account, DesktopSpec, XvncDesktop, start_desktop
+from gateway.workspace.uids import DesktopUids, UidRange, UidStore, check_no_collision
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +39,10 @@ START_ATTEMPTS = 3  # a display or port taken between our check and Xvnc's bind:
 DEFAULT_HOME_QUOTA = 2 * 1024**3  # policies/default.toml: workspace.home_quota = "2GiB"
 
 
-def resolve_account(run_as: str | None) -> Account:
-    """The account desktops run as. Root may switch to ``run_as``; others run as themselves."""
+def own_account() -> Account:
+    """A gateway not running as root can only run desktops as itself (no switch, no limits)."""
     me = pwd.getpwuid(os.geteuid())
-    if run_as is None or run_as == me.pw_name:
-        return Account(me.pw_name, me.pw_uid, me.pw_gid, switch=False)
-    if os.geteuid() != 0:
-        raise InvalidAssignment(f"Desktops can run as {run_as!r} only if the gateway runs as root.")
-    try:
-        entry = pwd.getpwnam(run_as)
-    except KeyError:
-        raise InvalidAssignment(f"There is no account {run_as!r} to run desktops as.") from None
-    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, switch=True)
+    return Account(me.pw_name, me.pw_uid, me.pw_gid, switch=False)
 
 
 def display_free(number: int) -> bool:
@@ -64,7 +59,10 @@ class XvncProvider:
         session_command: Sequence[str] | str,
         geometry: str = "1280x800",
         clipboard: bool = False,
-        run_as: str | None = None,
+        desktop_uids: UidRange | str | None = None,
+        uid_store: UidStore | None = None,
+        home_url: str = "",
+        sandbox_mode: Literal["auto", "user", "root"] = "auto",
         input_method: bool = True,
         start_timeout: float = 10.0,
         display_base: int = 40,
@@ -85,7 +83,14 @@ class XvncProvider:
         self.session_command = tuple(command)
         self.geometry = geometry
         self.clipboard = clipboard
-        self.account = resolve_account(run_as)
+        self.root = os.geteuid() == 0
+        self.account = own_account()
+        self.home_url = home_url
+        self._uid_range = desktop_uids
+        self._uid_store = uid_store
+        self._uids: DesktopUids | None = None
+        self._want_mode = sandbox_mode
+        self._mode: sandbox.SandboxMode | None = None  # set once the sandbox probe passed
         self.input_method = input_method
         self.start_timeout = start_timeout
         self.display_base = display_base
@@ -100,8 +105,6 @@ class XvncProvider:
         self._reserved: set[int] = set()
         self._stopping: set[asyncio.Task[None]] = set()
         self._locale: str | None = None
-        if self.account.uid == 0 and input_method:
-            log.warning("desktops run as root: mozc refuses to, so Japanese input will not work")
 
     def get(self, user_id: str) -> XvncDesktop | None:
         desktop = self._desktops.get(user_id)
@@ -150,7 +153,12 @@ class XvncProvider:
     async def _start(self, user_id: str) -> XvncDesktop:
         if self._locale is None:
             self._locale = await ime.pick_locale()
-        check_enforceable(self.account, self.limits)
+        account = await self._account(user_id)
+        check_enforceable(account, self.limits)
+        if self._mode is None:
+            self._mode = await asyncio.to_thread(
+                sandbox.check_available, account.uid, account.gid, account.switch,
+                self._want_mode)
         if self._lockdown is None:
             # Not under DATA_DIR: that may be closed to the desktop account (0700).
             self._lockdown = await asyncio.to_thread(
@@ -167,9 +175,8 @@ class XvncProvider:
             spec = DesktopSpec(
                 user_id=user_id,
                 display=display,
-                port=procs.free_tcp_port(),
                 home=self.homes / user_id,
-                account=self.account,
+                account=account,
                 session_command=self.session_command,
                 geometry=self.geometry,
                 locale=self._locale,
@@ -178,6 +185,8 @@ class XvncProvider:
                 start_timeout=self.start_timeout,
                 lockdown=self._lockdown,
                 limits=limits,
+                home_url=self.home_url,
+                sandbox_mode=self._mode,
             )
             try:
                 return await start_desktop(spec)
@@ -187,6 +196,21 @@ class XvncProvider:
         log.error("user %s: no desktop after %d attempts (last :%d)", user_id,
                   START_ATTEMPTS, last_display)  # fmt: skip
         raise WorkspaceStartFailed()
+
+    async def _account(self, user_id: str) -> Account:
+        """The teacher's own account: a uid from desktop_uids (root), else the gateway's own."""
+        if not self.root:
+            return self.account
+        if self._uids is None:
+            ids = self._uid_range
+            if not isinstance(ids, UidRange):
+                ids = UidRange.parse(ids)
+            if self._uid_store is None:
+                raise InvalidAssignment("Desktop accounts need the gateway's state database.")
+            await asyncio.to_thread(check_no_collision, ids)
+            self._uids = DesktopUids(ids, self._uid_store)
+        uid = await asyncio.to_thread(self._uids.uid_for, user_id)
+        return Account(user_id, uid, uid, switch=True)
 
     def _pick_display(self) -> int:
         for number in range(self.display_base, self.display_base + 1000):
@@ -228,7 +252,7 @@ def check_enforceable(account: Account, limits: Limits) -> None:
             "Cutting desktops off the network needs the gateway to run as root "
             "(or isolate_network=False, which lets desktops reach any network)."
         )
-    if limits.isolated and account.uid == 0:
-        raise InvalidAssignment("Desktops cannot run as root: root could leave their network.")
+    if account.uid == 0:
+        raise InvalidAssignment("Desktops cannot run as root: root could leave their sandbox.")
     if limits.home_quota is not None and not root:
         raise InvalidAssignment("A home quota needs the gateway to run as root.")

@@ -90,13 +90,16 @@ async def test_teacher_works_on_the_school_desktop_in_the_browser(
             assert await wait_until(matches), "the canvas never matched the Xvnc framebuffer"
 
             # Text typed in the page reaches the xterm on the desktop.
-            marker = Path("/tmp") / f"staffroom-e2e-{os.getpid()}"
+            # The desktop's /tmp is its own: the command writes into the teacher's home, which
+            # the gateway's host sees at DATA_DIR/homes/<user>.
+            name = f"staffroom-e2e-{os.getpid()}"
+            marker = world.gateway.data / "homes" / "t.sato" / name
             marker.unlink(missing_ok=True)
             box = await page.locator("canvas").bounding_box()
             assert box is not None
             await page.mouse.click(box["x"] + 200 * box["width"] / 1920,
                                    box["y"] + 150 * box["height"] / 1080)
-            await page.keyboard.type(f"echo typed-in-browser > {marker}")
+            await page.keyboard.type(f"echo typed-in-browser > ~/{name}")
             await page.keyboard.press("Enter")
 
             async def written() -> bool:
@@ -197,7 +200,8 @@ async def test_a_network_blip_resumes_the_same_session(world: World, tmp_path: P
             page = await browser.new_page(viewport={"width": 1280, "height": 720})
             await page.goto(url)
             await page.wait_for_function("() => document.body.dataset.state === 'connected'")
-            marker = Path("/tmp") / f"staffroom-blip-{os.getpid()}"
+            name = f"staffroom-blip-{os.getpid()}"
+            marker = world.gateway.data / "homes" / "t.blip" / name
             marker.unlink(missing_ok=True)
             proxy.blip()
             await asyncio.to_thread(agent.wait_err, "Resumed the same session.")
@@ -205,7 +209,7 @@ async def test_a_network_blip_resumes_the_same_session(world: World, tmp_path: P
             assert [s["id"] for s in sessions if s["user"] == "t.blip"] == [before]  # type: ignore
             # The page carries on: typing still reaches the same desktop.
             await page.locator("canvas").click(position={"x": 150, "y": 100})
-            await page.keyboard.type(f"echo after-blip > {marker}")
+            await page.keyboard.type(f"echo after-blip > ~/{name}")
             await page.keyboard.press("Enter")
 
             async def written() -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import time
@@ -15,11 +14,12 @@ import pytest_asyncio
 
 from gateway.workspace import WorkspaceManager
 from gateway.workspace.desktop import XvncDesktop
-from tests.fixtures.workspace import WORKSPACE_RUN_AS
+from tests.fixtures.workspace import AS_ROOT, needs_sandbox, sealed
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(WORKSPACE_RUN_AS is None, reason="needs root to run the desktop as nobody"),
+    pytest.mark.skipif(not AS_ROOT, reason="needs root to give the desktop its own account"),
+    needs_sandbox,
 ]
 
 INACTIVE, ACTIVE = "1", "2"  # fcitx5-remote's answers
@@ -30,7 +30,7 @@ async def desktop(workspace_data_dir: Path) -> AsyncIterator[XvncDesktop]:
     mgr = WorkspaceManager(
         workspace_data_dir,
         session_command=["sh", "-c", "openbox & exec xterm"],
-        run_as=WORKSPACE_RUN_AS,
+        **sealed(workspace_data_dir),
         input_method=True,
         display_base=760,
     )
@@ -43,11 +43,11 @@ async def desktop(workspace_data_dir: Path) -> AsyncIterator[XvncDesktop]:
         await mgr.shutdown()
 
 
-def run(desktop: XvncDesktop, *argv: str, as_desktop_user: bool = False) -> str:
-    """Run a client of the desktop; D-Bus only admits the bus owner's uid, hence ``user``."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(desktop.spec.home), **desktop.client_env}
-    user = WORKSPACE_RUN_AS if as_desktop_user else None
-    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10, user=user)
+def run(desktop: XvncDesktop, *argv: str, as_desktop_user: bool = True) -> str:
+    """Run a client of the desktop inside its session room, as its teacher (D-Bus only admits
+    the bus owner's uid)."""
+    done = subprocess.run(desktop.enter_argv(list(argv)), env=desktop.session_env(),
+                          capture_output=True, text=True, timeout=10)
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
@@ -90,10 +90,10 @@ async def test_zenkaku_hankaku_toggles_the_input_method(desktop: XvncDesktop) ->
 
 
 async def test_session_environment_is_set_up_for_japanese(desktop: XvncDesktop) -> None:
-    assert desktop.session is not None
+    assert desktop.session is not None and desktop.session.init_pid is not None
     environ = dict(
         entry.split("=", 1)
-        for entry in Path(f"/proc/{desktop.session.pid}/environ").read_text().split("\0")
+        for entry in Path(f"/proc/{desktop.session.init_pid}/environ").read_text().split("\0")
         if "=" in entry
     )
     assert environ["XMODIFIERS"] == "@im=fcitx"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,9 +15,9 @@ import pytest_asyncio
 from gateway.workspace import WorkspaceManager, WorkspaceStartFailed
 from gateway.workspace.desktop import XvncDesktop
 from gateway.workspace.procs import marked_processes
-from tests.fixtures.workspace import WORKSPACE_RUN_AS, live_pids, tcp_listeners
+from tests.fixtures.workspace import AS_ROOT, live_pids, needs_sandbox, sealed
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, needs_sandbox]
 
 # `setsid sleep` leaves the session's process group on purpose: shutdown must still kill it.
 SESSION = ["sh", "-c", "setsid sleep 600 & openbox & exec xterm"]
@@ -41,7 +43,8 @@ async def manager(workspace_data_dir: Path, clock: FakeClock) -> AsyncIterator[W
         session_command=SESSION,
         geometry="800x600",
         stop_unattached_after=60,
-        run_as=WORKSPACE_RUN_AS,
+        **(sealed(workspace_data_dir) if AS_ROOT else {"isolate_network": False,
+                                                       "home_quota_bytes": None}),
         input_method=False,
         clock=clock,
         display_base=720,
@@ -67,8 +70,8 @@ def assert_gone(desktop: XvncDesktop, pids: list[int]) -> None:
     assert live_pids(pids) == []
     assert marked_processes(desktop.marker.encode()) == []
     assert not desktop.runtime_dir.exists()
-    assert tcp_listeners(desktop.spec.port) == []
-    assert not Path(f"/tmp/.X{desktop.spec.display}-lock").exists()
+    for room in (desktop.server, desktop.session):
+        assert room is not None and room.members() == []
 
 
 async def test_idle_desktop_is_stopped_after_the_limit(
@@ -98,7 +101,7 @@ async def test_shutdown_leaves_no_process_behind(manager: WorkspaceManager) -> N
         marker = d.marker.encode()
         await wait_for(lambda m=marker: len(marked_processes(m)) >= 5, "xvnc, bus, sh, sleep…")
         pids[d.marker] = marked_processes(marker)
-        assert d.xvnc is not None and d.xvnc.pid in pids[d.marker]
+        assert d.xvnc_pid is not None and d.xvnc_pid in pids[d.marker]
     await manager.shutdown()
     for d in desktops:
         assert_gone(d, pids[d.marker])
@@ -107,9 +110,9 @@ async def test_shutdown_leaves_no_process_behind(manager: WorkspaceManager) -> N
 async def test_dead_xvnc_means_a_fresh_desktop_on_reattach(manager: WorkspaceManager) -> None:
     first = await manager.attach("c.user")
     old = desktop_of(manager, "c.user")
-    assert old.xvnc is not None
-    old.xvnc.kill()
-    await old.xvnc.wait()
+    assert old.xvnc_pid is not None and old.server is not None
+    os.kill(old.xvnc_pid, signal.SIGKILL)
+    await old.server.proc.wait()  # its room ends with it
     assert manager.xvnc.get("c.user") is None
     second = await manager.attach("c.user")
     assert second.password != first.password
@@ -135,12 +138,13 @@ async def test_missing_session_command_fails_cleanly(workspace_data_dir: Path) -
     mgr = WorkspaceManager(
         workspace_data_dir,
         session_command="/nonexistent/staffroom-session",
-        run_as=WORKSPACE_RUN_AS,
+        **(sealed(workspace_data_dir) if AS_ROOT else {"isolate_network": False,
+                                                       "home_quota_bytes": None}),
         input_method=False,
         display_base=740,
     )
     with pytest.raises(WorkspaceStartFailed, match="could not be started"):
         await mgr.attach("e.user")
     assert mgr.status() == []
-    assert list(Path("/tmp").glob("staffroom-x74*")) == []
+    assert list(Path("/tmp").glob("staffroom-desktop74*")) == []
     await mgr.shutdown()

@@ -1,7 +1,8 @@
 """Lock-down of per-user desktops, checked from inside a real session: network, quota, printing.
 
-Commands run "in the session" enter the session's network namespace as its account with the
-session process's own environment — exactly what an app the teacher starts would get.
+Commands run "in the session" enter the session's sandbox (its user, mount, PID and network
+namespaces) as its teacher with the session's environment and file-size limit — exactly what an
+app the teacher starts would get.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -26,13 +26,24 @@ from gateway.workspace.confinement import Limits
 from gateway.workspace.desktop import Account, XvncDesktop
 from gateway.workspace.procs import marked_processes
 from gateway.workspace.xvnc import check_enforceable
-from tests.fixtures.workspace import WORKSPACE_RUN_AS, tcp_listeners, unmount_under
+from tests.fixtures.workspace import (
+    AS_ROOT,
+    in_desktop,
+    needs_sandbox,
+    sealed,
+    tcp_listening_in,
+    unmount_under,
+)
 
 SESSION = ["sh", "-c", "openbox & exec xterm"]
 QUOTA = 16 * 1024 * 1024
 MiB = 1024 * 1024
 
-needs_root = pytest.mark.skipif(WORKSPACE_RUN_AS is None, reason="namespaces and mounts need root")
+_root = pytest.mark.skipif(not AS_ROOT, reason="namespaces and mounts need root")
+
+
+def needs_root(test):  # type: ignore[no-untyped-def]
+    return needs_sandbox(_root(test))
 
 
 # ---------------------------------------------------------------- pure: policy → limits
@@ -141,13 +152,13 @@ async def servers() -> AsyncIterator[tuple[Echo, Echo]]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def manager(data_dir: Path, servers: tuple[Echo, Echo]) -> AsyncIterator[WorkspaceManager]:
-    if WORKSPACE_RUN_AS is None:
+    if not AS_ROOT:
         pytest.skip("namespaces and mounts need root")
     mgr = WorkspaceManager(
         data_dir,
         session_command=SESSION,
         geometry="800x600",
-        run_as=WORKSPACE_RUN_AS,
+        **sealed(data_dir),
         input_method=False,
         display_base=780,
         allowed_hosts=[f"127.0.0.1:{servers[0].port}", "files.invalid"],
@@ -170,22 +181,13 @@ async def desktop(manager: WorkspaceManager) -> XvncDesktop:
 def in_session(
     desktop: XvncDesktop, script: str, timeout: float = 20
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` as an app of the session would: its namespace, account and environment."""
-    assert desktop.session is not None
-    pid = desktop.session.pid
-    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    env = dict(entry.decode().split("=", 1) for entry in raw if b"=" in entry)
-    account = pwd.getpwnam(WORKSPACE_RUN_AS or "nobody")
+    """Run ``script`` as an app of the session would: its sandbox, account and environment."""
+    assert desktop.session is not None and desktop.session.init_pid is not None
     # Apps inherit the session's RLIMIT_FSIZE (the fallback quota sets it): so do we.
-    limits = Path(f"/proc/{pid}/limits").read_text().splitlines()
+    limits = Path(f"/proc/{desktop.session.init_pid}/limits").read_text().splitlines()
     fsize = next(line.split()[3] for line in limits if line.startswith("Max file size"))
-    argv = ["prlimit", f"--fsize={fsize}", "--",
-            "nsenter", f"--net=/proc/{pid}/ns/net",
-            "--setuid", str(account.pw_uid), "--setgid", str(account.pw_gid),
-            "--", "sh", "-c", script]  # fmt: skip
-    return subprocess.run(
-        argv, env=env, cwd=desktop.spec.home, capture_output=True, text=True, timeout=timeout
-    )
+    return in_desktop(desktop, f"prlimit --fsize={fsize} --pid $$ >/dev/null; {script}",
+                      timeout)
 
 
 PROBE = """
@@ -212,9 +214,10 @@ async def test_allowed_school_server_is_reachable_another_port_is_not(
     assert ok.stdout.strip() == "school:ping", ok.stderr
     denied = await asyncio.to_thread(in_session, desktop, script.format(other.port))
     assert denied.stdout.strip() == "blocked ConnectionRefusedError", denied.stderr
-    # Not even the desktop's own VNC port: the session's 127.0.0.1 is not the gateway's.
-    vnc = await asyncio.to_thread(in_session, desktop, script.format(desktop.spec.port))
-    assert vnc.stdout.strip().startswith("blocked")
+    # Not even the gateway's own port 22/443-style services on its 127.0.0.1: another world.
+    for port in (22, 443, 5900):
+        vnc = await asyncio.to_thread(in_session, desktop, script.format(port))
+        assert vnc.stdout.strip().startswith("blocked")
 
 
 @pytest.mark.slow
@@ -225,8 +228,9 @@ async def test_session_has_no_interface_or_route_out(desktop: XvncDesktop) -> No
     assert [line.split(":")[1].strip() for line in links.stdout.splitlines()] == ["lo"]
     routes = await asyncio.to_thread(in_session, desktop, "ip route show; ip -6 route show")
     assert "default" not in routes.stdout
-    # Xvnc itself stays in the gateway's namespace, on loopback only, for the RFB client.
-    assert tcp_listeners(desktop.spec.port) == ["127.0.0.1"]
+    # Xvnc shares the namespace and listens on no TCP port: only the relay's listener is there.
+    assert desktop.xvnc_pid is not None
+    assert len(tcp_listening_in(desktop.xvnc_pid)) == 1
 
 
 @pytest.mark.slow
@@ -343,7 +347,7 @@ async def test_fallback_quota_caps_files_and_freezes_the_home(workspace_data_dir
         workspace_data_dir,
         session_command=SESSION,
         geometry="800x600",
-        run_as=WORKSPACE_RUN_AS,
+        **sealed(workspace_data_dir),
         input_method=False,
         display_base=800,
         home_quota_bytes=4 * MiB,
@@ -373,7 +377,12 @@ async def test_fallback_quota_caps_files_and_freezes_the_home(workspace_data_dir
             await asyncio.sleep(0.2)
         undo = await asyncio.to_thread(in_session, desktop, "chmod u+w . 2>&1")
         assert undo.returncode != 0  # root owns it now: the teacher cannot undo the freeze
+        home = desktop.spec.home
         await mgr.stop("m.ito")
+        # The home reached the sandbox through a bind mount on the same filesystem: the stop
+        # removed the desktop's runtime dir without ever emptying the home through it.
+        assert (home / "a").stat().st_size == 3 * MiB and (home / "b").exists()
+        assert not desktop.runtime_dir.exists()
         await mgr.attach("m.ito")  # next start hands the home back so files can be deleted
         again = mgr.xvnc.get("m.ito")
         assert again is not None

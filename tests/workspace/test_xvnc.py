@@ -17,13 +17,16 @@ import pytest_asyncio
 from gateway.workspace import Endpoint, WorkspaceManager
 from gateway.workspace.desktop import XvncDesktop
 from tests.fixtures.workspace import (
-    WORKSPACE_RUN_AS,
+    AS_ROOT,
+    in_desktop,
+    needs_sandbox,
     rfb_vnc_auth,
-    tcp_listeners,
+    sealed,
+    tcp_listening_in,
     unmount_under,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module"), needs_sandbox]
 
 SESSION = ["sh", "-c", "openbox & exec xterm"]
 GATEWAY_SECRET = "STAFFROOM_TEST_GATEWAY_SECRET"
@@ -46,7 +49,8 @@ async def manager(data_dir: Path) -> AsyncIterator[WorkspaceManager]:
         session_command=SESSION,
         geometry="1024x768",
         stop_unattached_after=60,
-        run_as=WORKSPACE_RUN_AS,
+        **(sealed(data_dir) if AS_ROOT else {"isolate_network": False,
+                                             "home_quota_bytes": None}),
         input_method=False,
         display_base=700,
     )
@@ -73,25 +77,37 @@ def desktop(manager: WorkspaceManager, endpoint: Endpoint) -> XvncDesktop:
 
 
 def x_run(desktop: XvncDesktop, *argv: str, auth: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ["PATH"], **desktop.client_env}
+    """An X client inside the desktop's session room."""
+    env = desktop.session_env()
     if not auth:
         del env["XAUTHORITY"]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10)
+    return subprocess.run(desktop.enter_argv(list(argv)), env=env, capture_output=True,
+                          text=True, timeout=10)
 
 
-async def test_port_is_bound_to_ipv4_loopback_only(endpoint: Endpoint) -> None:
-    assert endpoint.host == "127.0.0.1"
-    assert tcp_listeners(endpoint.port) == ["127.0.0.1"]
+async def test_rfb_is_served_only_on_a_unix_socket(
+    endpoint: Endpoint, desktop: XvncDesktop
+) -> None:
+    assert endpoint.path == str(desktop.rfb_socket) and endpoint.port == 0
+    assert desktop.rfb_socket.is_socket()
+    pid = desktop.xvnc_pid
+    assert pid is not None
+    assert tcp_listening_in(pid) == [], "Xvnc (or anything in its namespace) listens on TCP"
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"-rfbport") + 1] == b"-1"
 
 
 async def test_rfbauth_is_private_to_the_desktop_account(desktop: XvncDesktop) -> None:
     st = desktop.rfbauth.stat()
     assert st.st_mode & 0o777 == 0o600
-    assert desktop.runtime_dir.stat().st_mode & 0o777 == 0o700
-    if WORKSPACE_RUN_AS:
-        import pwd
-
-        assert st.st_uid == pwd.getpwnam(WORKSPACE_RUN_AS).pw_uid
+    assert desktop.rfbauth.parent.stat().st_mode & 0o777 == 0o700
+    assert st.st_uid == desktop.spec.account.uid
+    if AS_ROOT:
+        assert st.st_uid not in (0, 65534)
+    # The session's room does not even see the server's directory.
+    seen = in_desktop(desktop, "ls /run/staffroom; cat /run/staffroom/rfbauth 2>&1 || true")
+    assert "rfbauth" not in seen.stdout.split(), seen.stdout
+    assert "No such file" in seen.stdout
 
 
 async def test_wrong_vnc_password_is_rejected_right_one_accepted(endpoint: Endpoint) -> None:
@@ -99,8 +115,8 @@ async def test_wrong_vnc_password_is_rejected_right_one_accepted(endpoint: Endpo
     wrong = (
         "x" + endpoint.password[1:] if endpoint.password[0] != "x" else "y" + endpoint.password[1:]
     )
-    assert await rfb_vnc_auth(endpoint.host, endpoint.port, wrong) == 1
-    assert await rfb_vnc_auth(endpoint.host, endpoint.port, endpoint.password) == 0
+    assert await rfb_vnc_auth("", 0, wrong, path=endpoint.path) == 1
+    assert await rfb_vnc_auth("", 0, endpoint.password, path=endpoint.path) == 0
 
 
 async def test_x_display_needs_the_cookie(desktop: XvncDesktop) -> None:
@@ -120,9 +136,11 @@ async def test_session_command_runs_on_the_desktop(desktop: XvncDesktop) -> None
 
 async def test_session_gets_a_fresh_environment(desktop: XvncDesktop) -> None:
     assert desktop.session is not None
-    environ = Path(f"/proc/{desktop.session.pid}/environ").read_bytes().split(b"\0")
-    assert not any(entry.startswith(GATEWAY_SECRET.encode()) for entry in environ)
-    assert f"HOME={desktop.spec.home}".encode() in environ
+    for pid in desktop.session.members():
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not any(entry.startswith(GATEWAY_SECRET.encode()) for entry in environ)
+    shown = in_desktop(desktop, "echo $HOME; pwd")
+    assert shown.stdout.split() == ["/home/t.tanaka", "/home/t.tanaka"]
     assert desktop.spec.home == desktop.spec.home.parent / "t.tanaka"
     assert desktop.spec.home.parent.name == "homes"
 
@@ -130,8 +148,8 @@ async def test_session_gets_a_fresh_environment(desktop: XvncDesktop) -> None:
 async def test_clipboard_into_the_desktop_is_off_in_xvnc(desktop: XvncDesktop) -> None:
     """Nothing is pasted into the desktop; copies inside it go only to the gateway, which
     drops and audits them (the primary selection is never sent)."""
-    assert desktop.xvnc is not None
-    argv = Path(f"/proc/{desktop.xvnc.pid}/cmdline").read_bytes().split(b"\0")
+    assert desktop.xvnc_pid is not None
+    argv = Path(f"/proc/{desktop.xvnc_pid}/cmdline").read_bytes().split(b"\0")
     for flag in (b"-AcceptCutText=0", b"-SendCutText=1", b"-SendPrimary=0", b"-AllowOverride="):
         assert flag in argv
 
