@@ -18,9 +18,15 @@ from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
-from gateway.audit.events import AuditEvent
 from gateway.audit.keys import load_signing_key
-from gateway.audit.kinds import GatewayStarted, GatewayStopped, RecordingDeleted, Who, to_event
+from gateway.audit.kinds import (
+    GatewayStarted,
+    GatewayStopped,
+    RecordingDeleted,
+    TlsReloaded,
+    Who,
+    to_event,
+)
 from gateway.audit.log import AuditLog, AuditLogError
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
@@ -120,9 +126,7 @@ def reload_tls(context: GatewayContext) -> None:
         return
     context.extras.pop("tls_end_point", None)  # the login's channel binding follows
     context.extras["tls_serial"] = serial
-    context.audit.append(AuditEvent(
-        kind="tls.reload", outcome="ok", actor=None, subject=None, school=None, session=None,
-        source=None, details={"serial": serial, "not_after": not_after.isoformat()}))
+    context.audit.append(to_event(TlsReloaded(serial=serial, not_after=not_after.isoformat())))
     log.info("TLS certificate %s reloaded (valid until %s)", serial, not_after)
 
 

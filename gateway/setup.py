@@ -10,8 +10,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from gateway.audit.events import AuditEvent
 from gateway.audit.keys import generate_signing_key, public_key_pem, save_signing_key
+from gateway.audit.kinds import GatewayInitialised, UserAdded, Who, to_event
 from gateway.audit.log import AuditLog
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
@@ -103,11 +103,8 @@ def init_data_dir(
     admin = User(id=admin_id, name=admin_name, role="admin", school=None,
                  password_hash=passwords.hash_password(password), must_change_password=True,
                  totp_secret=secret, created_at=now)
-    audit.append(AuditEvent(kind="gateway.init", outcome="ok", actor=None, subject=None,
-                            school=None, session=None, source=None,
-                            details={"hostnames": list(hostnames), "ca_curve": curve}))
-    audit.append(AuditEvent(kind="user.add", outcome="ok", actor=None, subject=admin_id,
-                            school=None, session=None, source=None, details={"role": "admin"}))
+    audit.append(to_event(GatewayInitialised(hostnames=list(hostnames), ca_curve=curve)))
+    audit.append(to_event(UserAdded(role="admin"), Who(subject=admin_id)))
     store.add_user(admin)
     context = GatewayContext(data=data, config=config, store=store, audit=audit, ca=ca,
                              policies=None)

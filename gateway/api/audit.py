@@ -19,6 +19,7 @@ from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request
 from gateway.audit import query
 from gateway.audit.events import AuditRecord
+from gateway.audit.kinds import AuditExported
 from gateway.audit.status import verify_data_dir
 
 MAX_LIMIT = 100_000
@@ -123,8 +124,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     await require(request, "audit.read", school=school if school else a.school)
     since, until = _time(q.get("since")), _time(q.get("until"))
     filters = {k: q[k][:100] for k in ("user", "kind", "since", "until") if q.get(k)}
-    await audit(request, "export.audit", "ok", school=school,
-                details={"format": fmt, **filters})
+    await audit(request, AuditExported(format=fmt, **filters), school=school)
     directory = ctx(request).data.audit_dir
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway.api.errors import forbidden
-from gateway.audit.events import AuditEvent
+from gateway.audit.kinds import AccessDenied, TypedEvent, Who, to_event
 from gateway.context import GatewayContext
 from gateway.policy.access import Actor, authorize
 
@@ -31,12 +29,10 @@ def source(request: web.Request) -> str | None:
 
 async def audit(
     request: web.Request,
-    kind: str,
-    outcome: str,
+    event: TypedEvent,
     *,
     subject: str | None = None,
     school: str | None = None,
-    details: dict[str, Any] | None = None,
     actor_id: str | None = None,
     use_reserve: bool = False,
 ) -> None:
@@ -46,17 +42,9 @@ async def audit(
     who = actor_id
     if who is None and ACTOR_KEY in request:
         who = actor(request).user_id
-    event = AuditEvent(
-        kind=kind,
-        outcome=outcome,
-        actor=who,
-        subject=subject,
-        school=school,
-        session=None,
-        source=source(request),
-        details=details or {},
-    )
-    await ctx(request).audit.aappend(event, use_reserve=use_reserve)
+    record = to_event(event, Who(actor=who, subject=subject, school=school,
+                                 source=source(request)))
+    await ctx(request).audit.aappend(record, use_reserve=use_reserve)
 
 
 async def require(
@@ -70,8 +58,6 @@ async def require(
     """Authorize or raise 403; a refusal is audited with its reason."""
     decision = authorize(actor(request), action, school=school, grants_role=grants_role)
     if not decision.allowed:
-        await audit(
-            request, "access.denied", "denied", subject=subject, school=school,
-            details={"action": action, "reason": decision.reason},
-        )
+        await audit(request, AccessDenied(action=action, reason=decision.reason),
+                    subject=subject, school=school)
         raise forbidden(decision.reason)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import ApiError, forbidden, not_found
+from gateway.audit.kinds import HelpJoined, HelpJoinRefused
 from gateway.console.cookie import allowed_origins
 from gateway.live import helpdesk
 
@@ -40,22 +41,21 @@ async def join(request: web.Request) -> web.StreamResponse:
     if session is None or session.ended:
         raise not_found("There is no live session with that id.")
     await require(request, "help.join", school=session.school, subject=session.user_id)
-    details: dict[str, object] = {"session": session.id}
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() not in allowed_origins(c.config):
-        await audit(request, "help.join", "denied", subject=session.user_id,
-                    school=session.school, details=details | {"origin": origin})
+        await audit(request, HelpJoinRefused(session=session.id, origin=origin),
+                    subject=session.user_id, school=session.school)
         raise forbidden("Helping is only possible from the gateway's own console.", "origin")
     me = actor(request)
     user = c.store.get_user(me.user_id)
     name = f"{user.name} ({me.user_id})" if user else me.user_id
     check = helpdesk.can_join(session, me.user_id, name)
     if check.outcome != "ok":
-        await audit(request, "help.join", "denied", subject=session.user_id,
-                    school=session.school, details=details | {"reason": check.reason})
+        await audit(request, HelpJoinRefused(session=session.id, reason=check.reason),
+                    subject=session.user_id, school=session.school)
         raise ApiError(409, "cannot-join", check.reason)
-    await audit(request, "help.join", "ok", subject=session.user_id, school=session.school,
-                details=details)
+    await audit(request, HelpJoined(session=session.id), subject=session.user_id,
+                school=session.school)
     ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=20.0)
     await ws.prepare(request)
     await session.help_join(ws, me.user_id, name)

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, conflict, field_str, forbidden, json_body, not_found
+from gateway.audit.kinds import KeyIssued, KeyIssueRefused, KeyRevoked
 from gateway.pki.ca import CAError
 from gateway.pki.publish import CRL_PATH, publish_crl
 from gateway.store.base import CertRecord, Conflict, Nonce, User
@@ -90,8 +91,7 @@ async def issue(request: web.Request) -> web.Response:
         public_key.verify(signature, pop_message(nonce.value, user.id, spki),
                           ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
-        await audit(request, "key.issue", "denied", subject=user.id, school=user.school,
-                    details={"code": "bad-proof-of-possession"})
+        await audit(request, KeyIssueRefused(), subject=user.id, school=user.school)
         raise forbidden("The token's proof of possession did not verify.", "bad-pop") from None
     policy = c.policies.resolve(user.id, user.role, user.school).policy
     not_after = policy.keys.not_after(now)
@@ -109,8 +109,8 @@ async def issue(request: web.Request) -> web.Response:
         pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
         issued_by=actor(request).user_id, issued_at=now,
     )
-    await audit(request, "key.issue", "ok", subject=user.id, school=user.school,
-                details={"serial": serial, "not_after": record.not_after.isoformat()})
+    await audit(request, KeyIssued(serial=serial, not_after=record.not_after.isoformat()),
+                subject=user.id, school=user.school)
     c.store.add_cert(record)
     return web.json_response({**cert_json(record), "certificate": record.pem}, status=201)
 
@@ -138,8 +138,8 @@ async def _revoke_one(request: web.Request, cert: CertRecord, reason: str) -> Ce
     c = ctx(request)
     _not_revoked(cert)
     now = c.clock()
-    await audit(request, "key.revoke", "ok", subject=cert.user_id, school=cert.school,
-                details={"serial": cert.serial, "reason": reason})
+    await audit(request, KeyRevoked(serial=cert.serial, reason=reason), subject=cert.user_id,
+                school=cert.school)
     try:
         c.store.revoke_cert(cert.serial, reason, now)
     except Conflict as e:

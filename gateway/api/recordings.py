@@ -19,6 +19,13 @@ from aiohttp import web
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, forbidden, not_found
 from gateway.api.replay_requests import recording_policy
+from gateway.audit.kinds import (
+    RecordingDeleted,
+    RecordingExported,
+    RecordingExportRefused,
+    RecordingReplayed,
+    RecordingReplayRefused,
+)
 from gateway.recording import approval
 from gateway.recording.keys import verification_keys
 from gateway.recording.reader import RecordingReader
@@ -71,9 +78,9 @@ async def _gate(request: web.Request, info: RecordingInfo, use: str, *,
     decision = await _access(request, info, use)
     if not decision.allowed:
         if audit_refusal:
-            await audit(request, f"recording.{use}", "denied", subject=info.user,
-                        school=info.school or None,
-                        details={"recording": info.id, "reason": "no-approval"})
+            refused = RecordingExportRefused(info.id) if use == "export" \
+                else RecordingReplayRefused(info.id)
+            await audit(request, refused, subject=info.user, school=info.school or None)
         raise forbidden(decision.reason, "approval-required")
     return decision
 
@@ -109,8 +116,8 @@ async def show(request: web.Request) -> web.Response:
 async def export(request: web.Request) -> web.StreamResponse:
     info = await _find(request, "recordings.read")
     granted = await _gate(request, info, "export")
-    await audit(request, "recording.export", "ok", subject=info.user, school=info.school or None,
-                details={"recording": info.id, "request": granted.request_id})
+    await audit(request, RecordingExported(recording=info.id, request=granted.request_id),
+                subject=info.user, school=info.school or None)
     return web.FileResponse(info.path, headers={
         "Content-Disposition": f'attachment; filename="{info.id}.srec"',
         "Content-Type": "application/octet-stream"})
@@ -141,9 +148,9 @@ async def window(request: web.Request) -> web.Response:
     first = request.query.get("first") == "1"
     granted = await _gate(request, info, "replay", audit_refusal=first)
     if first:
-        await audit(request, "recording.replay", "ok", subject=info.user,
-                    school=info.school or None, details={"recording": info.id, "t_ms": t_ms,
-                                                         "request": granted.request_id})
+        await audit(request, RecordingReplayed(recording=info.id, t_ms=t_ms,
+                                               request=granted.request_id),
+                    subject=info.user, school=info.school or None)
     start, body = await asyncio.to_thread(_window, info.path, t_ms)
     return web.Response(body=body, content_type="application/octet-stream",
                         headers={"X-Staffroom-Window-Start": str(start)})
@@ -151,7 +158,7 @@ async def window(request: web.Request) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     info = await _find(request, "recordings.delete")
-    await audit(request, "recording.delete", "ok", subject=info.user, school=info.school or None,
-                details={"recording": info.id}, use_reserve=True)
+    await audit(request, RecordingDeleted(recording=info.id), subject=info.user,
+                school=info.school or None, use_reserve=True)
     await asyncio.to_thread(delete, info.path)
     return web.json_response({"deleted": info.id})

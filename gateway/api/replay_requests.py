@@ -15,6 +15,13 @@ from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import ApiError, bad_request, conflict, field_str, json_body, not_found
+from gateway.audit.kinds import (
+    ReplayApproved,
+    ReplayApproveRefused,
+    ReplayDeclined,
+    ReplayDeclineRefused,
+    ReplayRequested,
+)
 from gateway.recording import approval
 from gateway.recording.store import RecordingInfo, find_recording, read_info, recordings_root
 from gateway.store.base import Conflict, ReplayRequest
@@ -55,9 +62,9 @@ async def create(request: web.Request) -> web.Response:
                                    reason, c.clock())
     except approval.ApprovalError as e:
         raise bad_request(str(e)) from None
-    await audit(request, "recording.request", "ok", subject=info.user, school=info.school or None,
-                details={"recording": info.id, "request": new.id, "purpose": purpose,
-                         "reason": new.reason})
+    await audit(request, ReplayRequested(recording=info.id, request=new.id, purpose=purpose,
+                                         reason=new.reason),
+                subject=info.user, school=info.school or None)
     c.store.add_replay_request(new)
     return web.json_response(request_json(new, c.clock()), status=201)
 
@@ -90,9 +97,8 @@ async def _decide(request: web.Request, yes: bool) -> web.Response:
     await require(request, "recordings.approve", school=pending.school, subject=pending.subject)
     body = await json_body(request, max_bytes=4096)
     note = field_str(body, "note", required=False, max_len=approval.MAX_REASON) or ""
-    kind = "recording.approve" if yes else "recording.decline"
-    details = {"recording": pending.recording_id, "request": pending.id,
-               "requester": pending.requester, "purpose": pending.purpose}
+    about = {"recording": pending.recording_id, "request": pending.id,
+             "requester": pending.requester, "purpose": pending.purpose}
     path = find_recording(recordings_root(c.data.root), pending.recording_id)
     valid_for = None
     if path is not None:
@@ -105,14 +111,15 @@ async def _decide(request: web.Request, yes: bool) -> web.Response:
         decided = approval.decide(pending, me.user_id, yes, c.clock(),
                                   valid_for or timedelta(0), note)
     except approval.ApprovalError as e:
-        await audit(request, kind, "denied", subject=pending.subject, school=pending.school,
-                    details=details | {"error": str(e)})
+        refused = ReplayApproveRefused if yes else ReplayDeclineRefused
+        await audit(request, refused(**about, error=str(e)), subject=pending.subject,
+                    school=pending.school)
         raise ApiError(409 if pending.status != "pending" else 403, "cannot-decide",
                        str(e)) from None
-    await audit(request, kind, "ok", subject=pending.subject, school=pending.school,
-                details=details | {"note": decided.decision_note,
-                                   "expires": decided.expires_at.isoformat()
-                                   if decided.expires_at else None})
+    done = ReplayApproved if yes else ReplayDeclined
+    expires = decided.expires_at.isoformat() if decided.expires_at else None
+    await audit(request, done(**about, note=decided.decision_note, expires=expires),
+                subject=pending.subject, school=pending.school)
     try:
         c.store.decide_replay_request(decided)
     except Conflict as e:

@@ -16,6 +16,7 @@ from aiohttp import web
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, field_str, json_body
 from gateway.audit import query
+from gateway.audit.kinds import HoursReported, ReceiptChecked, ReceiptInvalid
 from gateway.reports import hours, receipt_key
 from gateway.wire import receipt
 
@@ -51,8 +52,8 @@ async def work_hours(request: web.Request) -> web.Response:
             found = c.store.get_user(w.user)
             names[w.user] = found.name if found else ""
     rows = [replace(w, name=names[w.user]) for w in rows]
-    await audit(request, "report.hours", "ok", subject=user, school=school,
-                details={"month": f"{month.year:04d}-{month.month:02d}", "sessions": len(rows)})
+    await audit(request, HoursReported(month=f"{month.year:04d}-{month.month:02d}",
+                                       sessions=len(rows)), subject=user, school=school)
     if q.get("format") == "csv":
         name = f"work-hours-{school}-{month.year:04d}-{month.month:02d}.csv"
         return web.Response(text=hours.to_csv(rows), content_type="text/csv", charset="utf-8",
@@ -72,10 +73,10 @@ async def verify_receipt(request: web.Request) -> web.Response:
     try:
         fields = receipt.verify(text.encode(), [key.public_key()])
     except receipt.ReceiptError as e:
-        await audit(request, "report.receipt_check", "invalid", details={"error": str(e)})
+        await audit(request, ReceiptInvalid(error=str(e)))
         return web.json_response({"valid": False, "message": str(e)})
-    await audit(request, "report.receipt_check", "ok", subject=str(fields["user"]),
-                school=fields.get("school"), details={"session": str(fields["session"])})
+    await audit(request, ReceiptChecked(session=str(fields["session"])),
+                subject=str(fields["user"]), school=fields.get("school"))
     return web.json_response({"valid": True, "receipt": fields})
 
 

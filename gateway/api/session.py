@@ -19,6 +19,12 @@ from aiohttp import web
 
 from gateway.api.common import ACTOR_KEY, TOKEN_HASH_KEY, audit, ctx, source
 from gateway.api.errors import ApiError, error_response, field_str, json_body
+from gateway.audit.kinds import (
+    OperatorLoggedIn,
+    OperatorLoggedOut,
+    OperatorLoginRefused,
+    PasswordRehashed,
+)
 from gateway.auth.factors import authenticate
 from gateway.auth.guard import admit, settle
 from gateway.auth.pool import PoolBusy, pool_of
@@ -71,16 +77,16 @@ async def verify_operator(request: web.Request, user_id: str, password: str | No
     locked = await settle(c, remote, user_id, ok=outcome.ok, via=via, school=school)
     if not outcome.ok:
         why = outcome.code if operator or user is None else "not-an-operator"
-        await audit(request, "operator.login", "denied", actor_id=user_id, subject=user_id,
-                    school=school, details={"code": why, "via": via})
+        await audit(request, OperatorLoginRefused(code=why, via=via), actor_id=user_id,
+                    subject=user_id, school=school)
         if locked:
             raise ApiError(401, "locked", LOCKED_NOW)
         raise ApiError(401, outcome.code, outcome.reason)
     assert outcome.user is not None
     if outcome.rehashed:  # only the hash column: the row read before is never written back
         c.store.update_user_fields(user_id, {"password_hash": outcome.user.password_hash})
-        await audit(request, "user.password_rehashed", "ok", actor_id=user_id,
-                    subject=user_id, school=school, details={"scheme": "argon2id"})
+        await audit(request, PasswordRehashed(), actor_id=user_id, subject=user_id,
+                    school=school)
     return outcome.user
 
 
@@ -106,8 +112,8 @@ async def login(request: web.Request) -> web.Response:
     token = secrets.token_urlsafe(32)
     minutes = c.config.operator_session_minutes
     session = OperatorSession(token_hash(token), user.id, now, now + timedelta(minutes=minutes))
-    await audit(request, "operator.login", "ok", actor_id=user.id, subject=user.id,
-                school=user.school, details={"expires_at": session.expires_at.isoformat()})
+    await audit(request, OperatorLoggedIn(expires_at=session.expires_at.isoformat()),
+                actor_id=user.id, subject=user.id, school=user.school)
     c.store.add_operator_session(session)
     return web.json_response({
         "token": token, "expires_at": session.expires_at.isoformat(), "user": user.id,
@@ -117,7 +123,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    await audit(request, "operator.logout", "ok")
+    await audit(request, OperatorLoggedOut())
     ctx(request).store.revoke_operator_session(request[TOKEN_HASH_KEY])
     return web.json_response({"ok": True})
 

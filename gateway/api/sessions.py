@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import field_str, forbidden, json_body, not_found
+from gateway.audit.kinds import SessionTerminated, SessionWatched, SessionWatchRefused
 from gateway.console.cookie import allowed_origins
 
 
@@ -28,8 +29,8 @@ async def terminate(request: web.Request) -> web.Response:
         raise not_found("There is no live session with that id.")
     await require(request, "sessions.terminate", school=session.school,
                   subject=session.user_id)
-    await audit(request, "session.terminate", "ok", subject=session.user_id,
-                school=session.school, details={"session": session.id, "reason": reason})
+    await audit(request, SessionTerminated(session=session.id, reason=reason),
+                subject=session.user_id, school=session.school)
     await broker.terminate(session.id, f"An officer ended this session: {reason}")
     return web.json_response({"terminated": session.id})
 
@@ -44,11 +45,11 @@ async def watch(request: web.Request) -> web.StreamResponse:
     await require(request, "sessions.watch", school=session.school, subject=session.user_id)
     origin = request.headers.get("Origin")
     if origin is not None and origin.lower() not in allowed_origins(ctx(request).config):
-        await audit(request, "session.watch", "denied", subject=session.user_id,
-                    school=session.school, details={"session": session.id, "origin": origin})
+        await audit(request, SessionWatchRefused(session=session.id, origin=origin),
+                    subject=session.user_id, school=session.school)
         raise forbidden("Watching is only possible from the gateway's own console.", "origin")
-    await audit(request, "session.watch", "ok", subject=session.user_id, school=session.school,
-                details={"session": session.id})
+    await audit(request, SessionWatched(session=session.id), subject=session.user_id,
+                school=session.school)
     ws = web.WebSocketResponse(max_msg_size=4096, heartbeat=20.0)
     await ws.prepare(request)
     await session.watch(ws)

@@ -11,6 +11,16 @@ from aiohttp import web
 from gateway.accounts import AccountError, AccountSpec, parse_roster, validate
 from gateway.api.common import TOKEN_HASH_KEY, actor, audit, ctx, require, source
 from gateway.api.errors import ApiError, bad_request, conflict, field_str, json_body, not_found
+from gateway.audit.kinds import (
+    AuthenticatorChangeRefused,
+    OperatorSessionsEnded,
+    PasswordChangeRefused,
+    PasswordSet,
+    TotpEnrolled,
+    UserAdded,
+    UserDisabled,
+    UsersImported,
+)
 from gateway.auth import passwords, totp
 from gateway.auth.guard import admit, settle, throttle_of
 from gateway.auth.pool import PoolBusy, pool_of
@@ -72,8 +82,8 @@ async def _check_current_password(request: web.Request, user: User, body: dict[s
     ok = await _in_pool(request, passwords.verify_password, current, user.password_hash)
     await settle(c, remote, user.id, ok=ok, via="self-service", school=user.school)
     if not ok:
-        await audit(request, f"user.{what.replace(' ', '_')}", "denied", subject=user.id,
-                    school=user.school, details={"code": "bad-current-password"})
+        refused = PasswordChangeRefused() if what == "password" else AuthenticatorChangeRefused()
+        await audit(request, refused, subject=user.id, school=user.school)
         raise ApiError(403, "bad-current-password",
                        f"Your current password is wrong, so your {what} was not changed.")
 
@@ -106,8 +116,7 @@ async def add_user(request: web.Request) -> web.Response:
         raise bad_request(str(e)) from None
     if ctx(request).store.get_user(spec.id) is not None:
         raise conflict(f"An account named {spec.id!r} already exists.")
-    await audit(request, "user.add", "ok", subject=spec.id, school=spec.school,
-                details={"role": spec.role})
+    await audit(request, UserAdded(role=spec.role), subject=spec.id, school=spec.school)
     try:
         ctx(request).store.add_user(user)
     except Conflict as e:
@@ -139,7 +148,7 @@ async def disable_user(request: web.Request) -> web.Response:
     if broker is not None:
         await broker.end_user_sessions(user.id, "Your account was disabled, so this session "
                                        "ended: ask your school's IT lead.")
-    await audit(request, "user.disable", "ok", subject=user.id, school=user.school)
+    await audit(request, UserDisabled(), subject=user.id, school=user.school)
     updated = ctx(request).store.update_user_fields(user.id, {"disabled": True})
     return web.json_response(user_json(updated))
 
@@ -160,8 +169,7 @@ async def set_password(request: web.Request) -> web.Response:
     if own:
         await _check_current_password(request, user, body, "password")
     hashed = await _in_pool(request, passwords.hash_password, password)
-    await audit(request, "user.set_password", "ok", subject=user.id, school=user.school,
-                details={"self": own})
+    await audit(request, PasswordSet(self=own), subject=user.id, school=user.school)
     updated = ctx(request).store.update_user_fields(user.id, {
         "password_hash": hashed, "must_change_password": not own, "failed_logins": 0,
         "locked_until": None})
@@ -170,8 +178,8 @@ async def set_password(request: web.Request) -> web.Response:
     if own:
         ended = _end_other_sessions(request, user)
         if ended:
-            await audit(request, "operator.sessions_ended", "ok", subject=user.id,
-                        school=user.school, details={"count": ended, "why": "password"})
+            await audit(request, OperatorSessionsEnded(count=ended, why="password"),
+                        subject=user.id, school=user.school)
     result = user_json(updated)
     if given is None:
         result["password"] = password
@@ -188,14 +196,14 @@ async def enroll_totp(request: web.Request) -> web.Response:
         body = await json_body(request, max_bytes=8192)
         await _check_current_password(request, user, body, "authenticator")
     secret = totp.new_secret()
-    await audit(request, "user.enroll_totp", "ok", subject=user.id, school=user.school)
+    await audit(request, TotpEnrolled(), subject=user.id, school=user.school)
     ctx(request).store.update_user_fields(user.id, {"totp_secret": secret,
                                                     "totp_last_step": -1})
     if own:
         ended = _end_other_sessions(request, user)
         if ended:
-            await audit(request, "operator.sessions_ended", "ok", subject=user.id,
-                        school=user.school, details={"count": ended, "why": "totp"})
+            await audit(request, OperatorSessionsEnded(count=ended, why="totp"),
+                        subject=user.id, school=user.school)
     return web.json_response({"user": user.id, "totp_uri": totp.provisioning_uri(secret, user.id)})
 
 
@@ -218,9 +226,7 @@ async def import_roster(request: web.Request) -> web.Response:
             "dry_run": True, "create": [s.id for s in new], "unchanged": existing,
         })
     users, created = await _in_pool(request, _roster_users, new, ctx(request).clock())
-    await audit(request, "user.import", "ok", details={
-        "created": [u.id for u in users], "unchanged": existing,
-    })
+    await audit(request, UsersImported(created=[u.id for u in users], unchanged=existing))
     try:
         store.add_users(users)
     except Conflict as e:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, field_str, json_body, not_found
+from gateway.audit.kinds import WorkspaceAssigned, WorkspaceAssignRefused, WorkspaceStopped
 from gateway.store.base import WorkspaceAssignment
 from gateway.workspace import InvalidAssignment, vnc_allow
 
@@ -37,17 +38,16 @@ async def assign(request: web.Request) -> web.Response:
         try:
             await vnc_allow.check(allowed, host, port)
         except InvalidAssignment as e:
-            await audit(request, "workspace.assign", "denied", subject=user.id,
-                        school=user.school, details={"provider": provider,
-                                                     "address": f"{host[:80]}:{port}",
-                                                     "reason": "not on the allow-list"})
+            await audit(request, WorkspaceAssignRefused(provider=provider,
+                                                        address=f"{host[:80]}:{port}"),
+                        subject=user.id, school=user.school)
             raise bad_request(str(e)) from None
         assignment = WorkspaceAssignment(user.id, "vnc", host, port, password)
     else:
         raise bad_request("The provider must be 'xvnc' or 'vnc'.")
-    await audit(request, "workspace.assign", "ok", subject=user.id, school=user.school,
-                details={"provider": provider, "address": f"{assignment.host}:{assignment.port}"
-                         if assignment.host else None})
+    address = f"{assignment.host}:{assignment.port}" if assignment.host else None
+    await audit(request, WorkspaceAssigned(provider=provider, address=address),
+                subject=user.id, school=user.school)
     ctx(request).store.set_assignment(assignment)
     return web.json_response({"user": user.id, "provider": provider})
 
@@ -82,8 +82,8 @@ async def stop(request: web.Request) -> web.Response:
     await require(request, "workspaces.write", school=user.school, subject=user.id)
     broker = ctx(request).extras["broker"]
     running = broker.workspaces.xvnc.get(user.id) is not None
-    await audit(request, "workspace.stop", "ok", subject=user.id, school=user.school,
-                details={"reason": reason, "running": running})
+    await audit(request, WorkspaceStopped(reason=reason, running=running), subject=user.id,
+                school=user.school)
     ended = await broker.end_user_sessions(user.id, STOPPED_SENTENCE.format(reason=reason))
     await broker.workspaces.stop(user.id)
     return web.json_response({"user": user.id, "stopped": running, "sessions_ended": ended})

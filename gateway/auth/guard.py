@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gateway.audit.events import AuditEvent
+from gateway.audit.kinds import AccountLocked, LoginThrottled, Who, to_event
 from gateway.auth.throttle import LoginThrottle, Verdict
 
 
@@ -26,11 +26,10 @@ async def admit(c: Any, address: str | None, account: str, *, via: str) -> Verdi
     """May this login attempt go ahead? `c` is the GatewayContext."""
     verdict = throttle_of(c.extras).check(address or "?", account, time.monotonic())
     if not verdict.allowed and verdict.new_burst:
-        await c.audit.aappend(AuditEvent(
-            kind="login.throttled", outcome="denied", actor=account or None, subject=account
-            or None, source=address, details={"via": via, "scope": verdict.scope,
-                                              "code": verdict.code,
-                                              "retry_after": verdict.retry_after}))
+        who = Who(actor=account or None, subject=account or None, source=address)
+        await c.audit.aappend(to_event(LoginThrottled(
+            via=via, scope=verdict.scope, code=verdict.code, retry_after=verdict.retry_after),
+            who))
     return verdict
 
 
@@ -44,9 +43,8 @@ async def settle(c: Any, address: str | None, account: str, *, ok: bool, via: st
         return False
     locked = throttle.failed(address or "?", account, time.monotonic())
     if locked:
-        await c.audit.aappend(AuditEvent(
-            kind="account.locked", outcome="ok", actor=account or None, subject=account or None,
-            school=school, source=address,
-            details={"via": via, "scope": "account-address",
-                     "seconds": int(throttle.limits.lock_for)}))
+        who = Who(actor=account or None, subject=account or None, school=school,
+                  source=address)
+        await c.audit.aappend(to_event(AccountLocked(
+            via=via, scope="account-address", seconds=int(throttle.limits.lock_for)), who))
     return locked

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway.api.common import ACTOR_KEY, TOKEN_HASH_KEY, audit, ctx
 from gateway.api.errors import error_response
+from gateway.audit.kinds import ConsoleRequestRefused
 from gateway.datadir import GatewayConfig
 from gateway.policy.access import Actor
 from gateway.store.base import OperatorSession, User
@@ -120,8 +121,9 @@ async def authenticate(request: web.Request) -> User | web.Response:
     request[SESSION_KEY] = session
     code = _forgery(request, session)
     if code is not None:
-        await audit(request, "console.request", "denied", school=user.school,
-                    details={"code": code, "method": request.method, "path": request.path[:200]})
+        await audit(request, ConsoleRequestRefused(code=code, method=request.method,
+                                                   path=request.path[:200]),
+                    school=user.school)
         return error_response(403, "csrf", NOT_FROM_CONSOLE)
     _slide(request, session)
     return user

@@ -13,6 +13,7 @@ from aiohttp import web
 from gateway.api.common import audit, ctx
 from gateway.api.errors import error_response, field_str
 from gateway.api.session import login_body, verify_operator
+from gateway.audit.kinds import OperatorLoggedIn, OperatorLoggedOut, OperatorLoginRefused
 from gateway.console import cookie
 from gateway.console.views import views_for
 from gateway.store.base import OperatorSession, User
@@ -48,8 +49,7 @@ async def session_info(request: web.Request) -> web.Response:
 
 async def sign_in(request: web.Request) -> web.Response:
     if not cookie.origin_ok(request):
-        await audit(request, "operator.login", "denied",
-                    details={"code": "foreign-origin", "via": "console"})
+        await audit(request, OperatorLoginRefused(code="foreign-origin", via="console"))
         return error_response(403, "csrf", cookie.NOT_FROM_CONSOLE)
     body = await login_body(request)
     user = await verify_operator(
@@ -61,9 +61,9 @@ async def sign_in(request: web.Request) -> web.Response:
     if old and len(old) <= cookie.MAX_TOKEN:  # no session fixation: a sign-in never reuses one
         c.store.revoke_operator_session(cookie.digest(old))
     token, session = cookie.new_session(user.id, c.clock())
-    await audit(request, "operator.login", "ok", actor_id=user.id, subject=user.id,
-                school=user.school,
-                details={"via": "console", "expires_at": session.expires_at.isoformat()})
+    await audit(request, OperatorLoggedIn(expires_at=session.expires_at.isoformat(),
+                                          via="console"),
+                actor_id=user.id, subject=user.id, school=user.school)
     c.store.add_operator_session(session)
     response = web.json_response(_info(user, session), headers=NO_STORE)
     cookie.set_cookie(response, token)
@@ -74,8 +74,7 @@ async def sign_out(request: web.Request) -> web.Response:
     found = await cookie.authenticate(request)
     if isinstance(found, web.Response):
         return found
-    await audit(request, "operator.logout", "ok", school=found.school,
-                details={"via": "console"})
+    await audit(request, OperatorLoggedOut(via="console"), school=found.school)
     ctx(request).store.revoke_operator_session(request[cookie.SESSION_KEY].token_hash)
     response = web.json_response({"ok": True}, headers=NO_STORE)
     cookie.clear_cookie(response)

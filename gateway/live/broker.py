@@ -24,7 +24,6 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.audit.events import AuditEvent
 from gateway.audit.kinds import (
     RecordingStopped,
     SessionRefused,
@@ -177,13 +176,11 @@ class SessionBroker:
 
         who = self._who(user, session_id, remote)
 
-        async def audit(kind: str, outcome: str, details: dict[str, object]) -> None:
-            """The session's own hook (string kinds, gateway.live.session)."""
-            if kind == RecordingStopped.KIND:  # mid-session: health says so until it recovers
-                self.health.failed("recording", str(details.get("error", "")))
-            await self.ctx.audit.aappend(AuditEvent(
-                kind=kind, outcome=outcome, actor=who.actor, subject=who.subject,
-                school=who.school, session=who.session, source=who.source, details=details))
+        async def audit(event: TypedEvent) -> None:
+            """The session's own hook (gateway.live.session)."""
+            if isinstance(event, RecordingStopped):  # mid-session: health says so until fixed
+                self.health.failed("recording", event.error)
+            await self.ctx.audit.aappend(to_event(event, who))
 
         running = assignment.provider == "xvnc" and any(
             d.spec.user_id == user.id for d in self.workspaces.xvnc.desktops())

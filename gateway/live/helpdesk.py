@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
+from gateway.audit.kinds import HELP_STEPS, HelpInputBlocked, HelpProtocolError
 from gateway.live import help as rules
 from gateway.live.observers import WatcherSink
 from gateway.wire import display as wire
@@ -37,12 +38,12 @@ def state_message(case: rules.HelpCase) -> bytes:
     return wire.encode(wire.HelpState(case.status, case.helper_name))
 
 
-async def _apply(session: LiveSession, t: rules.Transition, details: dict[str, object]) -> None:
+async def _apply(session: LiveSession, t: rules.Transition, action: str | None) -> None:
     """Audit, then change the state, mark the recording and tell both sides."""
     assert t.audit is not None
     before = session.help
-    await session.audit(t.audit, t.outcome, {"helper": t.state.helper or before.helper,
-                                             **details})
+    await session.audit(HELP_STEPS[t.audit](helper=t.state.helper or before.helper,
+                                            action=action))
     session.help = t.state
     if session.recorder is not None:
         with contextlib.suppress(Exception):  # a failing recording ends the session elsewhere
@@ -70,7 +71,7 @@ async def teacher_action(session: LiveSession, action: wire.HelpAction) -> None:
         return
     if action is wire.HelpAction.ASK:
         session.help_asks += 1
-    await _apply(session, t, {"action": action.name.lower()})
+    await _apply(session, t, action.name.lower())
 
 
 def can_join(session: LiveSession, helper: str, name: str) -> rules.Transition:
@@ -104,7 +105,7 @@ async def serve_helper(session: LiveSession, ws: web.WebSocketResponse, helper: 
             session.helper_sink = None
             left = rules.leave(session.help, helper)
             if left.audit is not None and not session.ended:
-                await _apply(session, left, {})
+                await _apply(session, left, None)
         await sink.close(None, time.time())
 
 
@@ -122,11 +123,10 @@ async def _read_input(session: LiveSession, ws: web.WebSocketResponse, helper: s
                 if not rules.may_input(session.help, helper):
                     if not refused_once:
                         refused_once = True
-                        await session.audit("help.input", "blocked", {
-                            "helper": helper, "reason": "the teacher has not given control"})
+                        await session.audit(HelpInputBlocked(
+                            helper=helper, reason="the teacher has not given control"))
                     continue
                 await session.helper_input(ev)
         except wire.ProtocolError as e:
-            await session.audit("help.protocol_error", "denied", {"helper": helper,
-                                                                  "error": str(e)[:200]})
+            await session.audit(HelpProtocolError(helper=helper, error=str(e)[:200]))
             return

@@ -23,6 +23,16 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.audit.kinds import (
+    ClipboardCopied,
+    PostureChecked,
+    RecordingStopped,
+    RedirectionBlocked,
+    SessionActivity,
+    SessionEnded,
+    TunnelProtocolError,
+    TypedEvent,
+)
 from gateway.display.pipeline import (
     BlockedAttempt,
     ClipboardInput,
@@ -70,7 +80,7 @@ class Limits:
     reconnect_grace: float
 
 
-AuditHook = Callable[[str, str, dict[str, object]], Awaitable[None]]
+AuditHook = Callable[[TypedEvent], Awaitable[None]]  # the broker's: durable before it returns
 
 
 def spoken(seconds: float) -> str:
@@ -196,14 +206,14 @@ class LiveSession:
         elif isinstance(action, ClipboardInput):
             await self._clipboard_in(action.text)
         elif isinstance(action, ClipboardRefused):
-            await self._blocked("clipboard", {"direction": "to-remote", "bytes": action.nbytes,
-                                              "repeats": action.repeats})
+            await self._blocked("clipboard", direction="to-remote", nbytes=action.nbytes,
+                                repeats=action.repeats)
         elif isinstance(action, BlockedAttempt):
             try:
                 kind = wire.BlockedKind(action.kind).name.lower()
             except ValueError:
                 kind = f"kind{action.kind}"
-            await self._blocked(f"viewer_{kind}", {"repeats": action.repeats})
+            await self._blocked(f"viewer_{kind}", repeats=action.repeats)
         elif isinstance(action, HelpRequest):
             await helpdesk.teacher_action(self, action.action)
 
@@ -226,9 +236,9 @@ class LiveSession:
         """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
         size = len(text.encode())
         if self.clipboard not in ("to-remote", "both") or size > self.clipboard_max_bytes:
-            await self._blocked("clipboard", {"direction": "to-remote", "bytes": size})
+            await self._blocked("clipboard", direction="to-remote", nbytes=size)
             return
-        await self.audit("redirection.clipboard", "ok", {"direction": "to-remote", "bytes": size})
+        await self.audit(ClipboardCopied(direction="to-remote", bytes=size))
         await self.rfb.cut_text(text)
 
     async def _clipboard_out(self, text: str, length: int) -> None:
@@ -238,9 +248,9 @@ class LiveSession:
         if self.clipboard in ("to-local", "both") and 0 < size <= self.clipboard_max_bytes:
             data = self.pipeline.clipboard_out(text)
         if data is None:
-            await self._blocked("clipboard", {"direction": "to-local", "bytes": size or length})
+            await self._blocked("clipboard", direction="to-local", nbytes=size or length)
             return
-        await self.audit("redirection.clipboard", "ok", {"direction": "to-local", "bytes": size})
+        await self.audit(ClipboardCopied(direction="to-local", bytes=size))
         await self._send(data)
 
     async def _send_loop(self, ws: web.WebSocketResponse) -> None:
@@ -288,7 +298,7 @@ class LiveSession:
                 await sink.frame(data, key, now)
             except RecordingFailed as e:
                 self.recorder = None
-                await self.audit("recording.failed", "error", {"error": str(e)})
+                await self.audit(RecordingStopped(error=str(e)))
                 await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
                                "policy requires it to be recorded; tell your school's IT lead.")
                 return
@@ -302,7 +312,7 @@ class LiveSession:
             await self.recorder.tick(time.time())
         except RecordingFailed as e:
             self.recorder = None
-            await self.audit("recording.failed", "error", {"error": str(e)})
+            await self.audit(RecordingStopped(error=str(e)))
             await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
                            "policy requires it to be recorded; tell your school's IT lead.")
 
@@ -313,7 +323,7 @@ class LiveSession:
             await self.rfb.request_update(incremental=True)
 
     async def _protocol_error(self, ws: web.WebSocketResponse, error: str) -> None:
-        await self.audit("tunnel.protocol_error", "denied", {"error": error[:200]})
+        await self.audit(TunnelProtocolError(error=error[:200]))
         await self.end(wire.EndCode.PROTOCOL_ERROR, "The connection sent something invalid "
                        "and was closed: reconnect with `staffroom agent connect`.")
 
@@ -364,13 +374,15 @@ class LiveSession:
             pending = None
             yield event
 
-    async def _blocked(self, kind: str, details: dict[str, object]) -> None:
+    async def _blocked(self, kind: str, *, direction: str | None = None,
+                       nbytes: int | None = None, repeats: int | None = None) -> None:
         """A blocked redirection attempt: audited, at most 20 records per session per kind (the
         20th says further attempts are not recorded) so a loop cannot flood the log."""
         count = self._blocked_counts[kind] = self._blocked_counts.get(kind, 0) + 1
         if count <= 20:
-            await self.audit(f"redirection.{kind}", "blocked",
-                             {**details, "attempt": count, "last_recorded": count == 20})
+            await self.audit(RedirectionBlocked(kind, direction=direction, bytes=nbytes,
+                                                repeats=repeats, attempt=count,
+                                                last_recorded=count == 20))
 
     # --- call-centre help (gateway/live/helpdesk.py) ------------------------------------------
 
@@ -420,13 +432,13 @@ class LiveSession:
             periods = int((time.monotonic() - self._started_mono) // ACTIVITY_EVERY)
             if periods > self._activity_logged and not self.ended:
                 self._activity_logged = periods
-                await self.audit("session.activity", "ok", self.work(datetime.now(UTC)))
+                await self.audit(SessionActivity(**self.work(datetime.now(UTC))))
 
     async def _posture_actions(self, actions: list[PostureAction]) -> None:
         for action in actions:
             if isinstance(action, PostureAudit):
                 self.on_recheck(action.outcome)
-                await self.audit("posture.recheck", action.outcome, action.details)
+                await self.audit(PostureChecked(action.outcome, **action.details))
             elif isinstance(action, PostureWarn):
                 await self._send(DisplayPipeline.notice(
                     wire.NoticeLevel.WARNING, wire.NoticeCode.POSTURE, action.text))
@@ -504,9 +516,9 @@ class LiveSession:
         self.ended = True
         work = self.work(datetime.now(UTC))
         try:
-            await self.audit("session.end", "ok", {"code": wire.EndCode(code).name.lower(),
-                                                   "reason": text, "bytes": self.bytes_sent,
-                                                   "frames": self.frames_sent, **work})
+            await self.audit(SessionEnded(code=wire.EndCode(code).name.lower(), reason=text,
+                                          bytes=self.bytes_sent, frames=self.frames_sent,
+                                          **work))
         except Exception:  # ending is the safe direction: it happens even when unaudited
             log.exception("session %s: the end could not be audited; ending it anyway", self.id)
         await self._send_receipt(work)

@@ -16,7 +16,6 @@ import logging
 import secrets
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from aiohttp import WSMsgType, web
 from cryptography import x509
@@ -24,7 +23,15 @@ from cryptography import x509
 from gateway.api.common import ctx, source
 from gateway.api.errors import unavailable_sentence
 from gateway.api.session import LOCKED_NOW
-from gateway.audit.events import AuditEvent
+from gateway.audit.kinds import (
+    PasswordRehashed,
+    SessionLoginAllowed,
+    SessionLoginDenied,
+    TunnelProtocolError,
+    TypedEvent,
+    Who,
+    to_event,
+)
 from gateway.audit.log import AuditWriteFailed
 from gateway.auth.guard import admit, settle
 from gateway.auth.pool import PoolBusy, pool_of
@@ -70,12 +77,10 @@ def server_cert_hash(c: GatewayContext) -> bytes:
     return cached  # type: ignore[no-any-return]
 
 
-async def _audit(c: GatewayContext, kind: str, outcome: str, *, user: str | None,
-                 school: str | None, session: str | None, remote: str | None,
-                 details: dict[str, Any]) -> None:
-    await c.audit.aappend(AuditEvent(kind=kind, outcome=outcome, actor=user, subject=user,
-                                     school=school, session=session, source=remote,
-                                     details=details))
+async def _audit(c: GatewayContext, event: TypedEvent, *, user: str | None,
+                 school: str | None, session: str | None, remote: str | None) -> None:
+    await c.audit.aappend(to_event(event, Who(actor=user, subject=user, school=school,
+                                              session=session, source=remote)))
 
 
 async def _receive_text(ws: web.WebSocketResponse) -> str:
@@ -122,18 +127,18 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         assert isinstance(login, Login)  # likewise
         decision = await _decide(c, hello, login, nonce, resolved, remote)
         decision = record_decision(c.store, decision, totp_used="totp" in factors)
-        await _audit(c, "session.login", "ok" if decision.allowed else "denied",
+        decided = SessionLoginAllowed if decision.allowed else SessionLoginDenied
+        await _audit(c, decided(code=decision.code, serial=decision.cert_serial,
+                                resume=hello.resume is not None, **decision.details),
                      user=hello.user, school=school, session=decision.resume_session,
-                     remote=remote,
-                     details={"code": decision.code, "serial": decision.cert_serial,
-                              "resume": hello.resume is not None, **decision.details})
+                     remote=remote)
         metrics_of(c.extras).logins.labels("ok" if decision.allowed else "denied",
                                            decision.code).inc()
         if decision.allowed and decision.rehashed and decision.user is not None:
             # Only the hash column: the row read before the login is never written back.
             c.store.update_user_fields(hello.user, {"password_hash": decision.user.password_hash})
-            await _audit(c, "user.password_rehashed", "ok", user=hello.user, school=school,
-                         session=None, remote=remote, details={"scheme": "argon2id"})
+            await _audit(c, PasswordRehashed(), user=hello.user, school=school,
+                         session=None, remote=remote)
         if not decision.allowed:
             await ws.send_str(conn.send(Denied(decision.code, decision.reason)))
             await ws.close()
@@ -143,9 +148,9 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         await broker.run(ws, conn=conn, hello=hello, user=c.store.get_user(hello.user),
                          policy=policy, decision=decision, remote=remote, fence=fence)
     except LoginProtocolError as e:
-        await _audit(c, "tunnel.protocol_error", "denied",
+        await _audit(c, TunnelProtocolError(error=str(e)[:200]),
                      user=hello.user if hello else None, school=None, session=None,
-                     remote=remote, details={"error": str(e)[:200]})
+                     remote=remote)
         await ws.close(code=1002, message=b"protocol error")
     except (AuditWriteFailed, StoreUnavailable) as e:
         await _refuse_unavailable(ws, conn, str(e))

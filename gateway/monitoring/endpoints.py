@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.api.common import ctx, source
-from gateway.audit.events import AuditEvent
+from gateway.audit.kinds import MetricsRefused, Who, to_event
 from gateway.datadir import METRICS_ALLOW_DEFAULT
 from gateway.monitoring.metrics import metrics_of
 
@@ -53,9 +53,7 @@ async def metrics(request: web.Request) -> web.Response:
     remote = source(request)
     networks = parse_networks(getattr(c.config, "metrics_allow", METRICS_ALLOW_DEFAULT))
     if not allowed(remote, networks):
-        await c.audit.aappend(AuditEvent(
-            kind="metrics.read", outcome="denied", actor=None, subject=None, school=None,
-            session=None, source=remote, details={"reason": "address not in metrics_allow"}))
+        await c.audit.aappend(to_event(MetricsRefused(), Who(source=remote)))
         raise web.HTTPForbidden(text="Metrics are served only to the addresses in the gateway's "
                                      "metrics_allow setting: scrape from one of those.\n")
     body = generate_latest(metrics_of(c.extras).registry)
