@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.agent import freshclam_conf
+from tests.fixtures.agent import freshclam_conf, viewer_url_from
 from tests.fixtures.gateway import World, build_world, stop_gateway
 from tests.fixtures.packaging import BUNDLE_NAME, NoPythonRoot, libs_of
 from tests.fixtures.softhsm import softhsm_module
@@ -70,9 +70,13 @@ def test_frozen_agent_in_a_root_without_python(agent_bundle: Path, minbase_root:
     root = NoPythonRoot(minbase_root, agent_bundle, tmp_path / "roots", (tmp_path,),
                         host_libs=libs_of(softhsm_module()),
                         files=((f"/opt/{BUNDLE_NAME}/staffroom-agent.toml", config),))
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
     env = {"PATH": PATH, "HOME": "/root", "LANG": "C.UTF-8",
            "SOFTHSM2_CONF": str(token.conf),  # type: ignore[attr-defined]
-           "STAFFROOM_FRESHCLAM_CONF": str(conf)}
+           "STAFFROOM_FRESHCLAM_CONF": str(conf),
+           # The launch file lands in a folder the root shares with the host, to be read here.
+           "XDG_RUNTIME_DIR": str(runtime)}
 
     done = root.run(["/bin/sh", "-c", "command -v python3 python || echo no-python"], env)
     assert done.stdout.strip() == "no-python", done.stdout + done.stderr
@@ -91,8 +95,9 @@ def test_frozen_agent_in_a_root_without_python(agent_bundle: Path, minbase_root:
     try:
         assert agent.stdout is not None
         line = agent.stdout.readline()
-        assert line.startswith("Viewer: http://127.0.0.1:"), line + _drain(agent)
-        url = line.removeprefix("Viewer: ").strip()
+        assert line.startswith(f"Viewer: {runtime}/"), line + _drain(agent)
+        url = viewer_url_from(Path(line.removeprefix("Viewer: ").strip()))
+        assert url.startswith("http://127.0.0.1:"), url
         with urllib.request.urlopen(url, timeout=10) as page:
             html = page.read().decode("utf-8")
             assert page.status == 200 and "<canvas" in html

@@ -30,7 +30,8 @@ MEASURE = """
   const top = document.elementFromPoint(r.left + r.width / 2, probeY);
   return { rect: [r.left, r.top, r.right, r.bottom], vw: innerWidth, vh: innerHeight,
     fontSize: parseFloat(cs.fontSize), color: cs.color, background: bs.backgroundColor,
-    onTop: box.contains(top), visible: bs.visibility === "visible" && r.width > 0,
+    onTop: box.contains(top), top: top ? `${top.tagName}#${top.id}.${top.className}` : null,
+    visible: bs.visibility === "visible" && r.width > 0,
     fitsAcross: box.scrollWidth <= box.clientWidth + 1,
     fitsDown: box.scrollHeight <= box.clientHeight + 1, overflowY: bs.overflowY };
 }
@@ -55,7 +56,7 @@ async def assert_legible(v: ViewerPage, text_sel: str, box_sel: str, min_px: flo
     m = await v.page.evaluate(MEASURE, [text_sel, box_sel])
     left, top, right, bottom = m["rect"]
     where = f"{box_sel} at {m['vw']}x{m['vh']}"
-    assert m["visible"] and m["onTop"], where
+    assert m["visible"] and m["onTop"], (where, m)
     assert left >= 0 and top >= 0 and right <= m["vw"] and bottom <= m["vh"], (where, m)
     assert m["fontSize"] >= min_px, (where, m)
     assert contrast(m["color"], m["background"]) >= 4.5, (where, m)
