@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 RFB_BANNER_LEN = 12
@@ -34,27 +35,22 @@ def is_rfb_banner(data: bytes) -> bool:
 
 async def probe_rfb(host: str, port: int, timeout: float) -> bytes | None:
     """Connect, read the server's version banner and hang up; None if nothing valid in time."""
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(host, port)
-            banner = await reader.readexactly(RFB_BANNER_LEN)
-    except (OSError, TimeoutError, asyncio.IncompleteReadError):
-        return None
-    finally:
-        if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    return banner if is_rfb_banner(banner) else None
+    return await _probe(lambda: asyncio.open_connection(host, port), timeout)
 
 
 async def probe_rfb_socket(path: Path, timeout: float) -> bytes | None:
     """`probe_rfb` over a Unix socket (a gateway-started Xvnc)."""
+    return await _probe(lambda: asyncio.open_unix_connection(str(path)), timeout)
+
+
+async def _probe(
+    connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
+    timeout: float,
+) -> bytes | None:
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_unix_connection(str(path))
+            reader, writer = await connect()
             banner = await reader.readexactly(RFB_BANNER_LEN)
     except (OSError, TimeoutError, asyncio.IncompleteReadError):
         return None
