@@ -250,6 +250,9 @@ def enter_argv(sandbox: Sandbox, uid: int, gid: int, command: Sequence[str]) -> 
     ]  # fmt: skip
 
 
+ETC_REPLACED = ("/etc/hosts", "/etc/passwd", "/etc/group")  # by each room's own copy
+
+
 def check_available(uid: int, gid: int, as_root: bool,
                     want: Literal["auto", "user", "root"] = "auto") -> SandboxMode:
     """The way bwrap can build rooms for this account here, or refuse desktops (fail closed).
@@ -260,6 +263,14 @@ def check_available(uid: int, gid: int, as_root: bool,
     ("root"). The usual reasons for no way at all: bubblewrap is not installed, or user
     namespaces are off (sysctl user.max_user_namespaces=0) and the gateway is not root.
     """
+    for name in ETC_REPLACED:
+        if not Path(name).is_file():
+            # bwrap binds each room's own copy over the host's file and cannot create one
+            # on the read-only /etc (a bare debootstrap root has no /etc/hosts).
+            raise InvalidAssignment(
+                f"Desktops cannot be sealed on this server: it has no {name}, which each "
+                f"desktop's own copy replaces; create it (for /etc/hosts: "
+                f"'127.0.0.1 localhost') and try again.")
     reason = ""
     for mode in (("user", "root") if want == "auto" else (want,)):
         if mode == "root" and not as_root:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from gateway.policy.schema import SCHEMA, Invalid
+from gateway.workspace import sandbox
+from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.browser import managed_policy
 from gateway.workspace.desktop import hosts_file
 from gateway.workspace.egress import EgressRule
@@ -75,3 +77,13 @@ def test_home_url_accepts(value: str) -> None:
 def test_home_url_refuses(value: object) -> None:
     with pytest.raises(Invalid, match="expected an http"):
         SCHEMA["workspace"]["home_url"].check(value)
+
+
+def test_a_host_without_etc_hosts_gets_a_sentence_not_a_broken_room(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # bwrap cannot create a file on the read-only /etc, so a missing /etc/hosts would break
+    # every room at start; the gateway says so before trying.
+    missing = str(tmp_path / "no-such-hosts")
+    monkeypatch.setattr(sandbox, "ETC_REPLACED", (missing,))
+    with pytest.raises(InvalidAssignment, match=f"it has no {missing}, which each desktop"):
+        sandbox.check_available(200000, 200000, as_root=True)
