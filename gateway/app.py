@@ -46,7 +46,7 @@ from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.reports import receipt_key
 from gateway.store.base import StoreError
-from gateway.store.sqlite import SqliteStore
+from gateway.store.open import open_store
 from gateway.tlsconfig import server_context
 from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.manager import WorkspaceManager
@@ -59,7 +59,8 @@ class StartupError(Exception):
     """The gateway cannot start; the message is one sentence saying what to do."""
 
 
-def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayContext:
+def open_context(data_dir: Path, ca_passphrase: bytes | None = None,
+                 node: str = "local") -> GatewayContext:
     data = DataDir(data_dir)
     if not data.config_file.exists():
         raise StartupError(
@@ -84,8 +85,13 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None) -> GatewayC
         parse_networks(config.metrics_allow)
     except ValueError as e:
         raise StartupError(f"{data.config_file}: {e}: fix it and start again.") from None
-    context = GatewayContext(data=data, config=config, store=SqliteStore(data.db), audit=audit,
-                             ca=ca, policies=policies)
+    try:
+        store = open_store(data, config)
+    except StoreError as e:
+        audit.close()
+        raise StartupError(str(e)) from None
+    context = GatewayContext(data=data, config=config, store=store, audit=audit,
+                             ca=ca, policies=policies, node=node)
     audit.on_write = metrics_of(context.extras).audit_write_seconds.observe
     # A DATA_DIR from before recordings had their own key gets one now (older recordings keep
     # verifying with the audit key they name).

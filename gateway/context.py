@@ -24,4 +24,6 @@ class GatewayContext:
     ca: Any  # gateway.pki.ca.SchoolCA
     policies: Any  # gateway.policy.load.PolicySet
     clock: Callable[[], datetime] = utcnow
+    # This gateway process's name among the nodes sharing one database (`gateway --node`).
+    node: str = "local"
     extras: dict[str, Any] = field(default_factory=dict)

@@ -77,6 +77,8 @@ class DataDir:
             metrics_allow=tuple(data.get("metrics_allow", METRICS_ALLOW_DEFAULT)),
             desktop_uids=data.get("desktop_uids"),
             vnc_desktops=data.get("vnc_desktops"),
+            database=data.get("database"),
+            recordings_dir=data.get("recordings_dir"),
         )
 
     def write_config(self, config: GatewayConfig) -> None:
@@ -91,6 +93,11 @@ class DataDir:
             "desktop_uids": config.desktop_uids,
             "vnc_desktops": config.vnc_desktops,
         }
+        # Written only when set: a one-machine gateway.json stays as it was.
+        if config.database is not None:
+            data["database"] = config.database
+        if config.recordings_dir is not None:
+            data["recordings_dir"] = config.recordings_dir
         tmp = self.config_file.with_suffix(".json.new")
         tmp.unlink(missing_ok=True)
         write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
@@ -115,6 +122,11 @@ class GatewayConfig:
     vnc_desktops: list[object] | None = None
     # Networks allowed to scrape /metrics (CIDR or address); loopback only by default.
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
+    # The state database: None is DATA_DIR/state.db (SQLite, one machine); "postgresql://..."
+    # is shared by every gateway node (docs/SCALE-OUT.md); "sqlite:///ABS/PATH" names a file.
+    database: str | None = None
+    # Where session recordings go: None is DATA_DIR/recordings; several nodes share one location.
+    recordings_dir: str | None = None
 
 
 def check_public_url(url: str) -> str:

@@ -86,7 +86,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.public_url:
         _keep_public_url(Path(args.data), args.public_url)
     try:
-        context = open_context(Path(args.data), _passphrase(args))
+        context = open_context(Path(args.data), _passphrase(args), node=_node(args.node))
         host, port = _listen(args.listen or context.config.listen)
         asyncio.run(serve(context, host, port))
     except StartupError as e:
@@ -94,6 +94,17 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _node(name: str | None) -> str:
+    """This gateway's node name: --node, else the host name (one node per host by default)."""
+    import re
+    import socket
+
+    node = name if name is not None else socket.gethostname().split(".")[0]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", node or ""):
+        raise CliError(f"--node must be 1-63 letters, digits, '.', '_' or '-', not {node!r}.")
+    return node
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
@@ -130,6 +141,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--public-url", help="the URL people use, e.g. a load balancer's "
                    "https://gw.school.example (kept in DATA_DIR/gateway.json)")
     p.add_argument("--ca-passphrase-file", help="the CA key's passphrase, if it has one")
+    p.add_argument("--node", help="this gateway's name among nodes sharing one database "
+                   "(default: the host name)")
     p.set_defaults(func=cmd_gateway)
 
 
@@ -200,13 +213,17 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     from gateway.datadir import DataDir
     from gateway.policy.decide import explain
     from gateway.policy.load import PolicyError, load_policies
-    from gateway.store.sqlite import SqliteStore
+    from gateway.store.base import StoreError
+    from gateway.store.open import open_store
     from gateway.wire.posture import PostureFormatError, PostureReport
 
     data = DataDir(Path(args.data))
-    if not data.db.exists():
+    if not data.config_file.exists():
         raise CliError(f"{args.data} is not a Staffroom data directory.")
-    store = SqliteStore(data.db)
+    try:
+        store = open_store(data, data.read_config())
+    except StoreError as e:
+        raise CliError(str(e)) from None
     user = store.get_user(args.user)
     store.close()
     if user is None:
