@@ -145,7 +145,7 @@ class PgTrail:
                 return
             self._closed = True
         try:
-            self._transact(self._close_in, closing=True)
+            self._transact(self._close_in)
         except AuditWriteFailed as exc:
             log.warning("audit: no closing checkpoint: %s", exc)
         finally:
@@ -164,11 +164,18 @@ class PgTrail:
         """The records matching the query filters, in order, from one snapshot (see pgread)."""
         from gateway.audit import pgread
 
-        conn = self._take()
         try:
-            yield from pgread.iter_records(conn, **filters)
-        finally:
-            self._give(conn)
+            conn = self._take()
+            try:
+                yield from pgread.iter_records(conn, **filters)
+            finally:
+                self._give(conn)
+        except _DB_ERRORS as exc:
+            # The API answers it as it answers a failed write: 503 and one sentence.
+            reason = unreachable_sentence(exc).removeprefix(
+                "The audit trail in PostgreSQL cannot be written ")
+            raise AuditWriteFailed(f"The audit trail in PostgreSQL cannot be read {reason}") \
+                from None
 
     # -- inside the transaction that holds the head lock --------------------------------------
 
@@ -201,7 +208,7 @@ class PgTrail:
 
     def _insert(self, conn: Any, seq: int, prev_hash: str, event: AuditEvent) -> AuditRecord:
         stamp = format_time(self._clock())
-        for fitted in (event, shrink_event(event), shrink_event(event, drop_details=True)):
+        for fitted in _fitting(event):
             # Peer strings must never stop an event from being recorded: shorten, then drop.
             named = check_event(AuditEvent(
                 fitted.kind, fitted.outcome, fitted.actor, fitted.subject, fitted.school,
@@ -222,30 +229,34 @@ class PgTrail:
 
     # -- connections and the transaction ---------------------------------------------------
 
-    def _transact(self, body: Callable[[Any, chain.Head], Any], *, closing: bool = False) -> Any:
+    def _transact(self, body: Callable[[Any, chain.Head], Any]) -> Any:
         """Run `body` under the head lock and COMMIT; AuditWriteFailed when that fails. A
         connection found dead before anything was sent is replaced once (a server restart)."""
         for attempt in (1, 2):
-            started = False
             try:
                 conn = self._take(fresh=attempt == 2)
             except _DB_ERRORS as exc:
                 raise self._failed(exc) from None
+            locked = False
             try:
                 with conn.transaction():
                     head = pgschema.read_head(conn, lock=True)
-                    started = True
+                    locked = True
                     if head is None:
                         raise AuditLogError("the audit trail's head row is missing")
                     result = body(conn, head)
             except _DB_ERRORS as exc:
+                dead = conn.broken
                 conn.close()
-                if not started and attempt == 1 and conn.broken:
+                if dead and not locked and attempt == 1:
                     continue  # the idle connection had died: nothing was written, try anew
                 raise self._failed(exc) from None
             except AuditLogError as exc:
                 self._give(conn)
                 raise self._failed(exc) from None
+            except BaseException:
+                self._give(conn)  # rolled back (a record over the size limit): reusable
+                raise
             self._give(conn)
             self.write_error = None
             if isinstance(result, AuditRecord):
@@ -278,3 +289,10 @@ class PgTrail:
     def _check_open(self) -> None:
         if self._closed:
             raise AuditLogError("The audit log is closed.")
+
+
+def _fitting(event: AuditEvent) -> Iterator[AuditEvent]:
+    """The event, then shorter forms of it (made only when the full one is too long)."""
+    yield event
+    yield shrink_event(event)
+    yield shrink_event(event, drop_details=True)

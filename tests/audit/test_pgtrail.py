@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import multiprocessing
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +23,8 @@ from gateway.audit.log import AuditLogError, AuditWriteFailed
 from gateway.audit.open import create_trail
 from gateway.audit.pgread import verify_trail
 from gateway.audit.pgtrail import PgTrail
-from tests.fixtures.postgres import _as_server_user, pg_bin, start_postgres, stop_postgres
+from tests.audit.pg_helpers import pg_ctl
+from tests.fixtures.postgres import start_postgres, stop_postgres
 
 
 def event(i: int, **fields: object) -> AuditEvent:
@@ -228,15 +228,6 @@ def test_an_empty_database_has_no_trail(pg_dsn: str, key: ec.EllipticCurvePrivat
     assert not result.ok and "no audit trail" in result.message
 
 
-def _pg_ctl(server: object, action: str) -> None:
-    root = server.root  # type: ignore[attr-defined]
-    options = (f"-c listen_addresses=127.0.0.1 -c port={server.port} "  # type: ignore[attr-defined]
-               f"-c unix_socket_directories={root / 'run'} -c fsync=off")
-    subprocess.run(_as_server_user([pg_bin("pg_ctl"), "-D", str(root / "data"), "-o", options,
-                                    "-l", str(root / "run" / "log"), "-m", "fast", "-w", "-t",
-                                    "60", action]), check=True, capture_output=True, timeout=90)
-
-
 def test_database_down_fails_the_append_and_it_recovers(
         key: ec.EllipticCurvePrivateKey) -> None:
     server = start_postgres()
@@ -245,7 +236,7 @@ def test_database_down_fails_the_append_and_it_recovers(
         create_trail(dsn, key, "init")
         trail = PgTrail(dsn, key, "node-a")
         trail.append(event(1))
-        _pg_ctl(server, "stop")
+        pg_ctl(server, "stop")
         started = time.monotonic()
         with pytest.raises(AuditWriteFailed) as failed:
             trail.append(event(2))
@@ -255,7 +246,7 @@ def test_database_down_fails_the_append_and_it_recovers(
         assert message.endswith(").") and "\n" not in message
         assert server.password not in message
         assert trail.write_error == message
-        _pg_ctl(server, "start")
+        pg_ctl(server, "start")
         record = trail.append(event(3))  # the same chain, nothing to repair
         assert record.seq == 2 and trail.write_error is None
         trail.close()
