@@ -194,3 +194,43 @@ def test_database_down_refuses_a_login_in_one_sentence_and_the_chain_goes_on(
     result = verify(gw)
     assert result["ok"], result
     assert "node-a" in result["nodes"]  # type: ignore[operator]
+
+
+async def test_the_console_shows_the_node_of_each_record(pg_dsn: str, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from tests.console.test_console_browser import CHROMIUM_ARGS
+
+    gw = init_with_trail(tmp_path, pg_dsn)
+    start_node(gw, "node-a")
+    try:
+        admin_of(gw, tmp_path / "home")  # a login and a password change on node-a
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                               args=CHROMIUM_ARGS)
+            try:
+                context = await browser.new_context(ignore_https_errors=True, locale="ja-JP")
+                page = await context.new_page()
+                await page.goto(f"{gw.url}/console")
+                await page.wait_for_selector("#signin:not([hidden])")
+                await page.fill("input[name=user]", "admin")
+                await page.fill("input[name=password]", NEW_PASSWORD)
+                await page.fill("input[name=totp]",
+                                pyotp.parse_uri(gw.totp_uri).at(time.time() + 30))
+                await page.click("#signin button[type=submit]")
+                await page.click("#nav a[data-view=audit]")
+                changed = "#audit-table tbody tr[data-kind^='user.']"  # the password change
+                await page.wait_for_selector(changed)
+                headers = await page.locator("#audit-table thead th").all_text_contents()
+                assert "ノード" in headers
+                row = page.locator(changed).first
+                assert await row.locator("td.node").text_content() == "node-a"
+                nodes = set(await page.locator("#audit-table td.node").all_text_contents())
+                assert "node-a" in nodes
+                # The node is its own column, not repeated among the details.
+                assert "node=" not in (await row.locator("td.details").text_content() or "")
+                await page.wait_for_selector("#audit-verify[data-ok='true']")
+            finally:
+                await browser.close()
+    finally:
+        stop_gateway(gw)
