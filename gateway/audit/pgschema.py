@@ -43,7 +43,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE audit_records (
         seq bigint PRIMARY KEY CHECK (seq >= 0),
         node text NOT NULL,
-        time text NOT NULL,
+        time text COLLATE "C" NOT NULL,  -- fixed-width UTC: byte order is time order
         kind text NOT NULL,
         actor text,
         subject text,
