@@ -18,7 +18,6 @@ from gateway.api.common import CONTEXT
 from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
-from gateway.audit.keys import load_signing_key
 from gateway.audit.kinds import (
     GatewayStarted,
     GatewayStopped,
@@ -27,7 +26,8 @@ from gateway.audit.kinds import (
     Who,
     to_event,
 )
-from gateway.audit.log import AuditLog, AuditLogError
+from gateway.audit.log import AuditLogError
+from gateway.audit.open import open_audit
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.datadir import DataDir
@@ -73,7 +73,7 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None,
     except CAError as e:
         raise StartupError(str(e)) from None
     try:
-        audit = AuditLog(data.audit_dir, load_signing_key(data.audit_key))
+        audit = open_audit(data, config, node)
     except AuditLogError as e:
         raise StartupError(f"The audit log cannot be opened, so the gateway will not start: "
                            f"{e}") from None

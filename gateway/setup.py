@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway.audit.keys import generate_signing_key, public_key_pem, save_signing_key
 from gateway.audit.kinds import GatewayInitialised, UserAdded, Who, to_event
-from gateway.audit.log import AuditLog
+from gateway.audit.open import create_audit
 from gateway.auth import passwords, totp
 from gateway.context import GatewayContext, utcnow
 from gateway.datadir import DataDir, GatewayConfig, check_public_url, write_private
@@ -63,6 +63,7 @@ def init_data_dir(
     ca_passphrase: bytes | None = None,
     curve: str = "P-256",
     public_url: str | None = None,
+    database: str | None = None,
 ) -> InitResult:
     _check_target(root)
     if public_url is not None:
@@ -87,12 +88,13 @@ def init_data_dir(
     save_signing_key(data.audit_key, signing_key)
     # The public half, for officers who check exported audit logs and recordings elsewhere.
     write_private(data.root / "audit-signing.pub", public_key_pem(signing_key), mode=0o644)
-    audit = AuditLog.create(data.audit_dir, signing_key)
+    audit = create_audit(data, database, signing_key)  # PostgreSQL: the board's one trail
     load_or_create_recording_key(data.root)  # recordings get their own key (keys/, 0700)
     shutil.copytree(SHIPPED_POLICIES, data.policies)
     port = listen.rsplit(":", 1)[1]
     url = public_url or f"https://{hostnames[0]}:{port}"
-    config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url)
+    config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url,
+                           database=database)
     data.write_config(config)
     # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte
     # (SQLite gives its -wal and -shm files the same mode).

@@ -164,9 +164,9 @@ def cmd_audit_tail(args: argparse.Namespace) -> int:
         print_json(records["records"])
     else:
         print_table([[r["seq"], r["time"], r["kind"], r["outcome"], r.get("actor") or "-",
-                      r.get("subject") or "-", r.get("school") or "-"]
+                      r.get("subject") or "-", r.get("school") or "-", r.get("node") or "-"]
                      for r in records["records"]],
-                    ["SEQ", "TIME", "KIND", "OUTCOME", "ACTOR", "SUBJECT", "SCHOOL"])
+                    ["SEQ", "TIME", "KIND", "OUTCOME", "ACTOR", "SUBJECT", "SCHOOL", "NODE"])
     return 0
 
 

@@ -20,6 +20,7 @@ from gateway.api.errors import bad_request
 from gateway.audit import query
 from gateway.audit.events import AuditRecord
 from gateway.audit.kinds import AuditExported
+from gateway.audit.open import iter_audit_records, record_node
 from gateway.audit.status import verify_data_dir
 
 MAX_LIMIT = 100_000
@@ -44,7 +45,7 @@ def _record_json(record: AuditRecord) -> dict[str, Any]:
     return {"seq": record.seq, "time": record.time, "kind": e.kind, "outcome": e.outcome,
             "actor": e.actor, "subject": e.subject, "school": e.school, "session": e.session,
             "source": e.source, "details": dict(e.details), "prev_hash": record.prev_hash,
-            "hash": record.hash}
+            "hash": record.hash, "node": record_node(record)}
 
 
 async def search(request: web.Request) -> web.Response:
@@ -56,11 +57,11 @@ async def search(request: web.Request) -> web.Response:
         limit = min(int(q.get("limit", "200")), MAX_LIMIT)
     except ValueError:
         raise bad_request("limit must be a number.") from None
-    directory = ctx(request).data.audit_dir
+    c = ctx(request)
     since, until = _time(q.get("since")), _time(q.get("until"))
 
     def run() -> list[dict[str, Any]]:
-        records = query.iter_records(directory, user=q.get("user") or None, school=school,
+        records = iter_audit_records(c.audit, c.data, user=q.get("user") or None, school=school,
                                      kind=q.get("kind") or None, since=since, until=until)
         if q.get("order") == "tail":
             window: list[Any] = []
@@ -125,7 +126,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     since, until = _time(q.get("since")), _time(q.get("until"))
     filters = {k: q[k][:100] for k in ("user", "kind", "since", "until") if q.get(k)}
     await audit(request, AuditExported(format=fmt, **filters), school=school)
-    directory = ctx(request).data.audit_dir
+    c = ctx(request)
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
     stop = threading.Event()
@@ -133,8 +134,9 @@ async def export(request: web.Request) -> web.StreamResponse:
     def produce() -> None:
         sink = _QueueSink(queue, loop, stop)
         try:
-            records = query.iter_records(directory, user=q.get("user") or None, school=school,
-                                         kind=q.get("kind") or None, since=since, until=until)
+            records = iter_audit_records(c.audit, c.data, user=q.get("user") or None,
+                                         school=school, kind=q.get("kind") or None,
+                                         since=since, until=until)
             if fmt == "csv":
                 query.export_csv(records, cast(TextIO, sink))
             else:
@@ -177,7 +179,7 @@ async def verify(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(verify_data_dir, ctx(request).data.root)
     return web.json_response({
         "ok": result.ok, "records": result.records, "first_bad_seq": result.first_bad_seq,
-        "message": result.message,
+        "message": result.message, "nodes": list(result.nodes),
         # (seq, time) of the last signed checkpoint, as JSON (a datetime does not serialise).
         "last_checkpoint": None if result.last_checkpoint is None else {
             "seq": result.last_checkpoint[0],

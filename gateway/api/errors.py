@@ -39,8 +39,10 @@ def conflict(message: str) -> ApiError:
 
 def unavailable_sentence(problem: str) -> str:
     """"The audit log cannot be written because the disk is full, so …" — one sentence."""
-    return (f"{problem.rstrip('.')}, so nothing was done: free space on the gateway's data "
-            "disk (the gateway carries on by itself) and try again.")
+    remedy = ("check that the database server is running and reachable from this gateway"
+              if "PostgreSQL" in problem else "free space on the gateway's data disk")
+    return (f"{problem.rstrip('.')}, so nothing was done: {remedy} (the gateway carries on "
+            "by itself) and try again.")
 
 
 def error_response(status: int, code: str, message: str,

@@ -15,8 +15,8 @@ from aiohttp import web
 
 from gateway.api.common import actor, audit, ctx, require
 from gateway.api.errors import bad_request, field_str, json_body
-from gateway.audit import query
 from gateway.audit.kinds import HoursReported, ReceiptChecked, ReceiptInvalid
+from gateway.audit.open import iter_audit_records
 from gateway.reports import hours, receipt_key
 from gateway.wire import receipt
 
@@ -37,15 +37,14 @@ async def work_hours(request: web.Request) -> web.Response:
     user = q.get("user") or None
     if user is not None and len(user) > 64:
         raise bad_request("user must be at most 64 characters.")
-    directory = ctx(request).data.audit_dir
+    c = ctx(request)
     since, until = hours.search_window(month)
 
     def run() -> list[hours.WorkSession]:
-        records = query.iter_records(directory, school=school, user=user, kind="session",
-                                     since=since, until=until)
+        records = iter_audit_records(c.audit, c.data, school=school, user=user,
+                                     kind="session", since=since, until=until)
         return hours.work_sessions(records, month, school=school, user=user)
 
-    c = ctx(request)
     names: dict[str, str] = {}
     for w in (rows := await asyncio.to_thread(run)):
         if w.user not in names:

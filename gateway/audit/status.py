@@ -1,19 +1,13 @@
-"""Verifies a DATA_DIR's audit log with the gateway's audit signing key."""
+"""Verifies a DATA_DIR's audit trail with the gateway's audit signing key: the file log, or the
+whole trail in PostgreSQL when gateway.json names a database server (gateway/audit/open.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.audit.keys import load_public_key
-from gateway.audit.verify import VerifyResult, verify
-from gateway.datadir import DataDir
+from gateway.audit.open import verify_audit
+from gateway.audit.verify import VerifyResult
 
 
 def verify_data_dir(root: Path) -> VerifyResult:
-    data = DataDir(root)
-    try:
-        key = load_public_key(data.audit_key)
-    except FileNotFoundError:
-        return VerifyResult(False, 0, None, f"{root} has no audit signing key: is it a "
-                            "Staffroom data directory?", None)
-    return verify(data.audit_dir, key)
+    return verify_audit(root)

@@ -36,6 +36,7 @@ class VerifyResult:
     first_bad_seq: int | None
     message: str  # one sentence naming the first problem, or saying the log is intact
     last_checkpoint: tuple[int, datetime] | None  # (seq, time) of the last valid checkpoint
+    nodes: tuple[str, ...] = ()  # the gateway nodes that wrote records (a trail in PostgreSQL)
 
 
 class Broken(Exception):
@@ -138,7 +139,7 @@ class ChainChecker:
             )
         self.last_checkpoint = (record.seq, record.when)
 
-    def finish(self, head: Head) -> None:
+    def finish(self, head: Head, *, head_name: str = f"signed head file {HEAD_FILE}") -> None:
         """Compare the end of the log with its signed head (catches removal from the end)."""
         last = self.last
         if last is None:
@@ -146,7 +147,7 @@ class ChainChecker:
         if head.log_id != self.log_id or not head.valid(self._public_key):
             raise Broken(
                 None,
-                f"The signed head file {HEAD_FILE} does not verify: it was forged, "
+                f"The {head_name} does not verify: it was forged, "
                 "belongs to another log, or this is not the log's public key.",
             )
         if head.seq > last.seq:
@@ -190,15 +191,17 @@ def verify(directory: Path, public_key: ec.EllipticCurvePublicKey) -> VerifyResu
             None,
         )
     checkpoint = checker.last_checkpoint
-    where = (
-        f"the last signed checkpoint is record {checkpoint[0]} "
-        f"({checkpoint[1]:%Y-%m-%d %H:%M:%S} UTC)"
-        if checkpoint
-        else "there is no checkpoint yet"
-    )
+    where = checkpoint_words(checkpoint)
     return VerifyResult(
         True, checker.count, None, f"All {checker.count} records are intact; {where}.", checkpoint
     )
+
+
+def checkpoint_words(checkpoint: tuple[int, datetime] | None) -> str:
+    if checkpoint is None:
+        return "there is no checkpoint yet"
+    return (f"the last signed checkpoint is record {checkpoint[0]} "
+            f"({checkpoint[1]:%Y-%m-%d %H:%M:%S} UTC)")
 
 
 def _scan(directory: Path, checker: ChainChecker) -> None:

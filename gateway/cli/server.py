@@ -114,7 +114,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"ok": result.ok, "records": result.records,
                     "first_bad_seq": result.first_bad_seq, "message": result.message,
-                    "last_checkpoint": result.last_checkpoint})
+                    "last_checkpoint": result.last_checkpoint, "nodes": list(result.nodes)})
     elif result.ok:
         print(f"OK: {result.message}")
     else:

@@ -67,7 +67,7 @@ async function search() {
 }
 
 function details(record) {
-  const entries = Object.entries(record.details ?? {});
+  const entries = Object.entries(record.details ?? {}).filter(([k]) => k !== "node");
   return entries.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join("  ");
 }
@@ -81,6 +81,8 @@ function row(r) {
     el("td", {}, r.subject ?? ""),
     el("td", {}, r.school ?? ""),
     el("td", {}, r.source ?? ""),
+    // The gateway node that wrote it (a trail in PostgreSQL); empty for a one-machine log.
+    el("td", { class: "node" }, r.node ?? ""),
     el("td", { class: "details" }, details(r)));
 }
 
