@@ -19,9 +19,10 @@ def is_postgres(url: str | None) -> bool:
 
 def _password(url: str) -> str | None:
     try:
-        return urlsplit(url).password
+        password = urlsplit(url).password
     except ValueError:
         return None
+    return unquote(password) if password else None
 
 
 def redact(url: str) -> str:
