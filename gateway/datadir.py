@@ -100,7 +100,9 @@ class DataDir:
             data["recordings_dir"] = config.recordings_dir
         tmp = self.config_file.with_suffix(".json.new")
         tmp.unlink(missing_ok=True)
-        write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
+        # A database URL holds its password: then only the gateway's account may read the file.
+        mode = 0o600 if config.database is not None else 0o644
+        write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
         os.replace(tmp, self.config_file)  # a gateway reading it sees the old or the new file
 
 
