@@ -4,6 +4,7 @@ exception and in the logs; a database that goes away and comes back."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -87,5 +88,24 @@ def test_a_database_that_goes_away_fails_writes_and_recovers(
         assert store.write_error is None
         store.add_user(User("b", "B", "teacher", "s1"))
         assert [u.id for u in store.list_users()] == ["a", "b"]
+    finally:
+        store.close()
+
+
+def test_the_password_can_stay_out_of_the_url_in_a_passfile(
+        postgres_server: PostgresServer, pg_dsn: str, tmp_path: Path) -> None:
+    """libpq's password file (`?passfile=` or $PGPASSFILE): gateway.json then holds no secret."""
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"127.0.0.1:{postgres_server.port}:*:{postgres_server.user}:"
+                        f"{postgres_server.password}\n")
+    passfile.chmod(0o600)
+    bare = pg_dsn.replace(f":{postgres_server.password}@", "@")
+    assert postgres_server.password not in bare
+    with pytest.raises(StoreUnavailable, match="refused the gateway's login"):
+        PostgresStore(bare + f"?passfile={tmp_path / 'missing'}")
+    store = PostgresStore(f"{bare}?passfile={passfile}")
+    try:
+        store.add_user(User("a", "A", "teacher", "s1"))
+        assert store.count_users() == 1
     finally:
         store.close()
