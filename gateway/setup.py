@@ -20,7 +20,7 @@ from gateway.pki.ca import create_ca
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
-from gateway.store.base import Store, StoreError, User
+from gateway.store.base import Conflict, Store, StoreError, User
 from gateway.store.dsn import is_postgres, where
 from gateway.store.sqlite import SqliteStore
 
@@ -156,7 +156,12 @@ def _init(
                  totp_secret=secret, created_at=now)
     audit.append(to_event(GatewayInitialised(hostnames=list(hostnames), ca_curve=curve)))
     audit.append(to_event(UserAdded(role="admin"), Who(subject=admin_id)))
-    store.add_user(admin)
+    try:
+        store.add_user(admin)
+    except Conflict:  # another init on the same database got there first
+        raise InitError(f"{admin_id!r} already exists in the state database: a second gateway "
+                        "node runs on a copy of the first node's DATA_DIR, not a second "
+                        "init.") from None
     context = GatewayContext(data=data, config=config, store=store, audit=audit, ca=ca,
                              policies=None)
     publish_crl(context)
