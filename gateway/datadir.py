@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 METRICS_ALLOW_DEFAULT = ("127.0.0.0/8", "::1/128")
@@ -126,7 +126,8 @@ class GatewayConfig:
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
     # The state database: None is DATA_DIR/state.db (SQLite, one machine); "postgresql://..."
     # is shared by every gateway node (docs/SCALE-OUT.md); "sqlite:///ABS/PATH" names a file.
-    database: str | None = None
+    # Never in repr(): the URL may hold the database's password (gateway.store.dsn.redact).
+    database: str | None = field(default=None, repr=False)
     # Where session recordings go: None is DATA_DIR/recordings; several nodes share one location.
     recordings_dir: str | None = None
 

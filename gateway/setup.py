@@ -22,7 +22,7 @@ from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
 from gateway.store.base import Conflict, Store, StoreError, User
 from gateway.store.dsn import is_postgres, where
-from gateway.store.sqlite import SqliteStore
+from gateway.store.open import open_store
 
 SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -68,7 +68,7 @@ def init_data_dir(
 ) -> InitResult:
     _check_target(root)
     # A database server is checked (and its schema made) before anything is created here.
-    server_store = _open_server_database(database) if database is not None else None
+    server_store = _open_server_database(root, database) if database is not None else None
     try:
         return _init(root, hostnames, listen=listen, admin_id=admin_id, admin_name=admin_name,
                      organisation=organisation, ca_passphrase=ca_passphrase, curve=curve,
@@ -78,15 +78,14 @@ def init_data_dir(
             server_store.close()
 
 
-def _open_server_database(url: str) -> Store:
+def _open_server_database(root: Path, url: str) -> Store:
     """The PostgreSQL store for `--db`, migrated and holding no Staffroom installation yet."""
     if not is_postgres(url):
         raise InitError("--db must be a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL "
                         "(leave it out to keep the state in DATA_DIR/state.db).")
-    from gateway.store.postgres import PostgresStore
-
+    settings = GatewayConfig(hostnames=(), listen="", public_url="", database=url)
     try:
-        store = PostgresStore(url)
+        store = open_store(DataDir(root), settings)  # a server: nothing is created in root
     except StoreError as e:
         raise InitError(str(e)) from None
     if store.count_users() > 0:
@@ -148,7 +147,7 @@ def _init(
         # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte
         # (SQLite gives its -wal and -shm files the same mode).
         os.close(os.open(data.db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        store = SqliteStore(data.db)
+        store = open_store(data, config)
     password = passwords.generate_password()
     secret = totp.new_secret()
     admin = User(id=admin_id, name=admin_name, role="admin", school=None,
