@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 POOL_SIZE = 4  # per node: the store is called from the event loop and a few worker threads
-POOL_WAIT = 5.0  # seconds a call waits for a free (or new) connection before it fails
+POOL_WAIT = 2.0  # seconds a call waits for a free (or new) connection before it fails
 CONNECT = {"connect_timeout": 5, "keepalives_idle": 10, "keepalives_interval": 5,
            "keepalives_count": 3, "tcp_user_timeout": 10_000}
 SESSION = ("SET TIME ZONE 'UTC'", "SET statement_timeout = '15s'")
@@ -80,7 +80,6 @@ def connect_sentence(url: str, error: Exception) -> str:
 def _configure(conn: psycopg.Connection[Any]) -> None:
     for statement in SESSION:
         conn.execute(statement)  # type: ignore[arg-type]
-    conn.commit()
 
 
 class PostgresStore:
@@ -95,8 +94,8 @@ class PostgresStore:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=POOL_WAIT, open=False,
             name=f"staffroom-state {self.where}", configure=_configure,
-            check=ConnectionPool.check_connection,
-            kwargs={**CONNECT, "row_factory": dict_row})
+            check=None,
+            kwargs={**CONNECT, "row_factory": dict_row, "autocommit": True})
         try:
             self._pool.open(wait=True, timeout=POOL_WAIT + CONNECT["connect_timeout"])
         except PoolTimeout:
@@ -135,11 +134,16 @@ class PostgresStore:
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """One transaction: committed when the block ends, rolled back when it raises. Server
-        and pool failures become StoreUnavailable, a duplicate key Conflict."""
+        """A write is one transaction, committed when the block ends and rolled back when it
+        raises; a read is one autocommit statement. Server and pool failures become
+        StoreUnavailable, a duplicate key Conflict."""
         try:
             with self._pool.connection() as conn:
-                yield conn
+                if write:
+                    with conn.transaction():  # BEGIN … COMMIT (ROLLBACK when it raises)
+                        yield conn
+                else:
+                    yield conn  # one statement (autocommit): one round trip
         except errors.UniqueViolation:
             raise Conflict("That already exists (another gateway node may have just added "
                            "it).") from None
