@@ -13,6 +13,7 @@ call within seconds instead of hanging it.
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, fields
@@ -77,6 +78,15 @@ def connect_sentence(url: str, error: Exception) -> str:
             "and accepts connections from this node.")
 
 
+def _check(conn: psycopg.Connection[Any]) -> None:
+    """Before a pooled connection is handed out: an idle connection with bytes to read was
+    most likely closed by the server (a restart, pg_terminate_backend); one empty query then
+    raises, and the pool replaces it. Costs a poll, not a round trip, when all is well."""
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        conn.execute("")
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     for statement in SESSION:
         conn.execute(statement)  # type: ignore[arg-type]
@@ -94,7 +104,7 @@ class PostgresStore:
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             url, min_size=1, max_size=pool_size, timeout=POOL_WAIT, open=False,
             name=f"staffroom-state {self.where}", configure=_configure,
-            check=None,
+            check=_check,
             kwargs={**CONNECT, "row_factory": dict_row, "autocommit": True})
         try:
             self._pool.open(wait=True, timeout=POOL_WAIT + CONNECT["connect_timeout"])

@@ -109,3 +109,25 @@ def test_the_password_can_stay_out_of_the_url_in_a_passfile(
         assert store.count_users() == 1
     finally:
         store.close()
+
+
+def test_connections_the_server_closed_are_replaced_before_use(
+        postgres_server: PostgresServer, pg_dsn: str) -> None:
+    """A PostgreSQL restart (here: every backend of the database terminated) must not fail the
+    next calls: the pool notices the closed connections and opens new ones."""
+    store = PostgresStore(pg_dsn)
+    name = pg_dsn.rsplit("/", 1)[1]
+    try:
+        store.add_user(User("a", "A", "teacher", "s1"))
+        with psycopg.connect(postgres_server.dsn(), autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM "
+                                   "pg_stat_activity WHERE datname = %s", (name,)).fetchone()
+        assert killed is not None and killed[0] >= 1
+        import time
+
+        time.sleep(0.2)  # the server's goodbye reaches the pooled sockets
+        assert store.get_user("a") is not None
+        store.add_user(User("b", "B", "teacher", "s1"))
+        assert store.write_error is None and store.count_users() == 2
+    finally:
+        store.close()
