@@ -82,8 +82,9 @@ def _check(conn: psycopg.Connection[Any]) -> None:
     """Before a pooled connection is handed out: an idle connection with bytes to read was
     most likely closed by the server (a restart, pg_terminate_backend); one empty query then
     raises, and the pool replaces it. Costs a poll, not a round trip, when all is well."""
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
+    poller = select.poll()  # not select(): a busy gateway has descriptors past 1024
+    poller.register(conn.fileno(), select.POLLIN)
+    if poller.poll(0):
         conn.execute("")
 
 
