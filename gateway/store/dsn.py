@@ -8,7 +8,7 @@ driver is passed through `scrub` in case it echoes the URL back. Attacker-contro
 
 from __future__ import annotations
 
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -18,11 +18,16 @@ def is_postgres(url: str | None) -> bool:
 
 
 def _password(url: str) -> str | None:
+    """The password in the URL's user part, or in a `?password=` parameter (libpq takes both)."""
     try:
-        password = urlsplit(url).password
+        parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return None
-    return unquote(password) if password else None
+    if password:
+        return unquote(password)
+    in_query = parse_qs(parts.query).get("password")
+    return in_query[0] if in_query and in_query[0] else None
 
 
 def redact(url: str) -> str:
@@ -33,8 +38,12 @@ def redact(url: str) -> str:
         port = parts.port
     except ValueError:
         return "(an unreadable database URL)"
+    if "password" in parse_qs(parts.query):
+        query = urlencode([(k, "***" if k == "password" else v)
+                           for k, v in parse_qsl(parts.query)], safe="*/")
+        parts = parts._replace(query=query)
     if parts.password is None:
-        return scrub(url, url)
+        return scrub(parts.geturl(), url)
     netloc = f"{parts.username or ''}:***@{host}"
     if ":" in host:
         netloc = f"{parts.username or ''}:***@[{host}]"
@@ -58,9 +67,12 @@ def where(url: str) -> str:
 def scrub(text: str, url: str) -> str:
     """`text` (e.g. a driver's error message) with the URL's password, if any, masked."""
     password = _password(url)
-    if password:
-        text = text.replace(password, "***")
-        raw = url.split("@", 1)[0].rsplit(":", 1)[-1]  # the password as written (%-encoded)
-        if raw and raw != password:
-            text = text.replace(raw, "***")
+    if not password:
+        return text
+    try:
+        as_written = urlsplit(url).password  # still %-encoded
+    except ValueError:
+        as_written = None
+    for secret in {password, as_written or password}:
+        text = text.replace(secret, "***")
     return text

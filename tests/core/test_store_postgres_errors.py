@@ -23,6 +23,8 @@ from tests.fixtures.postgres import PostgresServer
     ("postgresql://u:pw@[::1]:5433/db", "postgresql://u:***@[::1]:5433/db", "::1:5433/db"),
     ("postgresql://u:pw@host:notaport/db", "(an unreadable database URL)",
      "(an unreadable database URL)"),
+    ("postgresql://u@db/state?password=Zz9-secret&sslmode=verify-full",
+     "postgresql://u@db/state?password=***&sslmode=verify-full", "db:5432/state"),
 ])
 def test_urls_are_shown_without_their_password(url: str, redacted: str, at: str) -> None:
     assert redact(url) == redacted
