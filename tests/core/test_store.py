@@ -202,3 +202,20 @@ def test_desktop_uids_are_stable_distinct_and_bounded(store: Store) -> None:
     with pytest.raises(StoreError, match="500000-500002 is used up"):
         store.allocate_desktop_uid("c", 500_000, 500_002, never)
     assert store.desktop_uid("c") is None
+
+
+def test_both_backends_implement_every_store_method() -> None:
+    """A method added to the Store Protocol must be added to every backend (the PostgreSQL
+    one included), with the same parameters."""
+    import inspect
+
+    from gateway.store.postgres import PostgresStore
+
+    wanted = {n: inspect.signature(f) for n, f in vars(Store).items()
+              if callable(f) and not n.startswith("_")}
+    for backend in (SqliteStore, PostgresStore):
+        missing = sorted(set(wanted) - set(dir(backend)))
+        assert not missing, f"{backend.__name__} lacks {missing}"
+        for name, signature in wanted.items():
+            assert list(inspect.signature(getattr(backend, name)).parameters) == list(
+                signature.parameters), f"{backend.__name__}.{name}"
