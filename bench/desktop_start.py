@@ -94,7 +94,8 @@ def window_title(uid: int) -> str:
 async def one_run(root: Path, idle: float) -> dict[str, Any]:
     from playwright.async_api import async_playwright
 
-    from gateway.store.sqlite import SqliteStore
+    from gateway.datadir import DataDir
+    from gateway.store.open import open_store
     from tests.fixtures.agent import freshclam_conf
     from tests.fixtures.gateway import STAFFROOM, build_world, stop_gateway
 
@@ -132,7 +133,8 @@ async def one_run(root: Path, idle: float) -> dict[str, Any]:
                      if (d[i] !== d[0] || d[i+1] !== d[1] || d[i+2] !== d[2]) return true;
                    return false; }""", polling=20, timeout=30_000)
             first_pixel = time.monotonic() - started
-            store = SqliteStore(world.gateway.data / "state.db")
+            data = DataDir(world.gateway.data)
+            store = open_store(data, data.read_config())
             uid = store.desktop_uid("t.bench")
             store.close()
             assert uid is not None

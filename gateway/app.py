@@ -255,7 +255,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_sighup, context)
     await context.audit.aappend(to_event(GatewayStarted(f"{host}:{port}")))
-    log.info("gateway listening on https://%s:%d", host, port)
+    log.info("gateway listening on https://%s:%d as node %s", host, port, context.node)
     if ready is not None:
         ready.set()
     try:

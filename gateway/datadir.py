@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 METRICS_ALLOW_DEFAULT = ("127.0.0.0/8", "::1/128")
@@ -100,7 +100,9 @@ class DataDir:
             data["recordings_dir"] = config.recordings_dir
         tmp = self.config_file.with_suffix(".json.new")
         tmp.unlink(missing_ok=True)
-        write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=0o644)
+        # A database URL holds its password: then only the gateway's account may read the file.
+        mode = 0o600 if config.database is not None else 0o644
+        write_private(tmp, json.dumps(data, indent=2).encode() + b"\n", mode=mode)
         os.replace(tmp, self.config_file)  # a gateway reading it sees the old or the new file
 
 
@@ -124,7 +126,8 @@ class GatewayConfig:
     metrics_allow: tuple[str, ...] = METRICS_ALLOW_DEFAULT
     # The state database: None is DATA_DIR/state.db (SQLite, one machine); "postgresql://..."
     # is shared by every gateway node (docs/SCALE-OUT.md); "sqlite:///ABS/PATH" names a file.
-    database: str | None = None
+    # Never in repr(): the URL may hold the database's password (gateway.store.dsn.redact).
+    database: str | None = field(default=None, repr=False)
     # Where session recordings go: None is DATA_DIR/recordings; several nodes share one location.
     recordings_dir: str | None = None
 

@@ -61,7 +61,8 @@ def report(context: Any) -> dict[str, object]:
     except OSError:
         free = None
     return {"status": "degraded" if problems else "ok", "service": "staffroom-gateway",
-            "problems": problems, "disk_free_bytes": free}
+            "node": getattr(context, "node", None), "problems": problems,
+            "disk_free_bytes": free}
 
 
 def probe_directory(directory: Path) -> None:

@@ -20,8 +20,9 @@ from gateway.pki.ca import create_ca
 from gateway.pki.publish import publish_crl
 from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
-from gateway.store.base import User
-from gateway.store.sqlite import SqliteStore
+from gateway.store.base import Conflict, Store, StoreError, User
+from gateway.store.dsn import is_postgres, where
+from gateway.store.open import open_store
 
 SHIPPED_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -66,6 +67,50 @@ def init_data_dir(
     database: str | None = None,
 ) -> InitResult:
     _check_target(root)
+    # A database server is checked (and its schema made) before anything is created here.
+    server_store = _open_server_database(root, database) if database is not None else None
+    try:
+        return _init(root, hostnames, listen=listen, admin_id=admin_id, admin_name=admin_name,
+                     organisation=organisation, ca_passphrase=ca_passphrase, curve=curve,
+                     public_url=public_url, database=database, server_store=server_store)
+    finally:
+        if server_store is not None:
+            server_store.close()
+
+
+def _open_server_database(root: Path, url: str) -> Store:
+    """The PostgreSQL store for `--db`, migrated and holding no Staffroom installation yet."""
+    if not is_postgres(url):
+        raise InitError("--db must be a postgresql://USER:PASSWORD@HOST:PORT/DATABASE URL "
+                        "(leave it out to keep the state in DATA_DIR/state.db).")
+    settings = GatewayConfig(hostnames=(), listen="", public_url="", database=url)
+    try:
+        store = open_store(DataDir(root), settings)  # a server: nothing is created in root
+    except StoreError as e:
+        raise InitError(str(e)) from None
+    if store.count_users() > 0:
+        store.close()
+        raise InitError(
+            f"The database at {where(url)} already holds a Staffroom installation: a second "
+            "gateway node runs on a copy of the first node's DATA_DIR (no second init), so copy "
+            "it there; or give this gateway an empty database.")
+    return store
+
+
+def _init(
+    root: Path,
+    hostnames: list[str],
+    *,
+    listen: str,
+    admin_id: str,
+    admin_name: str,
+    organisation: str,
+    ca_passphrase: bytes | None,
+    curve: str,
+    public_url: str | None,
+    database: str | None,
+    server_store: Store | None,
+) -> InitResult:
     if public_url is not None:
         try:
             public_url = check_public_url(public_url)
@@ -95,11 +140,14 @@ def init_data_dir(
     url = public_url or f"https://{hostnames[0]}:{port}"
     config = GatewayConfig(hostnames=tuple(hostnames), listen=listen, public_url=url,
                            database=database)
-    data.write_config(config)
-    # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte
-    # (SQLite gives its -wal and -shm files the same mode).
-    os.close(os.open(data.db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    store = SqliteStore(data.db)
+    data.write_config(config)  # 0600 when it names a database (its URL holds a password)
+    if server_store is not None:
+        store = server_store
+    else:
+        # Password hashes, TOTP secrets and VNC passwords live here: 0600 from the first byte
+        # (SQLite gives its -wal and -shm files the same mode).
+        os.close(os.open(data.db, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        store = open_store(data, config)
     password = passwords.generate_password()
     secret = totp.new_secret()
     admin = User(id=admin_id, name=admin_name, role="admin", school=None,
@@ -107,7 +155,12 @@ def init_data_dir(
                  totp_secret=secret, created_at=now)
     audit.append(to_event(GatewayInitialised(hostnames=list(hostnames), ca_curve=curve)))
     audit.append(to_event(UserAdded(role="admin"), Who(subject=admin_id)))
-    store.add_user(admin)
+    try:
+        store.add_user(admin)
+    except Conflict:  # another init on the same database got there first
+        raise InitError(f"{admin_id!r} already exists in the state database: a second gateway "
+                        "node runs on a copy of the first node's DATA_DIR, not a second "
+                        "init.") from None
     context = GatewayContext(data=data, config=config, store=store, audit=audit, ca=ca,
                              policies=None)
     publish_crl(context)
@@ -115,7 +168,8 @@ def init_data_dir(
     png = root / "admin-totp.png"
     _write_qr_png(uri, png)
     audit.close()
-    store.close()
+    if server_store is None:
+        store.close()
     return InitResult(root, admin_id, password, uri, png, data.ca_cert, url)
 
 

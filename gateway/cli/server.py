@@ -19,12 +19,15 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from gateway.setup import InitError, init_data_dir, qr_terminal
+    from gateway.store.dsn import redact
 
+    database = _database_url(args)
     progress(f"Creating the Staffroom gateway in {args.data_dir}…")
     try:
         result = init_data_dir(
             Path(args.data_dir), args.hostname, listen=args.listen, admin_id=args.admin,
             ca_passphrase=_passphrase(args), curve=args.curve, public_url=args.public_url,
+            database=database,
         )
     except InitError as e:
         raise CliError(str(e)) from None
@@ -34,10 +37,12 @@ def cmd_init(args: argparse.Namespace) -> int:
             "admin_password": result.admin_password, "totp_uri": result.totp_uri,
             "totp_qr_png": str(result.totp_png), "ca_cert": str(result.ca_cert),
             "gateway_url": result.gateway_url,
+            "database": redact(database) if database else None,
         })
         return 0
-    print(f"Created the school CA ({result.ca_cert}), the gateway's TLS certificate, the state "
-          "database, the audit log and the policies.")
+    state = f"the state database ({redact(database)})" if database else "the state database"
+    print(f"Created the school CA ({result.ca_cert}), the gateway's TLS certificate, {state}, "
+          "the audit log and the policies.")
     print()
     print(f"Administrator:      {result.admin_user}")
     print(f"One-time password:  {result.admin_password}")
@@ -50,6 +55,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"  staffroom login --gateway {result.gateway_url} --ca {result.ca_cert} "
           f"--user {result.admin_user}")
     return 0
+
+
+def _database_url(args: argparse.Namespace) -> str | None:
+    """--db, or --db-file (a file holding the URL, so the password stays out of `ps`)."""
+    if getattr(args, "db_file", None):
+        return read_secret_file(args.db_file, "database URL")
+    return args.db  # type: ignore[no-any-return]
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -133,6 +145,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--public-url", help="the URL people use when a load balancer is in front "
                    "(default: https://FIRST-HOSTNAME:PORT)")
     p.add_argument("--ca-passphrase-file", help="encrypt the CA key with this passphrase")
+    db = p.add_mutually_exclusive_group()
+    db.add_argument("--db", metavar="URL", help="a PostgreSQL database shared by several "
+                    "gateway nodes: postgresql://USER:PASSWORD@HOST:PORT/DATABASE (default: "
+                    "SQLite in DATA_DIR)")
+    db.add_argument("--db-file", metavar="FILE", help="read the --db URL from this file")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_init)
     p = sub.add_parser("gateway", help="run the gateway (HTTPS, TLS 1.2+)")

@@ -4,13 +4,12 @@ is final, an approval covers one recording for one requester until it expires.""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from gateway.recording import approval
 from gateway.store.base import Conflict, ReplayRequest
-from gateway.store.sqlite import SqliteStore
+from tests.fixtures.stores import StoreBackend
 
 NOW = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -57,8 +56,9 @@ def test_access_follows_the_policy_and_the_approval() -> None:
     assert approval.COVERS["export"] == ("export",)
 
 
-def test_the_store_finds_only_the_requesters_unexpired_approval(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_the_store_finds_only_the_requesters_unexpired_approval(
+        store_backend: StoreBackend) -> None:
+    store = store_backend.open()
     try:
         replay, export, other = ask(), ask(purpose="export"), ask(rec="rec-2")
         for r in (replay, export, other):

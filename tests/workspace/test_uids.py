@@ -12,6 +12,7 @@ import pytest
 from gateway.store.sqlite import SqliteStore
 from gateway.workspace import InvalidAssignment, WorkspaceManager
 from gateway.workspace.uids import DesktopUids, UidRange, check_no_collision, exists_on_host
+from tests.fixtures.stores import StoreBackend
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -37,8 +38,8 @@ def test_a_range_holding_an_existing_account_is_refused() -> None:
     check_no_collision(UidRange.parse("200000-299999"))  # nothing there on a normal host
 
 
-def test_uids_are_stable_distinct_and_skip_host_accounts(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_uids_are_stable_distinct_and_skip_host_accounts(store_backend: StoreBackend) -> None:
+    store = store_backend.open()
     accounts = [e.pw_uid for e in pwd.getpwall() if 1000 <= e.pw_uid < 65534]
     first = accounts[0] if accounts else 250000
     uids = DesktopUids(UidRange(first, first + 2), store)
@@ -48,7 +49,7 @@ def test_uids_are_stable_distinct_and_skip_host_accounts(tmp_path: Path) -> None
     with pytest.raises(InvalidAssignment, match="is used up"):
         uids.uid_for("c.teacher") if accounts else [uids.uid_for(f"x{i}") for i in range(3)]
     store.close()
-    again = SqliteStore(tmp_path / "state.db")  # a restarted gateway
+    again = store_backend.open()  # a restarted gateway
     assert DesktopUids(UidRange(first, first + 2), again).uid_for("a.teacher") == a
     assert again.desktop_uid("b.teacher") == b
     with pytest.raises(InvalidAssignment, match="outside desktop_uids"):
