@@ -73,11 +73,6 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None,
     except CAError as e:
         raise StartupError(str(e)) from None
     try:
-        audit = open_audit(data, config, node)
-    except AuditLogError as e:
-        raise StartupError(f"The audit log cannot be opened, so the gateway will not start: "
-                           f"{e}") from None
-    try:
         policies = load_policies(data.policies)
     except Exception as e:
         raise StartupError(f"The policy is invalid, so the gateway will not start: {e}") from None
@@ -86,10 +81,15 @@ def open_context(data_dir: Path, ca_passphrase: bytes | None = None,
     except ValueError as e:
         raise StartupError(f"{data.config_file}: {e}: fix it and start again.") from None
     try:
-        store = open_store(data, config)
+        store = open_store(data, config)  # first: an unreachable database is named as such
     except StoreError as e:
-        audit.close()
         raise StartupError(str(e)) from None
+    try:
+        audit = open_audit(data, config, node)
+    except AuditLogError as e:
+        store.close()
+        raise StartupError(f"The audit log cannot be opened, so the gateway will not start: "
+                           f"{e}") from None
     context = GatewayContext(data=data, config=config, store=store, audit=audit,
                              ca=ca, policies=policies, node=node)
     audit.on_write = metrics_of(context.extras).audit_write_seconds.observe

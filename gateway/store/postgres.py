@@ -160,8 +160,9 @@ class PostgresStore:
                            "it).") from None
         except _UNAVAILABLE as e:
             sentence = self._unavailable(e)
-            if write:
-                self.write_error = sentence
+            # A server that cannot be read cannot be written either: health says degraded until
+            # the watchdog's probe write succeeds (a read alone never clears it).
+            self.write_error = sentence
             raise StoreUnavailable(sentence) from None
         if write:
             self.write_error = None

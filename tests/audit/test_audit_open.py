@@ -9,12 +9,19 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from gateway.audit.keys import generate_signing_key
 from gateway.audit.kinds import GatewayStarted, to_event
 from gateway.audit.log import AuditLog, AuditLogError
-from gateway.audit.open import iter_audit_records, open_audit, trail_dsn, verify_audit
+from gateway.audit.open import (
+    create_trail,
+    iter_audit_records,
+    open_audit,
+    trail_dsn,
+    verify_audit,
+)
 from gateway.audit.pgtrail import PgTrail
 from gateway.datadir import DataDir
-from gateway.setup import init_data_dir
+from gateway.setup import InitError, init_data_dir
 
 
 def set_database(root: Path, url: str | None) -> None:
@@ -71,5 +78,10 @@ def test_init_with_a_database_makes_the_trail_there(tmp_path: Path, pg_dsn: str)
 def test_init_refuses_a_database_that_already_holds_a_trail(tmp_path: Path,
                                                             pg_dsn: str) -> None:
     init_data_dir(tmp_path / "one", ["localhost"], database=pg_dsn)
-    with pytest.raises(AuditLogError, match="already an audit trail"):
+    # init refuses before creating anything (the state database has the first admin) ...
+    with pytest.raises(InitError, match="already holds a Staffroom installation"):
         init_data_dir(tmp_path / "two", ["localhost"], database=pg_dsn)
+    assert not (tmp_path / "two").exists()
+    # ... and the trail itself never starts a second chain in a database that has one.
+    with pytest.raises(AuditLogError, match="already an audit trail"):
+        create_trail(pg_dsn, generate_signing_key(), "node-b")
