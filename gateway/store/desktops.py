@@ -56,4 +56,4 @@ class ResumeTicket:
     node: str  # the node that issued it (that held the session)
     fence: int  # the issuing node's revoke/disable count for the user when issued
     grace: float  # seconds a dropped session waits for its agent
-    expires_at: float  # epoch seconds: no resume after this (kept fresh while connected)
+    valid_until: float  # epoch seconds: no resume after this (kept fresh while connected)

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS desktops (
 CREATE TABLE IF NOT EXISTS resume_tickets (
   session_id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
   cert_serial TEXT, node TEXT NOT NULL, fence INTEGER NOT NULL, grace REAL NOT NULL,
-  expires_at REAL NOT NULL);
+  valid_until REAL NOT NULL);
 """
 
 # Columns added after a table first shipped: (name, declaration), applied by _migrate.
@@ -424,13 +424,13 @@ class SqliteStore:
                        tuple(map(_to_sql, astuple(ticket))))
 
     def find_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
-        row = self._one("SELECT * FROM resume_tickets WHERE digest = ? AND expires_at >= ?",
+        row = self._one("SELECT * FROM resume_tickets WHERE digest = ? AND valid_until >= ?",
                         (digest, now))
         return _row_to(ResumeTicket, row) if row else None  # type: ignore[return-value]
 
     def take_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
         with self._tx() as db:
-            db.execute("DELETE FROM resume_tickets WHERE expires_at < ?", (now,))
+            db.execute("DELETE FROM resume_tickets WHERE valid_until < ?", (now,))
             row = db.execute("DELETE FROM resume_tickets WHERE digest = ? RETURNING *",
                              (digest,)).fetchone()
         return _row_to(ResumeTicket, row) if row else None  # type: ignore[return-value]
@@ -440,7 +440,7 @@ class SqliteStore:
             return
         marks = ", ".join("?" * len(session_ids))
         with self._tx() as db:
-            db.execute(f"UPDATE resume_tickets SET expires_at = ? + grace WHERE node = ? "
+            db.execute(f"UPDATE resume_tickets SET valid_until = ? + grace WHERE node = ? "
                        f"AND session_id IN ({marks})", (now, node, *session_ids))
 
     def drop_resume_ticket(self, session_id: str) -> None:
