@@ -1,0 +1,179 @@
+"""Issue 12, part C end to end: a teacher's desktop outlives a gateway killed with SIGKILL, and the
+teacher's agent resumes on its own through the restarted gateway (same DATA_DIR, same port) to
+the same desktop, with the text typed before the kill still on the xterm's unsubmitted command
+line. Real gateway, agent, SoftHSM2 token, bubblewrap and Xvnc; the desktop is read back through
+its own X server (pixels, and the typed command run after the resume)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.store.desktops import DesktopRecord
+from gateway.store.sqlite import SqliteStore
+from gateway.workspace.sandbox import ns_members, start_time
+from tests.fixtures.agent import Agent, freshclam_conf
+from tests.fixtures.desktop_view import _x_env, close_enough, wait_until, x_screenshot
+from tests.fixtures.gateway import World, build_world, start_gateway, stop_gateway
+from tests.fixtures.workspace import AS_ROOT, needs_sandbox
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not AS_ROOT, reason="per-teacher accounts need the gateway to be root"),
+    needs_sandbox,
+]
+
+POLICY = """
+[match]
+roles = ["teacher"]
+
+[workspace]
+session_command = "xterm -geometry 80x20+40+40 -fa Monospace -fs 14"
+
+[session]
+reconnect_grace = "60s"
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY)
+    try:
+        yield w
+    finally:
+        stop_gateway(w.gateway)
+
+
+def registry_row(world: World, user: str) -> DesktopRecord | None:
+    store = SqliteStore(world.gateway.data / "state.db")
+    try:
+        return store.get_desktop(user)
+    finally:
+        store.close()
+
+
+def xvnc_of(row: DesktopRecord) -> tuple[int, dict[str, str]]:
+    """Xvnc's host pid (in the recorded server room) and an environment that reaches it."""
+    room = os.readlink(f"/proc/{row.server_pid}/ns/pid")
+    for pid in ns_members(room):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if argv[0].endswith(b"Xvnc"):
+            return pid, _x_env(pid, f":{row.display}", argv)
+    raise AssertionError("no Xvnc in the recorded room")
+
+
+def xdotool(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(["xdotool", *args], env=env, text=True, capture_output=True,
+                          check=True, timeout=15).stdout
+
+
+def kill_gateway(world: World) -> None:
+    process = world.gateway.process
+    assert process is not None
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+    world.gateway.process = None
+
+
+async def test_the_desktop_outlives_a_killed_gateway_and_the_agent_resumes_on_it(
+        world: World, tmp_path: Path) -> None:
+    world.add_teacher("t.kill")
+    agent = Agent(world, "t.kill", freshclam_conf(tmp_path, 0.5))
+    try:
+        await asyncio.to_thread(agent.viewer_url)
+        session = re.search(r"; session ([0-9a-f]+)\.", agent.wait_err("; session "))
+        assert session is not None
+        row = registry_row(world, "t.kill")
+        assert row is not None and row.node and os.path.isabs(row.rfb_socket)
+        xvnc, xenv = xvnc_of(row)
+        xvnc_start = start_time(xvnc)
+        window = xdotool(xenv, "search", "--sync", "--onlyvisible", "--class", "xterm").split()
+        xdotool(xenv, "mousemove", "200", "120")
+        xdotool(xenv, "windowfocus", "--sync", window[0])
+        await asyncio.sleep(2.0)  # the shell's prompt
+        # Typed, not submitted: the text lives only in the xterm (nothing saved anywhere).
+        name = f"restart-proof-{os.getpid()}"
+        proof = world.gateway.data / "homes" / "t.kill" / name
+        proof.unlink(missing_ok=True)
+        xdotool(xenv, "type", "--delay", "50", f"echo kept-before-the-kill > ~/{name}")
+        await asyncio.sleep(2.0)
+        before = x_screenshot(xenv)
+
+        kill_gateway(world)
+        await asyncio.sleep(1.0)
+        assert start_time(xvnc) == xvnc_start, "Xvnc died with the gateway"
+        assert start_time(row.session_pid) == row.session_start, "the session room died"
+        await asyncio.to_thread(agent.wait_err, "The connection to the gateway dropped", 20)
+        await asyncio.to_thread(agent.wait_err, "(attempt 2,", 20)  # retrying, with status
+
+        start_gateway(world.gateway)  # same DATA_DIR, same port
+        err = await asyncio.to_thread(agent.wait_err, "Resumed the same session.", 50)
+        assert re.search(r"Connection to the gateway lost; resuming… \(attempt \d+, \d+ s left\)",
+                         err), err
+        assert agent.proc.poll() is None
+
+        # The same desktop: the same Xvnc process, re-adopted (not restarted).
+        again = registry_row(world, "t.kill")
+        assert again is not None and again.server_pid == row.server_pid
+        assert start_time(xvnc) == xvnc_start
+        after = x_screenshot(xenv)
+        assert close_enough(before, after, tolerance=8) > 0.995, "the desktop's pixels changed"
+        # The unsubmitted line is still there: Return runs what was typed before the kill.
+        xdotool(xenv, "key", "Return")
+
+        async def ran() -> bool:
+            return proof.exists() and proof.read_text().strip() == "kept-before-the-kill"
+        assert await wait_until(ran), "the text typed before the kill was lost"
+
+        sessions = world.admin.run("sessions", "list", "--json").json()
+        mine = [s for s in sessions if s["user"] == "t.kill"]  # type: ignore[union-attr]
+        assert [s["id"] for s in mine] == [session.group(1)] and mine[0]["attached"]
+    finally:
+        agent.stop()
+    records = world.admin.run("audit", "export", "--json", "--user", "t.kill").json()
+    kinds = [(r["kind"], r["outcome"]) for r in records]  # type: ignore[union-attr]
+    assert ("workspace.adopt", "ok") in kinds and ("session.recover", "ok") in kinds
+    recovered = next(r for r in records if r["kind"] == "session.recover")  # type: ignore
+    assert recovered["session"] == session.group(1)
+
+
+async def test_a_graceful_stop_leaves_the_desktop_for_the_next_start(world: World,
+                                                                     tmp_path: Path) -> None:
+    world.add_teacher("t.calm")
+    agent = Agent(world, "t.calm", freshclam_conf(tmp_path, 0.5))
+    try:
+        await asyncio.to_thread(agent.viewer_url)
+        row = registry_row(world, "t.calm")
+        assert row is not None
+        xvnc, _ = xvnc_of(row)
+        started = start_time(xvnc)
+        stop_gateway(world.gateway, keep_desktops=True)  # SIGTERM: maintenance
+        await asyncio.to_thread(agent.wait_err, "shutting down for maintenance", 20)
+        assert start_time(xvnc) == started, "a graceful stop ended the desktop"
+    finally:
+        agent.stop()
+    start_gateway(world.gateway)
+    rows = world.admin.run("workspaces", "list", "--json").json()
+    assert [r["user"] for r in rows if r["user"] == "t.calm"] == ["t.calm"]  # type: ignore
+    # Connecting again finds the same desktop.
+    agent = Agent(world, "t.calm", freshclam_conf(tmp_path, 0.5))
+    try:
+        await asyncio.to_thread(agent.viewer_url)
+        assert start_time(xvnc) == started
+        assert registry_row(world, "t.calm").server_pid == row.server_pid  # type: ignore
+    finally:
+        agent.stop()
+    world.admin.run("workspaces", "stop", "t.calm", "--reason", "end of the test")
+    deadline = time.monotonic() + 10
+    while start_time(xvnc) is not None:
+        assert time.monotonic() < deadline, "workspaces stop left an adopted Xvnc running"
+        await asyncio.sleep(0.1)
+    assert registry_row(world, "t.calm") is None
