@@ -10,16 +10,23 @@ import asyncio
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from websockets.asyncio.client import connect
 
+from agent.login import Credentials, LoginDenied, handshake
+from agent.token import open_token
 from gateway.store.desktops import DesktopRecord
 from gateway.store.sqlite import SqliteStore
+from gateway.wire.login import Welcome
 from gateway.workspace.sandbox import ns_members, start_time
+from tests.e2e.test_login_refusals import posture
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import _x_env, close_enough, wait_until, x_screenshot
 from tests.fixtures.gateway import World, build_world, start_gateway, stop_gateway
@@ -43,9 +50,19 @@ reconnect_grace = "60s"
 """
 
 
+SHORT_GRACE = """
+[match]
+users = ["t.late"]
+
+[session]
+reconnect_grace = "3s"
+"""
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY)
+    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY,
+                    extra_policies={"60-late.toml": SHORT_GRACE})
     try:
         yield w
     finally:
@@ -73,6 +90,38 @@ def xvnc_of(row: DesktopRecord) -> tuple[int, dict[str, str]]:
 def xdotool(env: dict[str, str], *args: str) -> str:
     return subprocess.run(["xdotool", *args], env=env, text=True, capture_output=True,
                           check=True, timeout=15).stdout
+
+
+@pytest.fixture(autouse=True)
+def _restore_softhsm_conf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """login() points SOFTHSM2_CONF at each teacher's token; put it back after each test."""
+    monkeypatch.setenv("SOFTHSM2_CONF", os.environ.get("SOFTHSM2_CONF", ""))
+
+
+async def login(world: World, user: str, resume: str | None = None) -> Welcome:
+    """The agent's login handshake in-process (its own code), then the tunnel drops."""
+    teacher = world.teachers[user]
+    token = teacher.token
+    os.environ["SOFTHSM2_CONF"] = str(token.conf)  # type: ignore[attr-defined]
+    with open_token(token.module, token_label=token.label, pin=token.pin) as t:  # type: ignore
+        key_id, cert = t.find_identity()
+
+        async def sign(data: bytes) -> bytes:
+            return t.sign(key_id, data)
+
+        context = ssl.create_default_context(cafile=str(world.gateway.ca))
+        url = world.gateway.url.replace("https://", "wss://") + "/tunnel"
+        password = Path(teacher.password_file).read_text().strip()
+        async with connect(url, ssl=context) as ws:
+            return await handshake(  # type: ignore[no-any-return]
+                ws, user=user, certificate_der=cert.public_bytes(serialization.Encoding.DER),
+                posture=posture(), sign=sign, resume=resume,
+                credentials=Credentials(lambda: password, lambda: None))
+
+
+def restart_killed(world: World) -> None:
+    kill_gateway(world)
+    start_gateway(world.gateway)
 
 
 def kill_gateway(world: World) -> None:
@@ -177,3 +226,33 @@ async def test_a_graceful_stop_leaves_the_desktop_for_the_next_start(world: Worl
         assert time.monotonic() < deadline, "workspaces stop left an adopted Xvnc running"
         await asyncio.sleep(0.1)
     assert registry_row(world, "t.calm") is None
+
+
+async def test_a_resume_secret_resumes_once_even_across_gateway_deaths(world: World) -> None:
+    world.add_teacher("t.twice")
+    first = await login(world, "t.twice")
+    assert first.resume_token and not first.resumed
+    restart_killed(world)
+    resumed = await login(world, "t.twice", resume=first.resume_token)
+    assert resumed.resumed and resumed.session == first.session
+    assert resumed.resume_token not in (None, first.resume_token)
+    restart_killed(world)  # the old secret is refused by a gateway that never saw it used
+    with pytest.raises(LoginDenied) as refused:
+        await login(world, "t.twice", resume=first.resume_token)
+    assert refused.value.code == "resume-expired"
+    again = await login(world, "t.twice", resume=resumed.resume_token)  # the new one works
+    assert again.resumed and again.session == first.session
+
+
+async def test_a_resume_after_the_grace_is_refused_in_one_sentence(world: World) -> None:
+    world.add_teacher("t.late")
+    first = await login(world, "t.late")
+    kill_gateway(world)
+    await asyncio.sleep(5)  # the grace is 3 s
+    start_gateway(world.gateway)
+    with pytest.raises(LoginDenied) as refused:
+        await login(world, "t.late", resume=first.resume_token)
+    assert refused.value.code == "resume-expired"
+    assert str(refused.value) == (
+        "The session could not be resumed (it has ended, or the link was lost too long): run "
+        "`staffroom agent connect` again.")
