@@ -163,3 +163,30 @@ async def test_a_reused_pid_is_neither_adopted_nor_killed(
             p.kill()
             p.wait()
         store.drop_desktop("t.reused")
+
+
+async def test_another_node_on_the_host_adopts_at_attach_and_the_first_lets_go(
+        workspace_data_dir: Path, store: SqliteStore, first: WorkspaceManager) -> None:
+    endpoint = await first.attach("t.moved")
+    desktop = first.xvnc.get("t.moved")
+    assert desktop is not None and desktop.xvnc_pid is not None
+    xvnc = desktop.xvnc_pid
+    first.detach("t.moved")
+    audit = Audit()
+    other = manager(workspace_data_dir, store, audit, "node-b")
+    try:
+        assert await other.adopt_recorded() == []  # at start: only its own node's desktops
+        moved = await other.attach("t.moved")  # the teacher's session came to node-b
+        assert moved.path == endpoint.path and moved.password == endpoint.password
+        assert [(r.user_id, r.node) for r in audit.adopted] == [("t.moved", "node-a")]
+        assert store.get_desktop("t.moved").node == "node-b"  # type: ignore[union-attr]
+        # node-a's idle reaper lets go of it instead of ending node-b's desktop.
+        first.stop_unattached_after = 0
+        assert await first.reap_idle() == [] and first.xvnc.get("t.moved") is None
+        assert start_time(xvnc) is not None and store.get_desktop("t.moved") is not None
+        other.detach("t.moved")
+        other.stop_unattached_after = 0
+        assert await other.reap_idle() == ["t.moved"]
+        assert start_time(xvnc) is None and store.get_desktop("t.moved") is None
+    finally:
+        await other.shutdown()
