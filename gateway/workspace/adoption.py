@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import socket
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,13 +164,16 @@ async def end_recorded(record: DesktopRecord) -> None:
     runtime = Path(record.runtime_dir)
     bound = runtime / "home"
     with contextlib.suppress(quota.QuotaUnavailable, OSError):
-        if await asyncio.to_thread(quota.mounted, bound):
+        if runtime.parent == Path(tempfile.gettempdir()) \
+                and await asyncio.to_thread(quota.mounted, bound):
             await asyncio.to_thread(quota.unmount_home, bound)
     if record.home_mode == "image":
         with contextlib.suppress(quota.QuotaUnavailable, OSError):
             if await asyncio.to_thread(quota.mounted, Path(record.home)):
                 await asyncio.to_thread(quota.unmount_home, Path(record.home))
-    if runtime.is_absolute() and runtime.name.startswith("staffroom-desktop"):
+    # Only a directory shaped like one `_prepare_files` made (a row is data, not a command).
+    if runtime.parent == Path(tempfile.gettempdir()) \
+            and runtime.name.startswith("staffroom-desktop"):
         await asyncio.to_thread(remove_runtime, runtime)
 
 

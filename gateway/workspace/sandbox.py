@@ -193,8 +193,14 @@ def start_time(pid: int) -> int | None:
 
 
 def adopt(pid: int, started: int, mode: SandboxMode) -> Sandbox | None:
-    """A room some earlier gateway started, if its PID 1 still runs (same start time)."""
+    """A room some earlier gateway started, if its PID 1 still runs (same start time) and is
+    bubblewrap's reaper (a row naming any other process is not a room)."""
     if start_time(pid) != started:
+        return None
+    try:
+        if (_PROC / str(pid) / "comm").read_text().strip() != BWRAP:
+            return None
+    except OSError:
         return None
     try:
         pid_ns = os.readlink(_PROC / str(pid) / "ns" / "pid")
