@@ -7,8 +7,10 @@ its own X server (pixels, and the typed command run after the resume)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -29,7 +31,14 @@ from gateway.workspace.sandbox import ns_members, start_time
 from tests.e2e.test_login_refusals import posture
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import _x_env, close_enough, wait_until, x_screenshot
-from tests.fixtures.gateway import World, build_world, start_gateway, stop_gateway
+from tests.fixtures.gateway import (
+    STAFFROOM,
+    World,
+    build_world,
+    start_gateway,
+    stop_gateway,
+    wait_for_tls,
+)
 from tests.fixtures.workspace import AS_ROOT, needs_sandbox
 
 pytestmark = [
@@ -132,6 +141,34 @@ def kill_gateway(world: World) -> None:
     world.gateway.process = None
 
 
+async def type_unsaved(world: World, user: str) -> tuple[DesktopRecord, int, dict[str, str],
+                                                         Path]:
+    """Type a command into the desktop's xterm without running it: the text lives only there.
+    Returns the registry row, Xvnc's pid, its X environment and the file Return would write."""
+    row = registry_row(world, user)
+    assert row is not None and row.node and os.path.isabs(row.rfb_socket)
+    xvnc, xenv = xvnc_of(row)
+    window = xdotool(xenv, "search", "--sync", "--onlyvisible", "--class", "xterm").split()
+    xdotool(xenv, "mousemove", "200", "120")
+    xdotool(xenv, "windowfocus", "--sync", window[0])
+    await asyncio.sleep(2.0)  # the shell's prompt
+    name = f"restart-proof-{os.getpid()}"
+    proof = world.gateway.data / "homes" / user / name
+    proof.unlink(missing_ok=True)
+    xdotool(xenv, "type", "--delay", "50", f"echo kept-before-the-kill > ~/{name}")
+    await asyncio.sleep(2.0)
+    return row, xvnc, xenv, proof
+
+
+async def run_typed_line(xenv: dict[str, str], proof: Path) -> bool:
+    """Return runs the line typed before the kill: True if it was all still there."""
+    xdotool(xenv, "key", "Return")
+
+    async def ran() -> bool:
+        return proof.exists() and proof.read_text().strip() == "kept-before-the-kill"
+    return bool(await wait_until(ran))
+
+
 async def test_the_desktop_outlives_a_killed_gateway_and_the_agent_resumes_on_it(
         world: World, tmp_path: Path) -> None:
     world.add_teacher("t.kill")
@@ -140,20 +177,8 @@ async def test_the_desktop_outlives_a_killed_gateway_and_the_agent_resumes_on_it
         await asyncio.to_thread(agent.viewer_url)
         session = re.search(r"; session ([0-9a-f]+)\.", agent.wait_err("; session "))
         assert session is not None
-        row = registry_row(world, "t.kill")
-        assert row is not None and row.node and os.path.isabs(row.rfb_socket)
-        xvnc, xenv = xvnc_of(row)
+        row, xvnc, xenv, proof = await type_unsaved(world, "t.kill")
         xvnc_start = start_time(xvnc)
-        window = xdotool(xenv, "search", "--sync", "--onlyvisible", "--class", "xterm").split()
-        xdotool(xenv, "mousemove", "200", "120")
-        xdotool(xenv, "windowfocus", "--sync", window[0])
-        await asyncio.sleep(2.0)  # the shell's prompt
-        # Typed, not submitted: the text lives only in the xterm (nothing saved anywhere).
-        name = f"restart-proof-{os.getpid()}"
-        proof = world.gateway.data / "homes" / "t.kill" / name
-        proof.unlink(missing_ok=True)
-        xdotool(xenv, "type", "--delay", "50", f"echo kept-before-the-kill > ~/{name}")
-        await asyncio.sleep(2.0)
         before = x_screenshot(xenv)
 
         kill_gateway(world)
@@ -176,11 +201,7 @@ async def test_the_desktop_outlives_a_killed_gateway_and_the_agent_resumes_on_it
         after = x_screenshot(xenv)
         assert close_enough(before, after, tolerance=8) > 0.995, "the desktop's pixels changed"
         # The unsubmitted line is still there: Return runs what was typed before the kill.
-        xdotool(xenv, "key", "Return")
-
-        async def ran() -> bool:
-            return proof.exists() and proof.read_text().strip() == "kept-before-the-kill"
-        assert await wait_until(ran), "the text typed before the kill was lost"
+        assert await run_typed_line(xenv, proof), "the text typed before the kill was lost"
 
         sessions = world.admin.run("sessions", "list", "--json").json()
         mine = [s for s in sessions if s["user"] == "t.kill"]  # type: ignore[union-attr]
@@ -256,3 +277,51 @@ async def test_a_resume_after_the_grace_is_refused_in_one_sentence(world: World)
     assert str(refused.value) == (
         "The session could not be resumed (it has ended, or the link was lost too long): run "
         "`staffroom agent connect` again.")
+
+
+def second_node(world: World, root: Path) -> Path:
+    """Node B on this host: its own copy of DATA_DIR (CA, keys, config, policies, audit log),
+    the same database (node A's state file), the same listening address."""
+    data = root / "node-b"
+    shutil.copytree(world.gateway.data, data,
+                    ignore=shutil.ignore_patterns("state.db*", "homes", "home-images",
+                                                  "recordings"))
+    config = data / "gateway.json"
+    settings = json.loads(config.read_text())
+    settings["database"] = f"sqlite:///{world.gateway.data / 'state.db'}"
+    config.write_text(json.dumps(settings, indent=2) + "\n")
+    return data
+
+
+async def test_another_node_on_the_host_takes_the_resume_to_the_same_desktop(
+        world: World, tmp_path: Path) -> None:
+    world.add_teacher("t.node")
+    agent = Agent(world, "t.node", freshclam_conf(tmp_path, 0.5))
+    node_b: subprocess.Popen[bytes] | None = None
+    try:
+        await asyncio.to_thread(agent.viewer_url)
+        row, xvnc, xenv, proof = await type_unsaved(world, "t.node")
+        xvnc_start = start_time(xvnc)
+        kill_gateway(world)
+        data_b = second_node(world, tmp_path)
+        with (tmp_path / "node-b.log").open("wb") as log:
+            node_b = subprocess.Popen([STAFFROOM, "gateway", "--data", str(data_b), "--node",
+                                       "node-b"], stdout=log, stderr=log,
+                                      start_new_session=True)
+        wait_for_tls(world.gateway.port, world.gateway.ca)
+        await asyncio.to_thread(agent.wait_err, "Resumed the same session.", 50)
+        moved = registry_row(world, "t.node")
+        assert moved is not None and moved.node == "node-b" and row.node != "node-b"
+        assert moved.server_pid == row.server_pid and start_time(xvnc) == xvnc_start
+        assert await run_typed_line(xenv, proof), "the text typed before the kill was lost"
+        records = world.admin.run("audit", "export", "--json", "--user", "t.node").json()
+        got = {(r["kind"], r["outcome"]): r for r in records}  # type: ignore[union-attr]
+        assert got[("workspace.adopt", "ok")]["details"] == {
+            "display": f":{row.display}", "from_node": row.node, "node": "node-b"}
+        assert got[("session.recover", "ok")]["details"]["from_node"] == row.node
+    finally:
+        agent.stop()
+        if node_b is not None:
+            node_b.terminate()
+            node_b.wait(timeout=15)
+        start_gateway(world.gateway)  # node A again, for the other tests
