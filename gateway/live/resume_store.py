@@ -37,7 +37,7 @@ class TicketStore(Protocol):
     def take_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None: ...
     def extend_resume_tickets(self, node: str, session_ids: Sequence[str],
                               now: float) -> None: ...
-    def drop_resume_ticket(self, session_id: str) -> None: ...
+    def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None: ...
 
 
 def digest(secret: str) -> str:
@@ -80,8 +80,10 @@ class ResumeTickets:
             return None
 
     def drop(self, session_id: str) -> None:
+        """The session ended here. A ticket another node issued for it since (it took the
+        session over) is not this node's to remove."""
         try:
-            self.store.drop_resume_ticket(session_id)
+            self.store.drop_resume_ticket(session_id, self.node)
         except StoreError as e:
             log.error("session %s: its resume right could not be removed: %s", session_id, e)
 

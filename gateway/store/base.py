@@ -208,6 +208,7 @@ class Store(Protocol):
         expired tickets are deleted on the way."""
     def extend_resume_tickets(self, node: str, session_ids: Sequence[str], now: float) -> None:
         """Connected sessions of ``node``: their tickets expire ``grace`` after ``now``."""
-    def drop_resume_ticket(self, session_id: str) -> None: ...
+    def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None:
+        """The session ended (on ``node``: a ticket another node has issued since stays)."""
 
     def close(self) -> None: ...

@@ -443,9 +443,13 @@ class SqliteStore:
             db.execute(f"UPDATE resume_tickets SET valid_until = ? + grace WHERE node = ? "
                        f"AND session_id IN ({marks})", (now, node, *session_ids))
 
-    def drop_resume_ticket(self, session_id: str) -> None:
+    def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM resume_tickets WHERE session_id = ?", (session_id,))
+            if node is None:
+                db.execute("DELETE FROM resume_tickets WHERE session_id = ?", (session_id,))
+            else:
+                db.execute("DELETE FROM resume_tickets WHERE session_id = ? AND node = ?",
+                           (session_id, node))
 
     def close(self) -> None:
         with self._lock:

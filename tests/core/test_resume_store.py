@@ -88,6 +88,8 @@ async def test_connected_sessions_are_kept_fresh(stores: tuple[SqliteStore, Sqli
     await tickets.stop()
     clock.now += 5  # 13 s after issue: only the connected one was pushed forward
     assert tickets.find("s3cret") is not None and tickets.find("other") is None
+    ResumeTickets(stores[1], "b", clock).drop("abc123")  # node b's session ending
+    assert tickets.find("s3cret") is not None, "another node removed this node's ticket"
     tickets.drop("abc123")
     assert tickets.find("s3cret") is None
 
