@@ -214,6 +214,7 @@ class XvncProvider:
         if limits.home_quota is not None:
             limits = replace(limits, home_image=self.homes.parent / "home-images"
                              / f"{record.user_id}.ext4")
+        await self.registry.on_adopted(record)  # audited before this node takes it over
         desktop = await adoption.adopt(record, user_id=record.user_id,
                                        session_command=self.session_command,
                                        geometry=self.geometry, locale=self._locale,
@@ -221,7 +222,6 @@ class XvncProvider:
         if desktop is None:
             await self._bury(record, "it could not be re-adopted")
             return None
-        await self.registry.on_adopted(record)
         if record.node != self.registry.node:
             self.registry.store.claim_desktop(record.user_id, self.registry.node)
         self._reserved.add(record.display)
