@@ -189,7 +189,11 @@ async def test_the_desktop_outlives_a_killed_gateway_and_the_agent_resumes_on_it
         await asyncio.to_thread(agent.wait_err, "(attempt 2,", 20)  # retrying, with status
 
         start_gateway(world.gateway)  # same DATA_DIR, same port
+        back = time.monotonic()
         err = await asyncio.to_thread(agent.wait_err, "Resumed the same session.", 50)
+        took = time.monotonic() - back
+        print(f"resumed {took:.1f} s after the restarted gateway answered TLS")
+        assert took < 15, "the agent's backoff is capped at 5 s between attempts"
         assert re.search(r"Connection to the gateway lost; resuming… \(attempt \d+, \d+ s left\)",
                          err), err
         assert agent.proc.poll() is None
