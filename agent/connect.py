@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 # Close codes the gateway uses after End: 4000 + EndCode.
 END_CLOSE_BASE = 4000
 NORMAL_ENDS = {display.EndCode.NORMAL, display.EndCode.IDLE_TIMEOUT, display.EndCode.TIME_LIMIT}
+# Refusals of a resume worth retrying until the grace ends: the gateway has not yet seen the drop,
+# or it is (re)starting.
+RETRY_CODES = frozenset({"session-connected", "busy", "gateway-unavailable"})
+MAX_RESUME_DELAY = 5.0
+NOT_RESUMED = ("The connection to the gateway was lost and the session could not be resumed "
+               "in time: run `staffroom agent connect` again.")
 
 
 @dataclass
@@ -129,8 +135,7 @@ async def run_session(identity: Identity, options: ConnectOptions,
             progress(f"The connection to the gateway dropped; resuming (up to {grace:.0f} s)…")
             resumed = await _resume(identity, options, secret, grace)
             if resumed is None:
-                raise CliError("The connection to the gateway was lost and could not be "
-                               "resumed in time: run `staffroom agent connect` again.")
+                raise CliError(NOT_RESUMED)
             current[0], secret = resumed
             # The page keeps its canvas; ask the gateway for a fresh key frame for it.
             await current[0].send(display.encode(display.Resume(display.VERSION, 0)))
@@ -223,23 +228,45 @@ def receipts_dir() -> Path:
         / "receipts"
 
 
+def resume_status(attempt: int, left: float) -> str:
+    """The line shown before each resume attempt after the first."""
+    return (f"Connection to the gateway lost; resuming… (attempt {attempt}, "
+            f"{max(0, int(left))} s left)")
+
+
+def next_delay(delay: float) -> float:
+    """Backoff between resume attempts: doubling from 0.5 s, at most 5 s."""
+    return min(delay * 2, MAX_RESUME_DELAY)
+
+
 async def _resume(identity: Identity, options: ConnectOptions, secret: str,
                   grace: float) -> tuple[ClientConnection, str] | None:
+    """Retry the resume through the same gateway address until the grace ends: the gateway may
+    be restarting (its desktops and the session's resume right outlive it)."""
     deadline = time.monotonic() + grace
     delay = 0.5
-    while time.monotonic() < deadline:
+    attempt = 0
+    while (left := deadline - time.monotonic()) > 0:
+        attempt += 1
+        if attempt > 1:
+            progress(resume_status(attempt, left))
         try:
-            ws = await _open(options)
-            welcome = await _login(ws, identity, options, resume=secret)
+            ws = await asyncio.wait_for(_open(options), max(1.0, left))
+            try:
+                welcome = await asyncio.wait_for(
+                    _login(ws, identity, options, resume=secret), max(1.0, left))
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await ws.close()
+                raise
             return ws, welcome.resume_token or secret
         except LoginDenied as e:
-            if e.code != "session-connected":  # the gateway has not yet seen the drop
+            if e.code not in RETRY_CODES:  # refused for good: say why, in the gateway's words
                 raise CliError(str(e)) from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-        except (CliError, ConnectionClosed, OSError, TimeoutError):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        except (CliError, ConnectionClosed, OSError, TimeoutError) as e:
+            log.info("resume attempt %d failed: %s", attempt, e)
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = next_delay(delay)
     return None
 
 

@@ -19,6 +19,8 @@ from gateway.api.errors import error_middleware
 from gateway.api.routes import add_routes
 from gateway.api.session import bearer_middleware
 from gateway.audit.kinds import (
+    DesktopAdopted,
+    DesktopForgotten,
     GatewayStarted,
     GatewayStopped,
     RecordingDeleted,
@@ -46,8 +48,10 @@ from gateway.recording.keys import load_or_create_recording_key
 from gateway.recording.store import delete, expired, list_recordings, recordings_root
 from gateway.reports import receipt_key
 from gateway.store.base import StoreError
+from gateway.store.desktops import DesktopRecord
 from gateway.store.open import open_store
 from gateway.tlsconfig import server_context
+from gateway.workspace.adoption import DesktopRegistry
 from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.manager import WorkspaceManager
 from gateway.workspace.vnc_allow import VncAllowList
@@ -206,6 +210,24 @@ async def _retention(context: GatewayContext) -> None:
         await asyncio.sleep(RETENTION_CHECK)
 
 
+def desktop_registry(context: GatewayContext) -> DesktopRegistry:
+    """Desktops are recorded in the Store so they outlive this process (docs/ADMINS.md,
+    "Gateway restarts"); adopting or forgetting one is audited before it takes effect."""
+
+    async def adopted(record: DesktopRecord) -> None:
+        await context.audit.aappend(to_event(
+            DesktopAdopted(f":{record.display}", record.node, context.node),
+            Who(actor=record.user_id, subject=record.user_id)))
+
+    async def forgotten(record: DesktopRecord, why: str) -> None:
+        await context.audit.aappend(to_event(
+            DesktopForgotten(f":{record.display}", record.node, why),
+            Who(subject=record.user_id)))
+
+    return DesktopRegistry(context.store, context.node, on_adopted=adopted,
+                           on_forgotten=forgotten)
+
+
 async def serve(context: GatewayContext, host: str, port: int,
                 ready: asyncio.Event | None = None) -> None:
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
@@ -224,7 +246,8 @@ async def serve(context: GatewayContext, host: str, port: int,
         home_url=workspace_policy.home_url, vnc_allowed=vnc_allowed(context),
         allowed_hosts=workspace_policy.allowed_hosts,
         home_quota_bytes=workspace_policy.home_quota, printing=redirection.printing,
-        clipboard=redirection.clipboard != "off")
+        clipboard=redirection.clipboard != "off", registry=desktop_registry(context))
+    await workspaces.adopt_recorded()  # desktops a stopped or dead gateway left running
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit.kinds import (
     RecordingStopped,
+    SessionRecovered,
     SessionRefused,
     SessionResumed,
     SessionStarted,
@@ -43,6 +44,7 @@ from gateway.live.login import LoginDecision, ResumeTarget
 from gateway.live.observers import RecorderSink
 from gateway.live.posture_watch import PostureWatch
 from gateway.live.recheck import Refusal, attach_refusal
+from gateway.live.resume_store import ResumeTickets
 from gateway.live.session import Limits, LiveSession
 from gateway.live.tunnel import server_cert_hash
 from gateway.monitoring.metrics import metrics_of
@@ -53,6 +55,7 @@ from gateway.reports import receipt_key
 from gateway.rfb.connection import open_rfb
 from gateway.rfb.errors import RfbError
 from gateway.store.base import User
+from gateway.store.desktops import ResumeTicket
 from gateway.wire import display as wire
 from gateway.wire import receipt, recheck
 from gateway.wire.login import Denied, Hello, LoginConnection, Welcome
@@ -109,26 +112,42 @@ class SessionBroker:
         self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
         self.health: Health = health_of(ctx.extras)
         self._resume_ids: dict[str, str] = {}  # SHA-256 of a resume secret -> session id
+        # The same rights in the Store, so a session outlives this process (resume_store).
+        self.tickets = ResumeTickets(ctx.store, ctx.node)
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
 
     def resume_target(self, secret: str | None) -> ResumeTarget | None:
-        """The live session a resume secret names (secrets are kept only as SHA-256)."""
+        """The session a resume secret names (secrets are kept only as SHA-256): live here, or
+        held by a gateway process that died, from its unexpired ticket in the Store."""
         session_id = self._resume_ids.get(_digest(secret)) if secret else None
         s = self.sessions.get(session_id or "")
+        if s is None and secret and session_id is None:
+            ticket = self.tickets.find(secret)
+            if ticket is not None and ticket.session_id not in self.sessions:
+                return ResumeTarget(ticket.session_id, ticket.user_id, ticket.cert_serial,
+                                    connected=False)
         if s is None or s.ended:
             return None
         return ResumeTarget(s.id, s.user_id, s.cert_serial, connected=s.ws is not None)
 
-    def _new_resume_secret(self, session_id: str) -> str:
-        """A fresh secret for the session (the previous one stops working)."""
+    def _new_resume_secret(self, session: LiveSession) -> str:
+        """A fresh secret for the session (the previous one stops working), also in the Store."""
         for digest, sid in list(self._resume_ids.items()):
-            if sid == session_id:
+            if sid == session.id:
                 del self._resume_ids[digest]
         secret = secrets.token_urlsafe(32)
-        self._resume_ids[_digest(secret)] = session_id
+        self._resume_ids[_digest(secret)] = session.id
+        self.tickets.issue(secret, session_id=session.id, user_id=session.user_id,
+                           cert_serial=session.cert_serial,
+                           fence=self._fences.get(session.user_id, 0),
+                           grace=session.limits.reconnect_grace)
+        self.tickets.keep_fresh(self._connected)
         return secret
+
+    def _connected(self) -> list[str]:
+        return [s.id for s in self.sessions.values() if s.ws is not None and not s.ended]
 
     def summaries(self) -> list[SessionSummary]:
         return [SessionSummary(s.id, s.user_id, s.school, s.started_at.isoformat(), s.remote,
@@ -145,7 +164,17 @@ class SessionBroker:
         assert user is not None
         fence = self.fence_mark(user.id) if fence is None else fence
         if decision.resume_session is not None:
+            # Taken whether the session lives here or not: a secret resumes once, on one node.
+            ticket = self.tickets.take(hello.resume) if hello.resume else None
             session = self.sessions.get(decision.resume_session)
+            if session is None and ticket is not None \
+                    and ticket.session_id == decision.resume_session:
+                # Its gateway process died: the same session, on the desktop it left running.
+                recovered = await self._start(ws, conn, user, policy, decision, remote, hello,
+                                              fence, ticket=ticket)
+                if recovered is not None:
+                    await recovered.attach(ws)
+                return
             if session is None or session.ended or session.ws is not None:
                 # Ended or re-attached while the decision ran.
                 await self._deny(ws, conn, "resume-refused", "The session could not be "
@@ -168,8 +197,11 @@ class SessionBroker:
 
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
                      policy: Any, decision: LoginDecision, remote: str | None,
-                     hello: Hello, fence: int) -> LiveSession | None:
-        session_id = secrets.token_hex(10)  # hex: never starts with '-' on a command line
+                     hello: Hello, fence: int,
+                     ticket: ResumeTicket | None = None) -> LiveSession | None:
+        """A new session, or with ``ticket`` the one a dead gateway process held (same id)."""
+        # hex: never starts with '-' on a command line
+        session_id = ticket.session_id if ticket is not None else secrets.token_hex(10)
         assigned = self.ctx.store.get_assignment(user.id)
         assignment = Assignment() if assigned is None or assigned.provider == "xvnc" else \
             Assignment("vnc", assigned.host, assigned.port, assigned.password)
@@ -251,9 +283,13 @@ class SessionBroker:
         )
         # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
+        desktop = endpoint.display or f"{endpoint.host}:{endpoint.port}"
         try:
-            await self._record(SessionStarted(endpoint.display or
-                                              f"{endpoint.host}:{endpoint.port}"), who)
+            if ticket is None:
+                await self._record(SessionStarted(desktop), who)
+            else:
+                await self._record(SessionRecovered(ticket.node, self.ctx.node, desktop), who)
+                await self._record(SessionResumed(remote), who)
         except BaseException:
             await session.end(wire.EndCode.SERVER_SHUTDOWN, "The session could not be audited.")
             raise
@@ -263,7 +299,7 @@ class SessionBroker:
             await self._deny(ws, conn, refusal.code, refusal.reason)
             return None
         session.start()
-        await ws.send_str(conn.send(self._welcome(session, policy, resumed=False)))
+        await ws.send_str(conn.send(self._welcome(session, policy, resumed=ticket is not None)))
         return session
 
     def _refusal(self, user_id: str, cert_serial: str | None, fence: int) -> Refusal | None:
@@ -331,6 +367,7 @@ class SessionBroker:
         for digest, sid in list(self._resume_ids.items()):
             if sid == session.id:
                 del self._resume_ids[digest]
+        self.tickets.drop(session.id)
         self.workspaces.detach(session.user_id)
 
     @staticmethod
@@ -362,7 +399,7 @@ class SessionBroker:
                            "max_duration_seconds": session.limits.max_duration,
                            "posture_recheck_seconds":
                                policy.posture.recheck_every.total_seconds()},
-                       resume_token=self._new_resume_secret(session.id))
+                       resume_token=self._new_resume_secret(session))
 
     async def terminate(self, session_id: str, reason: str) -> bool:
         session = self.sessions.get(session_id)
@@ -383,8 +420,11 @@ class SessionBroker:
         return ended
 
     async def shutdown(self) -> None:
+        """Sessions end (their teachers are told to connect again); desktops that are recorded
+        in the Store keep running for the next gateway (docs/ADMINS.md, "Gateway restarts")."""
         self.closing = True
+        await self.tickets.stop()
         for session in list(self.sessions.values()):
             await session.end(wire.EndCode.SERVER_SHUTDOWN, "The gateway is shutting down for "
                               "maintenance: connect again in a few minutes.")
-        await self.workspaces.shutdown()
+        await self.workspaces.shutdown(keep_desktops=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from gateway.store.desktops import DesktopRecord, ResumeTicket
+
 
 class StoreError(Exception):
     """A storage operation was refused; the message is one sentence for the user."""
@@ -185,5 +187,28 @@ class Store(Protocol):
         """The user's uid, or the lowest one in first..last that no user holds and
         ``unusable`` accepts. Raises StoreError when the range is used up."""
         ...
+
+    # Desktops that outlive a gateway process, and resume rights that outlive the node that
+    # issued them (gateway.store.desktops; docs/ADMINS.md, "Gateway restarts").
+    def put_desktop(self, record: DesktopRecord) -> None:
+        """Record (or replace) the user's running desktop."""
+    def list_desktops(self, host: str) -> list[DesktopRecord]:
+        """Every recorded desktop on ``host``, by user."""
+    def get_desktop(self, user_id: str) -> DesktopRecord | None: ...
+    def claim_desktop(self, user_id: str, node: str) -> None:
+        """The desktop is now managed by ``node`` (re-adopted after its node died)."""
+    def drop_desktop(self, user_id: str, runtime_dir: str | None = None) -> None:
+        """Forget the user's desktop (only the one at ``runtime_dir`` when given)."""
+    def put_resume_ticket(self, ticket: ResumeTicket) -> None:
+        """Record the session's resume right, replacing its previous one."""
+    def find_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
+        """The unexpired ticket for this secret digest, without taking it."""
+    def take_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
+        """Atomically remove and return the unexpired ticket (single use across nodes);
+        expired tickets are deleted on the way."""
+    def extend_resume_tickets(self, node: str, session_ids: Sequence[str], now: float) -> None:
+        """Connected sessions of ``node``: their tickets expire ``grace`` after ``now``."""
+    def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None:
+        """The session ended (on ``node``: a ticket another node has issued since stays)."""
 
     def close(self) -> None: ...

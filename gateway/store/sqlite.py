@@ -23,6 +23,7 @@ from gateway.store.base import (
     User,
     WorkspaceAssignment,
 )
+from gateway.store.desktops import DesktopRecord, ResumeTicket
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,17 @@ CREATE TABLE IF NOT EXISTS replay_requests (
 CREATE INDEX IF NOT EXISTS replay_requests_recording ON replay_requests(recording_id);
 CREATE TABLE IF NOT EXISTS desktop_uids (user_id TEXT PRIMARY KEY, uid INTEGER NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS desktops (
+  user_id TEXT PRIMARY KEY, node TEXT NOT NULL, host TEXT NOT NULL, display INTEGER NOT NULL,
+  server_pid INTEGER NOT NULL, server_start INTEGER NOT NULL, session_pid INTEGER NOT NULL,
+  session_start INTEGER NOT NULL, runtime_dir TEXT NOT NULL, rfb_socket TEXT NOT NULL,
+  rfbauth TEXT NOT NULL, home TEXT NOT NULL, home_mode TEXT NOT NULL, uid INTEGER NOT NULL,
+  gid INTEGER NOT NULL, switch INTEGER NOT NULL, sandbox_mode TEXT NOT NULL, marker TEXT NOT NULL,
+  started_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS resume_tickets (
+  session_id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
+  cert_serial TEXT, node TEXT NOT NULL, fence INTEGER NOT NULL, grace REAL NOT NULL,
+  valid_until REAL NOT NULL);
 """
 
 # Columns added after a table first shipped: (name, declaration), applied by _migrate.
@@ -64,7 +76,7 @@ _DATETIME_FIELDS = {
     "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
     "revoked_at", "decided_at",
 }
-_BOOL_FIELDS = {"disabled", "must_change_password", "revoked"}
+_BOOL_FIELDS = {"disabled", "must_change_password", "revoked", "switch"}
 _USER_COLUMNS = {f.name for f in fields(User)} - {"id", "created_at"}
 
 
@@ -376,6 +388,68 @@ class SqliteStore:
                     return uid
         raise StoreError(f"The desktop uid range {first}-{last} is used up: "
                          "widen desktop_uids in the gateway's configuration.")
+
+    # desktops that outlive a gateway process (gateway.store.desktops)
+    def put_desktop(self, record: DesktopRecord) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM desktops WHERE user_id = ?", (record.user_id,))
+            db.execute(_insert_sql("desktops", DesktopRecord),
+                       tuple(map(_to_sql, astuple(record))))
+
+    def list_desktops(self, host: str) -> list[DesktopRecord]:
+        rows = self._all("SELECT * FROM desktops WHERE host = ? ORDER BY user_id", (host,))
+        return [_row_to(DesktopRecord, r) for r in rows]  # type: ignore[misc]
+
+    def get_desktop(self, user_id: str) -> DesktopRecord | None:
+        row = self._one("SELECT * FROM desktops WHERE user_id = ?", (user_id,))
+        return _row_to(DesktopRecord, row) if row else None  # type: ignore[return-value]
+
+    def claim_desktop(self, user_id: str, node: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE desktops SET node = ? WHERE user_id = ?", (node, user_id))
+
+    def drop_desktop(self, user_id: str, runtime_dir: str | None = None) -> None:
+        with self._tx() as db:
+            if runtime_dir is None:
+                db.execute("DELETE FROM desktops WHERE user_id = ?", (user_id,))
+            else:
+                db.execute("DELETE FROM desktops WHERE user_id = ? AND runtime_dir = ?",
+                           (user_id, runtime_dir))
+
+    # resume tickets (gateway.store.desktops.ResumeTicket)
+    def put_resume_ticket(self, ticket: ResumeTicket) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM resume_tickets WHERE session_id = ?", (ticket.session_id,))
+            db.execute(_insert_sql("resume_tickets", ResumeTicket),
+                       tuple(map(_to_sql, astuple(ticket))))
+
+    def find_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
+        row = self._one("SELECT * FROM resume_tickets WHERE digest = ? AND valid_until >= ?",
+                        (digest, now))
+        return _row_to(ResumeTicket, row) if row else None  # type: ignore[return-value]
+
+    def take_resume_ticket(self, digest: str, now: float) -> ResumeTicket | None:
+        with self._tx() as db:
+            db.execute("DELETE FROM resume_tickets WHERE valid_until < ?", (now,))
+            row = db.execute("DELETE FROM resume_tickets WHERE digest = ? RETURNING *",
+                             (digest,)).fetchone()
+        return _row_to(ResumeTicket, row) if row else None  # type: ignore[return-value]
+
+    def extend_resume_tickets(self, node: str, session_ids: Sequence[str], now: float) -> None:
+        if not session_ids:
+            return
+        marks = ", ".join("?" * len(session_ids))
+        with self._tx() as db:
+            db.execute(f"UPDATE resume_tickets SET valid_until = ? + grace WHERE node = ? "
+                       f"AND session_id IN ({marks})", (now, node, *session_ids))
+
+    def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None:
+        with self._tx() as db:
+            if node is None:
+                db.execute("DELETE FROM resume_tickets WHERE session_id = ?", (session_id,))
+            else:
+                db.execute("DELETE FROM resume_tickets WHERE session_id = ? AND node = ?",
+                           (session_id, node))
 
     def close(self) -> None:
         with self._lock:

@@ -39,6 +39,20 @@ def obfuscate_vnc_password(password: str) -> bytes:
     return des_encrypt(_VNC_FIXED_KEY, raw)
 
 
+def des_decrypt(key8: bytes, block: bytes) -> bytes:
+    decryptor = Cipher(TripleDES(key8 * 3), modes.ECB()).decryptor()
+    return decryptor.update(block) + decryptor.finalize()
+
+
+def read_vnc_password(path: Path) -> str:
+    """The password in an rfbauth file we wrote (a re-adopted desktop's); OSError/ValueError if
+    it is not one. Never logged."""
+    data = path.read_bytes()
+    if len(data) != VNC_PASSWORD_LEN:
+        raise ValueError("not an rfbauth file")
+    return des_decrypt(_VNC_FIXED_KEY, data).rstrip(b"\0").decode("utf-8")
+
+
 def xauth_entry(display_number: int, cookie: bytes) -> bytes:
     """One Xauthority record granting ``cookie`` for display N on any host (FamilyWild)."""
 

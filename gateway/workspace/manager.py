@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from gateway.workspace.adoption import DesktopRegistry
 from gateway.workspace.base import Assignment, Endpoint, ProviderName, check_user_id
 from gateway.workspace.confinement import QuotaBackend
 from gateway.workspace.uids import UidRange, UidStore
@@ -84,6 +85,7 @@ class WorkspaceManager:
         home_quota_bytes: int | None = DEFAULT_HOME_QUOTA,
         quota_backend: QuotaBackend = "auto",
         printing: bool = False,
+        registry: DesktopRegistry | None = None,
     ) -> None:
         self.xvnc = XvncProvider(
             data_dir,
@@ -101,6 +103,7 @@ class WorkspaceManager:
             home_quota_bytes=home_quota_bytes,
             quota_backend=quota_backend,
             printing=printing,
+            registry=registry,
         )
         self.vnc = VncProvider(probe_timeout=vnc_probe_timeout,
                                allowed=vnc_allowed or VncAllowList.default())
@@ -142,6 +145,14 @@ class WorkspaceManager:
             self._usage.pop(user_id, None)
             self._vnc_endpoints.pop(user_id, None)
 
+    async def adopt_recorded(self) -> list[str]:
+        """Re-adopt desktops left running by a gateway that stopped or died (see
+        `XvncProvider.adopt_recorded`); their idle clock starts now."""
+        adopted = await self.xvnc.adopt_recorded()
+        for user in adopted:
+            self._usage.setdefault(user, Usage(0, self._clock()))
+        return adopted
+
     async def reap_idle(self, now: float | None = None) -> list[str]:
         """Stop every desktop unattached for ``stop_unattached_after``; return whose."""
         now = self._clock() if now is None else now
@@ -151,6 +162,10 @@ class WorkspaceManager:
             async with self._lock(user):
                 # Re-decide under the lock: a session may have attached while we waited.
                 if idle_desktops(self._usage, [user], now, self.stop_unattached_after):
+                    if not self.xvnc.owns(user):  # another node re-adopted it: not ours to end
+                        await self.xvnc.release(user)
+                        self._usage.pop(user, None)
+                        continue
                     await self.xvnc.stop(user)
                     self._usage.pop(user, None)
                     stopped.append(user)
@@ -162,14 +177,15 @@ class WorkspaceManager:
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_forever(interval))
 
-    async def shutdown(self) -> None:
-        """Stop the reaper and every desktop with all of its processes."""
+    async def shutdown(self, *, keep_desktops: bool = False) -> None:
+        """Stop the reaper and every desktop with all of its processes — or, with
+        ``keep_desktops`` and a registry, leave the desktops running for the next gateway."""
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
             self._reaper = None
-        await self.xvnc.shutdown()
+        await self.xvnc.shutdown(keep_desktops=keep_desktops)
         await self.vnc.shutdown()
         self._usage.clear()
         self._vnc_endpoints.clear()

@@ -56,8 +56,11 @@ class Room:
 
 
 def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None,
-              mode: SandboxMode = "user") -> list[str]:
+              mode: SandboxMode = "user", *, outlive_parent: bool = False) -> list[str]:
     """bwrap's command line (pure: reads only which top-level dirs are symlinks on the host).
+
+    ``outlive_parent``: a desktop's rooms must survive the gateway (a crash or a restart does
+    not end them), so they get no parent-death signal; short-lived probes keep it.
 
     ``mode="user"``: bwrap runs as the teacher and makes a user namespace. ``mode="root"`` (a
     chroot, where the kernel refuses user namespaces): bwrap runs as root, keeps only
@@ -69,7 +72,8 @@ def room_argv(room: Room, command: Sequence[str], info_fd: int | None = None,
         BWRAP, *owner,
         "--unshare-pid", "--unshare-ipc", "--unshare-uts",
         "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session",  # no TIOCSTI into a terminal outside
+        *(() if outlive_parent else ("--die-with-parent",)),
+        "--new-session",  # no TIOCSTI into a terminal outside
         "--hostname", room.hostname,
         "--ro-bind", "/usr", "/usr",
     ]  # fmt: skip
@@ -120,17 +124,25 @@ def drop_argv(uid: int, gid: int, command: Sequence[str]) -> list[str]:
 
 @dataclass(slots=True, eq=False)
 class Sandbox:
-    """A started room: the outer bwrap process and the room's PID 1 (a host pid)."""
+    """A started room: the outer bwrap process and the room's PID 1 (a host pid).
 
-    proc: asyncio.subprocess.Process
+    ``proc`` is None for a room re-adopted from the desktops registry (started by a gateway
+    process that has since died): then PID 1 with its start time is all there is to watch.
+    """
+
+    proc: asyncio.subprocess.Process | None
     mode: SandboxMode = "user"
     init_pid: int | None = None
     pid_ns: str | None = None  # "pid:[inode]" of the room, to find its members from the host
     info: dict[str, object] = field(default_factory=dict)
+    init_start: int | None = None  # PID 1's start time (clock ticks since boot)
 
     @property
     def running(self) -> bool:
-        return self.proc.returncode is None
+        if self.proc is not None:
+            return self.proc.returncode is None
+        return self.init_pid is not None and self.init_start is not None \
+            and start_time(self.init_pid) == self.init_start
 
     def members(self) -> list[int]:
         """Host pids of every live process in the room's PID namespace."""
@@ -153,16 +165,48 @@ class Sandbox:
                 os.kill(self.init_pid, signal.SIGKILL)
         # The outer bwrap reaps the room's PID 1 and exits; killed first, it would leave PID 1
         # a zombie for the host's init to reap.
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+        if self.proc is not None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+                await self.proc.wait()
         # PID 1's death makes the kernel SIGKILL the namespace; wait until it is empty.
         deadline = time.monotonic() + grace
         while await asyncio.to_thread(self.members) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (clock ticks after boot), None if no such live process.
+
+    A pid with the recorded start time is the same process: a reused pid starts later.
+    """
+    try:
+        fields = (_PROC / str(pid) / "stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    if not fields or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])  # fields after "(comm)" start at field 3: 22 - 3 = 19
+
+
+def adopt(pid: int, started: int, mode: SandboxMode) -> Sandbox | None:
+    """A room some earlier gateway started, if its PID 1 still runs (same start time) and is
+    bubblewrap's reaper (a row naming any other process is not a room)."""
+    if start_time(pid) != started:
+        return None
+    try:
+        if (_PROC / str(pid) / "comm").read_text().strip() != BWRAP:
+            return None
+    except OSError:
+        return None
+    try:
+        pid_ns = os.readlink(_PROC / str(pid) / "ns" / "pid")
+    except OSError:
+        return None
+    return Sandbox(None, mode, init_pid=pid, pid_ns=pid_ns, init_start=started)
 
 
 def ns_members(pid_ns: str) -> list[int]:
@@ -192,7 +236,7 @@ async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
     """
     read_fd, write_fd = os.pipe()
     try:
-        argv = [*argv_before, *room_argv(room, command, write_fd, mode)]
+        argv = [*argv_before, *room_argv(room, command, write_fd, mode, outlive_parent=True)]
         proc = await asyncio.create_subprocess_exec(
             *argv, pass_fds=(write_fd,), **popen  # type: ignore[arg-type]
         )
@@ -219,6 +263,7 @@ async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
         await proc.wait()
         raise OSError(0, "bubblewrap did not start the room")
     sandbox.init_pid = child
+    sandbox.init_start = start_time(child)
     with contextlib.suppress(OSError):
         sandbox.pid_ns = os.readlink(_PROC / str(child) / "ns" / "pid")
     return sandbox

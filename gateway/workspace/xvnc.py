@@ -8,6 +8,7 @@ Each teacher's desktop runs under their own uid from desktop_uids (never root or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pwd
@@ -19,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from gateway.workspace import egress, ime, lockdown, sandbox
+from gateway.workspace import adoption, egress, ime, lockdown, sandbox
+from gateway.workspace.adoption import DesktopRegistry
 from gateway.workspace.base import (
     Assignment,
     Endpoint,
@@ -71,6 +73,7 @@ class XvncProvider:
         home_quota_bytes: int | None = DEFAULT_HOME_QUOTA,
         quota_backend: QuotaBackend = "auto",
         printing: bool = False,
+        registry: DesktopRegistry | None = None,
     ) -> None:
         if not _GEOMETRY.fullmatch(geometry):
             raise InvalidAssignment(f"The desktop size {geometry!r} is not WIDTHxHEIGHT.")
@@ -105,6 +108,7 @@ class XvncProvider:
         self._reserved: set[int] = set()
         self._stopping: set[asyncio.Task[None]] = set()
         self._locale: str | None = None
+        self.registry = registry  # None: desktops are not recorded (they end with the gateway)
 
     def get(self, user_id: str) -> XvncDesktop | None:
         desktop = self._desktops.get(user_id)
@@ -122,7 +126,10 @@ class XvncProvider:
                 return desktop.endpoint
             if desktop is not None:  # Xvnc died or the teacher logged out: clean up, start anew
                 await self._forget(user_id)
-            desktop = await self._start(user_id)
+            desktop = await self._adopt_one(user_id)  # left running by a gateway that died
+            if desktop is None:
+                desktop = await self._start(user_id)
+                self._record(desktop)
             self._desktops[user_id] = desktop
             return desktop.endpoint
 
@@ -130,14 +137,115 @@ class XvncProvider:
         async with self._locks.setdefault(user_id, asyncio.Lock()):
             await self._forget(user_id)
 
-    async def shutdown(self) -> None:
-        """Stop every desktop, including stops already under way (e.g. a cancelled reaper's)."""
+    async def shutdown(self, *, keep_desktops: bool = False) -> None:
+        """Stop every desktop, including stops already under way (e.g. a cancelled reaper's).
+
+        ``keep_desktops``: leave recorded desktops running for the next gateway to re-adopt
+        (a graceful gateway stop); only what this process holds for them is let go.
+        """
+        if keep_desktops and self.registry is not None:
+            for user in list(self._desktops):
+                await self.release(user)
         await asyncio.gather(*(self.stop(user) for user in list(self._desktops)))
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
-        if self._lockdown is not None:
+        if self._lockdown is not None and not (keep_desktops and self.registry is not None):
             await asyncio.to_thread(shutil.rmtree, self._lockdown.base, True)
             self._lockdown = None
+
+    def owns(self, user_id: str) -> bool:
+        """False when another node has re-adopted this user's desktop since we started it."""
+        if self.registry is None:
+            return True
+        record = self.registry.store.get_desktop(user_id)
+        desktop = self._desktops.get(user_id)
+        return record is None or desktop is None or record.node == self.registry.node \
+            or record.runtime_dir != str(desktop.runtime_dir)
+
+    async def release(self, user_id: str) -> None:
+        """Stop managing the user's desktop but leave it running (its registry row stays)."""
+        async with self._locks.setdefault(user_id, asyncio.Lock()):
+            desktop = self._desktops.pop(user_id, None)
+            if desktop is None:
+                return
+            self._reserved.discard(desktop.spec.display)
+            if desktop.confinement is not None:  # relays and watcher live in this process
+                confinement = desktop.confinement
+                confinement.home_mode = "none"  # the mount stays: the desktop still uses it
+                await confinement.release()
+
+    async def adopt_recorded(self) -> list[str]:
+        """At start: re-adopt this node's recorded desktops on this host that still run; end
+        and forget the dead ones of any node (audited first). Returns the adopted users."""
+        if self.registry is None:
+            return []
+        adopted = []
+        for record in self.registry.store.list_desktops(self.registry.host):
+            async with self._locks.setdefault(record.user_id, asyncio.Lock()):
+                if record.user_id in self._desktops:
+                    continue
+                why = await adoption.why_not_adoptable(record)
+                if why:
+                    await self._bury(record, why)
+                elif record.node == self.registry.node:
+                    desktop = await self._adopt_record(record)
+                    if desktop is not None:
+                        adopted.append(record.user_id)
+        return adopted
+
+    async def _adopt_one(self, user_id: str) -> XvncDesktop | None:
+        """The user's desktop recorded on this host by any node, if it still runs."""
+        if self.registry is None:
+            return None
+        record = self.registry.store.get_desktop(user_id)
+        if record is None or record.host != self.registry.host:
+            return None
+        why = await adoption.why_not_adoptable(record)
+        if why:
+            await self._bury(record, why)
+            return None
+        return await self._adopt_record(record)
+
+    async def _adopt_record(self, record: adoption.DesktopRecord) -> XvncDesktop | None:
+        assert self.registry is not None
+        if self._locale is None:
+            self._locale = await ime.pick_locale()
+        limits = self.limits
+        if limits.home_quota is not None:
+            limits = replace(limits, home_image=self.homes.parent / "home-images"
+                             / f"{record.user_id}.ext4")
+        await self.registry.on_adopted(record)  # audited before this node takes it over
+        desktop = await adoption.adopt(record, user_id=record.user_id,
+                                       session_command=self.session_command,
+                                       geometry=self.geometry, locale=self._locale,
+                                       limits=limits)
+        if desktop is None:
+            await self._bury(record, "it could not be re-adopted")
+            return None
+        if record.node != self.registry.node:
+            self.registry.store.claim_desktop(record.user_id, self.registry.node)
+        self._reserved.add(record.display)
+        self._desktops[record.user_id] = desktop
+        return desktop
+
+    async def _bury(self, record: adoption.DesktopRecord, why: str) -> None:
+        """A recorded desktop that no longer runs whole: audited, ended, forgotten."""
+        assert self.registry is not None
+        log.warning("desktop :%d of user %s is forgotten: %s", record.display, record.user_id,
+                    why)
+        await self.registry.on_forgotten(record, why)
+        await adoption.end_recorded(record)
+        self.registry.store.drop_desktop(record.user_id, record.runtime_dir)
+
+    def _record(self, desktop: XvncDesktop) -> None:
+        if self.registry is None:
+            return
+        registry = self.registry
+        try:
+            registry.store.put_desktop(adoption.record_of(desktop, registry.node, registry.host))
+        except Exception:  # the desktop runs; only its survival of a gateway death is lost
+            log.exception("desktop :%d of user %s could not be recorded", desktop.spec.display,
+                          desktop.spec.user_id)
 
     async def _forget(self, user_id: str) -> None:
         desktop = self._desktops.pop(user_id, None)
@@ -149,6 +257,9 @@ class XvncProvider:
         task.add_done_callback(self._stopping.discard)
         task.add_done_callback(lambda _: self._reserved.discard(desktop.spec.display))
         await asyncio.shield(task)
+        if self.registry is not None:  # after the stop: a crash mid-stop leaves the row
+            with contextlib.suppress(Exception):
+                self.registry.store.drop_desktop(user_id, str(desktop.runtime_dir))
 
     async def _start(self, user_id: str) -> XvncDesktop:
         if self._locale is None:

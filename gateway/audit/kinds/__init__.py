@@ -66,8 +66,9 @@ def to_event(typed: TypedEvent, who: Who = Who()) -> AuditEvent:
                       source=who.source, details=details_of(typed))
 
 
-from gateway.audit.kinds import accounts, gateway, recordings, sessions  # noqa: E402
+from gateway.audit.kinds import accounts, continuity, gateway, recordings, sessions  # noqa: E402
 from gateway.audit.kinds.accounts import *  # noqa: E402, F403
+from gateway.audit.kinds.continuity import *  # noqa: E402, F403
 from gateway.audit.kinds.gateway import *  # noqa: E402, F403
 from gateway.audit.kinds.recordings import *  # noqa: E402, F403
 from gateway.audit.kinds.sessions import *  # noqa: E402, F403
@@ -80,4 +81,4 @@ def _kinds(module: ModuleType) -> list[type[TypedEvent]]:
 
 
 ALL: tuple[type[TypedEvent], ...] = tuple(
-    k for m in (sessions, accounts, recordings, gateway) for k in _kinds(m))
+    k for m in (sessions, accounts, recordings, gateway, continuity) for k in _kinds(m))
