@@ -28,11 +28,13 @@ from gateway.audit.kinds import (
     to_event,
 )
 from gateway.audit.log import AuditLog, AuditLogError
+from gateway.cluster.open import open_bus
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.datadir import DataDir
 from gateway.health import watchdog
 from gateway.live.broker import SessionBroker
+from gateway.live.nodes import NodeLink
 from gateway.live.tunnel import tunnel
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
 from gateway.monitoring.endpoints import parse_networks
@@ -230,6 +232,9 @@ async def serve(context: GatewayContext, host: str, port: int,
     retention_task = asyncio.create_task(_retention(context))
     watchdog_task = asyncio.create_task(watchdog(context, recordings_root(context.data.root)))
     broker = SessionBroker(context, workspaces)
+    broker.registry.clear_leftovers()
+    bus = broker.bus = open_bus(context.data, context.config, context.node)
+    bus_task = asyncio.create_task(NodeLink(broker, bus).run(), name="node-bus")
     receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
     gate = context.extras["gate"] = Gate()
@@ -265,7 +270,11 @@ async def serve(context: GatewayContext, host: str, port: int,
         crl_task.cancel()
         retention_task.cancel()
         watchdog_task.cancel()
+        bus_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bus_task
         await broker.shutdown()
+        await bus.close()
         await runner.cleanup()
         await context.audit.aappend(to_event(GatewayStopped()))
         context.audit.close()

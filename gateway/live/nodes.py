@@ -1,0 +1,64 @@
+"""This node among the others: acts on what the node bus says, and re-reads the state after a
+gap in it. The broker publishes (gateway.live.broker: terminate, end_user_sessions); this
+module is the receiving end.
+
+Attacker-controlled here: signals from the bus — already validated by gateway.cluster.signals
+(fields, character sets, lengths); a session id or user that this node does not hold is a no-op.
+Who audits: the node where the officer acted records the action (SessionTerminated, KeyRevoked,
+UserDisabled), before it publishes; the node holding the session records only its end
+(SessionEnded, with the reason), so each fact is in the trail once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from gateway.cluster import signals
+from gateway.cluster.bus import NodeBus
+from gateway.cluster.signals import Signal
+from gateway.live.recheck import attach_refusal
+from gateway.wire import display as wire
+
+log = logging.getLogger(__name__)
+
+ENDED_ELSEWHERE = "Your school's IT lead ended this session."
+
+
+class NodeLink:
+    def __init__(self, broker: Any, bus: NodeBus) -> None:  # gateway.live.broker.SessionBroker
+        self.broker = broker
+        self.bus = bus
+        self.node = bus.node
+
+    async def run(self) -> None:
+        """Listen until cancelled (the composition root starts and cancels this)."""
+        await self.bus.listen(self.on_signal, self.resync)
+
+    async def on_signal(self, signal: Signal) -> None:
+        if signal.origin == self.node:
+            return  # the publisher already acted here
+        if signal.topic == signals.SESSION_END:
+            if signal.payload["node"] == self.node:
+                log.info("node %s asked to end session %s", signal.origin,
+                         signal.payload["session"])
+                await self.broker.terminate(signal.payload["session"], signal.payload["reason"]
+                                            or ENDED_ELSEWHERE)
+        elif signal.topic == signals.USER_END:
+            await self.broker.end_user_sessions(signal.payload["user"],
+                                                signal.payload["reason"] or ENDED_ELSEWHERE,
+                                                publish=False)
+
+    async def resync(self) -> None:
+        """Signals may have been missed: end what the state says must not run on (a revoked
+        key, a disabled account, an end another node asked for)."""
+        asked = {r.id: r.end_reason for r in self.broker.registry.mine() if r.end_reason}
+        for session in list(self.broker.sessions.values()):
+            if session.ended:
+                continue
+            refusal = attach_refusal(self.broker.ctx.store, session.user_id,
+                                     session.cert_serial)
+            reason = refusal.reason if refusal is not None else asked.get(session.id)
+            if reason is not None:
+                log.info("session %s ended on re-reading the state after a bus gap", session.id)
+                await session.end(wire.EndCode.TERMINATED, reason)
