@@ -45,7 +45,14 @@ from gateway.pki.publish import publish_crl
 from gateway.pki.renew import describe
 from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
-from gateway.recording.store import delete, expired, list_recordings, recordings_root
+from gateway.recording.store import (
+    claim,
+    delete,
+    expired,
+    list_recordings,
+    recordings_root,
+    unclaim,
+)
 from gateway.reports import receipt_key
 from gateway.store.base import StoreError
 from gateway.store.open import open_store
@@ -183,17 +190,26 @@ def apply_retention(context: GatewayContext) -> list[str]:
     deletion before it happens. Returns the ids deleted."""
     now = context.clock()
     deleted = []
-    for info in list_recordings(recordings_root(context.data.root)):
+    for info in list_recordings(recordings_root(context.data.root,
+                                                context.config.recordings_dir)):
         user = context.store.get_user(info.user)
         policy = context.policies.resolve(info.user, user.role if user else "teacher",
                                           info.school or None).policy
         if expired([info], now, policy.recording.retention_days):
-            # A deletion frees space: on a full disk the audit reserve records it.
-            context.audit.append(to_event(
-                RecordingDeleted(info.id, "retention", policy.recording.retention_days),
-                Who(subject=info.user, school=info.school or None, session=info.session)),
-                use_reserve=True)
-            delete(info.path)
+            # Nodes sharing one recordings location sweep it each: one of them claims it.
+            claimed = claim(info.path, context.node)
+            if claimed is None:
+                continue
+            try:
+                # A deletion frees space: on a full disk the audit reserve records it.
+                context.audit.append(to_event(
+                    RecordingDeleted(info.id, "retention", policy.recording.retention_days),
+                    Who(subject=info.user, school=info.school or None, session=info.session)),
+                    use_reserve=True)
+            except BaseException:
+                unclaim(claimed, info.path)
+                raise
+            delete(info.path, claimed)
             deleted.append(info.id)
     context.audit.keep_reserve()
     return deleted
@@ -230,7 +246,8 @@ async def serve(context: GatewayContext, host: str, port: int,
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
-    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(context.data.root)))
+    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(
+        context.data.root, context.config.recordings_dir)))
     broker = SessionBroker(context, workspaces)
     broker.registry.clear_leftovers()
     bus = broker.bus = open_bus(context.data, context.config, context.node)

@@ -250,7 +250,8 @@ class SessionBroker:
         if policy.recording.enabled:
             try:
                 recorder = RecorderSink(AsyncRecordingWriter(RecordingWriter.create(
-                    recordings_root(self.ctx.data.root), session_id=session_id, user=user.id,
+                    recordings_root(self.ctx.data.root, self.ctx.config.recordings_dir),
+                    session_id=session_id, user=user.id,
                     school=user.school or "", width=fb.width, height=fb.height,
                     signing_key=self._signing_key(), clock=time.time)))
             except RecordingFailed as e:
