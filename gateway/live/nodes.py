@@ -4,9 +4,9 @@ module is the receiving end.
 
 Attacker-controlled here: signals from the bus — already validated by gateway.cluster.signals
 (fields, character sets, lengths); a session id or user that this node does not hold is a no-op.
-Who audits: the node where the officer acted records the action (SessionTerminated, KeyRevoked,
-UserDisabled), before it publishes; the node holding the session records only its end
-(SessionEnded, with the reason), so each fact is in the trail once.
+Who audits: the node where the officer acted records the action (SessionTerminated before it
+publishes; KeyRevoked, UserDisabled as on one node); the node holding the session records only
+its end (SessionEnded, with the reason), so each fact is in the trail once.
 """
 
 from __future__ import annotations
