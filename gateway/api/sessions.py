@@ -47,6 +47,11 @@ async def watch(request: web.Request) -> web.StreamResponse:
     broker = ctx(request).extras["broker"]
     session = broker.sessions.get(request.match_info["session_id"])
     if session is None or session.ended:
+        row = broker.registry.get(request.match_info["session_id"])
+        if row is not None:  # the pixels are on the node that holds the session
+            await require(request, "sessions.watch", school=row.school, subject=row.user_id)
+            raise not_found(f"This session is on gateway node {row.node}: watch it from a "
+                            "console signed in there.")
         raise not_found("There is no live session with that id.")
     await require(request, "sessions.watch", school=session.school, subject=session.user_id)
     origin = request.headers.get("Origin")
