@@ -404,6 +404,9 @@ class SessionBroker:
             await session.end(wire.EndCode.TERMINATED, reason)
             return True
         row = self.registry.get(session_id)
+        if row is not None and row.node == self.ctx.node:  # ours, yet not live: a stale row
+            self.registry.remove(session_id)
+            return False
         if row is None or not self.registry.request_end(session_id, reason):
             return False
         await self._publish(signals.SESSION_END, {"session": session_id, "node": row.node,
