@@ -162,6 +162,17 @@ def connect(cluster: Cluster, user: str) -> tuple[Agent, dict[str, object]]:
     return agent, cluster.session_of(user)
 
 
+def connect_on(cluster: Cluster, user: str, node: str) -> tuple[Agent, dict[str, object]]:
+    """Connect through HAProxy while the other node is drained, so the session lands on `node`."""
+    cluster.proxy.admin(f"set server {BACKEND}/{other(node)} state drain")
+    try:
+        agent, session = connect(cluster, user)
+    finally:
+        cluster.proxy.admin(f"set server {BACKEND}/{other(node)} state ready")
+    assert session["node"] == node, session
+    return agent, session
+
+
 def between(first: dict[str, object], then: dict[str, object]) -> float:
     """Seconds from one audit record to another (two nodes' logs, one machine's clock)."""
     def at(r: dict[str, object]) -> datetime:
@@ -192,13 +203,7 @@ def test_a_session_through_haproxy_is_seen_from_both_nodes(cluster: Cluster) -> 
 def test_a_key_revoked_through_one_node_ends_the_session_on_the_other_within_2s(
         cluster: Cluster) -> None:
     # The CIO is signed in on node b: the session is made to land on node a.
-    cluster.proxy.admin(f"set server {BACKEND}/b state drain")
-    try:
-        agent, session = connect(cluster, "t.revoke")
-    finally:
-        cluster.proxy.admin(f"set server {BACKEND}/b state ready")
-    holder = str(session["node"])
-    assert holder == "a"
+    agent, _ = connect_on(cluster, "t.revoke", "a")
     try:
         started = time.monotonic()
         cluster.world.cio.run("keys", "revoke", "--user", "t.revoke", "--reason",
@@ -217,6 +222,22 @@ def test_a_key_revoked_through_one_node_ends_the_session_on_the_other_within_2s(
         assert took < 2.0
         assert cluster.audit("a", "key.revoke", "t.revoke") == []
         assert [s for s in cluster.sessions("b") if s["user"] == "t.revoke"] == []
+    finally:
+        agent.stop()
+
+
+def test_an_account_disabled_through_one_node_ends_its_session_on_the_other(
+        cluster: Cluster) -> None:
+    agent, _ = connect_on(cluster, "t.disable", "a")
+    try:
+        cluster.world.cio.run("users", "disable", "t.disable")  # through node b
+        agent.wait_err("Your account was disabled", timeout=10)
+        disabled = cluster.audit("b", "user.disable", "t.disable")
+        ends = cluster.audit("a", "session.end", "t.disable")
+        assert len(disabled) == 1 and len(ends) == 1
+        took = between(disabled[0], ends[0])
+        print(f"audited: account disabled on b -> session ended on a: {took:.3f} s")
+        assert -1.0 < took < 2.0  # the session ends before the disable is written
     finally:
         agent.stop()
 
