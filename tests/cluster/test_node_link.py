@@ -111,3 +111,23 @@ async def test_after_a_gap_the_state_decides(tmp_path: Path) -> None:
         ["Your key has been revoked: ask your school's IT lead for a new one."],
         ["This account is disabled: ask your IT lead."],
         ["An officer ended this session: test"], []]
+
+
+async def test_a_login_that_read_the_key_before_the_revoke_was_written_is_ended_later(
+        tmp_path: Path) -> None:
+    """user.end is said before the revocation is written: a session that started here in
+    between is checked again once the write has landed."""
+    store = world(tmp_path)
+    broker = Broker(store, "b", [])
+    bus = SqliteBus(tmp_path / "state.db", "b")
+    link = NodeLink(broker, bus, recheck_after=0.3)
+    await link.on_signal(Signal(USER_END, "a", {"user": "t.a", "reason": "revoked"}))
+    late = Held("aa02", "t.a", "a0")  # attached in the gap, its key still valid then
+    broker.sessions[late.id] = late
+    other = Held("bb02", "t.b", "b0")
+    broker.sessions[other.id] = other
+    store.revoke_cert("a0", "keyCompromise", T0)  # node a's write lands
+    await asyncio.sleep(0.6)
+    assert late.reasons == ["Your key has been revoked: ask your school's IT lead for a new one."]
+    assert not other.ended
+    await bus.close()
