@@ -30,11 +30,13 @@ from gateway.audit.kinds import (
 )
 from gateway.audit.log import AuditLogError
 from gateway.audit.open import open_audit
+from gateway.cluster.open import open_bus
 from gateway.console.pages import add_routes as add_console_routes
 from gateway.context import GatewayContext
 from gateway.datadir import DataDir
 from gateway.health import watchdog
 from gateway.live.broker import SessionBroker
+from gateway.live.nodes import NodeLink
 from gateway.live.tunnel import tunnel
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
 from gateway.monitoring.endpoints import parse_networks
@@ -45,7 +47,14 @@ from gateway.pki.publish import publish_crl
 from gateway.pki.renew import describe
 from gateway.policy.load import load_policies
 from gateway.recording.keys import load_or_create_recording_key
-from gateway.recording.store import delete, expired, list_recordings, recordings_root
+from gateway.recording.store import (
+    claim,
+    delete,
+    expired,
+    list_recordings,
+    recordings_root,
+    unclaim,
+)
 from gateway.reports import receipt_key
 from gateway.store.base import StoreError
 from gateway.store.desktops import DesktopRecord
@@ -185,17 +194,26 @@ def apply_retention(context: GatewayContext) -> list[str]:
     deletion before it happens. Returns the ids deleted."""
     now = context.clock()
     deleted = []
-    for info in list_recordings(recordings_root(context.data.root)):
+    for info in list_recordings(recordings_root(context.data.root,
+                                                context.config.recordings_dir)):
         user = context.store.get_user(info.user)
         policy = context.policies.resolve(info.user, user.role if user else "teacher",
                                           info.school or None).policy
         if expired([info], now, policy.recording.retention_days):
-            # A deletion frees space: on a full disk the audit reserve records it.
-            context.audit.append(to_event(
-                RecordingDeleted(info.id, "retention", policy.recording.retention_days),
-                Who(subject=info.user, school=info.school or None, session=info.session)),
-                use_reserve=True)
-            delete(info.path)
+            # Nodes sharing one recordings location sweep it each: one of them claims it.
+            claimed = claim(info.path, context.node)
+            if claimed is None:
+                continue
+            try:
+                # A deletion frees space: on a full disk the audit reserve records it.
+                context.audit.append(to_event(
+                    RecordingDeleted(info.id, "retention", policy.recording.retention_days),
+                    Who(subject=info.user, school=info.school or None, session=info.session)),
+                    use_reserve=True)
+            except BaseException:
+                unclaim(claimed, info.path)
+                raise
+            delete(info.path, claimed)
             deleted.append(info.id)
     context.audit.keep_reserve()
     return deleted
@@ -251,8 +269,12 @@ async def serve(context: GatewayContext, host: str, port: int,
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
-    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(context.data.root)))
+    watchdog_task = asyncio.create_task(watchdog(context, recordings_root(
+        context.data.root, context.config.recordings_dir)))
     broker = SessionBroker(context, workspaces)
+    broker.registry.clear_leftovers()
+    bus = broker.bus = open_bus(context.data, context.config, context.node)
+    bus_task = asyncio.create_task(NodeLink(broker, bus).run(), name="node-bus")
     receipt_key.for_gateway(context.extras, context.data.root)  # made now, not at a session's end
     context.extras["broker"] = broker
     gate = context.extras["gate"] = Gate()
@@ -288,7 +310,11 @@ async def serve(context: GatewayContext, host: str, port: int,
         crl_task.cancel()
         retention_task.cancel()
         watchdog_task.cancel()
+        bus_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await bus_task
         await broker.shutdown()
+        await bus.close()
         await runner.cleanup()
         await context.audit.aappend(to_event(GatewayStopped()))
         context.audit.close()

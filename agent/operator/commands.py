@@ -206,9 +206,12 @@ def cmd_sessions_list(args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         print_table([[s["id"], s["user"], s["school"] or "-", s["started_at"][:19],
-                      s["remote"] or "-", "yes" if s["attached"] else "no", s["bytes_sent"],
+                      s["remote"] or "-", s.get("node") or "-",
+                      "yes" if s["attached"] else "no",
+                      "-" if s["bytes_sent"] is None else s["bytes_sent"],
                       s["posture"]] for s in rows],
-                    ["ID", "USER", "SCHOOL", "STARTED", "FROM", "ATTACHED", "BYTES", "POSTURE"])
+                    ["ID", "USER", "SCHOOL", "STARTED", "FROM", "NODE", "ATTACHED", "BYTES",
+                     "POSTURE"])
     return 0
 
 

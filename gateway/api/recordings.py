@@ -52,7 +52,7 @@ def info_json(info: RecordingInfo) -> dict[str, Any]:
 
 
 def _root(request: web.Request) -> Path:
-    return recordings_root(ctx(request).data.root)
+    return recordings_root(ctx(request).data.root, ctx(request).config.recordings_dir)
 
 
 async def _find(request: web.Request, action: str) -> RecordingInfo:

@@ -47,7 +47,8 @@ def recording_policy(request: web.Request, info: RecordingInfo) -> Any:
 
 async def create(request: web.Request) -> web.Response:
     """POST /api/v1/recordings/{recording_id}/requests {reason, purpose}: a new request."""
-    path = find_recording(recordings_root(ctx(request).data.root),
+    path = find_recording(recordings_root(ctx(request).data.root,
+                                          ctx(request).config.recordings_dir),
                           request.match_info["recording_id"])
     if path is None:
         raise not_found("There is no recording with that id.")
@@ -99,7 +100,8 @@ async def _decide(request: web.Request, yes: bool) -> web.Response:
     note = field_str(body, "note", required=False, max_len=approval.MAX_REASON) or ""
     about = {"recording": pending.recording_id, "request": pending.id,
              "requester": pending.requester, "purpose": pending.purpose}
-    path = find_recording(recordings_root(c.data.root), pending.recording_id)
+    path = find_recording(recordings_root(c.data.root, c.config.recordings_dir),
+                          pending.recording_id)
     valid_for = None
     if path is not None:
         valid_for = recording_policy(request, await asyncio.to_thread(read_info, path)) \

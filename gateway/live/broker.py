@@ -35,6 +35,8 @@ from gateway.audit.kinds import (
     Who,
     to_event,
 )
+from gateway.cluster import signals
+from gateway.cluster.bus import BusError, NodeBus
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
@@ -44,6 +46,7 @@ from gateway.live.login import LoginDecision, ResumeTarget
 from gateway.live.observers import RecorderSink
 from gateway.live.posture_watch import PostureWatch
 from gateway.live.recheck import Refusal, attach_refusal
+from gateway.live.registry import SessionRegistry
 from gateway.live.resume_store import ResumeTickets
 from gateway.live.session import Limits, LiveSession
 from gateway.live.tunnel import server_cert_hash
@@ -88,8 +91,9 @@ class SessionSummary:
     remote: str | None
     posture: str
     attached: bool
-    bytes_sent: int
-    frames_sent: int
+    bytes_sent: int | None  # None: held by another node (only its node counts bytes)
+    frames_sent: int | None
+    node: str = "local"
 
 
 def posture_summary(report: PostureReport | None) -> str:
@@ -114,6 +118,10 @@ class SessionBroker:
         self._resume_ids: dict[str, str] = {}  # SHA-256 of a resume secret -> session id
         # The same rights in the Store, so a session outlives this process (resume_store).
         self.tickets = ResumeTickets(ctx.store, ctx.node)
+        # The other nodes (gateway.live.nodes): the registry of live sessions every node sees,
+        # and the bus that asks the node holding a session to end it.
+        self.registry = SessionRegistry(ctx.store, ctx.node)
+        self.bus: NodeBus | None = None
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
@@ -150,9 +158,21 @@ class SessionBroker:
         return [s.id for s in self.sessions.values() if s.ws is not None and not s.ended]
 
     def summaries(self) -> list[SessionSummary]:
+        """This node's live sessions."""
         return [SessionSummary(s.id, s.user_id, s.school, s.started_at.isoformat(), s.remote,
-                               s.posture, s.ws is not None, s.bytes_sent, s.frames_sent)
+                               s.posture, s.ws is not None, s.bytes_sent, s.frames_sent,
+                               self.ctx.node)
                 for s in self.sessions.values() if not s.ended]
+
+    def all_summaries(self, school: str | None = None) -> list[SessionSummary]:
+        """Every node's live sessions (the registry), this node's with their live counters."""
+        local = {s.id: s for s in self.summaries()}
+        out = [local.pop(r.id, None) or SessionSummary(
+                   r.id, r.user_id, r.school, r.started_at.isoformat(), r.remote, r.posture,
+                   r.state == "attached", None, None, r.node)
+               for r in self.registry.rows(school)]
+        out += [s for s in local.values() if school is None or s.school == school]
+        return out
 
     def fence_mark(self, user_id: str) -> int:
         """Taken when a login begins; a revoke or disable after it refuses that login's attach."""
@@ -189,11 +209,20 @@ class SessionBroker:
             await self._record(SessionResumed(remote), self._who(user, session.id, remote))
             if session.posture_watch is not None:
                 session.posture_watch.resumed(time.monotonic())  # the resume's posture passed
-            await session.attach(ws)
+            await self._attach(session, ws)
             return
         session = await self._start(ws, conn, user, policy, decision, remote, hello, fence)
         if session is not None:
+            await self._attach(session, ws)
+
+    async def _attach(self, session: LiveSession, ws: web.WebSocketResponse) -> None:
+        """Serve the tunnel; the registry shows whether a tunnel is attached."""
+        self.registry.state(session.id, "attached")
+        try:
             await session.attach(ws)
+        finally:
+            if not session.ended and session.ws is None:
+                self.registry.state(session.id, "detached")
 
     async def _start(self, ws: web.WebSocketResponse, conn: LoginConnection, user: User,
                      policy: Any, decision: LoginDecision, remote: str | None,
@@ -253,7 +282,8 @@ class SessionBroker:
         if policy.recording.enabled:
             try:
                 recorder = RecorderSink(AsyncRecordingWriter(RecordingWriter.create(
-                    recordings_root(self.ctx.data.root), session_id=session_id, user=user.id,
+                    recordings_root(self.ctx.data.root, self.ctx.config.recordings_dir),
+                    session_id=session_id, user=user.id,
                     school=user.school or "", width=fb.width, height=fb.height,
                     signing_key=self._signing_key(), clock=time.time)))
             except RecordingFailed as e:
@@ -284,6 +314,7 @@ class SessionBroker:
         # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
         desktop = endpoint.display or f"{endpoint.host}:{endpoint.port}"
+        self.registry.add(session)
         try:
             if ticket is None:
                 await self._record(SessionStarted(desktop), who)
@@ -364,6 +395,7 @@ class SessionBroker:
     def _ended(self, session: LiveSession) -> None:
         if self.sessions.pop(session.id, None) is not None:
             self.metrics.sessions.session_ended(session.frames_sent, session.bytes_sent)
+        self.registry.remove(session.id)
         for digest, sid in list(self._resume_ids.items()):
             if sid == session.id:
                 del self._resume_ids[digest]
@@ -402,22 +434,46 @@ class SessionBroker:
                        resume_token=self._new_resume_secret(session))
 
     async def terminate(self, session_id: str, reason: str) -> bool:
+        """End a session of any node: here at once, or by asking the node that holds it
+        (marked in the registry, then said on the node bus). False when no node has it."""
         session = self.sessions.get(session_id)
-        if session is None:
+        if session is not None:
+            await session.end(wire.EndCode.TERMINATED, reason)
+            return True
+        row = self.registry.get(session_id)
+        if row is not None and row.node == self.ctx.node:  # ours, yet not live: a stale row
+            self.registry.remove(session_id)
             return False
-        await session.end(wire.EndCode.TERMINATED, reason)
+        if row is None or not self.registry.request_end(session_id, reason):
+            return False
+        await self._publish(signals.SESSION_END, {"session": session_id, "node": row.node,
+                                                  "reason": reason[:300]})
         return True
 
-    async def end_user_sessions(self, user_id: str, reason: str) -> int:
+    async def end_user_sessions(self, user_id: str, reason: str, *,
+                                publish: bool = True) -> int:
         """A revoked key or a disabled account ends that user's live sessions at once, and
         fences the logins still in flight (their attach is refused). Called before anything
-        else in those actions, so it never waits on a write that can fail."""
+        else in those actions, so it never waits on a write that can fail. `publish`: tell
+        the other nodes too (their sessions of this user end within the bus's delay)."""
         self._fences[user_id] = self._fences.get(user_id, 0) + 1
         ended = 0
         for session in [s for s in self.sessions.values() if s.user_id == user_id]:
             await session.end(wire.EndCode.TERMINATED, reason)
             ended += 1
+        if publish:
+            await self._publish(signals.USER_END, {"user": user_id, "reason": reason[:300]})
         return ended
+
+    async def _publish(self, topic: str, payload: dict[str, str]) -> None:
+        """Tell the other nodes; a bus that cannot be reached is logged (each node also
+        re-reads revocations and end requests when its bus reconnects)."""
+        if self.bus is None:
+            return
+        try:
+            await self.bus.publish(topic, payload)
+        except (BusError, signals.BadSignal) as e:
+            log.error("could not tell the other nodes (%s): %s", topic, e)
 
     async def shutdown(self) -> None:
         """Sessions end (their teachers are told to connect again); desktops that are recorded

@@ -4,7 +4,8 @@ Attacker-controlled here: the contents of files under the recordings root (heade
 parsed with the format's bounds; a file that does not parse is listed as damaged, never fatal).
 Limits: listing reads at most one header (≤ 1 KiB) and one seal (153 bytes) per file.
 
-Layout: ``DATA_DIR/recordings/<yyyy>/<mm>/<id>.srec`` (UTC year and month of the start) with the
+Layout: ``RECORDINGS/<yyyy>/<mm>/<id>.srec`` (RECORDINGS: gateway.json "recordings_dir", by
+default DATA_DIR/recordings) (UTC year and month of the start) with the
 seek index beside it as ``<id>.srec.idx``. This module is the storage seam: an object-store backend
 (S3) would offer the same four functions over keys instead of paths.
 """
@@ -42,8 +43,10 @@ class RecordingInfo:
     sealed: bool
 
 
-def recordings_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "recordings"
+def recordings_root(data_dir: Path, configured: str | None = None) -> Path:
+    """gateway.json's "recordings_dir" when set (the one location every node writes to and
+    reads from; a relative path is taken from DATA_DIR), else DATA_DIR/recordings."""
+    return Path(data_dir) / configured if configured else Path(data_dir) / "recordings"
 
 
 def new_recording_id(started: float) -> str:
@@ -115,7 +118,25 @@ def expired(infos: list[RecordingInfo], now: datetime, keep_days: int) -> list[R
     return [i for i in infos if (i.ended or i.started) < limit]
 
 
-def delete(path: Path) -> None:
-    """Remove a recording and its index (a missing index is fine)."""
-    Path(path).unlink()
+def delete(path: Path, claimed: Path | None = None) -> None:
+    """Remove a recording and its index (a missing index is fine); `claimed`: the name
+    `claim` gave the file."""
+    Path(claimed or path).unlink()
     index_path(Path(path)).unlink(missing_ok=True)
+
+
+def claim(path: Path, node: str) -> Path | None:
+    """Take a recording for deletion with one atomic rename, so that of several nodes sweeping
+    one shared location exactly one audits and deletes it; None when another node has it.
+    The claimed name no longer ends in .srec, so listings skip it."""
+    claimed = Path(path).with_name(f"{Path(path).name}.{node}.claimed")
+    try:
+        os.rename(path, claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def unclaim(claimed: Path, path: Path) -> None:
+    """Give a claimed recording back (its deletion could not be audited)."""
+    os.rename(claimed, path)

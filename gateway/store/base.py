@@ -110,6 +110,22 @@ class ReplayRequest:
     expires_at: datetime | None = None  # approved only
 
 
+@dataclass(frozen=True, slots=True)
+class LiveSessionRow:
+    """One live session as every node sees it (the registry; the node holding it keeps it)."""
+
+    id: str
+    user_id: str
+    school: str | None
+    node: str  # the gateway node that holds the session (`gateway --node`)
+    started_at: datetime
+    cert_serial: str | None
+    remote: str | None
+    posture: str = ""
+    state: str = "attached"  # "attached" | "detached" (the tunnel dropped; within the grace)
+    end_reason: str | None = None  # set when another node asked the holder to end it
+
+
 class Store(Protocol):
     """State database operations. Each call is one transaction; writes are durable on return."""
 
@@ -210,5 +226,20 @@ class Store(Protocol):
         """Connected sessions of ``node``: their tickets expire ``grace`` after ``now``."""
     def drop_resume_ticket(self, session_id: str, node: str | None = None) -> None:
         """The session ended (on ``node``: a ticket another node has issued since stays)."""
+    # live sessions of every node (gateway.live.registry keeps this node's rows)
+    def add_live_session(self, row: LiveSessionRow) -> None: ...
+    def set_live_session_state(self, session_id: str, state: str) -> None: ...
+    def remove_live_session(self, session_id: str) -> None: ...
+    def get_live_session(self, session_id: str) -> LiveSessionRow | None: ...
+    def list_live_sessions(self, school: str | None = None,
+                           node: str | None = None) -> list[LiveSessionRow]: ...
+    def request_live_session_end(self, session_id: str, reason: str) -> bool:
+        """Mark a session to be ended by its node (which also hears it on the node bus);
+        False when there is no such live session."""
+        ...
+
+    def clear_node_live_sessions(self, node: str) -> int:
+        """A node starting up drops the rows it left behind; the number dropped."""
+        ...
 
     def close(self) -> None: ...

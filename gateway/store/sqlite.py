@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.store.base import (
     CertRecord,
     Conflict,
+    LiveSessionRow,
     Nonce,
     NotFound,
     OperatorSession,
@@ -65,6 +66,11 @@ CREATE TABLE IF NOT EXISTS resume_tickets (
   session_id TEXT PRIMARY KEY, digest TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL,
   cert_serial TEXT, node TEXT NOT NULL, fence INTEGER NOT NULL, grace REAL NOT NULL,
   valid_until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS live_sessions (
+  id TEXT PRIMARY KEY, user_id TEXT NOT NULL, school TEXT, node TEXT NOT NULL,
+  started_at TEXT NOT NULL, cert_serial TEXT, remote TEXT, posture TEXT NOT NULL,
+  state TEXT NOT NULL, end_reason TEXT);
+CREATE INDEX IF NOT EXISTS live_sessions_node ON live_sessions(node);
 """
 
 # Columns added after a table first shipped: (name, declaration), applied by _migrate.
@@ -74,7 +80,7 @@ _ADDED_COLUMNS = {
 
 _DATETIME_FIELDS = {
     "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
-    "revoked_at", "decided_at",
+    "revoked_at", "decided_at", "started_at",
 }
 _BOOL_FIELDS = {"disabled", "must_change_password", "revoked", "switch"}
 _USER_COLUMNS = {f.name for f in fields(User)} - {"id", "created_at"}
@@ -450,6 +456,44 @@ class SqliteStore:
             else:
                 db.execute("DELETE FROM resume_tickets WHERE session_id = ? AND node = ?",
                            (session_id, node))
+    # live sessions of every node
+    def add_live_session(self, row: LiveSessionRow) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM live_sessions WHERE id = ?", (row.id,))
+            db.execute(_insert_sql("live_sessions", LiveSessionRow),
+                       tuple(map(_to_sql, astuple(row))))
+
+    def set_live_session_state(self, session_id: str, state: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE live_sessions SET state = ? WHERE id = ?", (state, session_id))
+
+    def remove_live_session(self, session_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM live_sessions WHERE id = ?", (session_id,))
+
+    def get_live_session(self, session_id: str) -> LiveSessionRow | None:
+        row = self._one("SELECT * FROM live_sessions WHERE id = ?", (session_id,))
+        return _row_to(LiveSessionRow, row) if row else None  # type: ignore[return-value]
+
+    def list_live_sessions(self, school: str | None = None,
+                           node: str | None = None) -> list[LiveSessionRow]:
+        sql, args = "SELECT * FROM live_sessions WHERE 1=1", []
+        if school is not None:
+            sql, args = sql + " AND school = ?", [*args, school]
+        if node is not None:
+            sql, args = sql + " AND node = ?", [*args, node]
+        rows = self._all(sql + " ORDER BY started_at, id", tuple(args))
+        return [_row_to(LiveSessionRow, r) for r in rows]  # type: ignore[misc]
+
+    def request_live_session_end(self, session_id: str, reason: str) -> bool:
+        with self._tx() as db:
+            cur = db.execute("UPDATE live_sessions SET end_reason = ? WHERE id = ?",
+                             (reason, session_id))
+            return cur.rowcount == 1
+
+    def clear_node_live_sessions(self, node: str) -> int:
+        with self._tx() as db:
+            return int(db.execute("DELETE FROM live_sessions WHERE node = ?", (node,)).rowcount)
 
     def close(self) -> None:
         with self._lock:

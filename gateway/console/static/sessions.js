@@ -36,18 +36,20 @@ async function refresh(poll) {
     return;
   }
   if (mine !== generation) return; // left the page while the request was out
-  const rows = data.sessions.map(row);
+  const rows = data.sessions.map((s) => row(s, data.node));
   document.querySelector("#sessions-table tbody").replaceChildren(...rows);
   document.getElementById("sessions-empty").hidden = rows.length > 0;
   document.getElementById("sessions-updated").textContent =
     t("sessions.updated", fmtTime(new Date()));
 }
 
-function row(s) {
+function row(s, here) {
   const actions = el("td", { class: "actions" });
   if (me.views.sessions === "manage") { // officers and admins: those the gateway lets watch
-    actions.append(el("button", { type: "button", "data-action": "watch",
-      onclick: () => watching.watch(s) }, t("watch.button")));
+    if (!s.node || s.node === here) { // a live view comes from the node holding the session
+      actions.append(el("button", { type: "button", "data-action": "watch",
+        onclick: () => watching.watch(s) }, t("watch.button")));
+    }
     actions.append(el("button", { type: "button", class: "danger", "data-action": "terminate",
       onclick: () => terminate(s) }, t("sessions.terminate")));
   }
@@ -58,8 +60,9 @@ function row(s) {
     el("td", { class: "num" }, fmtDuration(Date.now() - Date.parse(s.started_at))),
     el("td", {}, s.remote ?? ""),
     el("td", {}, s.posture ?? ""),
-    el("td", { class: "num" }, fmtBytes(s.bytes_sent)),
-    el("td", { class: "num" }, String(s.frames_sent)),
+    el("td", { "data-col": "node" }, s.node ?? ""),
+    el("td", { class: "num" }, s.bytes_sent == null ? "—" : fmtBytes(s.bytes_sent)),
+    el("td", { class: "num" }, s.frames_sent == null ? "—" : String(s.frames_sent)),
     actions);
 }
 
