@@ -16,7 +16,7 @@ import logging
 import select
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -38,7 +38,10 @@ from gateway.store.base import (
     WorkspaceAssignment,
 )
 from gateway.store.dsn import scrub, where
+from gateway.store.pg_rows import insert as _insert
+from gateway.store.pg_rows import row_to as _row_to
 from gateway.store.pg_schema import SchemaTooNew, migrate
+from gateway.store.postgres_nodes import NodeRows
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +54,6 @@ SESSION = ("SET TIME ZONE 'UTC'", "SET statement_timeout = '15s'")
 _USER_COLUMNS = {f.name for f in fields(User)} - {"id", "created_at"}
 _UNAVAILABLE = (psycopg.OperationalError, psycopg.InterfaceError, errors.ReadOnlySqlTransaction,
                 PoolTimeout, PoolClosed)
-
-
-def _row_to(cls: type[T], row: Mapping[str, Any]) -> T:
-    """One row as the dataclass of the same name's fields (psycopg gives Python types)."""
-    return cls(**{f.name: row[f.name] for f in fields(cls)})  # type: ignore[arg-type]
-
-
-def _insert(conn: psycopg.Connection[Any], table: str, item: object) -> None:
-    names = [f.name for f in fields(item)]  # type: ignore[arg-type]
-    conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, names)),
-        sql.SQL(", ").join(sql.Placeholder() * len(names))), astuple(item))  # type: ignore[arg-type]
 
 
 def connect_sentence(url: str, error: Exception) -> str:
@@ -93,7 +84,7 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
         conn.execute(statement)  # type: ignore[arg-type]
 
 
-class PostgresStore:
+class PostgresStore(NodeRows):
     """The Store Protocol over a PostgreSQL database shared by every gateway node. Opening it
     migrates the schema (under an advisory lock). Safe to share between threads."""
 

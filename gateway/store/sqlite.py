@@ -78,10 +78,6 @@ _ADDED_COLUMNS = {
     "operator_sessions": (("kind", "TEXT NOT NULL DEFAULT 'bearer'"), ("csrf", "TEXT")),
 }
 
-_DATETIME_FIELDS = {
-    "locked_until", "created_at", "expires_at", "not_before", "not_after", "issued_at",
-    "revoked_at", "decided_at", "started_at",
-}
 _BOOL_FIELDS = {"disabled", "must_change_password", "revoked", "switch"}
 _USER_COLUMNS = {f.name for f in fields(User)} - {"id", "created_at"}
 
@@ -98,7 +94,8 @@ def _row_to(cls: type, row: sqlite3.Row) -> object:
     kwargs: dict[str, object] = {}
     for f in fields(cls):
         value = row[f.name]
-        if f.name in _DATETIME_FIELDS and value is not None:
+        # By the field's type, not its name: DesktopRecord.started_at is epoch seconds.
+        if value is not None and "datetime" in str(f.type):
             value = datetime.fromisoformat(value)
         elif f.name in _BOOL_FIELDS:
             value = bool(value)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gateway.store.base import LiveSessionRow
 from gateway.store.sqlite import SqliteStore
+from tests.fixtures.stores import StoreBackend
 
 T0 = datetime(2026, 4, 7, 8, 15, tzinfo=UTC)
 
@@ -17,8 +18,9 @@ def row(session: str, node: str, school: str | None = "kita-es") -> LiveSessionR
                           posture="Windows 11; Defender")
 
 
-def test_two_stores_on_one_file_see_each_others_sessions(tmp_path: Path) -> None:
-    a, b = SqliteStore(tmp_path / "s.db"), SqliteStore(tmp_path / "s.db")
+def test_two_stores_on_one_database_see_each_others_sessions(
+        store_backend: StoreBackend) -> None:
+    a, b = store_backend.open(), store_backend.open()
     a.add_live_session(row("aa01", "a"))
     b.add_live_session(row("bb01", "b", school="minami-es"))
     assert [r.id for r in a.list_live_sessions()] == ["aa01", "bb01"]

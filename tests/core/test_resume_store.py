@@ -1,19 +1,20 @@
-"""Resume rights in a real SQLite store (gateway.live.resume_store): issued at a welcome, found by
-the secret's digest only, taken once across any number of nodes (two stores on one file), refused
-after the grace, kept fresh while connected; and the desktops registry's rows round-trip."""
+"""Resume rights in a real store, SQLite and PostgreSQL (gateway.live.resume_store): issued at a
+welcome, found by the secret's digest only, taken once across any number of nodes (two stores
+on one database), refused after the grace, kept fresh while connected; and the desktops
+registry's rows round-trip."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from gateway.live import resume_store
 from gateway.live.resume_store import ResumeTickets, digest
+from gateway.store.base import Store
 from gateway.store.desktops import DesktopRecord
-from gateway.store.sqlite import SqliteStore
+from tests.fixtures.stores import StoreBackend
 
 
 class Clock:
@@ -25,12 +26,9 @@ class Clock:
 
 
 @pytest.fixture
-def stores(tmp_path: Path) -> tuple[SqliteStore, SqliteStore]:
-    """Two nodes sharing one database."""
-    a, b = SqliteStore(tmp_path / "state.db"), SqliteStore(tmp_path / "state.db")
-    yield a, b
-    a.close()
-    b.close()
+def stores(store_backend: StoreBackend) -> tuple[Store, Store]:
+    """Two nodes sharing one database (SQLite file or PostgreSQL)."""
+    return store_backend.open(), store_backend.open()
 
 
 def issue(tickets: ResumeTickets, secret: str = "s3cret", grace: float = 45.0) -> None:
@@ -38,7 +36,7 @@ def issue(tickets: ResumeTickets, secret: str = "s3cret", grace: float = 45.0) -
                   fence=2, grace=grace)
 
 
-def test_a_ticket_is_taken_once_across_nodes(stores: tuple[SqliteStore, SqliteStore]) -> None:
+def test_a_ticket_is_taken_once_across_nodes(stores: tuple[Store, Store]) -> None:
     clock = Clock()
     node_a, node_b = ResumeTickets(stores[0], "a", clock), ResumeTickets(stores[1], "b", clock)
     issue(node_a)
@@ -50,18 +48,24 @@ def test_a_ticket_is_taken_once_across_nodes(stores: tuple[SqliteStore, SqliteSt
     assert node_a.take("s3cret") is None and node_b.take("s3cret") is None  # single use
 
 
-def test_only_the_digest_is_stored(stores: tuple[SqliteStore, SqliteStore],
-                                   tmp_path: Path) -> None:
+def test_only_the_digest_is_stored(stores: tuple[Store, Store],
+                                   store_backend: StoreBackend) -> None:
     issue(ResumeTickets(stores[0], "a", Clock()), secret="never-on-disk-7f3e")
-    db = sqlite3.connect(tmp_path / "state.db")
-    rows = db.execute("SELECT * FROM resume_tickets").fetchall()
-    db.close()
+    if store_backend.kind == "sqlite":
+        db = sqlite3.connect(store_backend.location)
+        rows = db.execute("SELECT * FROM resume_tickets").fetchall()
+        db.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(store_backend.location) as conn:
+            rows = conn.execute("SELECT * FROM resume_tickets").fetchall()
     assert len(rows) == 1 and digest("never-on-disk-7f3e") in rows[0]
     assert "never-on-disk-7f3e" not in repr(rows)
 
 
 def test_a_ticket_after_the_grace_is_refused_and_a_new_secret_replaces_the_old(
-        stores: tuple[SqliteStore, SqliteStore]) -> None:
+        stores: tuple[Store, Store]) -> None:
     clock = Clock()
     tickets = ResumeTickets(stores[0], "a", clock)
     issue(tickets, grace=45)
@@ -74,7 +78,7 @@ def test_a_ticket_after_the_grace_is_refused_and_a_new_secret_replaces_the_old(
     assert tickets.take("first") is None and tickets.take("second") is not None
 
 
-async def test_connected_sessions_are_kept_fresh(stores: tuple[SqliteStore, SqliteStore],
+async def test_connected_sessions_are_kept_fresh(stores: tuple[Store, Store],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(resume_store, "HEARTBEAT", 0.05)
     clock = Clock()
@@ -94,7 +98,7 @@ async def test_connected_sessions_are_kept_fresh(stores: tuple[SqliteStore, Sqli
     assert tickets.find("s3cret") is None
 
 
-def test_desktop_rows_round_trip_by_host(stores: tuple[SqliteStore, SqliteStore]) -> None:
+def test_desktop_rows_round_trip_by_host(stores: tuple[Store, Store]) -> None:
     a, b = stores
     row = DesktopRecord("t.sato", "a", "host1", 41, 100, 5000, 101, 5001, "/tmp/staffroom-d41",
                         "/tmp/staffroom-d41/server/rfb.sock", "/tmp/staffroom-d41/server/rfbauth",
