@@ -132,7 +132,7 @@ class StaffroomClient:
 
         from tests.fixtures.gateway import build_world
 
-        root = desktop.workdir / "staffroom"
+        root = desktop.workdir / self.name  # one per client: a run has two Staffroom variants
         root.mkdir()
         self._world = world = await asyncio.to_thread(
             build_world, root, extra_policies=self.policies())
