@@ -97,6 +97,13 @@ def test_idle_is_judged_in_bytes_per_second_not_as_a_ratio() -> None:
         "< 1 KB/s", "0", "3000 ✘", "0 ✔"]
 
 
+def test_a_ratio_is_judged_as_it_is_shown() -> None:
+    run = result([row("novnc", "typing", 0.1, 8.0), row("staffroom", "typing", 0.1, 7.98),
+                  row("staffroom-nowm", "typing", 0.1, 7.9)])
+    assert cells(comparison_table([run], [""]), "typing", "updates/s")[2:] == [
+        "8.0 (1.00x) ✔", "7.9 (0.99x) ✘"]
+
+
 def test_a_missing_novnc_figure_gives_no_ratio_and_no_mark() -> None:
     run = result([row("staffroom", "photo", 2.0, 2.0)])
     assert cells(comparison_table([run], [""]), "photo", "MB received") == ["≤ 0.3x", "–", "2.00"]
