@@ -31,7 +31,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, load_client
 from bench.desktop import Desktop
-from bench.measure import INIT_SCRIPT, ProcSampler, wait_until_quiet
+from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, wait_until_quiet
+from bench.report import capacity_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
 
@@ -66,6 +67,8 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
     desktop = Desktop()
     contexts: list[BrowserContext] = []
     mix: list[Workload] = [Typing(), Scrolling()]
+    machine = MachineLoad()
+    load: dict[str, Any] = {}
     try:
         desktop.start()
         async with async_playwright() as pw:
@@ -81,6 +84,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                 gateway = ProcSampler(client.gateway_pids())
                 xvnc = ProcSampler([desktop.xvnc_pid])
                 wall = gw_cpu = xvnc_cpu = 0.0
+                machine.start()
                 for wl in mix:
                     await wl.setup(desktop)
                     try:
@@ -95,6 +99,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                         xvnc_cpu += await xvnc.stop()
                     finally:
                         await wl.teardown(desktop)
+                load = machine.stop()
             finally:
                 for context in contexts:
                     await context.close()
@@ -117,6 +122,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
         "sessions_per_core": round(1 / per_session, 1) if per_session else None,
         "cpu_per_session_with_desktop": round(with_desktop, 5),
         "sessions_per_core_with_desktop": round(1 / with_desktop, 1) if with_desktop else None,
+        "machine": load,
     }
 
 
@@ -138,7 +144,8 @@ def per_session_memory(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--client", default="novnc", help="novnc, staffroom or module:Class")
+    p.add_argument("--client", default="novnc",
+                   help="novnc, staffroom, staffroom-nowm (watermark off) or module:Class")
     p.add_argument("--sessions", type=int, nargs="+", default=[1],
                    help="concurrent sessions; several values (e.g. 1 4) run one after the other "
                         "and give the memory each extra session costs")
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{r['gateway_idle_rss_mib']} MiB idle, {r['gateway_peak_rss_mib']} MiB peak")
     if result["memory"]:
         print("per extra session:", result["memory"])
+    print()
+    print(capacity_table([result]))
 
 
 if __name__ == "__main__":

@@ -119,6 +119,7 @@ class StaffroomClient:
     each with its own RFB connection, framebuffer, watermark and encoder (``page_urls``)."""
 
     name = "staffroom"
+    watermark = True  # the default policy; StaffroomNoWatermarkClient switches it off
 
     def __init__(self, sessions: int = 1) -> None:
         self.sessions = sessions
@@ -131,18 +132,30 @@ class StaffroomClient:
 
         from tests.fixtures.gateway import build_world
 
-        root = desktop.workdir / "staffroom"
+        root = desktop.workdir / self.name  # one per client: a run has two Staffroom variants
         root.mkdir()
-        self._world = world = await asyncio.to_thread(build_world, root)
+        self._world = world = await asyncio.to_thread(
+            build_world, root, extra_policies=self.policies())
         pw = root / "vnc.pw"
         pw.write_text(desktop.password + "\n")
         conf = self._freshclam(root)
-        for i in range(self.sessions):
-            user = "t.bench" if i == 0 else f"t.bench{i}"
+        for user in self.users():
             teacher = await asyncio.to_thread(world.add_teacher, user)  # type: ignore[attr-defined]
             world.admin.run("workspaces", "assign", user, "--vnc",  # type: ignore[attr-defined]
                             f"127.0.0.1:{desktop.rfb_port}", "--password-file", str(pw))
             self._urls.append(await self._connect(world, teacher, root / f"home-{user}", conf))
+
+    def users(self) -> list[str]:
+        return ["t.bench" if i == 0 else f"t.bench{i}" for i in range(self.sessions)]
+
+    def policies(self) -> dict[str, str]:
+        """Narrowing policy files for the bench's gateway: none, or the watermark off for the
+        bench teachers (matched by user, so everything else stays the default)."""
+        if self.watermark:
+            return {}
+        users = ", ".join(f'"{u}"' for u in self.users())
+        return {"50-bench-no-watermark.toml":
+                f"[match]\nusers = [{users}]\n\n[watermark]\nenabled = false\n"}
 
     @staticmethod
     def _freshclam(root: Path) -> Path:
@@ -175,7 +188,10 @@ class StaffroomClient:
             line = await asyncio.to_thread(agent.stdout.readline)
         if not line:
             raise RuntimeError("the Staffroom agent did not connect")
-        return line.removeprefix("Viewer: ").strip()
+        # The agent prints its private launch file; the loopback viewer URL is inside.
+        from tests.fixtures.agent import viewer_url_from
+
+        return viewer_url_from(Path(line.removeprefix("Viewer: ").strip()))
 
     @property
     def page_urls(self) -> list[str]:
@@ -212,7 +228,16 @@ class StaffroomClient:
             self._world = None
 
 
-BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient}
+class StaffroomNoWatermarkClient(StaffroomClient):
+    """Staffroom with the watermark switched off by a policy file for the bench teachers: what
+    the display path costs without it, measured in the same run."""
+
+    name = "staffroom-nowm"
+    watermark = False
+
+
+BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient,
+                            "staffroom-nowm": StaffroomNoWatermarkClient}
 
 
 def load_client(spec: str) -> Client:

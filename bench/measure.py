@@ -185,6 +185,68 @@ class ProcSampler:
         return sum(v - self._start.get(pid, 0.0) for pid, v in self._last.items())
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def _busy_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs from /proc/stat (idle + iowait count as not busy)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    total = sum(fields[:8])  # guest time is already inside user/nice
+    return total - fields[3] - fields[4], total
+
+
+class MachineLoad:
+    """The machine's load over one measurement window, since other people's work shares the
+    cores: the 1-minute load average at start and end, how busy all CPUs were, and the CPU
+    seconds of processes outside the bench's own tree (the bench, its browser, desktop, gateway
+    and agents all descend from this process), with the busiest few by name."""
+
+    def __init__(self, top: int = 3) -> None:
+        self.top = top
+        self._t0 = 0.0
+        self._load0 = 0.0
+        self._ticks0 = (0, 0)
+        self._others0: dict[int, float] = {}
+
+    def _others(self) -> dict[int, float]:
+        """utime + stime per process (not the reaped children's: those were counted live)."""
+        ours = set(process_tree([os.getpid()]))
+        out: dict[int, float] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and int(entry.name) not in ours:
+                try:
+                    f = _stat_fields(int(entry.name))
+                except (OSError, ValueError):
+                    continue
+                out[int(entry.name)] = (int(f[11]) + int(f[12])) / CLK_TCK
+        return out
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._load0 = os.getloadavg()[0]
+        self._ticks0 = _busy_ticks()
+        self._others0 = self._others()
+
+    def stop(self) -> dict[str, Any]:
+        elapsed = max(time.monotonic() - self._t0, 1e-6)
+        busy, total = _busy_ticks()
+        used = {pid: cpu - self._others0.get(pid, 0.0) for pid, cpu in self._others().items()}
+        busiest = sorted(((v, pid) for pid, v in used.items() if v > 0), reverse=True)
+        others = sum(v for v in used.values() if v > 0)
+        return {
+            "loadavg_start": round(self._load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
+            "cpu_busy_pct": round(100 * (busy - self._ticks0[0])
+                                  / max(total - self._ticks0[1], 1), 1),
+            "others_cpu_s": round(others, 2),
+            "others_cpu_pct": round(100 * others / elapsed, 1),
+            "others_top": [f"{_comm(pid)} {v:.1f}s" for v, pid in busiest[:self.top]],
+        }
+
+
 # ---- page-side counters -----------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -25,12 +25,14 @@ from bench.clients import Client, load_client
 from bench.desktop import Desktop
 from bench.measure import (
     INIT_SCRIPT,
+    MachineLoad,
     ProcSampler,
     WebSocketCounter,
     page_counters,
     summarize_latency,
     wait_until_quiet,
 )
+from bench.report import markdown, ratios
 from bench.workloads import WORKLOADS, Workload, probe_key_latency
 
 log = logging.getLogger("bench")
@@ -39,6 +41,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RESULTS_DIR = Path(__file__).parent / "results"
+DEFAULT_CLIENTS = ("novnc", "staffroom", "staffroom-nowm")
 MiB = 1024 * 1024
 
 
@@ -50,13 +53,16 @@ async def measure_workload(desktop: Desktop, client: Client, page: Page, counter
             log.warning("%s: screen still changing before %s", client.name, workload.name)
         gateway = ProcSampler(client.gateway_pids())
         xvnc = ProcSampler([desktop.xvnc_pid])
+        machine = MachineLoad()
         before, rx0, tx0 = await page_counters(page), counter.received, counter.sent
+        machine.start()
         gateway.start()
         xvnc.start()
         t0 = time.monotonic()
         await workload.run(desktop, duration)
         elapsed = time.monotonic() - t0
         gw_cpu, xvnc_cpu = await gateway.stop(), await xvnc.stop()
+        load = machine.stop()
         after = await page_counters(page)
     finally:
         await workload.teardown(desktop)
@@ -72,6 +78,7 @@ async def measure_workload(desktop: Desktop, client: Client, page: Page, counter
         "gateway_peak_pss_mib": round(gateway.peak_pss / MiB, 1),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
         "latency": None,
+        "machine": load,
     }
 
 
@@ -103,10 +110,11 @@ async def run_client(browser: Browser, desktop: Desktop, client: Client,
     try:
         context, page, counter = await open_client_page(browser, client)
         rows = []
+        probe_after = probe_workload([wl.name for wl in workloads])
         for wl in workloads:
             log.info("%s: %s for %.0f s", client.name, wl.name, args.duration)
             rows.append(await measure_workload(desktop, client, page, counter, wl, args.duration))
-            if wl.name == "typing" and args.keys > 0:
+            if wl.name == probe_after and args.keys > 0:
                 lat, missed = await probe_key_latency(desktop, page, client.focus_input, args.keys)
                 rows[-1]["latency"] = asdict(summarize_latency(lat, missed))
         return rows
@@ -116,54 +124,9 @@ async def run_client(browser: Browser, desktop: Desktop, client: Client,
         await client.stop()
 
 
-def ratios(rows: list[dict[str, Any]], ours: str, theirs: str) -> list[dict[str, Any]]:
-    """ours/theirs per workload and metric (a ratio below 1 means Staffroom used less)."""
-    by = {(r["client"], r["workload"]): r for r in rows}
-    out = []
-    for (client, workload), a in by.items():
-        b = by.get((theirs, workload))
-        if client != ours or b is None:
-            continue
-        entry: dict[str, Any] = {"workload": workload}
-        pairs = [(k, a[k], b[k]) for k in ("bytes_received", "updates_per_s", "gateway_cpu_s",
-                                           "gateway_peak_rss_mib", "gateway_peak_pss_mib")]
-        if a["latency"] and b["latency"]:
-            pairs += [(f"latency_{k}", a["latency"][k], b["latency"][k])
-                      for k in ("median_ms", "p95_ms")]
-        for key, x, y in pairs:
-            entry[key] = round(x / y, 3) if x is not None and y else None
-        out.append(entry)
-    return out
-
-
-def markdown(result: dict[str, Any]) -> str:
-    m = result["meta"]
-    lines = [f"# Benchmark {m['started']}", "",
-             f"Desktop {m['geometry']} Xvnc ({m['xvnc']}), Chromium {m['chromium']}, "
-             f"{m['duration_s']} s per workload, {m['cpus']} CPUs.", "",
-             "| workload | client | MB received | kbit/s | updates/s | latency median ms | "
-             "latency p95 ms | gateway CPU s | gateway CPU % | gateway peak RSS MiB | "
-             "gateway peak PSS MiB | Xvnc CPU s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["results"]:
-        lat = r["latency"] or {}
-        lines.append(
-            f"| {r['workload']} | {r['client']} | {r['bytes_received'] / 1e6:.2f} | "
-            f"{r['kbit_per_s']:.0f} | {r['updates_per_s']:.1f} | {_fmt(lat.get('median_ms'))} | "
-            f"{_fmt(lat.get('p95_ms'))} | {r['gateway_cpu_s']:.2f} | {r['gateway_cpu_pct']:.1f} | "
-            f"{r['gateway_peak_rss_mib']:.1f} | {r['gateway_peak_pss_mib']:.1f} | "
-            f"{r['xvnc_cpu_s']:.2f} |")
-    if result["ratios"]:
-        keys = [k for k in result["ratios"][0] if k != "workload"]
-        lines += ["", "Ratios staffroom / novnc:", "", "| workload | " + " | ".join(keys) + " |",
-                  "|---|" + "---:|" * len(keys)]
-        lines += ["| " + " | ".join([r["workload"], *(_fmt(r.get(k)) for k in keys)]) + " |"
-                  for r in result["ratios"]]
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}" if isinstance(x, float) else str(x)
+def probe_workload(names: list[str]) -> str | None:
+    """The row the key-latency probe (an xterm) belongs to: xterm-typing, else typing."""
+    return next((n for n in ("xterm-typing", "typing") if n in names), None)
 
 
 def _version(argv: list[str]) -> str:
@@ -180,6 +143,7 @@ async def main(args: argparse.Namespace) -> Path:
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     desktop = Desktop()
     rows: list[dict[str, Any]] = []
+    load_start = os.getloadavg()
     try:
         desktop.start()
         async with async_playwright() as pw:
@@ -202,9 +166,14 @@ async def main(args: argparse.Namespace) -> Path:
                  "novnc": _version(["dpkg-query", "-W", "-f", "${Version}", "novnc"]) +
                           " (Debian), vnc_lite.html, default encodings "
                           "(CopyRect Tight TightPNG Hextile RRE Raw, quality 6, compression 2)",
-                 "clients": [cl.name for cl in clients], "workloads": args.workloads},
+                 "clients": [cl.name for cl in clients], "workloads": args.workloads,
+                 "client_notes": {"staffroom": "default policy (watermark on)",
+                                  "staffroom-nowm": "watermark off by a policy file matching "
+                                                    "the bench teachers"},
+                 "loadavg_start": [round(x, 2) for x in load_start],
+                 "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "results": rows,
-        "ratios": ratios(rows, "staffroom", "novnc"),
+        "ratios": {cl.name: ratios(rows, cl.name) for cl in clients if cl.name != "novnc"},
     }
     out = Path(args.out) if args.out else RESULTS_DIR / f"{started}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -221,8 +190,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     p.add_argument("--duration", type=float, default=25.0, help="seconds per workload (25)")
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
-    p.add_argument("--clients", nargs="+", default=["novnc"],
-                   help="novnc, staffroom or module:Class (default: novnc)")
+    p.add_argument("--clients", nargs="+", default=list(DEFAULT_CLIENTS),
+                   help="novnc, staffroom, staffroom-nowm or module:Class "
+                        "(default: all three; noVNC first, the others as ratios to it)")
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
     p.add_argument("--out", help="JSON path (default bench/results/<time>.json); .md next to it")
     p.add_argument("-v", "--verbose", action="store_true")

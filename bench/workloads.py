@@ -7,7 +7,9 @@ and torn down, so every client sees the same desktop state and the same sequence
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,9 @@ PARAGRAPH = (
     "Wednesday. Thank you for your continued support.\n"
 )
 TYPING_RATE = 8.0  # characters per second: a steady human typist
+SCROLL_RATE = 20.0  # lines per second printed into the scrolling terminal: a build log
+# A maximised xterm as a teacher would use it: an anti-aliased monospace font, a steady cursor.
+XTERM_FONT = ["-fa", "Monospace", "-fs", "12"]
 PHOTO_COUNT = 6
 # GSettings from a key file in the desktop's private HOME: no dconf/dbus daemons left behind,
 # and word wrap on, so typing never scrolls the view sideways.
@@ -82,10 +87,7 @@ class _MousepadWorkload:
         self._proc = desktop.launch(["mousepad", "--disable-server", str(doc)], self.name,
                                     MOUSEPAD_ENV)
         self._wid = await desktop.wait_window("--name", doc.name)
-        await desktop.xdo("windowsize", self._wid, "1900", "1020",
-                          "windowmove", self._wid, "0", "0")
-        await desktop.xdo("windowactivate", "--sync", self._wid)
-        await desktop.xdo("mousemove", "960", "540")
+        await maximise(desktop, self._wid)
 
     async def teardown(self, desktop: Desktop) -> None:
         if self._proc is not None:
@@ -104,15 +106,12 @@ class Typing(_MousepadWorkload):
         return path
 
     async def run(self, desktop: Desktop, duration: float) -> None:
-        words = PARAGRAPH.replace("\n", " \n").split(" ")
         end = time.monotonic() + duration
-        i = 0
-        while (left := end - time.monotonic()) > 0:
-            word = words[i % len(words)]
-            word = word if word.endswith("\n") else word + " "
-            word = word[: max(1, int(left * TYPING_RATE))]
+        for word in typed_words(duration):
+            if time.monotonic() >= end:
+                break
             await desktop.xdo("type", "--delay", str(int(1000 / TYPING_RATE)), "--", word)
-            i += 1
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
 
 
 class Scrolling(_MousepadWorkload):
@@ -132,6 +131,110 @@ class Scrolling(_MousepadWorkload):
                 await desktop.xdo("key", "Page_Down")
 
         await paced(duration, 0.125, step)
+
+
+async def maximise(desktop: Desktop, wid: str) -> None:
+    """The same place and size for every maximised workload window (openbox leaves a margin)."""
+    await desktop.xdo("windowsize", wid, "1900", "1020", "windowmove", wid, "0", "0")
+    await desktop.xdo("windowactivate", "--sync", wid)
+    await desktop.xdo("mousemove", "960", "540")
+
+
+def typed_words(duration: float, rate: float = TYPING_RATE) -> list[str]:
+    """The schedule of the typing workloads: PARAGRAPH word by word (each with its trailing
+    space or newline), cut so that `duration` seconds at `rate` characters per second hold it."""
+    words = PARAGRAPH.replace("\n", " \n").split(" ")
+    budget, out, i = int(duration * rate), [], 0
+    while budget > 0:
+        word = words[i % len(words)]
+        word = (word if word.endswith("\n") else word + " ")[:budget]
+        out.append(word)
+        budget -= len(word)
+        i += 1
+    return out
+
+
+def scroll_lines(count: int) -> list[bytes]:
+    """The deterministic text stream of xterm-scroll: numbered log-like lines of 40-100
+    characters (never wider than the maximised terminal, so each is one line on screen)."""
+    words = PARAGRAPH.split()
+    out = []
+    for n in range(count):
+        start = (n * 11) % len(words)
+        text = " ".join((words * 2)[start:start + 5 + n % 9])
+        out.append(f"{n + 1:6d} [{'INFO' if n % 7 else 'WARN'}] {text}"[:100].encode() + b"\r\n")
+    return out
+
+
+class XtermTyping:
+    """Type the same paragraph as `typing`, at the same rate, into a maximised xterm running
+    `cat >/dev/null` under 40 lines of earlier output (the terminal's echo draws each glyph)."""
+
+    name = "xterm-typing"
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    async def setup(self, desktop: Desktop) -> None:
+        doc = write_document(desktop.workdir / "xterm-typing.txt", 40)
+        self._proc = desktop.launch(
+            ["xterm", "-class", "BenchXtermTyping", "+bc", *XTERM_FONT, "-e", "sh", "-c",
+             f"cat {doc}; exec cat >/dev/null"], self.name)
+        await maximise(desktop, await desktop.wait_window("--class", "BenchXtermTyping"))
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        end = time.monotonic() + duration
+        for word in typed_words(duration):
+            if time.monotonic() >= end:
+                break
+            await desktop.xdo("type", "--delay", str(int(1000 / TYPING_RATE)), "--", word)
+        await asyncio.sleep(max(0.0, end - time.monotonic()))
+
+    async def teardown(self, desktop: Desktop) -> None:
+        if self._proc is not None:
+            desktop.close(self._proc)
+            self._proc = None
+
+
+class XtermScroll:
+    """Terminal output scrolling by X copies: a maximised xterm with jump scroll off (`+j`, so
+    every new line is one XCopyArea of the text plus one drawn line) prints a deterministic
+    stream written into a FIFO at SCROLL_RATE lines per second."""
+
+    name = "xterm-scroll"
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._fifo = Path()
+
+    async def setup(self, desktop: Desktop) -> None:
+        doc = write_document(desktop.workdir / "xterm-scroll.txt", 80)  # a full screen to move
+        self._fifo = desktop.workdir / "xterm-scroll.fifo"
+        self._fifo.unlink(missing_ok=True)
+        os.mkfifo(self._fifo, 0o600)
+        # cat blocks opening the FIFO until run() opens it for writing: the screen is still.
+        self._proc = desktop.launch(
+            ["xterm", "-class", "BenchXtermScroll", "+bc", "+j", "-sl", "1000", *XTERM_FONT,
+             "-e", "sh", "-c", f"cat {doc}; exec cat {self._fifo}"], self.name)
+        await maximise(desktop, await desktop.wait_window("--class", "BenchXtermScroll"))
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        lines = scroll_lines(int(duration * SCROLL_RATE) + 1)
+        fd = await asyncio.wait_for(asyncio.to_thread(os.open, self._fifo, os.O_WRONLY), 10)
+        try:
+            async def step(i: int) -> None:
+                os.write(fd, lines[i % len(lines)])
+
+            await paced(duration, 1 / SCROLL_RATE, step)
+        finally:
+            os.close(fd)
+
+    async def teardown(self, desktop: Desktop) -> None:
+        if self._proc is not None:
+            desktop.close(self._proc)
+            self._proc = None
+        with contextlib.suppress(OSError):
+            self._fifo.unlink()
 
 
 class WindowDrag:
@@ -228,7 +331,8 @@ class Idle:
 
 
 WORKLOADS: dict[str, type[Workload]] = {
-    w.name: w for w in (Typing, Scrolling, WindowDrag, Photo, Idle)  # type: ignore[misc]
+    w.name: w  # type: ignore[misc]
+    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, Photo, Idle)
 }
 
 

@@ -1,0 +1,288 @@
+"""The results as Markdown, with issue 11's aims beside each figure:
+`python -m bench.report RUN.json [RUN2.json ...] [--labels before after] [CAPACITY.json ...]`.
+
+Input: result files this bench wrote (`bench.run` and `bench.capacity` JSON); only read, never
+trusted for more than their numbers. One run file gives one column per client; several (e.g. the
+"before" and "after" of a change) give those columns per run, side by side, each Staffroom
+variant as a ratio to noVNC *from the same run*. Pure functions of the JSON: unit-tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REFERENCE = "novnc"
+
+# Issue 11, with the watermark on, as ratios to noVNC in one run.
+BYTES_AIM = {"xterm-typing": 1.0, "xterm-scroll": 1.0, "window-drag": 1.0, "scrolling": 0.8,
+             "photo": 0.3}
+UPDATES_AIM = 1.0  # visible updates per second, at least noVNC's (every workload but idle)
+LATENCY_AIM = 1.0  # key-to-pixel median at most noVNC's
+IDLE_AIM_BYTES_PER_S = 1000.0  # under 1 KB/s while nothing happens
+SESSIONS_PER_CORE_AIM, SESSIONS_PER_CORE_GOAL = 25.0, 40.0  # office mix, one session
+MIB_PER_SESSION_AIM = 20.0  # per active 1080p session
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One figure against its aim: ``value`` compared with ``limit`` (at most / at least)."""
+
+    value: float | None
+    limit: float
+    at_most: bool
+
+    @property
+    def passed(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+    @property
+    def mark(self) -> str:
+        return {True: "✔", False: "✘", None: "?"}[self.passed]
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    """ours / theirs; None when either is missing or noVNC's figure is zero."""
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return ours / theirs
+
+
+def ratios(rows: list[dict[str, Any]], ours: str, theirs: str = REFERENCE) -> list[dict[str, Any]]:
+    """ours/theirs per workload and metric (a ratio below 1 means Staffroom used less)."""
+    by = {(r["client"], r["workload"]): r for r in rows}
+    out = []
+    for (client, workload), a in by.items():
+        b = by.get((theirs, workload))
+        if client != ours or b is None:
+            continue
+        entry: dict[str, Any] = {"workload": workload}
+        pairs = [(k, a[k], b[k]) for k in ("bytes_received", "updates_per_s", "gateway_cpu_s",
+                                           "gateway_peak_rss_mib", "gateway_peak_pss_mib")]
+        if a["latency"] and b["latency"]:
+            pairs += [(f"latency_{k}", a["latency"][k], b["latency"][k])
+                      for k in ("median_ms", "p95_ms")]
+        for key, x, y in pairs:
+            r = ratio(x, y)
+            entry[key] = None if r is None else round(r, 3)
+        out.append(entry)
+    return out
+
+
+def variants(result: dict[str, Any]) -> list[str]:
+    """The clients compared with noVNC, in the order they ran."""
+    seen: list[str] = []
+    for r in result["results"]:
+        if r["client"] != REFERENCE and r["client"] not in seen:
+            seen.append(r["client"])
+    return seen
+
+
+def workloads(results: Sequence[dict[str, Any]]) -> list[str]:
+    seen: list[str] = []
+    for result in results:
+        for r in result["results"]:
+            if r["workload"] not in seen:
+                seen.append(r["workload"])
+    return seen
+
+
+def _row(result: dict[str, Any], client: str, workload: str) -> dict[str, Any] | None:
+    return next((r for r in result["results"]
+                 if r["client"] == client and r["workload"] == workload), None)
+
+
+def _median(row: dict[str, Any] | None) -> float | None:
+    return (row.get("latency") or {}).get("median_ms") if row else None
+
+
+def _bytes_per_s(row: dict[str, Any]) -> float:
+    return row["bytes_received"] / row["seconds"] if row["seconds"] else 0.0
+
+
+def _num(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def compare_cell(ours: float | None, theirs: float | None, limit: float | None, at_most: bool,
+                 digits: int = 2) -> str:
+    """'0.05 (0.72x) ✔': the figure, its ratio to noVNC's and, where there is an aim, pass/miss."""
+    if ours is None:
+        return "–"
+    r = ratio(ours, theirs)
+    text = _num(ours, digits) + ("" if r is None else f" ({r:.2f}x)")
+    if limit is None or r is None:
+        return text
+    # Judged as shown (two decimals): 0.998x of noVNC's updates is "1.00x", within any noise.
+    return f"{text} {Check(round(r, 2), limit, at_most).mark}"
+
+
+def comparison_rows(result: dict[str, Any], workload: str, clients: Sequence[str]
+                    ) -> list[tuple[str, str, list[str]]]:
+    """(metric, aim, one cell per client) for one workload of one run; noVNC's cell is its own
+    figure, the others' are figure (ratio) pass/miss."""
+    ref = _row(result, REFERENCE, workload)
+    rows = [_row(result, c, workload) for c in clients]
+    out: list[tuple[str, str, list[str]]] = []
+
+    def line(label: str, aim: str, get: Any, limit: float | None, at_most: bool,
+             digits: int = 2) -> None:
+        theirs = get(ref) if ref else None
+        cells = [(_num(get(r), digits) if r else "–") if c == REFERENCE
+                 else compare_cell(get(r) if r else None, theirs, limit, at_most, digits)
+                 for c, r in zip(clients, rows, strict=True)]
+        out.append((label, aim, cells))
+
+    if workload == "idle":
+        def idle_cell(r: dict[str, Any] | None) -> str:
+            if r is None:
+                return "–"
+            bps = _bytes_per_s(r)
+            mark = "" if r["client"] == REFERENCE else \
+                " " + Check(bps, IDLE_AIM_BYTES_PER_S, True).mark
+            return f"{bps:.0f}{mark}"
+        out.append(("bytes/s", "< 1 KB/s", [idle_cell(r) for r in rows]))
+        return out
+    limit = BYTES_AIM.get(workload)
+    line("MB received", "–" if limit is None else f"≤ {limit:.1f}x",
+         lambda r: r["bytes_received"] / 1e6, limit, True)
+    line("updates/s", f"≥ {UPDATES_AIM:.1f}x", lambda r: r["updates_per_s"], UPDATES_AIM, False,
+         1)
+    if any(_median(r) is not None for r in [ref, *rows]):
+        line("key-to-pixel median ms", "≤ noVNC", _median, LATENCY_AIM, True, 1)
+    line("gateway CPU % of a core", "–", lambda r: r["gateway_cpu_pct"], None, True, 1)
+    return out
+
+
+def comparison_table(results: Sequence[dict[str, Any]], labels: Sequence[str]) -> str:
+    """The aims table: one column group per run (noVNC, then each Staffroom variant)."""
+    groups = [(result, [REFERENCE, *variants(result)]) for result in results]
+    head = ["workload", "metric", "aim"]
+    for label, (_, clients) in zip(labels, groups, strict=True):
+        head += [f"{c} {label}".strip() for c in clients]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|---|" + "---:|" * (len(head) - 3)]
+    for workload in workloads(results):
+        per_run = [comparison_rows(result, workload, clients) for result, clients in groups]
+        for i, (metric, aim, _) in enumerate(per_run[0]):
+            cells: list[str] = []
+            for run_rows, (_, clients) in zip(per_run, groups, strict=True):
+                cells += run_rows[i][2] if i < len(run_rows) else ["–"] * len(clients)
+            lines.append(f"| {workload} | {metric} | {aim} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_table(result: dict[str, Any]) -> str:
+    """The machine's load during each measured window (other people's work shares the cores)."""
+    lines = ["| workload | client | load avg 1 min (start → end) | all CPUs busy % | "
+             "other processes' CPU % of a core | busiest others |",
+             "|---|---|---|---:|---:|---|"]
+    for r in result["results"]:
+        m = r.get("machine")
+        if not m:
+            continue
+        lines.append(f"| {r['workload']} | {r['client']} | {m['loadavg_start']:.2f} → "
+                     f"{m['loadavg_end']:.2f} | {m['cpu_busy_pct']:.0f} | "
+                     f"{m['others_cpu_pct']:.0f} | {', '.join(m['others_top']) or '–'} |")
+    return "\n".join(lines)
+
+
+def raw_table(result: dict[str, Any]) -> str:
+    lines = ["| workload | client | MB received | kbit/s | updates/s | latency median ms | "
+             "latency p95 ms | gateway CPU s | gateway CPU % | gateway peak RSS MiB | "
+             "gateway peak PSS MiB | Xvnc CPU s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["results"]:
+        lat = r["latency"] or {}
+        lines.append(
+            f"| {r['workload']} | {r['client']} | {r['bytes_received'] / 1e6:.2f} | "
+            f"{r['kbit_per_s']:.0f} | {r['updates_per_s']:.1f} | {_num(lat.get('median_ms'))} | "
+            f"{_num(lat.get('p95_ms'))} | {r['gateway_cpu_s']:.2f} | {r['gateway_cpu_pct']:.1f} | "
+            f"{r['gateway_peak_rss_mib']:.1f} | {r['gateway_peak_pss_mib']:.1f} | "
+            f"{r['xvnc_cpu_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The Markdown file written next to each run's JSON."""
+    m = result["meta"]
+    return "\n".join([
+        f"# Benchmark {m['started']}", "",
+        f"Desktop {m['geometry']} Xvnc ({m['xvnc']}), Chromium {m['chromium']}, "
+        f"{m['duration_s']} s per workload, {m['cpus']} CPUs. noVNC {m.get('novnc', '?')}.", "",
+        "Aims (issue 11, watermark on) as ratios to noVNC from this run; ✔ met, ✘ missed:", "",
+        comparison_table([result], [""]), "",
+        "Machine load during each measurement:", "", load_table(result), "",
+        "All figures:", "", raw_table(result), ""])
+
+
+def capacity_table(captures: Sequence[dict[str, Any]]) -> str:
+    """`bench.capacity` files: sessions per core and MiB per extra session against the aims."""
+    lines = [f"| client | sessions | sessions / core, gateway (aim ≥ {SESSIONS_PER_CORE_AIM:.0f},"
+             f" goal {SESSIONS_PER_CORE_GOAL:.0f}) | sessions / core, gateway + Xvnc | "
+             "gateway RSS idle / peak MiB | load avg 1 min | MiB per extra active session, peak "
+             f"PSS / RSS (aim ≤ {MIB_PER_SESSION_AIM:.0f}) |",
+             "|---|---:|---:|---:|---|---|---|"]
+    for cap in captures:
+        mem = cap.get("memory")
+        for i, r in enumerate(cap["runs"]):
+            spc = r["sessions_per_core"]
+            core = f"{_num(spc, 1)} {Check(spc, SESSIONS_PER_CORE_AIM, False).mark}"
+            m = r.get("machine")
+            load = f"{m['loadavg_start']:.1f} → {m['loadavg_end']:.1f}" if m else "–"
+            per = "–"
+            if mem and i == len(cap["runs"]) - 1:
+                pss, rss = mem["mib_per_session_peak_pss"], mem["mib_per_session_peak_rss"]
+                per = (f"{pss:.1f} / {rss:.1f} {Check(pss, MIB_PER_SESSION_AIM, True).mark} "
+                       f"(N={mem['from_sessions']}→{mem['to_sessions']})")
+            lines.append(f"| {r['client']} | {r['sessions']} | {core} | "
+                         f"{_num(r['sessions_per_core_with_desktop'], 1)} | "
+                         f"{r['gateway_idle_rss_mib']:.0f} / {r['gateway_peak_rss_mib']:.0f} | "
+                         f"{load} | {per} |")
+    return "\n".join(lines)
+
+
+def render(paths: Sequence[Path], labels: Sequence[str] | None = None) -> str:
+    """What `python -m bench.report` prints for these files."""
+    data = [json.loads(p.read_text()) for p in paths]
+    runs = [(p, d) for p, d in zip(paths, data, strict=True) if "results" in d]
+    captures = [d for d in data if "runs" in d]
+    out: list[str] = []
+    if runs:
+        names = list(labels) if labels else \
+            ([""] if len(runs) == 1 else [p.stem for p, _ in runs])
+        if len(names) != len(runs):
+            raise SystemExit(f"{len(names)} labels for {len(runs)} bench.run files: "
+                             "give one label per file.")
+        out.append(comparison_table([d for _, d in runs], names))
+        for name, (p, d) in zip(names, runs, strict=True):
+            m = d["meta"]
+            out += ["", f"{name or p.name}: {m['duration_s']} s per workload, "
+                        f"{m['cpus']} CPUs, started {m['started']}; machine load:", "",
+                    load_table(d)]
+    if captures:
+        out += (["", ""] if out else []) + [capacity_table(captures)]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", type=Path,
+                   help="bench.run and/or bench.capacity JSON files (bench/results/)")
+    p.add_argument("--labels", nargs="+", help="one name per bench.run file (e.g. before after)")
+    args = p.parse_args(argv)
+    for f in args.files:
+        if not f.is_file():
+            raise SystemExit(f"{f} is not a file: give bench.run or bench.capacity JSON results "
+                             "(bench/results/*.json).")
+    print(render(args.files, args.labels), end="")
+
+
+if __name__ == "__main__":
+    main()

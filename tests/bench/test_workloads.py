@@ -1,0 +1,82 @@
+"""The bench's schedules are deterministic and its watermark-off variant is a valid policy that
+switches off the watermark for the bench teachers only."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+from bench.clients import StaffroomClient, StaffroomNoWatermarkClient, load_client
+from bench.workloads import (
+    PARAGRAPH,
+    SCROLL_RATE,
+    TYPING_RATE,
+    WORKLOADS,
+    paced,
+    scroll_lines,
+    typed_words,
+)
+from gateway.policy.load import load_policies
+from tests.fixtures.policy import SHIPPED_POLICIES
+
+
+def test_typing_schedules_hold_exactly_duration_times_rate_characters_of_the_paragraph() -> None:
+    words = typed_words(25)
+    assert sum(map(len, words)) == 25 * TYPING_RATE
+    assert "".join(words).replace(" \n", "\n").rstrip() in PARAGRAPH
+    assert all(w.endswith((" ", "\n")) for w in words[:-1])
+    # Longer than the paragraph: it starts again, still word by word.
+    long = "".join(typed_words(120))
+    assert long.startswith(PARAGRAPH.replace("\n", " \n").split(" \n")[0])
+    assert len(long) == 120 * TYPING_RATE
+    assert typed_words(0) == []
+
+
+def test_both_typing_workloads_type_the_same_text() -> None:
+    assert {"typing", "xterm-typing"} <= set(WORKLOADS)
+    assert WORKLOADS["xterm-typing"]().name == "xterm-typing"
+
+
+def test_the_scroll_stream_is_deterministic_one_screen_line_each() -> None:
+    lines = scroll_lines(int(25 * SCROLL_RATE))
+    assert lines == scroll_lines(len(lines))
+    assert len(lines) == 500 and len(set(lines)) == 500  # numbered: every line differs
+    assert all(line.endswith(b"\r\n") and b"\n" not in line[:-1] for line in lines)
+    # A maximised 12 pt xterm is about 180 columns: no line wraps into two.
+    assert max(len(line) for line in lines) <= 102
+    assert lines[0].startswith(b"     1 [WARN] ")
+
+
+async def test_paced_steps_keep_to_the_clock_even_when_a_step_is_slow() -> None:
+    calls: list[float] = []
+    t0 = time.monotonic()
+
+    async def step(i: int) -> None:
+        calls.append(time.monotonic() - t0)
+        if i == 1:
+            await asyncio.sleep(0.25)  # late: the next steps catch up, the count stays
+
+    await paced(0.5, 0.1, step)
+    elapsed = time.monotonic() - t0
+    assert len(calls) == 5
+    # Step 3 is due at 0.3 s and runs as soon as step 1 is done (~0.35 s); sleeping an interval
+    # after each step would put it at 0.55 s and end after 0.8 s.
+    assert calls[3] < 0.5 and calls[4] >= 0.39
+    assert 0.5 <= elapsed < 0.75
+
+
+def test_the_no_watermark_client_switches_it_off_for_its_teachers_only(tmp_path: Path) -> None:
+    assert StaffroomClient().policies() == {}
+    client = load_client("staffroom-nowm")
+    assert isinstance(client, StaffroomNoWatermarkClient) and client.name == "staffroom-nowm"
+    client.sessions = 3
+    folder = Path(shutil.copytree(SHIPPED_POLICIES, tmp_path / "policies"))
+    for name, text in client.policies().items():
+        (folder / name).write_text(text)
+    policies = load_policies(folder)  # the gateway's own loader: a typo would be refused here
+    for user in ("t.bench", "t.bench1", "t.bench2"):
+        assert policies.resolve(user, "teacher", "kita-es").policy.watermark.enabled is False
+    assert policies.resolve("t.sato", "teacher", "kita-es").policy.watermark.enabled is True
+    assert policies.resolve("t.bench3", "teacher", "kita-es").policy.watermark.enabled is True
