@@ -7,8 +7,10 @@ Measured on 1080p office text (docs/PERFORMANCE.md): lossless WebP is 2-5x small
 (zlib 1 or 6) at similar speed, and costs ~105 ns/pixel on 64×64 tiles but ~35 ns/pixel on
 640×64 strips, so regions are merged as large as their class allows. Effort ("quality") 10
 instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes. Text-like
-content goes out as lossless WebP; photo-like content (many colours) as JPEG at an adaptive
-quality; single-colour runs as a Fill. Everything here may run in an executor thread.
+content with at most PALETTE_COLORS colours goes out as a PALETTE tile (palette + zlib, see
+gateway.display.palette), other text-like content as lossless WebP; photo-like content (many
+colours) as JPEG at an adaptive quality; single-colour runs as a Fill. Everything here may run
+in an executor thread.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from itertools import pairwise
 
 from PIL import Image
 
+from gateway.display import palette
 from gateway.display.watermark import WatermarkLayer, composite
 from gateway.wire.display import Fill, Tile, TileFormat
 
 PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like
+# A text-like image with at most this many colours goes out as a PALETTE tile (4-bit indices +
+# zlib): measured on xterm and mousepad boxes, with and without the watermark, it is 0.3-0.7x
+# lossless WebP's bytes there; with more colours (antialiased text) WebP's 2-D prediction wins.
+PALETTE_COLORS = 16
 WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
@@ -34,6 +41,9 @@ class EncodeSettings:
     jpeg_quality: int = 80
     lossy: bool = True  # False: photo-like tiles go lossless too (tests, recordings on demand)
     lossless_format: TileFormat = TileFormat.WEBP
+    # Few-colour boxes (≤ PALETTE_COLORS) go out as PALETTE tiles; only for viewers of wire
+    # version ≥ 3 (the pipeline turns it off for older ones).
+    palette: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +163,11 @@ def encode_tiles(
             for part in seg.parts:
                 img.paste(part, (0, y))
                 y += part.height
+        data = palette.encode(img, PALETTE_COLORS) \
+            if settings.palette and seg.key[0] == "text" else None
+        if data is not None:
+            out.append(Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data))
+            continue
         fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
         out.append(Tile(seg.x, seg.y, seg.w, seg.h, fmt,
                         encode_image(img, fmt, settings.jpeg_quality)))

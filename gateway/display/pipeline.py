@@ -181,6 +181,8 @@ class DisplayPipeline:
         self.attached = False  # no frames until the viewer's Resume
         self.last_input: float | None = None
         self._link = _Link(quality=self.settings.jpeg_quality)
+        self._version = wire.VERSION  # the viewer's, from its Resume
+        self._palette = self.settings.palette
         self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
         self._need_key = False
         self._observer_key = False
@@ -206,8 +208,11 @@ class DisplayPipeline:
     def receive(self, msg: wire.Message, now: float) -> list[Action]:
         match msg:
             case wire.Resume(version=v):
-                if v != wire.VERSION:
+                if not wire.MIN_VERSION <= v <= wire.VERSION:
                     raise UnsupportedVersion(f"viewer speaks version {v}")
+                # An older agent's page gets its own version back and no PALETTE tiles.
+                self._version = v
+                self.settings = replace(self.settings, palette=self._palette and v >= 3)
                 self.attached, self._need_key = True, True
                 self._link.in_flight.clear()  # that viewer's frames are gone
             case wire.Ack(frame_id=fid):
@@ -358,7 +363,7 @@ class DisplayPipeline:
     def _hello(self) -> wire.Hello:
         s = self.session
         flags = s.flags | (wire.HelloFlags.WATERMARKED if self.watermark else 0)
-        return wire.Hello(wire.VERSION, self.fb.width, self.fb.height, flags, s.session_id, s.info)
+        return wire.Hello(self._version, self.fb.width, self.fb.height, flags, s.session_id, s.info)
 
     def _key_job(self, now: float) -> FrameJob:
         return FrameJob(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 MAX_FIELD = 80
@@ -154,7 +155,7 @@ class Watermark:
         )  # fmt: skip
         if self.angle:
             img = img.rotate(self.angle, resample=Image.Resampling.BICUBIC, expand=True)
-        return img
+        return _two_inks(img, a)
 
     def _render(
         self, key: tuple[object, ...], width: int, height: int, tile: int, text: str, slot: int,
@@ -199,6 +200,22 @@ def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int
         return []
     return [(tx, ty) for ty in range(y0 // tile, (y1 - 1) // tile + 1)
             for tx in range(x0 // tile, (x1 - 1) // tile + 1)]
+
+
+def _two_inks(img: Image.Image, alpha: int) -> Image.Image:
+    """Snap the stamp to two inks at one alpha: dark (32, 32, 32) and light (255, 255, 255).
+
+    Antialiasing and rotation leave dozens of alpha and grey levels at the edges; blended over a
+    text box each would add its own colours, so a two-colour glyph box under a stamp became a
+    hundred-colour one and no longer fit a small palette. With two inks a stamp adds at most two
+    colours per background colour. Pixels under half the stamp's alpha become transparent."""
+    px = np.asarray(img, np.uint8)
+    keep = px[..., 3].astype(np.uint16) * 2 > alpha
+    luma = px[..., :3].astype(np.uint16).sum(axis=2)
+    out = np.zeros_like(px)
+    out[keep & (luma < 3 * 144)] = (32, 32, 32, alpha)
+    out[keep & (luma >= 3 * 144)] = (255, 255, 255, alpha)
+    return Image.fromarray(out, "RGBA")
 
 
 class _Fields(dict[str, str]):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import random
 
 from PIL import Image
 
 from gateway.display.framebuffer import Framebuffer
+from gateway.display.palette import tile_image
 from gateway.display.watermark import WatermarkLayer, composite
 from gateway.wire import display as w
 
@@ -36,7 +36,7 @@ class CanvasModel:
                 self.image.paste((r, g, b), (x, y, x + wd, y + ht))
             case w.Tile(x=x, y=y, w=wd, h=ht, format=f, data=data):
                 assert self.image is not None
-                tile = Image.open(io.BytesIO(data)).convert("RGB")
+                tile = tile_image(f, wd, ht, data)
                 assert tile.size == (wd, ht)
                 self.formats.append(f)
                 self.image.paste(tile, (x, y))

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from gateway.wire.display import palette
 from gateway.wire.display.messages import (
     CLOSED,
     HEADER,
@@ -123,6 +124,12 @@ def _dim(value: int, what: str, *, zero_ok: bool = False) -> int:
 
 def _image(fmt: TileFormat, data: bytes) -> bytes:
     # A cheap signature check keeps arbitrary bytes away from the browser's image decoders.
+    if fmt is TileFormat.PALETTE:
+        try:
+            palette.validate(data)
+        except palette.PaletteError as exc:
+            raise MalformedMessage(str(exc)) from None
+        return data
     if fmt is TileFormat.WEBP:
         ok = len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP"
     else:

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_SESSION_ID",
     "MAX_TEXT",
     "MAX_TILE_DATA",
+    "MIN_VERSION",
     "NEED_DATA",
     "VERSION",
     "Ack",
@@ -69,7 +70,10 @@ __all__ = [
 
 # 2: clipboard flags and messages (ClipboardOut, ClipboardIn, Blocked). A version-1 peer would
 # take any of them for a protocol error and could not announce support, hence the bump.
-VERSION: Final = 2
+# 3: the PALETTE tile format (gateway.wire.display.palette). The gateway answers a version-2
+# viewer (an older agent) in version 2 and never sends it PALETTE tiles.
+VERSION: Final = 3
+MIN_VERSION: Final = 2  # the oldest viewer version a gateway still serves
 HEADER = struct.Struct(">BI")
 MAX_DIMENSION: Final = 8192  # desktop and tile width/height
 MAX_TILE_DATA: Final = 4 * 1024 * 1024  # one encoded image
@@ -113,6 +117,7 @@ class TileFormat(IntEnum):
     PNG = 1
     JPEG = 2
     WEBP = 3
+    PALETTE = 4  # version ≥ 3: palette + zlib indices (gateway.wire.display.palette)
 
 
 class HelloFlags(IntFlag):
