@@ -229,17 +229,20 @@ class _Fields(dict[str, str]):
 
 
 def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int) -> Image.Image:
-    """Blend the layer onto an RGB region whose top-left is (x, y) on the desktop."""
+    """Blend the layer onto an RGB region whose top-left is (x, y) on the desktop.
+
+    Only the rectangles under stamps are converted to RGBA and blended (a stamp covers a few
+    per cent of a region), and they are pasted back into ``img`` itself: the caller passes an
+    image it owns (a fresh snapshot) and gets the same object back."""
     if layer is None or not layer.has_ink(x, y, img.width, img.height):
         return img
-    stamps = layer.stamps_in(x, y, img.width, img.height)
-    if not stamps:
-        return img
-    out = img.convert("RGBA")
     sw, sh = layer.stamp.size
-    for ox, oy in stamps:
+    for ox, oy in layer.stamps_in(x, y, img.width, img.height):
         # The overlap of this stamp and the region, in stamp coordinates.
         sx0, sy0 = max(0, x - ox), max(0, y - oy)
         sx1, sy1 = min(sw, x + img.width - ox), min(sh, y + img.height - oy)
-        out.alpha_composite(layer.stamp, (ox + sx0 - x, oy + sy0 - y), (sx0, sy0, sx1, sy1))
-    return out.convert("RGB")
+        box = (ox + sx0 - x, oy + sy0 - y, ox + sx1 - x, oy + sy1 - y)  # in region coordinates
+        part = img.crop(box).convert("RGBA")
+        part.alpha_composite(layer.stamp, (0, 0), (sx0, sy0, sx1, sy1))
+        img.paste(part.convert("RGB"), box[:2])
+    return img
