@@ -71,9 +71,24 @@ class _Segment:
     parts: list[Image.Image]  # stacked top to bottom, each w wide
 
 
-def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None) -> Image.Image:
+#: Per grid tile, how far the viewer's stamps sit from the layer's grid (see pipeline._on_copy).
+Drift = dict[tuple[int, int], tuple[int, int]]
+
+
+def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | None = None
+           ) -> Image.Image:
     img = Image.frombytes("RGB", (snap.w, snap.h), snap.bgrx, "raw", "BGRX")
-    return composite(img, layer, snap.x, snap.y)
+    if layer is None or not drift:
+        return composite(img, layer, snap.x, snap.y)
+    t, row = snap.tile, snap.y // snap.tile  # a snapshot lies in one tile row
+    for col in range(snap.x // t, (snap.x + snap.w - 1) // t + 1):
+        x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
+        shift = drift.get((col, row), (0, 0))
+        if x0 == snap.x and x1 == snap.x + snap.w:
+            return composite(img, layer, snap.x, snap.y, shift)
+        part = composite(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y, shift)
+        img.paste(part, (x0 - snap.x, 0))
+    return img
 
 
 def classify(img: Image.Image) -> tuple[str, tuple[int, int, int] | None]:
@@ -102,9 +117,10 @@ def encode_cursor(w: int, h: int, rgba: bytes) -> bytes:
     return out.getvalue()
 
 
-def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool) -> list[_Segment]:
+def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
+              drift: Drift | None = None) -> list[_Segment]:
     """Cut a region at tile-column boundaries into runs of equal kind (and colour for solids)."""
-    img = to_rgb(snap, layer)
+    img = to_rgb(snap, layer, drift)
     t = snap.tile
     cuts = [snap.x, *range((snap.x // t + 1) * t, snap.x + snap.w, t), snap.x + snap.w]
     out: list[_Segment] = []
@@ -145,10 +161,11 @@ def _stack(segments: list[_Segment]) -> list[_Segment]:
 
 
 def encode_tiles(
-    snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings
+    snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings,
+    drift: Drift | None = None,
 ) -> list[Tile | Fill]:
     """Watermark, classify, merge and encode damaged regions into display messages."""
-    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy)]
+    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy, drift)]
     out: list[Tile | Fill] = []
     for seg in _stack(segments):
         if seg.key[0] == "solid":

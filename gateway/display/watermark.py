@@ -52,15 +52,19 @@ class WatermarkLayer:
     stamp: Image.Image = field(repr=False)
     origins: tuple[tuple[int, int], ...]
     ink: frozenset[tuple[int, int]]
-    #: Per inked tile, the bounding box (x0, y0, x1, y1) of its ink in desktop coordinates.
+    #: Per inked tile, the bounding box (x0, y0, x1, y1) of its ink in desktop coordinates;
+    #: also for tiles up to one pitch off the desktop (negative indices too), where stamps that
+    #: rode along with a copy are looked up (the layer moved by a drift).
     ink_boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(default_factory=dict,
                                                                         repr=False)
+    #: The grid's step (x, y): a stamp's drift past it leaves rows or columns of the screen bare.
+    pitch: tuple[int, int] = (0, 0)
 
     def ink_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Ink boxes clipped to a rectangle (empty where the rectangle has no ink)."""
         t, out = self.tile, []
-        for ty in range(max(0, y) // t, (y + h - 1) // t + 1):
-            for tx in range(max(0, x) // t, (x + w - 1) // t + 1):
+        for ty in range(y // t, (y + h - 1) // t + 1):
+            for tx in range(x // t, (x + w - 1) // t + 1):
                 b = self.ink_boxes.get((tx, ty))
                 if b is not None:
                     c = (max(b[0], x), max(b[1], y), min(b[2], x + w), min(b[3], y + h))
@@ -71,9 +75,9 @@ class WatermarkLayer:
     def has_ink(self, x: int, y: int, w: int, h: int) -> bool:
         t = self.tile
         return any(
-            (tx, ty) in self.ink
-            for ty in range(max(0, y) // t, (y + h - 1) // t + 1)
-            for tx in range(max(0, x) // t, (x + w - 1) // t + 1)
+            (tx, ty) in self.ink_boxes
+            for ty in range(y // t, (y + h - 1) // t + 1)
+            for tx in range(x // t, (x + w - 1) // t + 1)
         )
 
     def stamps_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int]]:
@@ -167,21 +171,23 @@ class Watermark:
         seed = hashlib.sha256(f"{text}|{slot}".encode()).digest() if slot else bytes(4)
         ox, oy = seed[0] * sx // 256, seed[1] * sy // 256
         base = oy + shift  # the brick pattern repeats every two rows of stamps
+        # Stamps up to one pitch past every edge: a drifted tile (pipeline._on_copy) shows the
+        # layer moved by less than a pitch, so it may show those.
         origins = tuple(
             (x, y)
-            for y in range(base % (2 * sy) - 2 * sy, height, sy)
+            for y in range(base % (2 * sy) - 4 * sy, height + sy, sy)
             # brick pattern: odd rows offset by half a step
-            for x in range(ox - sx + (sx // 2) * ((y - base) // sy % 2), width, sx)
-            if x + stamp.width > 0 and y + stamp.height > 0
+            for x in range(ox - 2 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
+            if x + stamp.width > -sx and y + stamp.height > -sy
         )
         alpha = stamp.getchannel("A")
         boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         for x, y in origins:
-            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile):
+            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile, sx, sy):
                 # The part of this tile the stamp covers, in stamp coordinates.
                 box = (max(tx * tile, x) - x, max(ty * tile, y) - y,
-                       min((tx + 1) * tile, width, x + stamp.width) - x,
-                       min((ty + 1) * tile, height, y + stamp.height) - y)
+                       min((tx + 1) * tile, x + stamp.width) - x,
+                       min((ty + 1) * tile, y + stamp.height) - y)
                 b = alpha.crop(box).getbbox()
                 if not b:
                     continue
@@ -189,13 +195,17 @@ class Watermark:
                 old = boxes.get((tx, ty))
                 boxes[(tx, ty)] = b if old is None else (min(old[0], b[0]), min(old[1], b[1]),
                                                          max(old[2], b[2]), max(old[3], b[3]))
-        return WatermarkLayer(key, width, height, tile, stamp, origins, frozenset(boxes), boxes)
+        on_desktop = frozenset((tx, ty) for tx, ty in boxes
+                               if 0 <= tx * tile < width and 0 <= ty * tile < height)
+        return WatermarkLayer(key, width, height, tile, stamp, origins, on_desktop, boxes,
+                              (sx, sy))
 
 
-def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int
+def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int, mx: int, my: int
            ) -> list[tuple[int, int]]:
-    """Tiles of the desktop a rectangle (possibly partly off-desktop) touches."""
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    """Tiles of the desktop grown by (mx, my) on every side that a rectangle touches."""
+    x0, y0 = max(-mx, x), max(-my, y)
+    x1, y1 = min(width + mx, x + w), min(height + my, y + h)
     if x0 >= x1 or y0 >= y1:
         return []
     return [(tx, ty) for ty in range(y0 // tile, (y1 - 1) // tile + 1)
@@ -228,12 +238,14 @@ class _Fields(dict[str, str]):
         return ""
 
 
-def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int) -> Image.Image:
-    """Blend the layer onto an RGB region whose top-left is (x, y) on the desktop.
+def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+              shift: tuple[int, int] = (0, 0)) -> Image.Image:
+    """Blend the layer, moved by ``shift``, onto an RGB region whose top-left is (x, y).
 
     Only the rectangles under stamps are converted to RGBA and blended (a stamp covers a few
     per cent of a region), and they are pasted back into ``img`` itself: the caller passes an
     image it owns (a fresh snapshot) and gets the same object back."""
+    x, y = x - shift[0], y - shift[1]  # the region in the layer's own coordinates
     if layer is None or not layer.has_ink(x, y, img.width, img.height):
         return img
     sw, sh = layer.stamp.size

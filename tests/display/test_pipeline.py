@@ -53,7 +53,7 @@ def step(p: DisplayPipeline, canvas: CanvasModel, now: float) -> list[w.Message]
 
 def assert_canvas_exact(p: DisplayPipeline, canvas: CanvasModel) -> None:
     assert canvas.image is not None
-    assert diff_pixels(canvas.image, expected(p.fb, p._layer)) == 0
+    assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
 
 def test_key_frame_is_hello_then_tiles_then_sync_and_exact() -> None:

@@ -65,7 +65,7 @@ def test_version_3_gets_palette_tiles_and_an_exact_canvas(wm: str | None) -> Non
     assert canvas.messages[0] == w.Hello(3, 320, 240, w.HelloFlags.WATERMARKED if wm else 0)
     assert w.TileFormat.PALETTE in canvas.formats
     assert canvas.image is not None
-    assert diff_pixels(canvas.image, expected(p.fb, p._layer)) == 0
+    assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
 
 def test_version_2_viewer_gets_version_2_and_no_palette_tiles() -> None:
@@ -73,7 +73,7 @@ def test_version_2_viewer_gets_version_2_and_no_palette_tiles() -> None:
     assert canvas.messages[0] == w.Hello(2, 320, 240, w.HelloFlags.WATERMARKED)
     assert canvas.formats and w.TileFormat.PALETTE not in canvas.formats
     assert canvas.image is not None
-    assert diff_pixels(canvas.image, expected(p.fb, p._layer)) == 0
+    assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
 
 @pytest.mark.parametrize("version", [1, 4])
