@@ -20,6 +20,9 @@ MAX_COLORS = wire_palette.MAX_COLORS
 ZLIB_LEVEL = 6
 
 
+ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
+
+
 def rgb_keys(rgb: np.ndarray) -> np.ndarray:
     """h×w×3 uint8 → h×w uint32 colour keys (0xRRGGBB)."""
     c = rgb.astype(np.uint32)
@@ -30,13 +33,17 @@ def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
     """PALETTE tile data for an RGB image, or None if it has more than max_colors colours.
 
     Pillow counts the colours (a C pass that stops at max_colors); numpy maps each pixel to its
-    palette slot by a binary search in the sorted palette (log2(max_colors) steps a pixel)."""
+    palette slot by a binary search in the sorted palette, a few rows at a time so that its
+    temporaries (int64 slots, uint32 keys) stay small next to the image."""
     found = img.getcolors(max_colors)
     if found is None:
         return None
     colors = np.array(sorted((r << 16) | (g << 8) | b for _, (r, g, b) in found), np.uint32)
-    keys = rgb_keys(np.asarray(img, np.uint8))
-    index = np.searchsorted(colors, keys).astype(np.uint8)
+    rgb = np.asarray(img, np.uint8)
+    h, w = rgb.shape[:2]
+    index = np.empty((h, w), np.uint8)
+    for y in range(0, h, ROWS_PER_PASS):
+        index[y : y + ROWS_PER_PASS] = np.searchsorted(colors, rgb_keys(rgb[y : y + ROWS_PER_PASS]))
     palette = np.empty((len(colors), 3), np.uint8)
     palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
     rows = pack_rows(index, wire_palette.bits_for(len(colors)))
