@@ -6,9 +6,11 @@ positions (not a desktop-sized image: 8 MiB per 1080p session saved) and is rebu
 text or position changes (at most once a minute by default).
 
 A Watermark renders a transparent *layer* the size of the desktop, with one stamp of text
-repeated on a sparse brick grid. ``composite`` blends that layer onto a region before encoding; the
-per-tile ``ink`` set tells the pipeline which tiles a stamp touches (after a copy, and when the
-layer changes, those tiles are re-sent so the canvas equals framebuffer + watermark exactly).
+repeated on a sparse brick grid, in two inks at one alpha (text under a stamp stays few-colour).
+``composite`` blends that layer, optionally moved by a tile's drift (stamps that rode along with
+a copy, see pipeline._on_copy), onto a region before encoding; the per-tile ``ink`` boxes tell
+the pipeline which pixels a stamp touches (when the layer changes or a copy mixes drifts, those
+are re-sent so the canvas equals framebuffer + watermark exactly).
 """
 
 from __future__ import annotations
