@@ -1,9 +1,11 @@
 // Canvas renderer: draws decoded display messages, in order. It knows nothing of sockets, so
 // the same class plays recordings and read-only live views (feed it decoded messages).
 // Attacker-controlled: message fields (already bounds-checked by protocol.js); images are decoded
-// by the browser with colour conversion off; drawing outside the canvas is clipped by it.
+// by the browser with colour conversion off, PALETTE tiles by palette.js (bounded); drawing outside
+// the canvas is clipped by it.
 
-import { MIME } from "./protocol.js";
+import { decodePalette } from "./palette.js";
+import { MIME, TileFormat } from "./protocol.js";
 
 export class Renderer {
   /**
@@ -43,7 +45,10 @@ export class Renderer {
   /** Queue one decoded message. Images start decoding at once; drawing keeps message order. */
   apply(msg) {
     let pending = null;
-    if (msg.type === "tile") {
+    if (msg.type === "tile" && msg.format === TileFormat.PALETTE) {
+      pending = decodePalette(msg.w, msg.h, msg.data); // an ImageData
+      pending.catch(() => {});
+    } else if (msg.type === "tile") {
       const blob = new Blob([msg.data], { type: MIME[msg.format] });
       pending = createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
       pending.catch(() => {}); // reported when its turn comes
@@ -66,7 +71,7 @@ export class Renderer {
     // Re-checked after every wait: a hold() may come while a tile decodes. From here to the end
     // of the switch nothing awaits, so a held canvas is never drawn on.
     while (this.gate) await this.gate;
-    if (this.failed) { bitmap?.close(); return; }
+    if (this.failed) { bitmap?.close?.(); return; }
     const ctx = this.ctx;
     switch (msg.type) {
       case "hello":
@@ -83,6 +88,10 @@ export class Renderer {
         ctx.fillRect(msg.x, msg.y, msg.w, msg.h);
         break;
       case "tile": {
+        if (bitmap instanceof ImageData) { // PALETTE: already exactly msg.w x msg.h
+          ctx.putImageData(bitmap, msg.x, msg.y);
+          break;
+        }
         try {
           if (bitmap.width !== msg.w || bitmap.height !== msg.h) throw new Error("tile size mismatch");
           ctx.drawImage(bitmap, msg.x, msg.y);

@@ -20,7 +20,7 @@ VIEWER_DIR = Path(__file__).resolve().parents[2] / "viewer"
 # capture is for the Help page only: a helpdesk operator's keys reach a desktop only when its
 # teacher gave control (the gateway decides; gateway/live/help.py). Nothing else of viewer/ (the
 # session's socket, lock-down) belongs in an operator's page.
-VIEWER_MODULES = frozenset({"protocol.js", "canvas.js", "input.js"})
+VIEWER_MODULES = frozenset({"protocol.js", "canvas.js", "palette.js", "input.js"})
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {

@@ -7,8 +7,10 @@ Measured on 1080p office text (docs/PERFORMANCE.md): lossless WebP is 2-5x small
 (zlib 1 or 6) at similar speed, and costs ~105 ns/pixel on 64×64 tiles but ~35 ns/pixel on
 640×64 strips, so regions are merged as large as their class allows. Effort ("quality") 10
 instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes. Text-like
-content goes out as lossless WebP; photo-like content (many colours) as JPEG at an adaptive
-quality; single-colour runs as a Fill. Everything here may run in an executor thread.
+content with at most PALETTE_COLORS colours goes out as a PALETTE tile (palette + zlib, see
+gateway.display.palette), other text-like content as lossless WebP; photo-like content (many
+colours) as JPEG at an adaptive quality; single-colour runs as a Fill. Everything here may run
+in an executor thread.
 """
 
 from __future__ import annotations
@@ -19,10 +21,15 @@ from itertools import pairwise
 
 from PIL import Image
 
+from gateway.display import palette
 from gateway.display.watermark import WatermarkLayer, composite
 from gateway.wire.display import Fill, Tile, TileFormat
 
 PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like
+# A text-like image with at most this many colours goes out as a PALETTE tile (4-bit indices +
+# zlib): measured on xterm and mousepad boxes, with and without the watermark, it is 0.3-0.7x
+# lossless WebP's bytes there; with more colours (antialiased text) WebP's 2-D prediction wins.
+PALETTE_COLORS = 16
 WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
@@ -34,6 +41,9 @@ class EncodeSettings:
     jpeg_quality: int = 80
     lossy: bool = True  # False: photo-like tiles go lossless too (tests, recordings on demand)
     lossless_format: TileFormat = TileFormat.WEBP
+    # Few-colour boxes (≤ PALETTE_COLORS) go out as PALETTE tiles; only for viewers of wire
+    # version ≥ 3 (the pipeline turns it off for older ones).
+    palette: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +71,24 @@ class _Segment:
     parts: list[Image.Image]  # stacked top to bottom, each w wide
 
 
-def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None) -> Image.Image:
+#: Per grid tile, how far the viewer's stamps sit from the layer's grid (see pipeline._on_copy).
+Drift = dict[tuple[int, int], tuple[int, int]]
+
+
+def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | None = None
+           ) -> Image.Image:
     img = Image.frombytes("RGB", (snap.w, snap.h), snap.bgrx, "raw", "BGRX")
-    return composite(img, layer, snap.x, snap.y)
+    if layer is None or not drift:
+        return composite(img, layer, snap.x, snap.y)
+    t, row = snap.tile, snap.y // snap.tile  # a snapshot lies in one tile row
+    for col in range(snap.x // t, (snap.x + snap.w - 1) // t + 1):
+        x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
+        shift = drift.get((col, row), (0, 0))
+        if x0 == snap.x and x1 == snap.x + snap.w:
+            return composite(img, layer, snap.x, snap.y, shift)
+        part = composite(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y, shift)
+        img.paste(part, (x0 - snap.x, 0))
+    return img
 
 
 def classify(img: Image.Image) -> tuple[str, tuple[int, int, int] | None]:
@@ -92,9 +117,10 @@ def encode_cursor(w: int, h: int, rgba: bytes) -> bytes:
     return out.getvalue()
 
 
-def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool) -> list[_Segment]:
+def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
+              drift: Drift | None = None) -> list[_Segment]:
     """Cut a region at tile-column boundaries into runs of equal kind (and colour for solids)."""
-    img = to_rgb(snap, layer)
+    img = to_rgb(snap, layer, drift)
     t = snap.tile
     cuts = [snap.x, *range((snap.x // t + 1) * t, snap.x + snap.w, t), snap.x + snap.w]
     out: list[_Segment] = []
@@ -135,10 +161,11 @@ def _stack(segments: list[_Segment]) -> list[_Segment]:
 
 
 def encode_tiles(
-    snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings
+    snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings,
+    drift: Drift | None = None,
 ) -> list[Tile | Fill]:
     """Watermark, classify, merge and encode damaged regions into display messages."""
-    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy)]
+    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy, drift)]
     out: list[Tile | Fill] = []
     for seg in _stack(segments):
         if seg.key[0] == "solid":
@@ -153,6 +180,11 @@ def encode_tiles(
             for part in seg.parts:
                 img.paste(part, (0, y))
                 y += part.height
+        data = palette.encode(img, PALETTE_COLORS) \
+            if settings.palette and seg.key[0] == "text" else None
+        if data is not None:
+            out.append(Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data))
+            continue
         fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
         out.append(Tile(seg.x, seg.y, seg.w, seg.h, fmt,
                         encode_image(img, fmt, settings.jpeg_quality)))

@@ -20,7 +20,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from gateway.display.encoder import EncodeSettings, RegionSnapshot, encode_cursor, encode_tiles
+from gateway.display.encoder import (
+    Drift,
+    EncodeSettings,
+    RegionSnapshot,
+    encode_cursor,
+    encode_tiles,
+)
 from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.watermark import Watermark, WatermarkLayer
@@ -121,6 +127,7 @@ class FrameJob:
     settings: EncodeSettings
     cursor: CursorImage | None
     observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
+    drift: Drift = field(default_factory=dict)  # per tile, where the viewer's stamps sit
 
     @property
     def pixels(self) -> int:
@@ -136,7 +143,8 @@ def encode_frame(job: FrameJob) -> bytes:
         png = encode_cursor(c.w, c.h, c.rgba) if c.w and c.h else b""
         parts.append(wire.encode(wire.Cursor(c.hot_x, c.hot_y, c.w, c.h, png) if png
                                  else wire.Cursor(0, 0, 0, 0, b"")))  # fmt: skip
-    parts.extend(wire.encode(m) for m in encode_tiles(list(job.snaps), job.layer, job.settings))
+    parts.extend(wire.encode(m) for m in encode_tiles(list(job.snaps), job.layer, job.settings,
+                                                      job.drift))
     parts.append(wire.encode(wire.Sync(job.frame_id, job.timestamp_ms)))
     return b"".join(parts)
 
@@ -181,6 +189,8 @@ class DisplayPipeline:
         self.attached = False  # no frames until the viewer's Resume
         self.last_input: float | None = None
         self._link = _Link(quality=self.settings.jpeg_quality)
+        self._version = wire.VERSION  # the viewer's, from its Resume
+        self._palette = self.settings.palette
         self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
         self._need_key = False
         self._observer_key = False
@@ -191,6 +201,9 @@ class DisplayPipeline:
         self._hashes = RowHashes()
         self._layer_time = 0.0
         self._wm_shift = 0  # the watermark grid moves with large scrolls (see _scroll_layer)
+        # Tiles whose stamps rode along with copies: the viewer shows the layer moved by (dx, dy)
+        # there (see _on_copy). Absent = the layer's own grid.
+        self._drift: Drift = {}
         framebuffer.on_copy = self._on_copy
 
     # --- viewer -> gateway -----------------------------------------------------------------
@@ -206,8 +219,11 @@ class DisplayPipeline:
     def receive(self, msg: wire.Message, now: float) -> list[Action]:
         match msg:
             case wire.Resume(version=v):
-                if v != wire.VERSION:
+                if not wire.MIN_VERSION <= v <= wire.VERSION:
                     raise UnsupportedVersion(f"viewer speaks version {v}")
+                # An older agent's page gets its own version back and no PALETTE tiles.
+                self._version = v
+                self.settings = replace(self.settings, palette=self._palette and v >= 3)
                 self.attached, self._need_key = True, True
                 self._link.in_flight.clear()  # that viewer's frames are gone
             case wire.Ack(frame_id=fid):
@@ -328,6 +344,7 @@ class DisplayPipeline:
         job = FrameJob(
             self._next_id, int(now * 1000), tuple(head), self._snapshot(damage), self._layer,
             self.settings, cursor, self._key_job(now) if self._observer_key else None,
+            dict(self._drift),
         )  # fmt: skip
         self._next_id += 1
         self._need_key = self._observer_key = False
@@ -358,12 +375,12 @@ class DisplayPipeline:
     def _hello(self) -> wire.Hello:
         s = self.session
         flags = s.flags | (wire.HelloFlags.WATERMARKED if self.watermark else 0)
-        return wire.Hello(wire.VERSION, self.fb.width, self.fb.height, flags, s.session_id, s.info)
+        return wire.Hello(self._version, self.fb.width, self.fb.height, flags, s.session_id, s.info)
 
     def _key_job(self, now: float) -> FrameJob:
         return FrameJob(
             self._next_id, int(now * 1000), (self._hello(),), self._snapshot(self._all_tiles()),
-            self._layer, self.settings, self.fb.cursor,
+            self._layer, self.settings, self.fb.cursor, None, dict(self._drift),
         )  # fmt: skip
 
     def _all_tiles(self) -> Damage:
@@ -408,8 +425,10 @@ class DisplayPipeline:
         new = self.watermark.layer(fb.width, fb.height, fb.tile, now, self._wm_shift)
         old = self._layer
         if old is None or old.key != new.key:
-            # The canvas shows the old stamps: re-send every tile either layer touches.
-            fb.damage_tiles(set(new.ink) | (set(old.ink) if old else set()))
+            # The canvas shows the old stamps: re-send every tile either layer touches, and
+            # every tile whose stamps rode along with copies (they go back to the grid).
+            fb.damage_tiles(set(new.ink) | (set(old.ink) if old else set()) | set(self._drift))
+            self._drift.clear()
             self._layer = new
 
     def _detect_scroll(self, key: bool) -> None:
@@ -435,7 +454,7 @@ class DisplayPipeline:
         a third of the screen per scroll step. The marks stay as dense; they move with the text.
         """
         fb, old = self.fb, self._layer
-        if self.watermark is None or old is None or op.src_x != op.dst_x \
+        if self.watermark is None or old is None or op.src_x != op.dst_x or self._drift \
                 or op.w * op.h < fb.width * fb.height // 2:
             return False
         self._wm_shift += op.dst_y - op.src_y
@@ -443,23 +462,69 @@ class DisplayPipeline:
                                    self._wm_shift)  # fmt: skip
         rect = (op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h)
         for layer in (old, new):
-            for box in layer.ink_boxes.values():
+            for box in layer.ink_in(0, 0, fb.width, fb.height):
                 for x0, y0, x1, y1 in _outside(box, rect):
                     fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
         self._layer = new
         return True
 
     def _on_copy(self, op: CopyOp) -> None:
-        """A copy moves the watermark of its source: re-send the copied pixels where a stamp
-        has ink at the source or at the destination (elsewhere the copy is exact)."""
+        """A copy moves the watermark of its source: the stamps ride along where they can.
+
+        Per destination tile, the viewer now shows parts with different stamp positions: what
+        the copy brought from each source tile (that tile's drift + the copy's shift) and what
+        it left (the tile's old drift). The tile takes the drift of its largest part, and only
+        the ink of the other parts is re-sent (the stamps there, as shown and as they should
+        be). A scrolled terminal or a dragged window thus keeps its stamps, moving with it,
+        instead of re-sending them each step; a drift that would reach the grid's pitch goes
+        back to the grid (ink re-sent), so stamps never stray far from where the grid puts them."""
         layer = self._layer
         if layer is None:
             return
+        old = dict(self._drift)
+        for tile in tiles_in(op.dst_x, op.dst_y, op.w, op.h, self.fb.tile):
+            parts = self._parts(tile, op, old)
+            area: dict[tuple[int, int], int] = {}
+            for (x0, y0, x1, y1), d in parts:
+                area[d] = area.get(d, 0) + (x1 - x0) * (y1 - y0)
+            target = max(area, key=lambda d: (area[d], d == (0, 0)))
+            if abs(target[0]) >= layer.pitch[0] or abs(target[1]) >= layer.pitch[1]:
+                target = (0, 0)
+            if target == (0, 0):
+                self._drift.pop(tile, None)
+            else:
+                self._drift[tile] = target
+            for (x0, y0, x1, y1), d in parts:
+                if d != target:
+                    for shift in (d, target):
+                        self._damage_ink(layer, x0, y0, x1, y1, shift)
+
+    def _parts(self, tile: tuple[int, int], op: CopyOp, old: Drift
+               ) -> list[tuple[Box, tuple[int, int]]]:
+        """The rectangles of a destination tile after the copy, each with the drift its stamps
+        show on the viewer: per source tile for the copied part, the old drift for the rest."""
+        fb, t = self.fb, self.fb.tile
+        tx, ty, tw, th = fb.tile_rect(*tile)
         dx, dy = op.dst_x - op.src_x, op.dst_y - op.src_y
-        for x0, y0, x1, y1 in layer.ink_in(op.dst_x, op.dst_y, op.w, op.h):
-            self.fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
-        for x0, y0, x1, y1 in layer.ink_in(op.src_x, op.src_y, op.w, op.h):
-            self.fb.damage_rect(x0 + dx, y0 + dy, x1 - x0, y1 - y0)
+        cover = (max(tx, op.dst_x), max(ty, op.dst_y),
+                 min(tx + tw, op.dst_x + op.w), min(ty + th, op.dst_y + op.h))
+        parts: list[tuple[Box, tuple[int, int]]] = [
+            (b, old.get(tile, (0, 0))) for b in _outside((tx, ty, tx + tw, ty + th), cover)]
+        rx0, ry0, rx1, ry1 = cover[0] - dx, cover[1] - dy, cover[2] - dx, cover[3] - dy
+        for src in tiles_in(rx0, ry0, rx1 - rx0, ry1 - ry0, t):
+            sx, sy, sw, sh = fb.tile_rect(*src)
+            box = (max(rx0, sx) + dx, max(ry0, sy) + dy,
+                   min(rx1, sx + sw) + dx, min(ry1, sy + sh) + dy)
+            ds = old.get(src, (0, 0))
+            parts.append((box, (ds[0] + dx, ds[1] + dy)))
+        return parts
+
+    def _damage_ink(self, layer: WatermarkLayer, x0: int, y0: int, x1: int, y1: int,
+                    shift: tuple[int, int]) -> None:
+        """Damage the ink of the layer moved by ``shift`` inside a rectangle."""
+        sx, sy = shift
+        for a0, b0, a1, b1 in layer.ink_in(x0 - sx, y0 - sy, x1 - x0, y1 - y0):
+            self.fb.damage_rect(a0 + sx, b0 + sy, a1 - a0, b1 - b0)
 
 
 def _outside(box: Box, rect: Box) -> list[Box]:

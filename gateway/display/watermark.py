@@ -6,9 +6,11 @@ positions (not a desktop-sized image: 8 MiB per 1080p session saved) and is rebu
 text or position changes (at most once a minute by default).
 
 A Watermark renders a transparent *layer* the size of the desktop, with one stamp of text
-repeated on a sparse brick grid. ``composite`` blends that layer onto a region before encoding; the
-per-tile ``ink`` set tells the pipeline which tiles a stamp touches (after a copy, and when the
-layer changes, those tiles are re-sent so the canvas equals framebuffer + watermark exactly).
+repeated on a sparse brick grid, in two inks at one alpha (text under a stamp stays few-colour).
+``composite`` blends that layer, optionally moved by a tile's drift (stamps that rode along with
+a copy, see pipeline._on_copy), onto a region before encoding; the per-tile ``ink`` boxes tell
+the pipeline which pixels a stamp touches (when the layer changes or a copy mixes drifts, those
+are re-sent so the canvas equals framebuffer + watermark exactly).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 MAX_FIELD = 80
@@ -51,15 +54,19 @@ class WatermarkLayer:
     stamp: Image.Image = field(repr=False)
     origins: tuple[tuple[int, int], ...]
     ink: frozenset[tuple[int, int]]
-    #: Per inked tile, the bounding box (x0, y0, x1, y1) of its ink in desktop coordinates.
+    #: Per inked tile, the bounding box (x0, y0, x1, y1) of its ink in desktop coordinates;
+    #: also for tiles up to one pitch off the desktop (negative indices too), where stamps that
+    #: rode along with a copy are looked up (the layer moved by a drift).
     ink_boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(default_factory=dict,
                                                                         repr=False)
+    #: The grid's step (x, y): a stamp's drift past it leaves rows or columns of the screen bare.
+    pitch: tuple[int, int] = (0, 0)
 
     def ink_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Ink boxes clipped to a rectangle (empty where the rectangle has no ink)."""
         t, out = self.tile, []
-        for ty in range(max(0, y) // t, (y + h - 1) // t + 1):
-            for tx in range(max(0, x) // t, (x + w - 1) // t + 1):
+        for ty in range(y // t, (y + h - 1) // t + 1):
+            for tx in range(x // t, (x + w - 1) // t + 1):
                 b = self.ink_boxes.get((tx, ty))
                 if b is not None:
                     c = (max(b[0], x), max(b[1], y), min(b[2], x + w), min(b[3], y + h))
@@ -70,9 +77,9 @@ class WatermarkLayer:
     def has_ink(self, x: int, y: int, w: int, h: int) -> bool:
         t = self.tile
         return any(
-            (tx, ty) in self.ink
-            for ty in range(max(0, y) // t, (y + h - 1) // t + 1)
-            for tx in range(max(0, x) // t, (x + w - 1) // t + 1)
+            (tx, ty) in self.ink_boxes
+            for ty in range(y // t, (y + h - 1) // t + 1)
+            for tx in range(x // t, (x + w - 1) // t + 1)
         )
 
     def stamps_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int]]:
@@ -154,7 +161,7 @@ class Watermark:
         )  # fmt: skip
         if self.angle:
             img = img.rotate(self.angle, resample=Image.Resampling.BICUBIC, expand=True)
-        return img
+        return _two_inks(img, a)
 
     def _render(
         self, key: tuple[object, ...], width: int, height: int, tile: int, text: str, slot: int,
@@ -166,21 +173,23 @@ class Watermark:
         seed = hashlib.sha256(f"{text}|{slot}".encode()).digest() if slot else bytes(4)
         ox, oy = seed[0] * sx // 256, seed[1] * sy // 256
         base = oy + shift  # the brick pattern repeats every two rows of stamps
+        # Stamps up to one pitch past every edge: a drifted tile (pipeline._on_copy) shows the
+        # layer moved by less than a pitch, so it may show those.
         origins = tuple(
             (x, y)
-            for y in range(base % (2 * sy) - 2 * sy, height, sy)
+            for y in range(base % (2 * sy) - 4 * sy, height + sy, sy)
             # brick pattern: odd rows offset by half a step
-            for x in range(ox - sx + (sx // 2) * ((y - base) // sy % 2), width, sx)
-            if x + stamp.width > 0 and y + stamp.height > 0
+            for x in range(ox - 2 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
+            if x + stamp.width > -sx and y + stamp.height > -sy
         )
         alpha = stamp.getchannel("A")
         boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         for x, y in origins:
-            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile):
+            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile, sx, sy):
                 # The part of this tile the stamp covers, in stamp coordinates.
                 box = (max(tx * tile, x) - x, max(ty * tile, y) - y,
-                       min((tx + 1) * tile, width, x + stamp.width) - x,
-                       min((ty + 1) * tile, height, y + stamp.height) - y)
+                       min((tx + 1) * tile, x + stamp.width) - x,
+                       min((ty + 1) * tile, y + stamp.height) - y)
                 b = alpha.crop(box).getbbox()
                 if not b:
                     continue
@@ -188,17 +197,37 @@ class Watermark:
                 old = boxes.get((tx, ty))
                 boxes[(tx, ty)] = b if old is None else (min(old[0], b[0]), min(old[1], b[1]),
                                                          max(old[2], b[2]), max(old[3], b[3]))
-        return WatermarkLayer(key, width, height, tile, stamp, origins, frozenset(boxes), boxes)
+        on_desktop = frozenset((tx, ty) for tx, ty in boxes
+                               if 0 <= tx * tile < width and 0 <= ty * tile < height)
+        return WatermarkLayer(key, width, height, tile, stamp, origins, on_desktop, boxes,
+                              (sx, sy))
 
 
-def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int
+def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int, mx: int, my: int
            ) -> list[tuple[int, int]]:
-    """Tiles of the desktop a rectangle (possibly partly off-desktop) touches."""
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    """Tiles of the desktop grown by (mx, my) on every side that a rectangle touches."""
+    x0, y0 = max(-mx, x), max(-my, y)
+    x1, y1 = min(width + mx, x + w), min(height + my, y + h)
     if x0 >= x1 or y0 >= y1:
         return []
     return [(tx, ty) for ty in range(y0 // tile, (y1 - 1) // tile + 1)
             for tx in range(x0 // tile, (x1 - 1) // tile + 1)]
+
+
+def _two_inks(img: Image.Image, alpha: int) -> Image.Image:
+    """Snap the stamp to two inks at one alpha: dark (32, 32, 32) and light (255, 255, 255).
+
+    Antialiasing and rotation leave dozens of alpha and grey levels at the edges; blended over a
+    text box each would add its own colours, so a two-colour glyph box under a stamp became a
+    hundred-colour one and no longer fit a small palette. With two inks a stamp adds at most two
+    colours per background colour. Pixels under half the stamp's alpha become transparent."""
+    px = np.asarray(img, np.uint8)
+    keep = px[..., 3].astype(np.uint16) * 2 > alpha
+    luma = px[..., :3].astype(np.uint16).sum(axis=2)
+    out = np.zeros_like(px)
+    out[keep & (luma < 3 * 144)] = (32, 32, 32, alpha)
+    out[keep & (luma >= 3 * 144)] = (255, 255, 255, alpha)
+    return Image.fromarray(out, "RGBA")
 
 
 class _Fields(dict[str, str]):
@@ -211,18 +240,23 @@ class _Fields(dict[str, str]):
         return ""
 
 
-def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int) -> Image.Image:
-    """Blend the layer onto an RGB region whose top-left is (x, y) on the desktop."""
+def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+              shift: tuple[int, int] = (0, 0)) -> Image.Image:
+    """Blend the layer, moved by ``shift``, onto an RGB region whose top-left is (x, y).
+
+    Only the rectangles under stamps are converted to RGBA and blended (a stamp covers a few
+    per cent of a region), and they are pasted back into ``img`` itself: the caller passes an
+    image it owns (a fresh snapshot) and gets the same object back."""
+    x, y = x - shift[0], y - shift[1]  # the region in the layer's own coordinates
     if layer is None or not layer.has_ink(x, y, img.width, img.height):
         return img
-    stamps = layer.stamps_in(x, y, img.width, img.height)
-    if not stamps:
-        return img
-    out = img.convert("RGBA")
     sw, sh = layer.stamp.size
-    for ox, oy in stamps:
+    for ox, oy in layer.stamps_in(x, y, img.width, img.height):
         # The overlap of this stamp and the region, in stamp coordinates.
         sx0, sy0 = max(0, x - ox), max(0, y - oy)
         sx1, sy1 = min(sw, x + img.width - ox), min(sh, y + img.height - oy)
-        out.alpha_composite(layer.stamp, (ox + sx0 - x, oy + sy0 - y), (sx0, sy0, sx1, sy1))
-    return out.convert("RGB")
+        box = (ox + sx0 - x, oy + sy0 - y, ox + sx1 - x, oy + sy1 - y)  # in region coordinates
+        part = img.crop(box).convert("RGBA")
+        part.alpha_composite(layer.stamp, (0, 0), (sx0, sy0, sx1, sy1))
+        img.paste(part.convert("RGB"), box[:2])
+    return img

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import random
 
 from PIL import Image
 
 from gateway.display.framebuffer import Framebuffer
+from gateway.display.palette import tile_image
 from gateway.display.watermark import WatermarkLayer, composite
 from gateway.wire import display as w
 
@@ -36,7 +36,7 @@ class CanvasModel:
                 self.image.paste((r, g, b), (x, y, x + wd, y + ht))
             case w.Tile(x=x, y=y, w=wd, h=ht, format=f, data=data):
                 assert self.image is not None
-                tile = Image.open(io.BytesIO(data)).convert("RGB")
+                tile = tile_image(f, wd, ht, data)
                 assert tile.size == (wd, ht)
                 self.formats.append(f)
                 self.image.paste(tile, (x, y))
@@ -49,9 +49,20 @@ class CanvasModel:
                 self.synced.append(fid)
 
 
-def expected(fb: Framebuffer, layer: WatermarkLayer | None) -> Image.Image:
+def expected(fb: Framebuffer, layer: WatermarkLayer | None,
+             drift: dict[tuple[int, int], tuple[int, int]] | None = None) -> Image.Image:
+    """The desktop plus the watermark as the viewer should show it: per tile, the layer moved
+    by that tile's drift (stamps that rode along with copies; pipeline._drift)."""
     img = Image.frombytes("RGB", (fb.width, fb.height), bytes(fb.pixels), "raw", "BGRX")
-    return composite(img, layer, 0, 0)
+    if not drift:
+        return composite(img, layer, 0, 0)
+    for ty in range(fb.rows):
+        for tx in range(fb.cols):
+            x, y, w, h = fb.tile_rect(tx, ty)
+            part = composite(img.crop((x, y, x + w, y + h)), layer, x, y,
+                             drift.get((tx, ty), (0, 0)))
+            img.paste(part, (x, y))
+    return img
 
 
 def diff_pixels(a: Image.Image, b: Image.Image) -> int:

@@ -53,7 +53,7 @@ def step(p: DisplayPipeline, canvas: CanvasModel, now: float) -> list[w.Message]
 
 def assert_canvas_exact(p: DisplayPipeline, canvas: CanvasModel) -> None:
     assert canvas.image is not None
-    assert diff_pixels(canvas.image, expected(p.fb, p._layer)) == 0
+    assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
 
 def test_key_frame_is_hello_then_tiles_then_sync_and_exact() -> None:
@@ -217,7 +217,7 @@ def test_observer_key_frame_joins_at_the_same_instant() -> None:
     assert diff_pixels(watcher.image, live.image) == 0
 
 
-def test_photo_tiles_go_jpeg_text_lossless_solid_fill() -> None:
+def test_photo_tiles_go_jpeg_few_colour_text_palette_solid_fill() -> None:
     fb = Framebuffer(192, 64)
     rng = random.Random(0)
     fb.blit(0, 0, 64, 64, bytes(rng.randrange(256) for _ in range(64 * 64 * 4)))
@@ -227,7 +227,7 @@ def test_photo_tiles_go_jpeg_text_lossless_solid_fill() -> None:
     p, canvas = attach(fb, settings=EncodeSettings())
     msgs = step(p, canvas, T0)
     kinds = {(m.x, type(m).__name__, getattr(m, "format", None)) for m in msgs[1:-1]}
-    assert kinds == {(0, "Tile", w.TileFormat.JPEG), (64, "Tile", w.TileFormat.WEBP),
+    assert kinds == {(0, "Tile", w.TileFormat.JPEG), (64, "Tile", w.TileFormat.PALETTE),
                      (128, "Fill", None)}  # fmt: skip
     assert w.Fill(128, 0, 64, 64, 255, 0, 0) in msgs
 

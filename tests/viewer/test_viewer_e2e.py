@@ -82,7 +82,8 @@ async def run_session(agent: FakeAgent, page) -> None:
     assert resume == w.Resume(w.VERSION, 0)
     pipeline.receive(resume, T0)
     assert await send_frame(agent, pipeline, T0) == 1
-    assert diff_pixels(await canvas_image(page), expected(fb, pipeline._layer)) == 0
+    want = expected(fb, pipeline._layer, pipeline._drift)
+    assert diff_pixels(await canvas_image(page), want) == 0
     assert await page.text_content("#info") == "東小学校 <b>x</b>"
 
     # Damage and copies interleaved, including an overlapping scroll.
@@ -92,7 +93,8 @@ async def run_session(agent: FakeAgent, page) -> None:
     fb.copy(300, 20, 320, 30, 80, 40)
     fb.set_cursor(0, 0, 4, 4, b"\x00\x00\xff\x00" * 16, b"\xf0" * 4)
     assert await send_frame(agent, pipeline, T0 + 1) == 2
-    assert diff_pixels(await canvas_image(page), expected(fb, pipeline._layer)) == 0
+    want = expected(fb, pipeline._layer, pipeline._drift)
+    assert diff_pixels(await canvas_image(page), want) == 0
     assert "data:image/png" in await page.evaluate(
         'getComputedStyle(document.getElementById("screen")).cursor'
     )

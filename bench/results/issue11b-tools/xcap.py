@@ -1,0 +1,4 @@
+import sys
+import xbench  # noqa: F401  (the launch-file fix for StaffroomClient)
+from bench import capacity
+capacity.main(sys.argv[1:])

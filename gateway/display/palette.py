@@ -1,0 +1,100 @@
+"""Few-colour images to PALETTE tiles (gateway.wire.display.palette has the layout), in numpy.
+
+Attacker-controlled: pixel content (whatever the desktop shows). Limits: images of up to
+encoder.MAX_MERGE_PIXELS; a palette is given up on past MAX_COLORS colours (the caller falls back
+to lossless WebP), so the work per image is one sort of its pixels and one zlib pass.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import numpy as np
+from PIL import Image
+
+from gateway.wire.display import TileFormat
+from gateway.wire.display import palette as wire_palette
+
+MAX_COLORS = wire_palette.MAX_COLORS
+ZLIB_LEVEL = 6
+
+
+ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
+
+
+def rgb_keys(rgb: np.ndarray) -> np.ndarray:
+    """h×w×3 uint8 → h×w uint32 colour keys (0xRRGGBB)."""
+    c = rgb.astype(np.uint32)
+    return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+
+
+def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
+    """PALETTE tile data for an RGB image, or None if it has more than max_colors colours.
+
+    Pillow counts the colours (a C pass that stops at max_colors); numpy maps each pixel to its
+    palette slot by a binary search in the sorted palette, a few rows at a time so that its
+    temporaries (int64 slots, uint32 keys) stay small next to the image."""
+    found = img.getcolors(max_colors)
+    if found is None:
+        return None
+    colors = np.array(sorted((r << 16) | (g << 8) | b for _, (r, g, b) in found), np.uint32)
+    rgb = np.asarray(img, np.uint8)
+    h, w = rgb.shape[:2]
+    index = np.empty((h, w), np.uint8)
+    for y in range(0, h, ROWS_PER_PASS):
+        index[y : y + ROWS_PER_PASS] = np.searchsorted(colors, rgb_keys(rgb[y : y + ROWS_PER_PASS]))
+    palette = np.empty((len(colors), 3), np.uint8)
+    palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
+    rows = pack_rows(index, wire_palette.bits_for(len(colors)))
+    return wire_palette.pack(palette.tobytes(), rows, ZLIB_LEVEL)
+
+
+def pack_rows(index: np.ndarray, bits: int) -> bytes:
+    """h×w uint8 indices → rows of ``bits``-bit indices, MSB first, each row byte-padded."""
+    if bits == 8:
+        return index.tobytes()
+    h, w = index.shape
+    per = 8 // bits
+    padded = np.zeros((h, -(-w // per) * per), np.uint8)
+    padded[:, :w] = index
+    groups = padded.reshape(h, -1, per)
+    out = np.zeros(groups.shape[:2], np.uint8)
+    for k in range(per):
+        out |= groups[:, :, k] << (8 - bits * (k + 1))
+    return out.tobytes()
+
+
+def decode(w: int, h: int, data: bytes) -> np.ndarray:
+    """h×w×3 uint8 pixels of PALETTE tile data, with the wire module's checks (PaletteError).
+
+    The same result as gateway.wire.display.palette.unpack, vectorised: for recordings, exports
+    and tests that decode whole key frames."""
+    colors, start = wire_palette.validate(data)
+    bits = wire_palette.bits_for(colors)
+    stride = wire_palette.row_bytes(w, bits)
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(data[start:], stride * h + 1)
+    except zlib.error:
+        raise wire_palette.PaletteError("palette tile's zlib stream is corrupt") from None
+    if len(raw) != stride * h or not inflater.eof or inflater.unconsumed_tail \
+            or inflater.unused_data:
+        raise wire_palette.PaletteError(f"palette tile inflates to other than {w}x{h} indices")
+    rows = np.frombuffer(raw, np.uint8).reshape(h, stride)
+    if bits < 8:
+        per = 8 // bits
+        shifts = np.arange(8 - bits, -1, -bits, dtype=np.uint8)  # MSB first
+        rows = ((rows[:, :, None] >> shifts) & ((1 << bits) - 1)).reshape(h, stride * per)
+    index = rows[:, :w]
+    if index.size and int(index.max()) >= colors:
+        raise wire_palette.PaletteError(f"palette index {int(index.max())} of {colors} colours")
+    palette = np.frombuffer(data, np.uint8, 3 * colors, 1).reshape(colors, 3)
+    return palette[index]
+
+
+def tile_image(fmt: int, w: int, h: int, data: bytes) -> Image.Image:
+    """Any tile's pixels as an RGB image (the viewer's job in the browser; recordings, tests)."""
+    if fmt == TileFormat.PALETTE:
+        return Image.fromarray(decode(w, h, data), "RGB")
+    return Image.open(io.BytesIO(data)).convert("RGB")

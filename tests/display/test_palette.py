@@ -1,0 +1,125 @@
+"""PALETTE tiles: encode -> decode round trips (numpy and the pure wire decoder agree), the
+encoder's choice of format, and hostile tile data (bad indices, zlib bombs, junk, lies)."""
+
+from __future__ import annotations
+
+import random
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from gateway.display import palette
+from gateway.wire import display as w
+from gateway.wire.display import palette as wp
+
+
+def image(w_: int, h: int, colors: int, seed: int = 0) -> Image.Image:
+    rng = random.Random(seed)
+    inks = [tuple(rng.randrange(256) for _ in range(3)) for _ in range(colors)]
+    px = bytes(b for _ in range(w_ * h) for b in rng.choice(inks))
+    return Image.frombytes("RGB", (w_, h), px)
+
+
+@pytest.mark.parametrize("colors", [1, 2, 3, 4, 5, 16, 17, 200, 256])
+@pytest.mark.parametrize(("w_", "h"), [(1, 1), (7, 3), (16, 18), (64, 64), (333, 5)])
+def test_round_trip_every_index_width(colors: int, w_: int, h: int) -> None:
+    img = image(w_, h, colors, seed=colors * w_ + h)
+    data = palette.encode(img)
+    assert data is not None
+    n = data[0] + 1
+    assert n == len(img.getcolors(256))  # only the colours present
+    assert palette.decode(w_, h, data).tobytes() == img.tobytes()
+    assert wp.unpack(w_, h, data) == img.tobytes()  # the pure decoder agrees
+
+
+def test_index_rows_are_packed_msb_first_and_padded() -> None:
+    img = Image.frombytes("RGB", (3, 2), bytes([0, 0, 0, 255, 255, 255] * 3))
+    data = palette.encode(img)
+    assert data is not None and data[0] == 1  # two colours: 1 bit per index
+    assert data[1:7] == bytes([0, 0, 0, 255, 255, 255])  # sorted palette
+    assert zlib.decompress(data[7:]) == bytes([0b01000000, 0b10100000])  # rows 010, 101
+
+
+def test_more_colours_than_allowed_is_none() -> None:
+    assert palette.encode(image(32, 32, 40), max_colors=16) is None
+    assert palette.encode(image(40, 40, 300)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 12), st.integers(1, 256), st.integers(0, 2**16))
+def test_round_trip_property(w_: int, h: int, colors: int, seed: int) -> None:
+    img = image(w_, h, min(colors, w_ * h), seed)
+    data = palette.encode(img)
+    assert data is not None
+    assert palette.decode(w_, h, data).tobytes() == img.tobytes() == wp.unpack(w_, h, data)
+
+
+# --- hostile tile data ----------------------------------------------------------------------
+
+def raw_tile(colors: int, rows: bytes, extra: bytes = b"") -> bytes:
+    pal = bytes(range(3 * colors))
+    return bytes((colors - 1,)) + pal + zlib.compress(rows) + extra
+
+
+def both_refuse(w_: int, h: int, data: bytes, match: str) -> None:
+    with pytest.raises(wp.PaletteError, match=match):
+        wp.unpack(w_, h, data)
+    with pytest.raises(wp.PaletteError, match=match):
+        palette.decode(w_, h, data)
+
+
+def test_index_past_the_palette_is_refused() -> None:
+    # 3 colours take 2-bit indices; index 3 names no colour.
+    both_refuse(4, 1, raw_tile(3, bytes([0b00011011])), "palette index 3 of 3")
+    both_refuse(2, 1, raw_tile(17, bytes([0, 17])), "palette index 17 of 17")
+
+
+def test_padding_bits_are_not_indices() -> None:
+    # A 3-wide row of 2-bit indices: the last 2 bits are padding and may hold anything.
+    assert wp.unpack(3, 1, raw_tile(3, bytes([0b00011011]))) == bytes(range(9))
+
+
+def test_zlib_bomb_is_cut_off_at_the_tile_size() -> None:
+    bomb = raw_tile(2, bytes(64 * 1024 * 1024))  # 64 MiB of zeros in ~64 KiB
+    assert len(bomb) < 100_000
+    both_refuse(64, 64, bomb, "inflates to other than 64x64")
+
+
+def test_short_stream_junk_and_corruption_are_refused() -> None:
+    both_refuse(8, 2, raw_tile(2, b"\x00"), "inflates to other than")
+    both_refuse(8, 1, raw_tile(2, b"\x00", extra=b"junk"), "inflates to other than")
+    data = bytearray(raw_tile(2, bytes(20)))  # 10 rows of 2 bytes
+    data[-3] ^= 0xFF  # the Adler-32 checksum
+    both_refuse(10, 10, bytes(data), "corrupt")
+
+
+@pytest.mark.parametrize(("data", "match"), [
+    (b"", "empty"),
+    (b"\x01" + bytes(6) + b"\x78\x9c", "shorter than its palette"),
+    (b"\x00" + bytes(3) + b"\x00\x00" + bytes(6), "no zlib stream"),
+    (b"\xff" + bytes(3 * 255), "shorter than its palette"),
+])
+def test_bad_headers_are_protocol_errors_on_the_wire(data: bytes, match: str) -> None:
+    with pytest.raises(wp.PaletteError, match=match):
+        wp.validate(data)
+    msg = w.encode_tile(w.Tile(0, 0, 4, 4, w.TileFormat.PALETTE, b"\x00" * 3)) if not data else \
+        w.encode_tile(w.Tile(0, 0, 4, 4, w.TileFormat.PALETTE, data))
+    with pytest.raises(w.ProtocolError):
+        w.decode_all(msg, w.Direction.TO_VIEWER)
+
+
+def test_a_palette_tile_crosses_the_wire() -> None:
+    img = image(20, 10, 5)
+    tile = w.Tile(3, 4, 20, 10, w.TileFormat.PALETTE, palette.encode(img) or b"")
+    assert w.decode_all(w.encode(tile), w.Direction.TO_VIEWER) == [tile]
+    assert palette.tile_image(tile.format, 20, 10, tile.data).tobytes() == img.tobytes()
+
+
+def test_decode_returns_exact_array_shape() -> None:
+    img = image(9, 4, 4)
+    out = palette.decode(9, 4, palette.encode(img) or b"")
+    assert out.shape == (4, 9, 3) and out.dtype == np.uint8

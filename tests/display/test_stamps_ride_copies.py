@@ -1,0 +1,148 @@
+"""Stamps ride along with copies: a scrolled terminal or a dragged window keeps its stamps (moved
+with it) instead of re-sending them, and the canvas a viewer builds still equals the desktop plus
+the watermark as the pipeline says it sits (per tile: the layer's grid moved by that tile's drift,
+never by a pitch or more, so no stamp row goes missing)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gateway.display.encoder import EncodeSettings
+from gateway.display.framebuffer import Framebuffer
+from gateway.display.pipeline import DisplayPipeline
+from gateway.display.watermark import Watermark
+from gateway.wire import display as w
+from tests.display.canvas_model import CanvasModel, diff_pixels, expected, random_ops
+
+T0 = 1_700_000_000.0
+W, H = 640, 480
+LINE = 16
+
+
+def stamp() -> Watermark:
+    return Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=11,
+                     spacing=(160, 110), opacity=0.4)  # fmt: skip
+
+
+def text_line(fb: Framebuffer, x: int, y: int, w_: int, rng: random.Random) -> None:
+    fb.fill(x, y, w_, LINE, b"\xff\xff\xff\x00")
+    for gx in range(x + 2, x + w_ - 8, 8):
+        if rng.random() < 0.8:
+            glyph = bytes(rng.choice((0, 255)) for _ in range(6 * 11))
+            fb.blit(gx, y + 2, 6, 11, b"".join(bytes((v, v, v, 0)) for v in glyph))
+
+
+class Run:
+    def __init__(self, lossless: bool = True) -> None:
+        self.fb = Framebuffer(W, H)
+        self.fb.fill(0, 0, W, H, b"\xe0\xe0\xe0\x00")
+        self.p = DisplayPipeline(self.fb, watermark=stamp(), detect_scroll=False,
+                                 settings=EncodeSettings(lossy=not lossless))  # fmt: skip
+        self.p.receive_data(w.encode(w.Resume(w.VERSION, 0)), T0)
+        self.canvas = CanvasModel()
+        self.now = T0
+        self.tile_pixels: list[int] = []
+
+    def frame(self) -> None:
+        data = self.p.produce_frame(self.now)
+        if data is not None:
+            msgs = self.canvas.apply_bytes(data)
+            self.p.receive(w.Ack(msgs[-1].frame_id), self.now)
+            self.tile_pixels.append(sum(m.w * m.h for m in msgs if isinstance(m, w.Tile)))
+        self.now += 0.05
+
+    def exact(self) -> None:
+        assert self.canvas.image is not None
+        want = expected(self.fb, self.p._layer, self.p._drift)
+        assert diff_pixels(self.canvas.image, want) == 0
+        px, py = self.p._layer.pitch  # type: ignore[union-attr]
+        assert all(abs(dx) < px and abs(dy) < py for dx, dy in self.p._drift.values())
+
+
+def terminal_scroll(run: Run, x: int, y: int, w_: int, h: int, steps: int,
+                    rng: random.Random) -> None:  # fmt: skip
+    for _ in range(steps):
+        run.fb.copy(x, y + LINE, x, y, w_, h - LINE)  # XCopyArea, as xterm scrolls
+        text_line(run.fb, x, y + h - LINE, w_, rng)
+        run.frame()
+        run.exact()
+
+
+def test_terminal_scroll_keeps_the_canvas_exact_and_sends_little() -> None:
+    run, rng = Run(), random.Random(3)
+    run.frame()
+    for i in range((H - 40) // LINE):  # fill a terminal window at (40, 20), 560x448 px
+        text_line(run.fb, 40, 20 + i * LINE, 560, rng)
+    run.frame()
+    run.exact()
+    run.tile_pixels.clear()
+    terminal_scroll(run, 40, 20, 560, 448, 60, rng)
+    assert run.p._drift, "the stamps rode along with the copies"
+    # Each step re-sends the new line (560x16 plus its boxes) and the tiles that go back to
+    # the grid: well under the window's stamped area, which the old way re-sent every step.
+    per_step = sum(run.tile_pixels) / len(run.tile_pixels)
+    assert per_step < 560 * 448 / 4, per_step
+
+
+def test_window_drag_moves_its_stamps_and_restores_exposed_ones() -> None:
+    run, rng = Run(), random.Random(5)
+    for i in range(12):
+        text_line(run.fb, 64, 64 + i * LINE, 256, rng)
+    run.frame()
+    x, y = 64, 64
+    for dx, dy in [(16, 8)] * 10 + [(-24, 12)] * 6 + [(64, -64)] * 2:
+        run.fb.copy(x, y, x + dx, y + dy, 256, 12 * LINE)
+        # the exposed background is redrawn by the desktop
+        if dx > 0:
+            run.fb.fill(x, y, dx, 12 * LINE, b"\xe0\xe0\xe0\x00")
+        else:
+            run.fb.fill(x + 256 + dx, y, -dx, 12 * LINE, b"\xe0\xe0\xe0\x00")
+        if dy > 0:
+            run.fb.fill(x, y, 256, dy, b"\xe0\xe0\xe0\x00")
+        else:
+            run.fb.fill(x, y + 12 * LINE + dy, 256, -dy, b"\xe0\xe0\xe0\x00")
+        x, y = x + dx, y + dy
+        run.frame()
+        run.exact()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_copies_and_content_with_the_watermark_stay_exact(seed: int) -> None:
+    run, rng = Run(), random.Random(seed)
+    run.frame()
+    for _ in range(25):
+        random_ops(run.fb, rng, rng.randint(1, 6))
+        if rng.random() < 0.5:  # a scroll of part of the screen
+            x, y = rng.randrange(0, 200), rng.randrange(0, 100)
+            terminal_scroll(run, x, y, rng.randint(100, 400), rng.randint(100, 300), 1, rng)
+        run.frame()
+        run.exact()
+
+
+def test_minute_change_puts_every_stamp_back_on_the_grid() -> None:
+    run, rng = Run(), random.Random(9)
+    run.frame()
+    terminal_scroll(run, 40, 20, 560, 448, 5, rng)
+    assert run.p._drift
+    run.now = (run.now // 60 + 1) * 60 + 1  # the watermark's time text changes
+    run.frame()
+    assert run.p._drift == {}
+    run.exact()
+
+
+def test_observer_key_frame_carries_the_same_drift() -> None:
+    run, rng = Run(), random.Random(11)
+    run.frame()
+    terminal_scroll(run, 40, 20, 560, 448, 3, rng)
+    run.p.request_observer_key_frame()
+    text_line(run.fb, 40, 20, 560, rng)
+    job = run.p.take_frame(run.now)
+    assert job is not None and job.observer_key is not None and job.observer_key.drift
+    from gateway.display.pipeline import encode_frame
+
+    run.canvas.apply_bytes(encode_frame(job))
+    watcher = CanvasModel()
+    watcher.apply_bytes(encode_frame(job.observer_key))
+    assert diff_pixels(watcher.image, run.canvas.image) == 0

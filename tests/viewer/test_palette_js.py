@@ -1,0 +1,93 @@
+"""The viewer's PALETTE decoder (viewer/palette.js) in Chromium: the same vectors the Python
+encoder makes decode to the same pixels, hostile tile data is refused with a bounded cost, and a
+PALETTE tile through the stand-in agent lands on the canvas exactly."""
+
+from __future__ import annotations
+
+import base64
+import io
+import random
+import zlib
+
+import pytest
+from PIL import Image
+
+from gateway.display import palette
+from gateway.wire import display as w
+from tests.fixtures.viewer import OpenViewer
+
+pytestmark = pytest.mark.slow
+
+DECODE = """
+async ([w, h, b64]) => {
+  const { decodePalette } = await import("/palette.js");
+  const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  try {
+    const img = await decodePalette(w, h, data);
+    let s = "";
+    for (let i = 0; i < img.data.length; i++) s += String.fromCharCode(img.data[i]);
+    return { ok: btoa(s) };
+  } catch (e) {
+    return { error: `${e.constructor.name}: ${e.message}` };
+  }
+}
+"""
+
+
+def vector(w_: int, h: int, colors: int, seed: int) -> tuple[Image.Image, bytes]:
+    rng = random.Random(seed)
+    inks = [tuple(rng.randrange(256) for _ in range(3)) for _ in range(colors)]
+    img = Image.frombytes("RGB", (w_, h), bytes(b for _ in range(w_ * h) for b in rng.choice(inks)))
+    data = palette.encode(img)
+    assert data is not None
+    return img, data
+
+
+async def js_decode(page, w_: int, h: int, data: bytes) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return await page.evaluate(DECODE, [w_, h, base64.b64encode(data).decode()])
+
+
+async def test_js_decodes_the_python_vectors(viewer_page: OpenViewer) -> None:
+    v = await viewer_page()
+    for (w_, h, colors) in [(1, 1, 1), (7, 3, 2), (16, 18, 3), (13, 5, 4), (64, 64, 16),
+                            (33, 9, 17), (120, 40, 256)]:
+        img, data = vector(w_, h, colors, w_ + h + colors)
+        out = await js_decode(v.page, w_, h, data)
+        assert "ok" in out, out
+        rgba = base64.b64decode(out["ok"])
+        assert Image.frombytes("RGBA", (w_, h), rgba).convert("RGB").tobytes() == img.tobytes()
+        assert set(rgba[3::4]) == {255}
+    assert v.errors == []
+
+
+def raw(colors: int, rows: bytes, extra: bytes = b"") -> bytes:
+    return bytes((colors - 1,)) + bytes(range(3 * colors)) + zlib.compress(rows) + extra
+
+
+@pytest.mark.parametrize(("w_", "h", "data", "match"), [
+    (4, 1, raw(3, bytes([0b00011011])), "palette index 3 of 3"),
+    (2, 1, raw(17, bytes([0, 17])), "palette index 17 of 17"),
+    (64, 64, raw(2, bytes(64 * 1024 * 1024)), "inflates past its size"),  # a zlib bomb
+    (8, 2, raw(2, b"\x00"), "inflates short of its size"),
+    (8, 1, raw(2, b"\x00", b"junk"), "corrupt"),
+    (8, 1, b"\x00\x00\x00\x00\x00\x00" + bytes(6), "no zlib stream"),
+])
+async def test_js_refuses_hostile_tiles(viewer_page: OpenViewer, w_: int, h: int, data: bytes,
+                                        match: str) -> None:
+    v = await viewer_page()
+    out = await js_decode(v.page, w_, h, data)
+    assert out.get("error", "").startswith("PaletteError"), out
+    assert match in out["error"]
+
+
+async def test_palette_tile_drawn_on_the_canvas_exactly(viewer_page: OpenViewer) -> None:
+    v = await viewer_page()
+    await v.start_session(64, 48, rgb=(0, 0, 0))
+    img, data = vector(40, 30, 5, 1)
+    await v.agent.send(w.Tile(10, 9, 40, 30, w.TileFormat.PALETTE, data))
+    await v.barrier()
+    url = await v.page.evaluate("document.getElementById('screen').toDataURL('image/png')")
+    canvas = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    assert canvas.crop((10, 9, 50, 39)).tobytes() == img.tobytes()
+    assert canvas.getpixel((9, 9)) == (0, 0, 0) and canvas.getpixel((50, 39)) == (0, 0, 0)
+    assert v.errors == []
