@@ -453,7 +453,7 @@ INPUTS = st.one_of(
     st.builds(ev.HelperInput, st.sampled_from(["h", "g"]),
               st.builds(w.Key, st.integers(0, 99), st.booleans())),
 )
-STEPS = st.lists(st.tuples(INPUTS, st.floats(0, 400)), max_size=40)
+STEPS = st.lists(st.tuples(INPUTS, st.floats(0, 400) | st.just(0.0)), max_size=40)
 
 
 def needs_record(o: ev.Output) -> type | tuple[type, ...] | None:
@@ -475,7 +475,7 @@ def needs_record(o: ev.Output) -> type | tuple[type, ...] | None:
 def test_no_input_sequence_raises_and_every_effect_follows_its_record(
         steps: list[tuple[ev.Input, float]], clipboard: str) -> None:
     r = Rig(clipboard=clipboard, recording=True,
-            posture=PosturePolicy(recheck_every=timedelta(seconds=60)))
+            posture=PosturePolicy(recheck_every=timedelta(seconds=60))).live()
     closes = 0
     for event, dt in steps:
         r.clock.advance(dt)
