@@ -151,18 +151,18 @@ class LiveSession:
             if self.machine.ended and not ending:
                 return  # the session ended meanwhile (another task): nothing more of this list
             if isinstance(out, ev.Audit):
-                if not await self._audit(out):
+                if not await self._audit(out, ending):
                     return
             else:
                 await self._do(out, helper_ws)
 
-    async def _audit(self, out: ev.Audit) -> bool:
+    async def _audit(self, out: ev.Audit, ending: bool) -> bool:
         try:
             await self.audit(out.event)
         except Exception:
-            if not out.required:  # ending is the safe direction: it happens even unaudited
-                log.exception("session %s: the end could not be audited; ending it anyway",
-                              self.id)
+            if ending or not out.required:  # ending is the safe direction: even unaudited
+                log.exception("session %s: %s could not be audited; ending the session anyway",
+                              self.id, type(out.event).__name__)
                 return True
             log.exception("session %s: could not audit %s; ending the session", self.id,
                           type(out.event).__name__)
@@ -312,8 +312,9 @@ class LiveSession:
             if deadline is not None:
                 due = min(due, deadline)
             await asyncio.sleep(max(0.0, due - time.monotonic()))
-            if time.monotonic() >= next_tick:
-                next_tick += 1.0
+            mono = time.monotonic()
+            if mono >= next_tick:  # a stalled loop does not make up the ticks it missed
+                next_tick = max(next_tick + 1.0, mono + 0.5)
             try:
                 await self.feed(ev.Tick())
             except (RfbError, OSError) as e:
