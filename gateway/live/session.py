@@ -397,18 +397,19 @@ class LiveSession:
     # --- the end ---------------------------------------------------------------------------
 
     async def _close(self, out: ev.Close) -> None:
-        """After the end's record: End to the observers and the viewer, close, let go."""
-        for sink in self._sinks():
-            with contextlib.suppress(RecordingFailed, OSError):
-                await sink.close(out.end, time.time())
-        self.watchers.clear()
-        self.helper_sink = None
+        """After the end's record: End to the viewer (the teacher is told first), then to the
+        observers (the recording is sealed with it), close, let go."""
         ws = self.ws
         if ws is not None and not ws.closed:
             await self._send(out.end)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(out.code),
                                message=close_reason(out.text).encode())
+        for sink in self._sinks():
+            with contextlib.suppress(RecordingFailed, OSError):
+                await sink.close(out.end, time.time())
+        self.watchers.clear()
+        self.helper_sink = None
         for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
