@@ -385,8 +385,7 @@ class SessionMachine:
         if deadline is not None and now.mono >= deadline:
             return self._end(wire.EndCode.NORMAL, NOT_RESUMED_TEXT, now)
         out = self._limits(now)
-        if self.phase is not Phase.ENDED and self.posture_watch is not None \
-                and self.phase is Phase.LIVE:
+        if self.phase is Phase.LIVE and self.posture_watch is not None:
             out.extend(self._posture(self.posture_watch.tick(now.mono), now))
         if self.phase is Phase.ENDED:
             return out
