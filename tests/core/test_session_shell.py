@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -144,3 +145,16 @@ async def test_an_officer_ends_it_record_then_receipt_then_end_then_close(tunnel
     assert tunnel.session.ended
     await tunnel.session.end(w.EndCode.NORMAL, "twice")  # ending again does nothing
     assert len(tunnel.records) == 1
+
+
+async def test_a_tunnel_not_resumed_within_the_grace_ends_the_session(tunnel: Tunnel) -> None:
+    await tunnel.messages(until=w.Sync)
+    tunnel.session.machine.limits = Limits(idle_timeout=900, max_duration=3600,
+                                           reconnect_grace=1.0)
+    await tunnel.ws.close()
+    started = time.monotonic()
+    await asyncio.wait_for(tunnel.ended.wait(), 10)
+    assert 0.9 <= time.monotonic() - started < 5  # at the grace's deadline, not a tick later
+    [record] = tunnel.records
+    assert isinstance(record, SessionEnded) and record.code == "normal"
+    assert record.reason == "The connection was lost and not resumed."
