@@ -1,10 +1,11 @@
-"""One live teacher session: the RFB desktop, the frame pipeline and the (re)attached tunnel.
+"""One live teacher session's asyncio shell: reads the tunnel, the desktop and the clock, feeds
+the session machine (gateway/live/session_machine.py) and carries out its outputs in order.
 
-Attacker-controlled here: frames from the viewer (through the pipeline's codec: bounded,
-protocol errors close the tunnel and are audited), the agent's posture re-checks (text frames,
-through gateway.wire.recheck: ≤ 32 KiB, signature and sequence checked, decided by
-gateway.live.posture_watch) and bytes from the desktop (through the RFB client's limits). The
-shell makes no decisions: limits come from policy, frames from the pipeline.
+Attacker-controlled here: frames from the viewer and the agent (handed to the machine as they
+come: it decodes, bounds and decides them) and bytes from the desktop (through the RFB client's
+limits). The shell makes no decisions: it awaits every Audit before the next output (a failed
+write ends the session instead of letting the effect happen unrecorded), encodes frames (small
+ones inline, large ones on the encoder threads) and owns the sockets, tasks and observers.
 """
 
 from __future__ import annotations
@@ -12,91 +13,58 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from gateway.audit.kinds import (
-    ClipboardCopied,
-    PostureChecked,
-    RecordingStopped,
-    RedirectionBlocked,
-    SessionActivity,
-    SessionEnded,
-    TunnelProtocolError,
-    TypedEvent,
-)
-from gateway.display.pipeline import (
-    BlockedAttempt,
-    ClipboardInput,
-    ClipboardRefused,
-    DisplayPipeline,
-    HelpRequest,
-    KeyInput,
-    PointerInput,
-    Reply,
-    encode_frame,
-)
+from gateway.audit.kinds import TypedEvent
+from gateway.display.pipeline import DisplayPipeline, FrameJob, encode_frame
 from gateway.live import helpdesk
+from gateway.live import session_events as ev
 from gateway.live.help import HelpCase
 from gateway.live.observers import FrameSink, RecorderSink, WatcherSink
-from gateway.live.posture_watch import Action as PostureAction
-from gateway.live.posture_watch import Audit as PostureAudit
-from gateway.live.posture_watch import Clear as PostureClear
-from gateway.live.posture_watch import End as PostureEnd
 from gateway.live.posture_watch import PostureWatch
-from gateway.live.posture_watch import Warn as PostureWarn
+from gateway.live.session_machine import Limits, SessionMachine, spoken
 from gateway.recording.writer import RecordingFailed
 from gateway.rfb.connection import RfbConnection
 from gateway.rfb.errors import RfbError
 from gateway.rfb.events import Closed, Resized, ServerCutText, UpdateDone
 from gateway.wire import display as wire
-from gateway.wire import receipt, recheck
+from gateway.wire import receipt
+
+__all__ = ["END_CLOSE_BASE", "Limits", "LiveSession", "close_reason", "spoken"]
 
 log = logging.getLogger(__name__)
 
 END_CLOSE_BASE = 4000  # the tunnel closes with 4000 + EndCode so the agent can tell the teacher
-IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
-ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
+HELPER_REFUSED = 4409  # an operator's view closes with this when the machine refuses the join
 # Frames with at most this many damaged pixels are encoded on the event loop (~1 ms of WebP):
 # typing is one glyph per frame, and handing it to a thread adds latency and CPU.
 INLINE_ENCODE_PIXELS = 64 * 64
 # One encoder thread per core for all sessions (Pillow releases the GIL while encoding): more
 # threads only add contention and a glibc malloc arena each, which showed as resident memory.
 ENCODER = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="frame-encode")
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    idle_timeout: float  # seconds without input
-    max_duration: float
-    reconnect_grace: float
-
+UNAUDITED = ("The gateway could not record what this session did, so it ended the session: "
+             "connect again in a few minutes, and tell your school's IT lead if it keeps "
+             "happening.")
 
 AuditHook = Callable[[TypedEvent], Awaitable[None]]  # the broker's: durable before it returns
-
-
-def spoken(seconds: float) -> str:
-    """A duration as a teacher would say it: "45 seconds", "15 minutes", "8 hours"."""
-    for unit, size in (("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    n = int(seconds)
-    return f"{n} second{'s' if n != 1 else ''}"
 
 
 def close_reason(text: str) -> str:
     """A WebSocket close reason is at most 123 bytes of UTF-8: cut on a character boundary."""
     data = text.encode()[:120]
     return data.decode("utf-8", errors="ignore")
+
+
+def _now() -> ev.Now:
+    return ev.Now(time.time(), time.monotonic())
 
 
 @dataclass(eq=False)
@@ -127,40 +95,131 @@ class LiveSession:
     make_receipt: Callable[[dict[str, Any]], bytes] | None = None
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
-    help: HelpCase = field(default_factory=HelpCase)  # call-centre help (gateway/live/help.py)
     helper_sink: WatcherSink | None = None  # the helpdesk operator's view, while joined
-    help_asks: int = 0
-    detached_at: float | None = None
-    ended: bool = False
-    bytes_sent: int = 0
-    frames_sent: int = 0
+    machine: SessionMachine = field(init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _outstanding: bool = False
-    _desktop_task: asyncio.Task[None] | None = None
-    _grace_task: asyncio.Task[None] | None = None
-    _started_mono: float = field(default_factory=time.monotonic)
-    _last_input_mono: float = field(default_factory=time.monotonic)
-    _warned_idle: bool = False
-    _blocked_counts: dict[str, int] = field(default_factory=dict)
-    _clock_task: asyncio.Task[None] | None = None
-    _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
-    _activity_logged: int = 0  # ACTIVITY_EVERY periods already audited
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        now = _now()
+        self.machine = SessionMachine(
+            self.pipeline, self.limits, started_at=self.started_at, started_mono=now.mono,
+            clipboard=self.clipboard, clipboard_max_bytes=self.clipboard_max_bytes,
+            recording=self.recorder is not None, posture_watch=self.posture_watch,
+            verify_posture=self.verify_posture)
+
+    # --- what the broker and the API read --------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self.machine.ended
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.machine.bytes_sent
+
+    @property
+    def frames_sent(self) -> int:
+        return self.machine.frames_sent
+
+    @property
+    def help(self) -> HelpCase:
+        return self.machine.help
 
     def start(self) -> None:
-        self._desktop_task = asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}")
-        self._clock_task = asyncio.create_task(self._session_clock(), name=f"clock-{self.id}")
+        self._tasks += [asyncio.create_task(self._desktop_loop(), name=f"rfb-{self.id}"),
+                        asyncio.create_task(self._clock(), name=f"clock-{self.id}")]
 
-    # --- the tunnel side ---------------------------------------------------------------------
+    async def end(self, code: int, text: str) -> None:
+        """End the session (an officer, a revoked key, a shutdown): audit, tell, let go."""
+        await self.feed(ev.Terminate(wire.EndCode(code), text))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- feeding the machine ---------------------------------------------------------------
+
+    async def feed(self, event: ev.Input, *, helper_ws: web.WebSocketResponse | None = None
+                   ) -> None:
+        await self._carry(self.machine.handle(event, _now()), helper_ws)
+
+    async def _carry(self, outputs: list[ev.Output],
+                     helper_ws: web.WebSocketResponse | None = None) -> None:
+        """Carry out the machine's outputs in order; each Audit is durable before the next."""
+        ending = any(isinstance(o, ev.Close) for o in outputs)
+        for out in outputs:
+            if self.machine.ended and not ending:
+                return  # the session ended meanwhile (another task): nothing more of this list
+            if isinstance(out, ev.Audit):
+                if not await self._audit(out, ending):
+                    return
+            else:
+                await self._do(out, helper_ws)
+
+    async def _audit(self, out: ev.Audit, ending: bool) -> bool:
+        try:
+            await self.audit(out.event)
+        except Exception:
+            if ending or not out.required:  # ending is the safe direction: even unaudited
+                log.exception("session %s: %s could not be audited; ending the session anyway",
+                              self.id, type(out.event).__name__)
+                return True
+            log.exception("session %s: could not audit %s; ending the session", self.id,
+                          type(out.event).__name__)
+            await self.feed(ev.Terminate(wire.EndCode.SERVER_SHUTDOWN, UNAUDITED))
+            return False
+        return True
+
+    async def _do(self, out: ev.Output, helper_ws: web.WebSocketResponse | None) -> None:
+        match out:
+            case ev.SendViewer(data=data):
+                await self._send(data)
+            case ev.KeyToDesktop(keysym=keysym, down=down):
+                await self.rfb.key(keysym, down)
+            case ev.PointerToDesktop(x=x, y=y, buttons=buttons):
+                await self.rfb.pointer(x, y, buttons)
+            case ev.ClipboardToDesktop(text=text):
+                await self.rfb.cut_text(text)
+            case ev.RequestUpdate(incremental=incremental):
+                await self.rfb.request_update(incremental=incremental)
+            case ev.EncodeFrame(job=job):
+                await self._encode(job)
+            case ev.SendFrame(data=data, job=job):
+                await self._send(data)
+                await self._observe(data, job)
+            case ev.WakeFrames():
+                self._wake.set()
+            case ev.TickRecorder():
+                await self._tick_recorder()
+            case ev.MarkRecording(kind=kind, text=text):
+                if self.recorder is not None:
+                    with contextlib.suppress(Exception):  # a failing recording ends elsewhere
+                        await self.recorder.mark(kind, text, time.time())
+            case ev.CountRecheck(outcome=outcome):
+                self.on_recheck(outcome)
+            case ev.AdmitHelper():
+                assert helper_ws is not None
+                self.helper_sink = WatcherSink(helper_ws)
+                self.watchers.append(self.helper_sink)
+            case ev.RefuseHelper(reason=reason):
+                if helper_ws is not None:
+                    await helper_ws.close(code=HELPER_REFUSED, message=reason.encode()[:120])
+            case ev.PostHelper(data=data):
+                if self.helper_sink is not None:
+                    self.helper_sink.post(data)
+            case ev.DropHelper():
+                await self._drop_helper()
+            case ev.SendReceipt(work=work):
+                await self._send_receipt(work)
+            case ev.Close():
+                await self._close(out)
+
+    # --- the tunnel ------------------------------------------------------------------------
 
     async def attach(self, ws: web.WebSocketResponse) -> None:
         """Serve this tunnel until it closes or the session ends."""
-        if self._grace_task is not None:
-            self._grace_task.cancel()
-            self._grace_task = None
-        self.ws, self.detached_at = ws, None
-        self.pipeline.attached = False  # until the viewer's Resume
-        if self.help != HelpCase():  # a reloaded page shows the help as it stands
-            await self.notify(helpdesk.state_message(self.help))
+        self.ws = ws
+        await self.feed(ev.Attached())
         sender = asyncio.create_task(self._send_loop(ws), name=f"send-{self.id}")
         try:
             await self._receive_loop(ws)
@@ -170,284 +229,42 @@ class LiveSession:
                 await sender
             if self.ws is ws:
                 self.ws = None
-                self.pipeline.attached = False
-                if not self.ended:
-                    self.detached_at = time.monotonic()
-                    self._grace_task = asyncio.create_task(self._grace())
+                await self.feed(ev.Detached())
 
     async def _receive_loop(self, ws: web.WebSocketResponse) -> None:
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT and self.posture_watch is not None:
-                if not await self._posture_text(ws, msg.data):
-                    break
-                continue
-            if msg.type != WSMsgType.BINARY:
-                if msg.type == WSMsgType.TEXT:
-                    await self._protocol_error(ws, "text frame after login")
+            if msg.type == WSMsgType.BINARY:
+                await self.feed(ev.ViewerBytes(msg.data))
+            elif msg.type == WSMsgType.TEXT:
+                await self.feed(ev.ViewerText(msg.data))
+            else:
                 break
-            try:
-                actions = self.pipeline.receive_data(msg.data, time.time())
-            except wire.ProtocolError as e:
-                await self._protocol_error(ws, str(e))
+            if self.ended:
                 break
-            for action in actions:
-                await self._apply(ws, action)
-            self._wake.set()
-
-    async def _apply(self, ws: web.WebSocketResponse, action: object) -> None:
-        if isinstance(action, KeyInput):
-            self._input()
-            await self.rfb.key(action.keysym, action.down)
-        elif isinstance(action, PointerInput):
-            self._input()
-            await self.rfb.pointer(action.x, action.y, action.buttons)
-        elif isinstance(action, Reply):
-            await ws.send_bytes(action.data)
-        elif isinstance(action, ClipboardInput):
-            await self._clipboard_in(action.text)
-        elif isinstance(action, ClipboardRefused):
-            await self._blocked("clipboard", direction="to-remote", nbytes=action.nbytes,
-                                repeats=action.repeats)
-        elif isinstance(action, BlockedAttempt):
-            try:
-                kind = wire.BlockedKind(action.kind).name.lower()
-            except ValueError:
-                kind = f"kind{action.kind}"
-            await self._blocked(f"viewer_{kind}", repeats=action.repeats)
-        elif isinstance(action, HelpRequest):
-            await helpdesk.teacher_action(self, action.action)
-
-    def _input(self) -> None:
-        now = time.monotonic()
-        self._last_input_mono, self._warned_idle = now, False
-        self._active_minutes.add(int((now - self._started_mono) // 60))
-
-    def work(self, ended_at: datetime) -> dict[str, Any]:
-        """Work-hours figures: start, end, minutes with input (active) and without (idle)."""
-        seconds = max(0.0, (ended_at - self.started_at).total_seconds())
-        minutes = max(1, math.ceil(seconds / 60))
-        active = min(len(self._active_minutes), minutes)
-        return {"started_at": self.started_at.astimezone(UTC).isoformat(timespec="seconds"),
-                "ended_at": ended_at.astimezone(UTC).isoformat(timespec="seconds"),
-                "duration_seconds": round(seconds), "active_minutes": active,
-                "idle_minutes": minutes - active}
-
-    async def _clipboard_in(self, text: str) -> None:
-        """Browser clipboard to the desktop: only when policy allows to-remote, within size."""
-        size = len(text.encode())
-        if self.clipboard not in ("to-remote", "both") or size > self.clipboard_max_bytes:
-            await self._blocked("clipboard", direction="to-remote", nbytes=size)
-            return
-        await self.audit(ClipboardCopied(direction="to-remote", bytes=size))
-        await self.rfb.cut_text(text)
-
-    async def _clipboard_out(self, text: str, length: int) -> None:
-        """Desktop clipboard to the browser: only when policy allows to-local, within size."""
-        size = len(text.encode())
-        data = None
-        if self.clipboard in ("to-local", "both") and 0 < size <= self.clipboard_max_bytes:
-            data = self.pipeline.clipboard_out(text)
-        if data is None:
-            await self._blocked("clipboard", direction="to-local", nbytes=size or length)
-            return
-        await self.audit(ClipboardCopied(direction="to-local", bytes=size))
-        await self._send(data)
 
     async def _send_loop(self, ws: web.WebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
-        while not ws.closed:
-            timer = self.pipeline.next_timer(time.time())
+        while not ws.closed and not self.ended:
+            timer = self.machine.frame_timer(_now())
             timeout = None if timer is None else max(0.0, timer - time.time())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             now = time.time()
-            if any(sink.wants_key_frame(now) for sink in self._sinks()):
-                self.pipeline.request_observer_key_frame()
-            job = self.pipeline.take_frame(now)
-            if job is not None:
-                # The frame's pixels are copied out: let the desktop render the next update
-                # while this one is encoded.
-                await self._request_update()
-                if job.pixels <= INLINE_ENCODE_PIXELS:
-                    data = self.encode(job)  # a thread hop costs more than a glyph's encode
-                else:
-                    data = await loop.run_in_executor(ENCODER, self.encode, job)
-                self.pipeline.frame_sent(job, len(data), time.time())
-                await ws.send_bytes(data)
-                self.bytes_sent += len(data)
-                self.frames_sent += 1
-                await self._observe(data, job)
-            await self._request_update()
+            key = any(sink.wants_key_frame(now) for sink in self._sinks())
+            await self.feed(ev.FrameDue(observer_key=key))
 
-    def _sinks(self) -> list[FrameSink]:
-        return ([self.recorder] if self.recorder else []) + list(self.watchers)
-
-    async def _observe(self, data: bytes, job: object) -> None:
-        """The recording and watchers get the frame as sent (and a key frame when they asked)."""
-        sinks = self._sinks()
-        if not sinks:
-            return
-        key_job = getattr(job, "observer_key", None)
-        key = None
-        if key_job is not None:
-            key = await asyncio.get_running_loop().run_in_executor(None, encode_frame, key_job)
-        now = time.time()
-        for sink in sinks:
-            try:
-                await sink.frame(data, key, now)
-            except RecordingFailed as e:
-                self.recorder = None
-                await self.audit(RecordingStopped(error=str(e)))
-                await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
-                               "policy requires it to be recorded; tell your school's IT lead.")
-                return
-
-    async def _tick_recorder(self) -> None:
-        """A quiet screen still gets its checkpoint (signed, fsynced) within checkpoint_seconds,
-        so a crash loses at most that much of the recording."""
-        if self.recorder is None:
-            return
-        try:
-            await self.recorder.tick(time.time())
-        except RecordingFailed as e:
-            self.recorder = None
-            await self.audit(RecordingStopped(error=str(e)))
-            await self.end(wire.EndCode.SERVER_SHUTDOWN, f"{e} The session ended because "
-                           "policy requires it to be recorded; tell your school's IT lead.")
-
-    async def _request_update(self) -> None:
-        """At most one FramebufferUpdateRequest outstanding, and only while frames may go out."""
-        if not self._outstanding and self.pipeline.can_send():
-            self._outstanding = True
-            await self.rfb.request_update(incremental=True)
-
-    async def _protocol_error(self, ws: web.WebSocketResponse, error: str) -> None:
-        await self.audit(TunnelProtocolError(error=error[:200]))
-        await self.end(wire.EndCode.PROTOCOL_ERROR, "The connection sent something invalid "
-                       "and was closed: reconnect with `staffroom agent connect`.")
-
-    # --- the desktop side --------------------------------------------------------------------
-
-    async def _desktop_loop(self) -> None:
-        try:
-            await self.rfb.request_update(incremental=False)
-            self._outstanding = True
-            async for event in self._events_with_ticks():
-                if event is None:
-                    await self._check_limits()
-                    await self._tick_recorder()
-                elif isinstance(event, UpdateDone | Resized):
-                    if isinstance(event, UpdateDone):
-                        self._outstanding = False
-                    self._wake.set()
-                elif isinstance(event, ServerCutText):
-                    await self._clipboard_out(event.text, event.length)
-                elif isinstance(event, Closed):
-                    break
-        except (RfbError, OSError) as e:
-            log.warning("session %s: desktop connection failed: %s", self.id, e)
-        except asyncio.CancelledError:
-            return
-        except Exception:
-            # Never leave a session running without its desktop loop: end it, visibly.
-            log.exception("session %s: desktop loop failed", self.id)
-        if not self.ended:
-            await self.end(wire.EndCode.DESKTOP_LOST, "The school desktop stopped answering: "
-                           "reconnect in a minute, or tell your school's IT lead.")
-
-    async def _events_with_ticks(self):  # type: ignore[no-untyped-def]
-        """RFB events, interleaved with a None every second for the limit checks."""
-        events = self.rfb.events().__aiter__()
-        pending: asyncio.Task[object] | None = None
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(events.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=1.0)
-            if not done:
-                yield None
-                continue
-            try:
-                event = pending.result()
-            except StopAsyncIteration:
-                return
-            pending = None
-            yield event
-
-    async def _blocked(self, kind: str, *, direction: str | None = None,
-                       nbytes: int | None = None, repeats: int | None = None) -> None:
-        """A blocked redirection attempt: audited, at most 20 records per session per kind (the
-        20th says further attempts are not recorded) so a loop cannot flood the log."""
-        count = self._blocked_counts[kind] = self._blocked_counts.get(kind, 0) + 1
-        if count <= 20:
-            await self.audit(RedirectionBlocked(kind, direction=direction, bytes=nbytes,
-                                                repeats=repeats, attempt=count,
-                                                last_recorded=count == 20))
-
-    # --- call-centre help (gateway/live/helpdesk.py) ------------------------------------------
-
-    async def help_join(self, ws: web.WebSocketResponse, helper: str, name: str) -> None:
-        await helpdesk.serve_helper(self, ws, helper, name)
-
-    async def helper_input(self, event: wire.Key | wire.Pointer) -> None:
-        """Keyboard or pointer from the helpdesk operator the teacher gave control to."""
-        self._last_input_mono, self._warned_idle = time.monotonic(), False
-        if isinstance(event, wire.Key):
-            await self.rfb.key(event.keysym, event.down)
+    async def _encode(self, job: FrameJob) -> None:
+        if job.pixels <= INLINE_ENCODE_PIXELS:
+            data = self.encode(job)  # a thread hop costs more than a glyph's encode
         else:
-            fb = self.pipeline.fb
-            await self.rfb.pointer(min(event.x, max(0, fb.width - 1)),
-                                   min(event.y, max(0, fb.height - 1)), event.buttons & 0xFF)
+            data = await asyncio.get_running_loop().run_in_executor(ENCODER, self.encode, job)
+        await self.feed(ev.FrameEncoded(job, data))
 
-    async def notify(self, data: bytes) -> None:
-        """Send a message to the teacher's viewer, if one is attached."""
-        await self._send(data)
-
-    def wake(self) -> None:
-        self._wake.set()
-    # --- posture during the session ----------------------------------------------------------
-
-    async def _posture_text(self, ws: web.WebSocketResponse, text: str) -> bool:
-        """A signed posture re-check from the agent; False when it broke the protocol."""
-        assert self.posture_watch is not None and self.verify_posture is not None
-        try:
-            update = recheck.decode(text)
-        except recheck.RecheckProtocolError as e:
-            await self._protocol_error(ws, f"posture report: {e}")
-            return False
-        verified = self.verify_posture(update.seq, update.posture, update.signature)
-        await self._posture_actions(self.posture_watch.report(
-            seq=update.seq, verified=verified, posture=update.posture, reason=update.reason,
-            now=time.monotonic(), wall=datetime.now(UTC)))
-        return True
-
-    async def _session_clock(self) -> None:
-        """Once a second, from this session's own start (so sessions do not tick together):
-        the posture clock, and every ACTIVITY_EVERY a work-hours checkpoint in the audit log
-        (so a gateway that stops without ending the session loses at most that much)."""
-        while not self.ended:
-            await asyncio.sleep(1.0)
-            if self.posture_watch is not None and self.ws is not None:
-                await self._posture_actions(self.posture_watch.tick(time.monotonic()))
-            periods = int((time.monotonic() - self._started_mono) // ACTIVITY_EVERY)
-            if periods > self._activity_logged and not self.ended:
-                self._activity_logged = periods
-                await self.audit(SessionActivity(**self.work(datetime.now(UTC))))
-
-    async def _posture_actions(self, actions: list[PostureAction]) -> None:
-        for action in actions:
-            if isinstance(action, PostureAudit):
-                self.on_recheck(action.outcome)
-                await self.audit(PostureChecked(action.outcome, **action.details))
-            elif isinstance(action, PostureWarn):
-                await self._send(DisplayPipeline.notice(
-                    wire.NoticeLevel.WARNING, wire.NoticeCode.POSTURE, action.text))
-            elif isinstance(action, PostureClear):
-                await self._send(DisplayPipeline.notice(
-                    wire.NoticeLevel.INFO, wire.NoticeCode.POSTURE, action.text))
-            elif isinstance(action, PostureEnd):
-                await self.end(wire.EndCode.POSTURE, action.text)
-                return
+    async def _send(self, data: bytes) -> None:
+        ws = self.ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_bytes(data)
 
     async def _send_receipt(self, work: dict[str, Any]) -> None:
         """The signed work receipt goes to the agent (a text frame) just before End."""
@@ -462,15 +279,88 @@ class LiveSession:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await ws.send_str(frame)
 
-    # --- officers watching -------------------------------------------------------------------
+    # --- the desktop and the clock ---------------------------------------------------------
+
+    async def _desktop_loop(self) -> None:
+        try:
+            await self.feed(ev.DesktopReady())
+            async for event in self.rfb.events():
+                if isinstance(event, UpdateDone):
+                    await self.feed(ev.DesktopUpdated())
+                elif isinstance(event, Resized):
+                    await self.feed(ev.DesktopResized())
+                elif isinstance(event, ServerCutText):
+                    await self.feed(ev.DesktopClipboard(event.text, event.length))
+                elif isinstance(event, Closed):
+                    break
+        except (RfbError, OSError) as e:
+            log.warning("session %s: desktop connection failed: %s", self.id, e)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            # Never leave a session running without its desktop loop: end it, visibly.
+            log.exception("session %s: desktop loop failed", self.id)
+        await self.feed(ev.DesktopLost())
+
+    async def _clock(self) -> None:
+        """A Tick once a second from this session's own start (so sessions do not tick
+        together), and at the reconnect grace's end."""
+        next_tick = time.monotonic() + 1.0
+        while not self.ended:
+            due = next_tick
+            deadline = self.machine.deadline()
+            if deadline is not None:
+                due = min(due, deadline)
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            mono = time.monotonic()
+            if mono >= next_tick:  # a stalled loop does not make up the ticks it missed
+                next_tick = max(next_tick + 1.0, mono + 0.5)
+            try:
+                await self.feed(ev.Tick())
+            except (RfbError, OSError) as e:
+                log.warning("session %s: clock: %s", self.id, e)
+
+    # --- observers: the recording, officers watching, the helpdesk operator ----------------
+
+    def _sinks(self) -> list[FrameSink]:
+        return ([self.recorder] if self.recorder else []) + list(self.watchers)
+
+    async def _observe(self, data: bytes, job: FrameJob) -> None:
+        """The recording and watchers get the frame as sent (and a key frame when they asked)."""
+        sinks = self._sinks()
+        if not sinks:
+            return
+        key = None
+        if job.observer_key is not None:
+            key = await asyncio.get_running_loop().run_in_executor(None, encode_frame,
+                                                                   job.observer_key)
+        now = time.time()
+        for sink in sinks:
+            try:
+                await sink.frame(data, key, now)
+            except RecordingFailed as e:
+                await self._recording_failed(e)
+                return
+
+    async def _tick_recorder(self) -> None:
+        """A quiet screen still gets its checkpoint (signed, fsynced) within checkpoint_seconds,
+        so a crash loses at most that much of the recording."""
+        if self.recorder is None:
+            return
+        try:
+            await self.recorder.tick(time.time())
+        except RecordingFailed as e:
+            await self._recording_failed(e)
+
+    async def _recording_failed(self, e: RecordingFailed) -> None:
+        self.recorder = None
+        await self.feed(ev.RecordingBroken(str(e)))
 
     async def watch(self, ws: web.WebSocketResponse) -> None:
         """An officer's read-only live view, until they leave or the session ends."""
         watcher = WatcherSink(ws)
         self.watchers.append(watcher)
-        await self._send(DisplayPipeline.notice(
-            wire.NoticeLevel.INFO, 2, "A security officer is viewing this session."))
-        self._wake.set()
+        await self.feed(ev.WatcherJoined())
         try:
             await watcher.wait_closed()
         finally:
@@ -478,64 +368,50 @@ class LiveSession:
                 self.watchers.remove(watcher)
                 await watcher.close(None, time.time())
 
-    async def _check_limits(self) -> None:
-        now = time.monotonic()
-        idle = now - self._last_input_mono
-        if self.ws is not None and idle >= self.limits.idle_timeout:
-            await self.end(wire.EndCode.IDLE_TIMEOUT, "Your session ended after "
-                           f"{spoken(self.limits.idle_timeout)} without input. Connect again to "
-                           "continue.")
-        elif now - self._started_mono >= self.limits.max_duration:
-            await self.end(wire.EndCode.TIME_LIMIT, "Your session reached its limit of "
-                           f"{spoken(self.limits.max_duration)}. Connect again to continue.")
-        elif (self.ws is not None and not self._warned_idle
-              and idle >= self.limits.idle_timeout - IDLE_WARNING):
-            self._warned_idle = True
-            await self._send(DisplayPipeline.notice(
-                wire.NoticeLevel.WARNING, 1, "No input for a while: the session ends in "
-                f"{int(self.limits.idle_timeout - idle)} seconds unless you type or move the "
-                "mouse."))
+    async def help_join(self, ws: web.WebSocketResponse, helper: str, name: str) -> None:
+        await helpdesk.serve_helper(self, ws, helper, name)
 
-    async def _grace(self) -> None:
-        await asyncio.sleep(self.limits.reconnect_grace)
-        if self.ws is None and not self.ended:
-            await self.end(wire.EndCode.NORMAL, "The connection was lost and not resumed.")
+    async def admit_helper(self, ws: web.WebSocketResponse, helper: str,
+                           name: str) -> WatcherSink | None:
+        """The operator's view joins as an observer, or is closed with the machine's reason."""
+        await self.feed(ev.HelperJoin(helper, name), helper_ws=ws)
+        sink = self.helper_sink
+        return sink if sink is not None and sink.ws is ws else None
 
-    async def _send(self, data: bytes) -> None:
+    async def helper_gone(self, helper: str, sink: WatcherSink) -> None:
+        """The operator's view closed: the help is over unless the teacher already ended it."""
+        if sink in self.watchers:
+            self.watchers.remove(sink)
+        if self.helper_sink is sink:
+            self.helper_sink = None
+            await self.feed(ev.HelperLeft(helper))
+        await sink.close(None, time.time())
+
+    async def _drop_helper(self) -> None:
+        sink, self.helper_sink = self.helper_sink, None
+        if sink is not None:
+            if sink in self.watchers:
+                self.watchers.remove(sink)
+            await sink.close(None, time.time())
+
+    # --- the end ---------------------------------------------------------------------------
+
+    async def _close(self, out: ev.Close) -> None:
+        """After the end's record: End to the viewer (the teacher is told first), then to the
+        observers (the recording is sealed with it), close, let go."""
         ws = self.ws
         if ws is not None and not ws.closed:
+            await self._send(out.end)
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.send_bytes(data)
-
-    # --- the end -----------------------------------------------------------------------------
-
-    async def end(self, code: int, text: str) -> None:
-        """End the session: audit first, then tell the viewer and the agent, then let go."""
-        if self.ended:
-            return
-        self.ended = True
-        work = self.work(datetime.now(UTC))
-        try:
-            await self.audit(SessionEnded(code=wire.EndCode(code).name.lower(), reason=text,
-                                          bytes=self.bytes_sent, frames=self.frames_sent,
-                                          **work))
-        except Exception:  # ending is the safe direction: it happens even when unaudited
-            log.exception("session %s: the end could not be audited; ending it anyway", self.id)
-        await self._send_receipt(work)
-        end = DisplayPipeline.end(code, text)
+                await ws.close(code=END_CLOSE_BASE + int(out.code),
+                               message=close_reason(out.text).encode())
         for sink in self._sinks():
             with contextlib.suppress(RecordingFailed, OSError):
-                await sink.close(end, time.time())
+                await sink.close(out.end, time.time())
         self.watchers.clear()
         self.helper_sink = None
-        ws = self.ws
-        if ws is not None and not ws.closed:
-            await self._send(end)
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await ws.close(code=END_CLOSE_BASE + int(code),
-                               message=close_reason(text).encode())
-        for task in (self._grace_task, self._desktop_task, self._clock_task):
-            if task is not None and task is not asyncio.current_task():
+        for task in self._tasks:
+            if task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()
         self.on_end(self)
