@@ -94,7 +94,7 @@ from gateway.wire import recheck
 
 IDLE_WARNING = 60.0  # seconds before an idle end when the viewer is warned
 TIME_WARNING = 300.0  # seconds before the duration limit when the viewer is warned
-NOTICE_TIME_LIMIT = 4  # Notice code of that warning (docs/PROTOCOL.md)
+NOTICE_TIME_LIMIT = wire.NoticeCode.TIME_LIMIT  # that warning's Notice code (docs/PROTOCOL.md)
 ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 BLOCKED_RECORDS = 20  # audit records per blocked kind per session; the 20th says so
 MAX_HELP_ASKS = 20  # help requests audited per session (a looping page cannot flood the log)

@@ -175,6 +175,7 @@ class NoticeCode(IntEnum):
     # The in-session posture re-check: WARNING = what is wrong and what to do (stays up until
     # an INFO with this code says it is fixed).
     POSTURE = 3
+    TIME_LIMIT = 4  # the session reaches its maximum duration in a few minutes
 
 
 class EndCode(IntEnum):
