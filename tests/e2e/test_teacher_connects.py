@@ -241,25 +241,27 @@ async def test_an_idle_session_ends_on_time_with_its_message(world: World,
     async def reloaded() -> bool:
         return log.read_text().count("policy reloaded") > reloads
     assert await wait_until(reloaded, timeout=10)
-    agent = Agent(world, "t.idle", freshclam_conf(tmp_path, 0.5))
-    try:
-        url = await asyncio.to_thread(agent.viewer_url)
-        started = time.monotonic()
-        async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-            page = await browser.new_page()
+    # The browser is up before the agent connects: the 4 s start when the session does, and a
+    # slow Chromium start on a loaded machine must not eat them.
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
+                                          args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        agent = Agent(world, "t.idle", freshclam_conf(tmp_path, 0.5))
+        try:
+            url = await asyncio.to_thread(agent.viewer_url)
+            started = time.monotonic()
             await page.goto(url)
             await page.wait_for_selector("#ended", state="visible", timeout=20000)
             shown = await page.inner_text("#ended-text")
             await browser.close()
-        assert "ended after 4 seconds without input" in shown
-        assert 3.5 <= time.monotonic() - started <= 15
-        assert agent.proc.wait(timeout=10) == 0
-        assert "Session ended: Your session ended after 4 seconds without input" in \
-            "".join(agent.err)
-    finally:
-        agent.stop()
+            assert "ended after 4 seconds without input" in shown
+            assert 3.5 <= time.monotonic() - started <= 15
+            assert agent.proc.wait(timeout=10) == 0
+            assert "Session ended: Your session ended after 4 seconds without input" in \
+                "".join(agent.err)
+        finally:
+            agent.stop()
 
 
 async def test_an_existing_desktop_served_by_x11vnc(world: World, tmp_path: Path,
