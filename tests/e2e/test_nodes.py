@@ -65,20 +65,39 @@ class Cluster:
         raise AssertionError(f"no live session of {user}")
 
     def audit(self, node: str, kind: str, user: str) -> list[dict[str, object]]:
-        return self.admins[node].run("audit", "export", "--json", "--user", user, "--kind",
-                                     kind).json()  # type: ignore[return-value]
+        """The records `node` wrote: its own file log (SQLite), or the shared PostgreSQL
+        trail's records naming it (read through that node)."""
+        records = self.admins[node].run("audit", "export", "--json", "--user", user, "--kind",
+                                        kind).json()
+        return [r for r in records  # type: ignore[union-attr]
+                if r["details"].get("node", node) == node]  # type: ignore[index]
 
 
 def shared_db(kind: str, root: Path, data: Path) -> str:
-    """The database both nodes share, holding what `staffroom init` wrote into `data`."""
-    if kind == "sqlite":
-        shared = root / "shared" / "state.db"
-        shared.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(data / "state.db", shared)
-        for suffix in ("-wal", "-shm"):
-            (data / f"state.db{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{shared}"
-    raise AssertionError(kind)  # "postgresql": `staffroom init --db` (issue 12, part A)
+    """The SQLite file both nodes share, holding what `staffroom init` wrote into `data`."""
+    assert kind == "sqlite", kind  # PostgreSQL: `staffroom init --db` made it (init_node)
+    shared = root / "shared" / "state.db"
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(data / "state.db", shared)
+    for suffix in ("-wal", "-shm"):
+        (data / f"state.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{shared}"
+
+
+def init_node(request: pytest.FixtureRequest, root: Path) -> Gateway:
+    """Node a's DATA_DIR on the shared database of `request.param`: a SQLite file moved out of
+    DATA_DIR, or `staffroom init --db` on a fresh database of the session's PostgreSQL."""
+    if request.param == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        a = init_gateway(root / "a", free_port(), db=server.create_database())
+    else:
+        a = init_gateway(root / "a", free_port())
+    config = json.loads((a.data / "gateway.json").read_text())
+    if request.param == "sqlite":
+        config["database"] = shared_db(request.param, root, a.data)
+    config["recordings_dir"] = str(root / "shared" / "recordings")
+    (a.data / "gateway.json").write_text(json.dumps(config, indent=2))
+    return a
 
 
 def start_node(gw: Gateway, node: str) -> None:
@@ -99,17 +118,13 @@ def sign_in(gw: Gateway, who: Persona, user: str, password: str, totp_uri: str) 
     return who
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
     # Desktops run as an unprivileged account that must reach DATA_DIR/lockdown/.
     root = Path(tempfile.mkdtemp(prefix="staffroom-nodes-"))
     root.chmod(0o711)
-    a = init_gateway(root / "a", free_port())
+    a = init_node(request, root)
     (a.data / "policies" / "50-test.toml").write_text(SESSION)
-    config = json.loads((a.data / "gateway.json").read_text())
-    config["database"] = shared_db(request.param, root, a.data)
-    config["recordings_dir"] = str(root / "shared" / "recordings")
-    (a.data / "gateway.json").write_text(json.dumps(config, indent=2))
     (root / "b").mkdir()
     shutil.copytree(a.data, root / "b" / "data", symlinks=True)
     b = replace(a, data=root / "b" / "data", port=free_port(), url="")
