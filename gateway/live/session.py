@@ -125,6 +125,9 @@ class LiveSession:
     on_recheck: Callable[[str], None] = lambda outcome: None  # metrics
     # Signs the work receipt sent to the agent at the end: make_receipt(work) -> file bytes.
     make_receipt: Callable[[dict[str, Any]], bytes] | None = None
+    # At the end of the grace: the node the session moved to (another node resumed it while
+    # this one still held it detached), or None. The broker reads the live-sessions registry.
+    moved_to: Callable[[], str | None] | None = None
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
     help: HelpCase = field(default_factory=HelpCase)  # call-centre help (gateway/live/help.py)
@@ -132,6 +135,7 @@ class LiveSession:
     help_asks: int = 0
     detached_at: float | None = None
     ended: bool = False
+    handed_over: bool = False  # ended here because another node carries it on (let_go)
     bytes_sent: int = 0
     frames_sent: int = 0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -499,6 +503,10 @@ class LiveSession:
     async def _grace(self) -> None:
         await asyncio.sleep(self.limits.reconnect_grace)
         if self.ws is None and not self.ended:
+            moved = self.moved_to() if self.moved_to is not None else None
+            if moved is not None:  # its node-bus signal was missed: let go all the same
+                await self.let_go(moved)
+                return
             await self.end(wire.EndCode.NORMAL, "The connection was lost and not resumed.")
 
     async def _send(self, data: bytes) -> None:
@@ -508,6 +516,32 @@ class LiveSession:
                 await ws.send_bytes(data)
 
     # --- the end -----------------------------------------------------------------------------
+
+    async def let_go(self, node: str) -> None:
+        """Another node resumed this session (the agent reconnected there) and carries it on:
+        stop holding it here without ending it — no session.end (it has not ended), nothing
+        sent to the agent (it is the other node's now); watchers are told where it went."""
+        if self.ended:
+            return
+        self.ended = self.handed_over = True
+        log.info("session %s continues on node %s: let go here", self.id, node)
+        end = DisplayPipeline.end(wire.EndCode.REPLACED,
+                                  f"This session continues on gateway node {node}.")
+        for sink in self._sinks():
+            with contextlib.suppress(RecordingFailed, OSError):
+                await sink.close(end, time.time())
+        self.watchers.clear()
+        self.helper_sink = None
+        ws, self.ws = self.ws, None
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.close(code=END_CLOSE_BASE + int(wire.EndCode.REPLACED),
+                               message=b"continued on another gateway node")
+        for task in (self._grace_task, self._desktop_task, self._clock_task):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+        await self.rfb.close()
+        self.on_end(self)
 
     async def end(self, code: int, text: str) -> None:
         """End the session: audit first, then tell the viewer and the agent, then let go."""
