@@ -425,6 +425,10 @@ class SessionBroker:
         session = self.sessions.get(session_id)
         if session is None or session.ended:
             return False
+        if self.registry.holder(session_id) != node:  # the taker replaced the row first
+            log.warning("session %s: node %s says it took it over, but the registry does not "
+                        "name it: kept", session_id, node)
+            return False
         await session.let_go(node)
         return True
 
