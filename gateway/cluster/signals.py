@@ -24,11 +24,15 @@ _REASON = re.compile(r"^[^\x00-\x08\x0b-\x1f\x7f]{0,300}$")
 
 SESSION_END: Final = "session.end"  # end one session on the node that holds it
 USER_END: Final = "user.end"  # a key revoked or an account disabled: end that user's sessions
+# The agent resumed a session on node `to` while node `node` still held it detached (its
+# grace running): `node` lets go of it without ending it (gateway.live.nodes).
+SESSION_MOVED: Final = "session.moved"
 
 # topic -> field -> pattern: the one table of what a signal may carry.
 TOPICS: Final[Mapping[str, Mapping[str, re.Pattern[str]]]] = {
     SESSION_END: {"session": _SESSION, "node": _NODE, "reason": _REASON},
     USER_END: {"user": _USER, "reason": _REASON},
+    SESSION_MOVED: {"session": _SESSION, "node": _NODE, "to": _NODE},
 }
 
 

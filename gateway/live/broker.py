@@ -8,6 +8,7 @@ key signature; secrets are kept as SHA-256 and replaced at every resume.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -122,6 +123,7 @@ class SessionBroker:
         # and the bus that asks the node holding a session to end it.
         self.registry = SessionRegistry(ctx.store, ctx.node)
         self.bus: NodeBus | None = None
+        self._handovers: set[asyncio.Task[None]] = set()
 
     def count(self, user_id: str) -> int:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
@@ -193,6 +195,10 @@ class SessionBroker:
                 recovered = await self._start(ws, conn, user, policy, decision, remote, hello,
                                               fence, ticket=ticket)
                 if recovered is not None:
+                    if ticket.node != self.ctx.node:  # that node may live on: it lets go
+                        await self._publish(signals.SESSION_MOVED, {
+                            "session": recovered.id, "node": ticket.node,
+                            "to": self.ctx.node})
                     await recovered.attach(ws)
                 return
             if session is None or session.ended or session.ws is not None:
@@ -310,6 +316,7 @@ class SessionBroker:
             verify_posture=self._posture_verifier(hello.certificate, session_id),
             on_recheck=lambda outcome: self.metrics.posture_rechecks.labels(outcome).inc(),
             make_receipt=partial(self._receipt, user, session_id),
+            moved_to=partial(self._moved_to, session_id),
         )
         # Listed before the audit's await, so a revoke or disable landing now ends it too.
         self.sessions[session_id] = session
@@ -401,6 +408,29 @@ class SessionBroker:
                 del self._resume_ids[digest]
         self.tickets.drop(session.id)
         self.workspaces.detach(session.user_id)
+        if session.handed_over:  # the desktop is the other node's now: leave it running
+            task = asyncio.create_task(self.workspaces.hand_over(session.user_id))
+            self._handovers.add(task)
+            task.add_done_callback(self._handovers.discard)
+
+    def _moved_to(self, session_id: str) -> str | None:
+        """The node that took this session over (the registry names it), else None."""
+        holder = self.registry.holder(session_id)
+        return holder if holder is not None and holder != self.ctx.node else None
+
+    async def hand_over(self, session_id: str, node: str) -> bool:
+        """`node` resumed this session (the agent reconnected there while it was detached
+        here): let go of it without ending it — no second session.end in the trail, the
+        registry row and the desktop stay the other node's. False when not held here."""
+        session = self.sessions.get(session_id)
+        if session is None or session.ended:
+            return False
+        if self.registry.holder(session_id) != node:  # the taker replaced the row first
+            log.warning("session %s: node %s says it took it over, but the registry does not "
+                        "name it: kept", session_id, node)
+            return False
+        await session.let_go(node)
+        return True
 
     @staticmethod
     def _info(user: User) -> str:

@@ -57,6 +57,9 @@ class NodeLink:
                          signal.payload["session"])
                 await self.broker.terminate(signal.payload["session"], signal.payload["reason"]
                                             or ENDED_ELSEWHERE)
+        elif signal.topic == signals.SESSION_MOVED:
+            if signal.payload["node"] == self.node and signal.payload["to"] == signal.origin:
+                await self.broker.hand_over(signal.payload["session"], signal.origin)
         elif signal.topic == signals.USER_END:
             await self.broker.end_user_sessions(signal.payload["user"],
                                                 signal.payload["reason"] or ENDED_ELSEWHERE,

@@ -28,10 +28,20 @@ class SessionRegistry:
             remote=session.remote, posture=session.posture[:300]))
 
     def state(self, session_id: str, state: str) -> None:
-        self._write("update", self.store.set_live_session_state, session_id, state)
+        self._write("update", self.store.set_live_session_state, session_id, state, self.node)
 
     def remove(self, session_id: str) -> None:
-        self._write("remove", self.store.remove_live_session, session_id)
+        """This node's row only: a node that took the session over has replaced it."""
+        self._write("remove", self.store.remove_live_session, session_id, self.node)
+
+    def holder(self, session_id: str) -> str | None:
+        """The node the registry says holds the session (None: no row, or unreadable)."""
+        try:
+            row = self.store.get_live_session(session_id)
+        except StoreError as e:
+            log.error("live sessions registry unreadable: %s", e)
+            return None
+        return row.node if row is not None else None
 
     def clear_leftovers(self) -> int:
         """At start: the rows a previous run of this node left (it stopped without ending

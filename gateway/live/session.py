@@ -93,6 +93,9 @@ class LiveSession:
     on_recheck: Callable[[str], None] = lambda outcome: None  # metrics
     # Signs the work receipt sent to the agent at the end: make_receipt(work) -> file bytes.
     make_receipt: Callable[[dict[str, Any]], bytes] | None = None
+    # At the end of the grace: the node the session moved to (another node resumed it while
+    # this one still held it detached), or None. The broker reads the live-sessions registry.
+    moved_to: Callable[[], str | None] | None = None
     ws: web.WebSocketResponse | None = None
     watchers: list[WatcherSink] = field(default_factory=list)
     helper_sink: WatcherSink | None = None  # the helpdesk operator's view, while joined
@@ -115,6 +118,10 @@ class LiveSession:
         return self.machine.ended
 
     @property
+    def handed_over(self) -> bool:
+        return self.machine.handed_over
+
+    @property
     def bytes_sent(self) -> int:
         return self.machine.bytes_sent
 
@@ -133,6 +140,10 @@ class LiveSession:
     async def end(self, code: int, text: str) -> None:
         """End the session (an officer, a revoked key, a shutdown): audit, tell, let go."""
         await self.feed(ev.Terminate(wire.EndCode(code), text))
+
+    async def let_go(self, node: str) -> None:
+        """`node` resumed this session and carries it on (the broker checked the registry)."""
+        await self.feed(ev.HandedOver(node))
 
     def wake(self) -> None:
         self._wake.set()
@@ -315,6 +326,12 @@ class LiveSession:
             mono = time.monotonic()
             if mono >= next_tick:  # a stalled loop does not make up the ticks it missed
                 next_tick = max(next_tick + 1.0, mono + 0.5)
+            deadline = self.machine.deadline()
+            if deadline is not None and mono >= deadline and self.moved_to is not None:
+                moved = self.moved_to()  # its node-bus signal was missed: let go all the same
+                if moved is not None:
+                    await self.feed(ev.HandedOver(moved))
+                    return
             try:
                 await self.feed(ev.Tick())
             except (RfbError, OSError) as e:
@@ -401,7 +418,8 @@ class LiveSession:
         observers (the recording is sealed with it), close, let go."""
         ws = self.ws
         if ws is not None and not ws.closed:
-            await self._send(out.end)
+            if out.to_viewer:
+                await self._send(out.end)
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.close(code=END_CLOSE_BASE + int(out.code),
                                message=close_reason(out.text).encode())

@@ -107,6 +107,14 @@ class Terminate:
 
 
 @dataclass(frozen=True, slots=True)
+class HandedOver:
+    """Another gateway node resumed this session (the agent reconnected there while it was
+    detached here) and carries it on: stop holding it without ending it."""
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
 class WatcherJoined:
     """A security officer opened the read-only live view."""
 
@@ -136,8 +144,8 @@ class HelperBroke:
 
 Input = (DesktopReady | Attached | Detached | ViewerBytes | ViewerText | DesktopUpdated
          | DesktopResized | DesktopClipboard | DesktopLost | Tick | FrameDue | FrameEncoded
-         | RecordingBroken | Terminate | WatcherJoined | HelperJoin | HelperLeft | HelperInput
-         | HelperBroke)
+         | RecordingBroken | Terminate | HandedOver | WatcherJoined | HelperJoin | HelperLeft
+         | HelperInput | HelperBroke)
 
 
 # --- outputs ---------------------------------------------------------------------------------
@@ -248,6 +256,7 @@ class Close:
     code: wire.EndCode
     text: str
     end: bytes
+    to_viewer: bool = True  # False: handed over (the agent is another node's now)
 
 
 Output = (Audit | SendViewer | KeyToDesktop | PointerToDesktop | ClipboardToDesktop

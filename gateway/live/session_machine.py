@@ -64,6 +64,7 @@ from gateway.live.session_events import (
     EncodeFrame,
     FrameDue,
     FrameEncoded,
+    HandedOver,
     HelperBroke,
     HelperInput,
     HelperJoin,
@@ -153,6 +154,7 @@ class SessionMachine:
     verify_posture: Verify | None = None
     phase: Phase = Phase.NEW
     end_code: wire.EndCode | None = None
+    handed_over: bool = False  # ended here because another node carries it on
     help: rules.HelpCase = field(default_factory=rules.HelpCase)
     help_asks: int = 0
     bytes_sent: int = 0
@@ -222,6 +224,8 @@ class SessionMachine:
                 return self._detached(now)
             case Terminate(code=code, text=text):
                 return self._end(code, text, now)
+            case HandedOver(node=node):
+                return self._hand_over(node)
             case RecordingBroken(error=error):
                 self.recording = False
                 return [Audit(RecordingStopped(error=error)),
@@ -515,6 +519,15 @@ class SessionMachine:
                 "ended_at": ended_at.isoformat(timespec="seconds"),
                 "duration_seconds": round(seconds), "active_minutes": active,
                 "idle_minutes": minutes - active}
+
+    def _hand_over(self, node: str) -> list[Output]:
+        """No session.end (it has not ended: the taking node's session.recover is the record
+        of the move) and nothing to the agent; the observers are told where it went."""
+        self.phase, self.end_code = Phase.ENDED, wire.EndCode.REPLACED
+        self.handed_over, self._helper_view = True, False
+        text = f"This session continues on gateway node {node}."
+        return [Close(wire.EndCode.REPLACED, text, DisplayPipeline.end(wire.EndCode.REPLACED,
+                                                                       text), to_viewer=False)]
 
     def _end(self, code: wire.EndCode, text: str, now: Now) -> list[Output]:
         """Audit first (the end goes ahead even if that fails), then the receipt to the agent,

@@ -91,14 +91,16 @@ class NodeRows:
             conn.execute("DELETE FROM live_sessions WHERE id = %s", (row.id,))
             _insert(conn, "live_sessions", row)
 
-    def set_live_session_state(self, session_id: str, state: str) -> None:
+    def set_live_session_state(self, session_id: str, state: str,
+                               node: str | None = None) -> None:
         with self._tx() as conn:
-            conn.execute("UPDATE live_sessions SET state = %s WHERE id = %s",
-                         (state, session_id))
+            conn.execute("UPDATE live_sessions SET state = %s WHERE id = %s AND "
+                         "(%s::text IS NULL OR node = %s)", (state, session_id, node, node))
 
-    def remove_live_session(self, session_id: str) -> None:
+    def remove_live_session(self, session_id: str, node: str | None = None) -> None:
         with self._tx() as conn:
-            conn.execute("DELETE FROM live_sessions WHERE id = %s", (session_id,))
+            conn.execute("DELETE FROM live_sessions WHERE id = %s AND "
+                         "(%s::text IS NULL OR node = %s)", (session_id, node, node))
 
     def get_live_session(self, session_id: str) -> LiveSessionRow | None:
         row = self._one("SELECT * FROM live_sessions WHERE id = %s", (session_id,))

@@ -460,13 +460,16 @@ class SqliteStore:
             db.execute(_insert_sql("live_sessions", LiveSessionRow),
                        tuple(map(_to_sql, astuple(row))))
 
-    def set_live_session_state(self, session_id: str, state: str) -> None:
+    def set_live_session_state(self, session_id: str, state: str,
+                               node: str | None = None) -> None:
         with self._tx() as db:
-            db.execute("UPDATE live_sessions SET state = ? WHERE id = ?", (state, session_id))
+            db.execute("UPDATE live_sessions SET state = ? WHERE id = ? AND "
+                       "(? IS NULL OR node = ?)", (state, session_id, node, node))
 
-    def remove_live_session(self, session_id: str) -> None:
+    def remove_live_session(self, session_id: str, node: str | None = None) -> None:
         with self._tx() as db:
-            db.execute("DELETE FROM live_sessions WHERE id = ?", (session_id,))
+            db.execute("DELETE FROM live_sessions WHERE id = ? AND (? IS NULL OR node = ?)",
+                       (session_id, node, node))
 
     def get_live_session(self, session_id: str) -> LiveSessionRow | None:
         row = self._one("SELECT * FROM live_sessions WHERE id = ?", (session_id,))

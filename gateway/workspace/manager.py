@@ -145,6 +145,23 @@ class WorkspaceManager:
             self._usage.pop(user_id, None)
             self._vnc_endpoints.pop(user_id, None)
 
+    async def hand_over(self, user_id: str) -> None:
+        """Another node took over the user's session. If it re-adopted this desktop (same
+        host), stop managing it here and leave it running (never stopped or reaped by this
+        node); if it started another one (another host), this one serves nobody: stop it."""
+        async with self._lock(user_id):
+            if self._usage.get(user_id, Usage()).attached or self.xvnc.owns(user_id):
+                return  # attached here again, or still this node's
+            self._usage.pop(user_id, None)
+            if self.xvnc.adopted_elsewhere(user_id):
+                await self.xvnc.release(user_id)
+                log.info("desktop of user %s left running for the node that took it over",
+                         user_id)
+            else:
+                await self.xvnc.stop(user_id)  # the registry row (another desktop) stays
+                log.info("desktop of user %s stopped: its session moved to another host",
+                         user_id)
+
     async def adopt_recorded(self) -> list[str]:
         """Re-adopt desktops left running by a gateway that stopped or died (see
         `XvncProvider.adopt_recorded`); their idle clock starts now."""

@@ -162,6 +162,17 @@ class XvncProvider:
         return record is None or desktop is None or record.node == self.registry.node \
             or record.runtime_dir != str(desktop.runtime_dir)
 
+    def adopted_elsewhere(self, user_id: str) -> bool:
+        """True when another node has re-adopted this very desktop (the registry row names it,
+        under that node); False when the row names a different desktop or none."""
+        if self.registry is None:
+            return False
+        record = self.registry.store.get_desktop(user_id)
+        desktop = self._desktops.get(user_id)
+        return record is not None and desktop is not None \
+            and record.node != self.registry.node \
+            and record.runtime_dir == str(desktop.runtime_dir)
+
     async def release(self, user_id: str) -> None:
         """Stop managing the user's desktop but leave it running (its registry row stays)."""
         async with self._locks.setdefault(user_id, asyncio.Lock()):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateway.live.registry import SessionRegistry
 from gateway.store.base import LiveSessionRow
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.stores import StoreBackend
@@ -41,3 +42,18 @@ def test_a_restarting_node_clears_only_its_own_rows(tmp_path: Path) -> None:
         s.add_live_session(row(session, node))
     assert s.clear_node_live_sessions("a") == 2
     assert [r.id for r in s.list_live_sessions()] == ["bb01"]
+
+
+def test_a_node_writes_only_its_own_row_of_a_session_another_node_took_over(
+        store_backend: StoreBackend) -> None:
+    a, b = SessionRegistry(store_backend.open(), "a"), SessionRegistry(store_backend.open(), "b")
+    a.store.add_live_session(row("aa01", "a"))
+    assert b.holder("aa01") == "a"
+    b.store.add_live_session(row("aa01", "b"))  # b resumed it (same id) while a held it
+    a.state("aa01", "detached")  # a's late writes leave b's row alone
+    a.remove("aa01")
+    got = b.get("aa01")
+    assert got is not None and (got.node, got.state) == ("b", "attached")
+    assert a.holder("aa01") == "b" and a.holder("nope") is None
+    b.remove("aa01")
+    assert a.get("aa01") is None

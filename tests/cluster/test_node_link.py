@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.cluster.signals import SESSION_END, USER_END, Signal
+from gateway.cluster.signals import SESSION_END, SESSION_MOVED, USER_END, Signal
 from gateway.cluster.sqlite_bus import SqliteBus
 from gateway.live.nodes import NodeLink
 from gateway.live.registry import SessionRegistry
@@ -53,6 +53,13 @@ class Broker:
         s = self.sessions.get(session_id)
         if s is not None:
             await s.end(0, reason)
+        return s is not None
+
+    async def hand_over(self, session_id: str, node: str) -> bool:
+        s = self.sessions.get(session_id)
+        if s is not None:
+            s.ended = True
+            s.reasons.append(f"moved to {node}")
         return s is not None
 
     async def end_user_sessions(self, user_id: str, reason: str, *, publish: bool) -> int:
@@ -131,3 +138,17 @@ async def test_a_login_that_read_the_key_before_the_revoke_was_written_is_ended_
     assert late.reasons == ["Your key has been revoked: ask your school's IT lead for a new one."]
     assert not other.ended
     await bus.close()
+
+
+async def test_a_session_resumed_elsewhere_is_let_go_only_on_its_old_node(tmp_path: Path) -> None:
+    store = world(tmp_path)
+    held = [Held("aa01", "t.a", "a0")]
+    link = NodeLink(Broker(store, "a", held), SqliteBus(tmp_path / "state.db", "a"))
+    for forged in (Signal(SESSION_MOVED, "b", {"session": "aa01", "node": "c", "to": "b"}),
+                   Signal(SESSION_MOVED, "c", {"session": "aa01", "node": "a", "to": "b"}),
+                   Signal(SESSION_MOVED, "b", {"session": "ffff0000", "node": "a", "to": "b"})):
+        await link.on_signal(forged)  # another node's; "to" not its sender; not held here
+    assert held[0].reasons == []
+    await link.on_signal(Signal(SESSION_MOVED, "b", {"session": "aa01", "node": "a",
+                                                     "to": "b"}))
+    assert held[0].reasons == ["moved to b"]

@@ -342,6 +342,20 @@ def test_a_lost_tunnel_not_resumed_ends_at_the_deadline_without_a_receipt() -> N
     assert_ended(zero.do(ev.Detached()), w.EndCode.NORMAL)
 
 
+def test_a_session_another_node_resumed_is_let_go_without_an_end_record() -> None:
+    r = Rig().live()
+    r.do(ev.Detached())
+    out = r.do(ev.HandedOver("node-b"))
+    assert [type(o) for o in out] == [ev.Close]  # no session.end, no receipt: it goes on
+    close = out[0]
+    assert isinstance(close, ev.Close) and not close.to_viewer
+    assert close.code == w.EndCode.REPLACED and "node-b" in close.text
+    assert r.m.ended and r.m.handed_over
+    for event in (ev.Tick(), ev.Attached(), ev.HandedOver("node-c"),
+                  ev.Terminate(w.EndCode.NORMAL, "late")):
+        assert r.do(event) == []
+
+
 def test_an_officer_terminates_audit_then_receipt_then_end_then_nothing() -> None:
     r = Rig().live()
     out = r.do(ev.Terminate(w.EndCode.TERMINATED, "An officer ended this session: audit."))

@@ -146,18 +146,24 @@ async def type_unsaved(world: World, user: str) -> tuple[DesktopRecord, int, dic
     """Type a command into the desktop's xterm without running it: the text lives only there.
     Returns the registry row, Xvnc's pid, its X environment and the file Return would write."""
     row = registry_row(world, user)
-    assert row is not None and row.node and os.path.isabs(row.rfb_socket)
+    assert row is not None
+    return (row, *await type_into(row))
+
+
+async def type_into(row: DesktopRecord) -> tuple[int, dict[str, str], Path]:
+    """`type_unsaved` on the desktop a registry row names (any store, any node)."""
+    assert row.node and os.path.isabs(row.rfb_socket)
     xvnc, xenv = xvnc_of(row)
     window = xdotool(xenv, "search", "--sync", "--onlyvisible", "--class", "xterm").split()
     xdotool(xenv, "mousemove", "200", "120")
     xdotool(xenv, "windowfocus", "--sync", window[0])
     await asyncio.sleep(2.0)  # the shell's prompt
     name = f"restart-proof-{os.getpid()}"
-    proof = world.gateway.data / "homes" / user / name
+    proof = Path(row.home) / name
     proof.unlink(missing_ok=True)
     xdotool(xenv, "type", "--delay", "50", f"echo kept-before-the-kill > ~/{name}")
     await asyncio.sleep(2.0)
-    return row, xvnc, xenv, proof
+    return xvnc, xenv, proof
 
 
 async def run_typed_line(xenv: dict[str, str], proof: Path) -> bool:

@@ -19,13 +19,19 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from gateway.datadir import DataDir
+from gateway.store.desktops import DesktopRecord
+from gateway.store.open import open_store
+from gateway.workspace.sandbox import start_time
+from tests.e2e.test_gateway_restart import xvnc_of
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.gateway import (
     STAFFROOM,
@@ -42,6 +48,8 @@ from tests.fixtures.haproxy import BACKEND, HAProxy, start_haproxy, stop_haproxy
 pytestmark = pytest.mark.slow
 
 SESSION = '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm"\n'
+GRACE = 6  # seconds: the reconnect grace of t.moved, whose session moves to the other node
+SHORT_GRACE = f'[match]\nusers = ["t.moved"]\n\n[session]\nreconnect_grace = "{GRACE}s"\n'
 
 
 @dataclass
@@ -51,6 +59,7 @@ class Cluster:
     admins: dict[str, Persona]  # board operators: the administrator on a, an officer on b
     proxy: HAProxy
     freshclam: Path
+    kind: str  # the shared database: "sqlite" or "postgres"
 
     def sessions(self, via: str) -> list[dict[str, object]]:
         return self.admins[via].run("sessions", "list", "--json").json()  # type: ignore
@@ -65,20 +74,39 @@ class Cluster:
         raise AssertionError(f"no live session of {user}")
 
     def audit(self, node: str, kind: str, user: str) -> list[dict[str, object]]:
-        return self.admins[node].run("audit", "export", "--json", "--user", user, "--kind",
-                                     kind).json()  # type: ignore[return-value]
+        """The records `node` wrote: its own file log (SQLite), or the shared PostgreSQL
+        trail's records naming it (read through that node)."""
+        records = self.admins[node].run("audit", "export", "--json", "--user", user, "--kind",
+                                        kind).json()
+        return [r for r in records  # type: ignore[union-attr]
+                if r["details"].get("node", node) == node]  # type: ignore[index]
 
 
 def shared_db(kind: str, root: Path, data: Path) -> str:
-    """The database both nodes share, holding what `staffroom init` wrote into `data`."""
+    """The SQLite file both nodes share, holding what `staffroom init` wrote into `data`."""
+    assert kind == "sqlite", kind  # PostgreSQL: `staffroom init --db` made it (init_node)
+    shared = root / "shared" / "state.db"
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(data / "state.db", shared)
+    for suffix in ("-wal", "-shm"):
+        (data / f"state.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{shared}"
+
+
+def init_node(kind: str, request: pytest.FixtureRequest, root: Path) -> Gateway:
+    """Node a's DATA_DIR on a shared database of `kind`: a SQLite file moved out of DATA_DIR,
+    or `staffroom init --db` on a fresh database of the session's PostgreSQL."""
+    if kind == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        a = init_gateway(root / "a", free_port(), db=server.create_database())
+    else:
+        a = init_gateway(root / "a", free_port())
+    config = json.loads((a.data / "gateway.json").read_text())
     if kind == "sqlite":
-        shared = root / "shared" / "state.db"
-        shared.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(data / "state.db", shared)
-        for suffix in ("-wal", "-shm"):
-            (data / f"state.db{suffix}").unlink(missing_ok=True)
-        return f"sqlite:///{shared}"
-    raise AssertionError(kind)  # "postgresql": `staffroom init --db` (issue 12, part A)
+        config["database"] = shared_db(kind, root, a.data)
+    config["recordings_dir"] = str(root / "shared" / "recordings")
+    (a.data / "gateway.json").write_text(json.dumps(config, indent=2))
+    return a
 
 
 def start_node(gw: Gateway, node: str) -> None:
@@ -99,17 +127,22 @@ def sign_in(gw: Gateway, who: Persona, user: str, password: str, totp_uri: str) 
     return who
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
+    with running_cluster(request, request.param) as running:
+        yield running
+
+
+@contextmanager
+def running_cluster(request: pytest.FixtureRequest, kind: str) -> Iterator[Cluster]:
+    """Nodes a and b on one `kind` ("sqlite" or "postgres") database behind HAProxy, with the
+    administrator signed in on a and an officer and a CIO on b; all stopped at the end."""
     # Desktops run as an unprivileged account that must reach DATA_DIR/lockdown/.
     root = Path(tempfile.mkdtemp(prefix="staffroom-nodes-"))
     root.chmod(0o711)
-    a = init_gateway(root / "a", free_port())
+    a = init_node(kind, request, root)
     (a.data / "policies" / "50-test.toml").write_text(SESSION)
-    config = json.loads((a.data / "gateway.json").read_text())
-    config["database"] = shared_db(request.param, root, a.data)
-    config["recordings_dir"] = str(root / "shared" / "recordings")
-    (a.data / "gateway.json").write_text(json.dumps(config, indent=2))
+    (a.data / "policies" / "60-grace.toml").write_text(SHORT_GRACE)
     (root / "b").mkdir()
     shutil.copytree(a.data, root / "b" / "data", symlinks=True)
     b = replace(a, data=root / "b" / "data", port=free_port(), url="")
@@ -145,7 +178,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         front = replace(a, url=proxy.url, port=proxy.port)
         world = World(front, admin, cio, root)
         yield Cluster(world, nodes, {"a": admin, "b": officer}, proxy,
-                      freshclam_conf(root, 0.5))
+                      freshclam_conf(root, 0.5), kind)
     finally:
         if proxy is not None:
             stop_haproxy(proxy)
@@ -285,6 +318,64 @@ def test_a_drained_node_gets_no_new_sessions(cluster: Cluster) -> None:
             agent.stop()
         cluster.proxy.admin(f"set server {BACKEND}/a state ready")
     cluster.proxy.wait_status("a", "UP")
+
+
+def desktop_of(cluster: Cluster, user: str) -> DesktopRecord | None:
+    """The user's row in the shared desktops registry (either backend)."""
+    data = DataDir(cluster.nodes["a"].data)
+    store = open_store(data, data.read_config())
+    try:
+        return store.get_desktop(user)
+    finally:
+        store.close()
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = 20) -> object:
+    end = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < end, f"not {what} in {timeout} s"
+        time.sleep(0.2)
+    return got
+
+
+def test_a_live_node_lets_go_of_a_session_the_other_node_resumed(cluster: Cluster) -> None:
+    """Issue 12: HAProxy drops the teacher's connection to node a (a lives on, holding the
+    session detached in its grace) and the agent's resume lands on b. a lets go cleanly: no
+    second session.end, b's registry row and the desktop b now uses are left alone."""
+    agent, session = connect_on(cluster, "t.moved", "a")
+    row = desktop_of(cluster, "t.moved")
+    assert row is not None and row.node == "a"
+    xvnc, _ = xvnc_of(row)
+    xvnc_start = start_time(xvnc)
+    try:
+        cluster.proxy.admin(f"set server {BACKEND}/a state maint")
+        try:
+            cluster.proxy.admin(f"shutdown sessions server {BACKEND}/a")
+            agent.wait_err("Resumed the same session.", 40)
+        finally:
+            cluster.proxy.admin(f"set server {BACKEND}/a state ready")
+        moved = wait_for("listed on b", lambda: [
+            s for s in cluster.sessions("a") if s["user"] == "t.moved" and s["node"] == "b"])
+        assert [s["id"] for s in moved] == [session["id"]]  # type: ignore[union-attr]
+        time.sleep(GRACE + 2)  # a's grace would have run out by now
+        for via in ("a", "b"):
+            rows = [(s["id"], s["node"], s["attached"]) for s in cluster.sessions(via)
+                    if s["user"] == "t.moved"]
+            assert rows == [(session["id"], "b", True)], rows
+        assert cluster.audit("a", "session.end", "t.moved") == []
+        recovered = cluster.audit("b", "session.recover", "t.moved")
+        assert [r["details"]["from_node"] for r in recovered] == ["a"]  # type: ignore[index]
+        taken = desktop_of(cluster, "t.moved")
+        assert taken is not None and taken.node == "b" and taken.server_pid == row.server_pid
+        assert start_time(xvnc) == xvnc_start, "node a ended the desktop b uses"
+        assert agent.proc.poll() is None
+        log = cluster.nodes["a"].log
+        assert log is not None and "continues on node b: let go here" in log.read_text()
+    finally:
+        agent.stop()
+    ends = wait_for("ended on b", lambda: cluster.audit("b", "session.end", "t.moved"))
+    assert len(ends) == 1  # type: ignore[arg-type]
+    assert cluster.audit("a", "session.end", "t.moved") == []
 
 
 def test_health_check_marks_a_stopped_node_down(cluster: Cluster) -> None:

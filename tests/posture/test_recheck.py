@@ -211,7 +211,7 @@ def test_the_broker_verifies_with_the_logins_certificate_and_binding() -> None:
     from gateway.live.broker import SessionBroker
 
     key = ec.generate_private_key(ec.SECP256R1())
-    ctx = SimpleNamespace(extras={"tls_end_point": BINDING})
+    ctx = SimpleNamespace(extras={"tls_end_point": BINDING}, store=None, node="local")
     verify = SessionBroker(ctx, None)._posture_verifier(_certificate(key), "s1")  # type: ignore
 
     def signed(session: str, seq: int, binding: bytes, posture: dict[str, object],
