@@ -143,6 +143,8 @@ class LiveSession:
 
     async def let_go(self, node: str) -> None:
         """`node` resumed this session and carries it on (the broker checked the registry)."""
+        if not self.ended:
+            log.info("session %s continues on node %s: let go here", self.id, node)
         await self.feed(ev.HandedOver(node))
 
     def wake(self) -> None:
@@ -330,7 +332,7 @@ class LiveSession:
             if deadline is not None and mono >= deadline and self.moved_to is not None:
                 moved = self.moved_to()  # its node-bus signal was missed: let go all the same
                 if moved is not None:
-                    await self.feed(ev.HandedOver(moved))
+                    await self.let_go(moved)
                     return
             try:
                 await self.feed(ev.Tick())

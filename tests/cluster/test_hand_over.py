@@ -1,7 +1,7 @@
 """A session another node resumed, seen from the node that still held it detached
-(gateway.live.session: the end of the reconnect grace, `let_go`): it lets go without ending it
-when the registry names another node — the fallback when the node bus's session.moved was
-missed — and ends it as before otherwise."""
+(gateway.live.session's clock at the end of the reconnect grace, `let_go`): it lets go without
+ending it when the registry names another node — the fallback when the node bus's session.moved
+was missed — and ends it as before otherwise."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from gateway.audit.kinds import SessionEnded, TypedEvent
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline
+from gateway.live import session_events as ev
 from gateway.live.session import Limits, LiveSession
 
 
@@ -39,9 +40,16 @@ def detached(moved_to: str | None) -> tuple[LiveSession, list[TypedEvent], list[
     return session, audited, ended
 
 
+async def run_grace(session: LiveSession) -> None:
+    """Attached, the tunnel lost, then the session's own clock until the grace is over."""
+    await session.feed(ev.Attached())
+    await session.feed(ev.Detached())
+    await asyncio.wait_for(session._clock(), 5)
+
+
 async def test_the_grace_ends_in_a_hand_over_when_another_node_holds_the_session() -> None:
     session, audited, ended = detached("b")
-    await asyncio.wait_for(session._grace(), 5)
+    await run_grace(session)
     assert session.ended and session.handed_over and ended == ["aa01"]
     assert audited == []  # no session.end: it goes on, on node b
     assert session.rfb.closed  # type: ignore[attr-defined]
@@ -49,7 +57,7 @@ async def test_the_grace_ends_in_a_hand_over_when_another_node_holds_the_session
 
 async def test_the_grace_ends_the_session_when_no_other_node_took_it() -> None:
     session, audited, ended = detached(None)
-    await asyncio.wait_for(session._grace(), 5)
+    await run_grace(session)
     assert session.ended and not session.handed_over and ended == ["aa01"]
     assert [type(e) for e in audited] == [SessionEnded]
     assert "not resumed" in audited[0].reason  # type: ignore[attr-defined]
