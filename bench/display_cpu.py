@@ -208,6 +208,7 @@ class Update:
     t: float  # seconds since the recording started
     workload: str  # "" between workloads
     raw: bytes  # a Raw/CopyRect/Cursor FramebufferUpdate (or the handshake, first); b"" = mark
+    ended: bool = False  # a mark: the workload ends here (else it starts)
 
 
 def raw_updates(path: Path) -> Iterator[Update]:
@@ -217,7 +218,7 @@ def raw_updates(path: Path) -> Iterator[Update]:
     workload = ""
     for t, kind, data in read_recording(path):
         if kind == _MARK:
-            yield Update(t, workload or data.decode(), b"")  # a workload's start or end
+            yield Update(t, workload or data.decode(), b"", ended=not data)  # start or end
             workload = data.decode()
             continue
         client.feed(data)
@@ -267,9 +268,10 @@ def _rss(field_name: str) -> int:
 
 
 def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool = False,
-           profiled: tuple[str, ...] = OFFICE_MIX) -> Replay:
+           profiled: tuple[str, ...] = OFFICE_MIX, workloads: tuple[str, ...] = ()) -> Replay:
     """Replay the recording through a fresh session's display path; ``profile`` is enabled
-    around the updates of the ``profiled`` workloads only."""
+    around the updates of the ``profiled`` workloads only. With ``workloads``, the replay stops
+    once all of those have ended (the recording's first ones are the office mix)."""
     updates = raw_updates(path)
     first = next(updates)
     if memory:
@@ -285,11 +287,15 @@ def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool 
     client.data_to_send()
     pipeline.receive(wire.Resume(wire.VERSION), BASE_TIME)
     out = Replay()
+    ended: set[str] = set()
     for up in updates:
         tally = out.tallies.setdefault(up.workload or "(between)", Tally())
         if not up.raw:  # the workload's marks give its wall time
             tally.first = up.t if tally.first is None else tally.first
             tally.last = up.t
+            ended.add(up.workload) if up.ended else None
+            if workloads and ended.issuperset(workloads):
+                break
             continue
         if memory:
             start_mem = tracemalloc.get_traced_memory()[0]
@@ -357,20 +363,24 @@ def summary(result: Replay) -> dict[str, object]:
 # --- compare -------------------------------------------------------------------------------
 
 
-def run_side(rec: Path, gateway_root: Path | None, memory: bool) -> dict[str, object]:
+def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list[str]
+             ) -> dict[str, object]:
     env = dict(os.environ)
     if gateway_root is not None:
         env["PYTHONPATH"] = str(gateway_root) + os.pathsep + env.get("PYTHONPATH", "")
     argv = [sys.executable, str(Path(__file__).resolve()), "replay", str(rec), "--json"]
     if memory:
         argv.append("--memory")
+    if workloads:
+        argv += ["--workloads", *workloads]
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"replay failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def compare(rec: Path, baseline: str, rounds: int) -> dict[str, object]:
+def compare(rec: Path, baseline: str, rounds: int, workloads: list[str], memory: bool
+            ) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="display-cpu-") as tmp:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "gateway"],
                                  capture_output=True, check=True).stdout
@@ -379,16 +389,16 @@ def compare(rec: Path, baseline: str, rounds: int) -> dict[str, object]:
         for i in range(rounds):
             for side in ("before", "after") if i % 2 == 0 else ("after", "before"):
                 root = Path(tmp) if side == "before" else None
-                sides[side].append(run_side(rec, root, memory=False))
-        mem = {side: run_side(rec, Path(tmp) if side == "before" else None, memory=True)
-               for side in ("before", "after")}  # fmt: skip
+                sides[side].append(run_side(rec, root, False, workloads))
+        mem = {side: run_side(rec, Path(tmp) if side == "before" else None, True, workloads)
+               for side in ("before", "after")} if memory else {}  # fmt: skip
     best = {side: min(runs, key=lambda r: r["office_mix"]["cpu_s"])  # type: ignore[index]
             for side, runs in sides.items()}
     return {"baseline": baseline, "rounds": rounds, "recording": str(rec),
             "load": os.getloadavg(), "before": best["before"], "after": best["after"],
             "all_cpu": {s: [r["office_mix"]["cpu_s"] for r in runs]  # type: ignore[index]
                         for s, runs in sides.items()},
-            "memory": {s: m["memory"] for s, m in mem.items()}}
+            "memory": {s: m["memory"] for s, m in mem.items()} or None}
 
 
 def markdown(result: dict[str, object]) -> str:
@@ -407,8 +417,9 @@ def markdown(result: dict[str, object]) -> str:
                  f"{am['cpu_s_per_min']} CPU s per minute of session; display path alone "
                  f"{bm['sessions_per_core']} → {am['sessions_per_core']} sessions per core.")
     mem = result["memory"]
-    lines.append(f"Memory (tracemalloc; VmHWM growth): before {mem['before']}, "  # type: ignore[index]
-                 f"after {mem['after']}.")  # type: ignore[index]
+    if mem:
+        lines.append(f"Memory (tracemalloc; VmHWM growth): before {mem['before']}, "  # type: ignore[index]
+                     f"after {mem['after']}.")  # type: ignore[index]
     lines.append(f"All rounds' office-mix CPU s: {result['all_cpu']}; load {result['load']}.")
     return "\n".join(lines)
 
@@ -425,25 +436,31 @@ def main() -> None:
     rep.add_argument("--profile", type=Path)
     rep.add_argument("--profile-workloads", nargs="+", default=list(OFFICE_MIX))
     rep.add_argument("--memory", action="store_true")
+    rep.add_argument("--workloads", nargs="+", default=[], help="stop once these have ended")
     rep.add_argument("--json", action="store_true")
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("recording", type=Path)
     cmp_.add_argument("--baseline", default="main")
     cmp_.add_argument("--rounds", type=int, default=2)
     cmp_.add_argument("--out", type=Path)
+    cmp_.add_argument("--workloads", nargs="+", default=list(OFFICE_MIX),
+                      help="replay until these have ended ('all': the whole recording)")
+    cmp_.add_argument("--memory", action="store_true", help="one more run each with tracemalloc")
     args = parser.parse_args()
     if args.cmd == "record":
         asyncio.run(record(args.out, args.workloads, args.duration))
     elif args.cmd == "replay":
         prof = cProfile.Profile() if args.profile else None
         result = summary(replay(args.recording, profile=prof, memory=args.memory,
-                                profiled=tuple(args.profile_workloads)))
+                                profiled=tuple(args.profile_workloads),
+                                workloads=tuple(args.workloads)))
         print(json.dumps(result, indent=None if args.json else 2))
         if prof is not None:
             prof.dump_stats(args.profile)
             pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
     else:
-        result = compare(args.recording, args.baseline, args.rounds)
+        wl = [] if args.workloads == ["all"] else args.workloads
+        result = compare(args.recording, args.baseline, args.rounds, wl, args.memory)
         text = markdown(result)
         print(text)
         if args.out:
