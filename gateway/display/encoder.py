@@ -163,51 +163,52 @@ def _kinds(img: Image.Image, x: int, cuts: list[int]
             for m, (r, g, b) in zip(mixed.tolist(), firsts.tolist(), strict=True)]
 
 
-def _stack(segments: list[_Segment]) -> list[_Segment]:
-    """Stack segments of equal span and kind that touch vertically, while the area allows."""
-    open_: dict[tuple[object, ...], _Segment] = {}
-    done: list[_Segment] = []
-    for seg in sorted(segments, key=lambda s: (s.y, s.x)):
-        k = (seg.x, seg.w, seg.key)
-        top = open_.get(k)
-        if top is not None and top.y + top.h == seg.y \
-                and (top.h + seg.h) * seg.w <= MAX_MERGE_PIXELS:
-            top.h += seg.h
-            top.parts.extend(seg.parts)
-            continue
-        if top is not None:
-            done.append(top)
-        open_[k] = seg
-    done.extend(open_.values())
-    return done
-
-
 def encode_tiles(
     snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings,
     drift: Drift | None = None,
 ) -> list[Tile | Fill]:
-    """Watermark, classify, merge and encode damaged regions into display messages."""
-    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy, drift)]
+    """Watermark, classify, merge and encode damaged regions into display messages.
+
+    Segments of equal span and kind that touch vertically are stacked into one image while the
+    area allows. Regions are taken top to bottom and a stack is encoded as soon as no later
+    region can extend it, so only about two tile rows of RGB images are alive at a time (a key
+    frame no longer holds a second, RGB copy of the whole desktop while it is encoded)."""
     out: list[Tile | Fill] = []
-    for seg in _stack(segments):
-        if seg.key[0] == "solid":
-            r, g, b = seg.key[1]  # type: ignore[misc]
-            out.append(Fill(seg.x, seg.y, seg.w, seg.h, r, g, b))
-            continue
-        if len(seg.parts) == 1:
-            img = seg.parts[0]
-        else:
-            img = Image.new("RGB", (seg.w, seg.h))
-            y = 0
-            for part in seg.parts:
-                img.paste(part, (0, y))
-                y += part.height
-        data = palette.encode(img, PALETTE_COLORS) \
-            if settings.palette and seg.key[0] == "text" else None
-        if data is not None:
-            out.append(Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data))
-            continue
-        fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
-        out.append(Tile(seg.x, seg.y, seg.w, seg.h, fmt,
-                        encode_image(img, fmt, settings.jpeg_quality)))
+    open_: dict[tuple[object, ...], _Segment] = {}
+    for snap in sorted(snaps, key=lambda s: (s.y, s.x)):
+        for k in [k for k, top in open_.items() if top.y + top.h < snap.y]:
+            out.append(_encode(open_.pop(k), settings))  # nothing below can touch it now
+        for seg in _segments(snap, layer, settings.lossy, drift):
+            k = (seg.x, seg.w, seg.key)
+            top = open_.get(k)
+            if top is not None and top.y + top.h == seg.y \
+                    and (top.h + seg.h) * seg.w <= MAX_MERGE_PIXELS:
+                top.h += seg.h
+                top.parts.extend(seg.parts)
+                continue
+            if top is not None:
+                out.append(_encode(top, settings))
+            open_[k] = seg
+    out.extend(_encode(seg, settings) for seg in open_.values())
     return out
+
+
+def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
+    if seg.key[0] == "solid":
+        r, g, b = seg.key[1]  # type: ignore[misc]
+        return Fill(seg.x, seg.y, seg.w, seg.h, r, g, b)
+    if len(seg.parts) == 1:
+        img = seg.parts[0]
+    else:
+        img = Image.new("RGB", (seg.w, seg.h))
+        y = 0
+        for part in seg.parts:
+            img.paste(part, (0, y))
+            y += part.height
+    seg.parts = []  # the stack's images are freed once encoded
+    data = palette.encode(img, PALETTE_COLORS) \
+        if settings.palette and seg.key[0] == "text" else None
+    if data is not None:
+        return Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data)
+    fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
+    return Tile(seg.x, seg.y, seg.w, seg.h, fmt, encode_image(img, fmt, settings.jpeg_quality))
