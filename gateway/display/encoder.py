@@ -19,6 +19,7 @@ import io
 from dataclasses import dataclass
 from itertools import pairwise
 
+import numpy as np
 from PIL import Image
 
 from gateway.display import palette
@@ -124,9 +125,7 @@ def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
     t = snap.tile
     cuts = [snap.x, *range((snap.x // t + 1) * t, snap.x + snap.w, t), snap.x + snap.w]
     out: list[_Segment] = []
-    for c0, c1 in pairwise(cuts):
-        cell = img.crop((c0 - snap.x, 0, c1 - snap.x, snap.h)) if len(cuts) > 2 else img
-        kind, color = classify(cell)
+    for (c0, c1), (kind, color) in zip(pairwise(cuts), _kinds(img, snap.x, cuts), strict=True):
         if kind == "photo" and not lossy:
             kind = "text"
         key: tuple[object, ...] = (kind, color) if kind == "solid" else (kind,)
@@ -141,51 +140,75 @@ def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
     return out
 
 
-def _stack(segments: list[_Segment]) -> list[_Segment]:
-    """Stack segments of equal span and kind that touch vertically, while the area allows."""
-    open_: dict[tuple[object, ...], _Segment] = {}
-    done: list[_Segment] = []
-    for seg in sorted(segments, key=lambda s: (s.y, s.x)):
-        k = (seg.x, seg.w, seg.key)
-        top = open_.get(k)
-        if top is not None and top.y + top.h == seg.y \
-                and (top.h + seg.h) * seg.w <= MAX_MERGE_PIXELS:
-            top.h += seg.h
-            top.parts.extend(seg.parts)
-            continue
-        if top is not None:
-            done.append(top)
-        open_[k] = seg
-    done.extend(open_.values())
-    return done
+def _kinds(img: Image.Image, x: int, cuts: list[int]
+           ) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """classify() of each tile column of a region (columns between consecutive ``cuts``).
+
+    A region with at most PHOTO_COLORS colours has no photo-like column (a column has no more
+    colours than the whole), so one count of the whole and a numpy pass for the single-colour
+    columns answer for all of them; only a region with more colours is counted per column."""
+    if len(cuts) == 2:
+        return [classify(img)]
+    if img.getcolors(PHOTO_COLORS) is None:
+        return [classify(img.crop((c0 - x, 0, c1 - x, img.height))) for c0, c1 in pairwise(cuts)]
+    rgb = np.asarray(img)
+    h, w = rgb.shape[:2]
+    starts = np.array(cuts[:-1]) - x
+    firsts = rgb[0, starts]  # each column's top-left pixel
+    ref = firsts[np.repeat(np.arange(len(starts)), np.diff(np.array(cuts)))].reshape(w * 3)
+    # Rows reduced first: numpy ORs whole rows at a time (an inner axis of 3 is slow).
+    differs = (rgb.reshape(h, w * 3) != ref).any(axis=0)
+    mixed = np.logical_or.reduceat(differs, starts * 3)
+    return [("text", None) if m else ("solid", (int(r), int(g), int(b)))
+            for m, (r, g, b) in zip(mixed.tolist(), firsts.tolist(), strict=True)]
 
 
 def encode_tiles(
     snaps: list[RegionSnapshot], layer: WatermarkLayer | None, settings: EncodeSettings,
     drift: Drift | None = None,
 ) -> list[Tile | Fill]:
-    """Watermark, classify, merge and encode damaged regions into display messages."""
-    segments = [seg for s in snaps for seg in _segments(s, layer, settings.lossy, drift)]
+    """Watermark, classify, merge and encode damaged regions into display messages.
+
+    Segments of equal span and kind that touch vertically are stacked into one image while the
+    area allows. Regions are taken top to bottom and a stack is encoded as soon as no later
+    region can extend it, so only about two tile rows of RGB images are alive at a time (a key
+    frame no longer holds a second, RGB copy of the whole desktop while it is encoded)."""
     out: list[Tile | Fill] = []
-    for seg in _stack(segments):
-        if seg.key[0] == "solid":
-            r, g, b = seg.key[1]  # type: ignore[misc]
-            out.append(Fill(seg.x, seg.y, seg.w, seg.h, r, g, b))
-            continue
-        if len(seg.parts) == 1:
-            img = seg.parts[0]
-        else:
-            img = Image.new("RGB", (seg.w, seg.h))
-            y = 0
-            for part in seg.parts:
-                img.paste(part, (0, y))
-                y += part.height
-        data = palette.encode(img, PALETTE_COLORS) \
-            if settings.palette and seg.key[0] == "text" else None
-        if data is not None:
-            out.append(Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data))
-            continue
-        fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
-        out.append(Tile(seg.x, seg.y, seg.w, seg.h, fmt,
-                        encode_image(img, fmt, settings.jpeg_quality)))
+    open_: dict[tuple[object, ...], _Segment] = {}
+    for snap in sorted(snaps, key=lambda s: (s.y, s.x)):
+        for k in [k for k, top in open_.items() if top.y + top.h < snap.y]:
+            out.append(_encode(open_.pop(k), settings))  # nothing below can touch it now
+        for seg in _segments(snap, layer, settings.lossy, drift):
+            k = (seg.x, seg.w, seg.key)
+            top = open_.get(k)
+            if top is not None and top.y + top.h == seg.y \
+                    and (top.h + seg.h) * seg.w <= MAX_MERGE_PIXELS:
+                top.h += seg.h
+                top.parts.extend(seg.parts)
+                continue
+            if top is not None:
+                out.append(_encode(top, settings))
+            open_[k] = seg
+    out.extend(_encode(seg, settings) for seg in open_.values())
     return out
+
+
+def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
+    if seg.key[0] == "solid":
+        r, g, b = seg.key[1]  # type: ignore[misc]
+        return Fill(seg.x, seg.y, seg.w, seg.h, r, g, b)
+    if len(seg.parts) == 1:
+        img = seg.parts[0]
+    else:
+        img = Image.new("RGB", (seg.w, seg.h))
+        y = 0
+        for part in seg.parts:
+            img.paste(part, (0, y))
+            y += part.height
+    seg.parts = []  # the stack's images are freed once encoded
+    data = palette.encode(img, PALETTE_COLORS) \
+        if settings.palette and seg.key[0] == "text" else None
+    if data is not None:
+        return Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data)
+    fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
+    return Tile(seg.x, seg.y, seg.w, seg.h, fmt, encode_image(img, fmt, settings.jpeg_quality))

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from gateway.rfb.surface import BYTES_PER_PIXEL
 
 TILE = 64
@@ -55,7 +57,8 @@ def tiles_in(x: int, y: int, w: int, h: int, tile: int = TILE) -> Iterator[tuple
 
 
 class Framebuffer:
-    """Implements gateway.rfb.surface.Surface. Pixels are one bytearray, row-major BGRX."""
+    """Implements gateway.rfb.surface.Surface. Pixels are one bytearray, row-major BGRX; the
+    drawing goes through a numpy view of it (one C copy per rectangle, not one per row)."""
 
     def __init__(self, width: int = 0, height: int = 0, tile: int = TILE) -> None:
         self.tile = tile
@@ -71,6 +74,7 @@ class Framebuffer:
         self.width, self.height = width, height
         self.stride = width * BYTES_PER_PIXEL
         self.pixels = bytearray(self.stride * height)
+        self._rows = np.frombuffer(self.pixels, np.uint8).reshape(height, self.stride)
         self.cols = -(-width // self.tile)
         self.rows = -(-height // self.tile)
         self.resized = True
@@ -83,10 +87,8 @@ class Framebuffer:
         x, y, w, h = self._clip(x, y, w, h)
         if w <= 0 or h <= 0:
             return
-        row = bytes(pixel[:4]) * w
-        for yy in range(y, y + h):
-            off = yy * self.stride + x * 4
-            self.pixels[off : off + w * 4] = row
+        px = np.frombuffer(bytes(pixel[:4]).ljust(4, b"\0"), np.uint8)
+        self._rows[y : y + h, x * 4 : (x + w) * 4].reshape(h, w, 4)[:] = px
         self.damage_rect(x, y, w, h)
 
     def blit(self, x: int, y: int, w: int, h: int, data: bytes) -> None:
@@ -95,11 +97,9 @@ class Framebuffer:
         cx, cy, cw, ch = self._clip(x, y, w, h)
         if cw <= 0 or ch <= 0:
             return
-        mv = memoryview(data)
-        for yy in range(cy, cy + ch):
-            src = (yy - y) * w * 4 + (cx - x) * 4
-            off = yy * self.stride + cx * 4
-            self.pixels[off : off + cw * 4] = mv[src : src + cw * 4]
+        src = np.frombuffer(data, np.uint8).reshape(h, w * 4)
+        self._rows[cy : cy + ch, cx * 4 : (cx + cw) * 4] = \
+            src[cy - y : cy - y + ch, (cx - x) * 4 : (cx - x + cw) * 4]
         self.damage_rect(cx, cy, cw, ch)
 
     def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
@@ -109,10 +109,10 @@ class Framebuffer:
             and src_y + h <= self.height and y + h <= self.height
         ):  # fmt: skip
             return
-        block = self.read(src_x, src_y, w, h)  # a snapshot makes overlap safe
-        for r in range(h):
-            off = (y + r) * self.stride + x * 4
-            self.pixels[off : off + w * 4] = block[r * w * 4 : (r + 1) * w * 4]
+        rows = self._rows
+        # A snapshot of the source makes overlapping copies safe.
+        rows[y : y + h, x * 4 : (x + w) * 4] = rows[src_y : src_y + h,
+                                                    src_x * 4 : (src_x + w) * 4].copy()
         op = CopyOp(src_x, src_y, x, y, w, h)
         self._record_copy(op)
         if self.on_copy is not None:
@@ -209,11 +209,7 @@ class Framebuffer:
         """The BGRX bytes of a rectangle inside the framebuffer, row by row."""
         if x == 0 and w == self.width:
             return bytes(self.pixels[y * self.stride : (y + h) * self.stride])
-        mv = memoryview(self.pixels)
-        return b"".join(
-            mv[(y + r) * self.stride + x * 4 : (y + r) * self.stride + (x + w) * 4]
-            for r in range(h)
-        )
+        return self._rows[y : y + h, x * 4 : (x + w) * 4].tobytes()
 
     def tile_rect(self, tx: int, ty: int) -> tuple[int, int, int, int]:
         x, y = tx * self.tile, ty * self.tile

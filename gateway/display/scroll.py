@@ -18,8 +18,9 @@ from __future__ import annotations
 import os
 import zlib
 from array import array
-from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 from gateway.display.framebuffer import Box, CopyOp, Damage, Framebuffer
 
@@ -134,23 +135,35 @@ class RowHashes:
         return Scroll(CopyOp(x0, y0 + dy, x0, y0, x1 - x0, y1 - y0), rest)
 
     def _vote(self, new: dict[int, array[int]], damage: Damage) -> int | None:
+        """The shift most damaged band-rows agree on: each damaged row votes for every old row
+        with its hash (unless that hash is too common to be evidence), in numpy; ties go to
+        the shift voted for first, rows in the order of the damage's sets."""
         rows: dict[int, set[int]] = {}
         for (col, _row), box in damage.items():
             rows.setdefault(col // BAND_TILES, set()).update(range(box[1], box[3]))
-        votes: Counter[int] = Counter()
+        shifts = []
         for band in sorted(rows, key=lambda b: -len(rows[b]))[:VOTING_BANDS]:
-            values = new[band]
-            where: dict[int, list[int]] = {}
-            for y, h in enumerate(self.bands[band]):
-                where.setdefault(h, []).append(y)
-            for y in rows[band]:
-                srcs = where.get(values[y], ())
-                if len(srcs) <= MAX_REPEATS:  # blank rows match anything: no evidence
-                    votes.update(s - y for s in srcs if s != y and abs(s - y) <= MAX_SHIFT)
-        if not votes:
+            old = np.frombuffer(self.bands[band], np.uint32)
+            order = np.argsort(old, kind="stable")  # equal hashes keep ascending rows
+            ordered = old[order]
+            ys = np.fromiter(rows[band], np.int64, len(rows[band]))
+            values = np.frombuffer(new[band], np.uint32)[ys]
+            lo = np.searchsorted(ordered, values, "left")
+            count = np.searchsorted(ordered, values, "right") - lo
+            k = np.arange(MAX_REPEATS)
+            srcs = order[np.minimum(lo[:, None] + k, len(order) - 1)].astype(np.int64)
+            d = srcs - ys[:, None]
+            ok = (k < count[:, None]) & (count[:, None] <= MAX_REPEATS) & (d != 0) \
+                & (np.abs(d) <= MAX_SHIFT)
+            shifts.append(d[ok])  # row-major: by row, then by source row
+        votes = np.concatenate(shifts) if shifts else np.empty(0, np.int64)
+        if not votes.size:
             return None
-        dy, n = votes.most_common(1)[0]
-        return dy if n >= MIN_VOTES else None
+        found, first, counts = np.unique(votes, return_index=True, return_counts=True)
+        best = counts.max()
+        tied = np.flatnonzero(counts == best)
+        pick = tied[np.argmin(first[tied])]
+        return int(found[pick]) if best >= MIN_VOTES else None
 
 
 def _area(damage: Damage) -> int:

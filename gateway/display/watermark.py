@@ -120,6 +120,9 @@ class Watermark:
         self.tz = tz
         self._cache: WatermarkLayer | None = None
         self._stamp_cache: tuple[str, Image.Image] | None = None
+        # Ink boxes per stamp phase (see _ink_phase), for one (text, tile) at a time.
+        self._phase_key: tuple[str, int] | None = None
+        self._phases: dict[tuple[int, int], list[tuple[int, int, tuple[int, int, int, int]]]] = {}
 
     def text(self, now: float) -> str:
         wall = datetime.fromtimestamp(now, self.tz) if self.tz else datetime.fromtimestamp(now)
@@ -182,18 +185,18 @@ class Watermark:
             for x in range(ox - 2 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
             if x + stamp.width > -sx and y + stamp.height > -sy
         )
-        alpha = stamp.getchannel("A")
         boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
         for x, y in origins:
-            for tx, ty in _tiles(x, y, stamp.width, stamp.height, width, height, tile, sx, sy):
-                # The part of this tile the stamp covers, in stamp coordinates.
-                box = (max(tx * tile, x) - x, max(ty * tile, y) - y,
-                       min((tx + 1) * tile, x + stamp.width) - x,
-                       min((ty + 1) * tile, y + stamp.height) - y)
-                b = alpha.crop(box).getbbox()
-                if not b:
+            tiles = _tiles(x, y, stamp.width, stamp.height, width, height, tile, sx, sy)
+            if not tiles:
+                continue
+            (tx0, ty0), (tx1, ty1) = tiles[0], tiles[-1]
+            bx, by = x // tile, y // tile
+            for rx, ry, (b0, b1, b2, b3) in self._ink_phase(text, stamp, tile, x % tile, y % tile):
+                tx, ty = bx + rx, by + ry
+                if not (tx0 <= tx <= tx1 and ty0 <= ty <= ty1):
                     continue
-                b = (b[0] + box[0] + x, b[1] + box[1] + y, b[2] + box[0] + x, b[3] + box[1] + y)
+                b = (b0 + x, b1 + y, b2 + x, b3 + y)
                 old = boxes.get((tx, ty))
                 boxes[(tx, ty)] = b if old is None else (min(old[0], b[0]), min(old[1], b[1]),
                                                          max(old[2], b[2]), max(old[3], b[3]))
@@ -201,6 +204,31 @@ class Watermark:
                                if 0 <= tx * tile < width and 0 <= ty * tile < height)
         return WatermarkLayer(key, width, height, tile, stamp, origins, on_desktop, boxes,
                               (sx, sy))
+
+
+    def _ink_phase(self, text: str, stamp: Image.Image, tile: int, px: int, py: int
+                   ) -> list[tuple[int, int, tuple[int, int, int, int]]]:
+        """A stamp whose top-left sits (px, py) into a tile: per tile it touches, (column,
+        row) relative to that tile and the bounding box of its ink relative to the stamp's
+        corner. Cached per phase: a layer places tens of stamps at a handful of phases, and a
+        scrolled view re-renders the layer with the grid moved (pipeline._scroll_layer)."""
+        if self._phase_key != (text, tile):
+            self._phase_key, self._phases = (text, tile), {}
+        found = self._phases.get((px, py))
+        if found is None:
+            alpha = stamp.getchannel("A")
+            found = []
+            for ry in range(0, (py + stamp.height - 1) // tile + 1):
+                for rx in range(0, (px + stamp.width - 1) // tile + 1):
+                    box = (max(rx * tile, px) - px, max(ry * tile, py) - py,
+                           min((rx + 1) * tile, px + stamp.width) - px,
+                           min((ry + 1) * tile, py + stamp.height) - py)
+                    b = alpha.crop(box).getbbox()
+                    if b:
+                        found.append((rx, ry, (b[0] + box[0], b[1] + box[1],
+                                               b[2] + box[0], b[3] + box[1])))
+            self._phases[(px, py)] = found
+        return found
 
 
 def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int, mx: int, my: int
