@@ -154,46 +154,22 @@ def test_two_writer_processes_make_one_valid_chain(pg_dsn: str,
     assert sum(1 for a, b in itertools.pairwise(interleaved) if a != b) > 2
 
 
-def test_an_edited_record_is_named(trail: PgTrail, pg_dsn: str,
-                                   key: ec.EllipticCurvePrivateKey) -> None:
-    for i in range(8):
+@pytest.mark.parametrize(("records", "tamper", "bad_seq", "says"), [
+    (8, "UPDATE audit_records SET line = replace(line, 'teacher4', 'teacher9') WHERE seq = 5",
+     5, "Record 5 was changed"),
+    (5, "UPDATE audit_records SET actor = 'someone-else' WHERE seq = 3", 3, "search columns"),
+    (8, "DELETE FROM audit_records WHERE seq = 4", 4, "Record 4 is missing"),
+    (8, "DELETE FROM audit_records WHERE seq >= 6", 6, "removed from the end"),  # signed head
+], ids=["edited-record", "edited-search-column", "deleted-middle", "cut-end"])
+def test_tampering_is_found_and_named(trail: PgTrail, pg_dsn: str,
+                                      key: ec.EllipticCurvePrivateKey, records: int,
+                                      tamper: str, bad_seq: int, says: str) -> None:
+    for i in range(records):
         trail.append(event(i))
-    sql(pg_dsn, "UPDATE audit_records SET line = replace(line, 'teacher4', 'teacher9') "
-        "WHERE seq = 5")
+    sql(pg_dsn, tamper)
     result = verify_trail(pg_dsn, key.public_key())
-    assert not result.ok
-    assert result.first_bad_seq == 5
-    assert "Record 5 was changed" in result.message
-
-
-def test_an_edited_search_column_is_named(trail: PgTrail, pg_dsn: str,
-                                          key: ec.EllipticCurvePrivateKey) -> None:
-    for i in range(5):
-        trail.append(event(i))
-    sql(pg_dsn, "UPDATE audit_records SET actor = 'someone-else' WHERE seq = 3")
-    result = verify_trail(pg_dsn, key.public_key())
-    assert not result.ok and result.first_bad_seq == 3
-    assert "search columns" in result.message
-
-
-def test_a_deleted_middle_record_is_found(trail: PgTrail, pg_dsn: str,
-                                          key: ec.EllipticCurvePrivateKey) -> None:
-    for i in range(8):
-        trail.append(event(i))
-    sql(pg_dsn, "DELETE FROM audit_records WHERE seq = 4")
-    result = verify_trail(pg_dsn, key.public_key())
-    assert not result.ok and result.first_bad_seq == 4
-    assert "Record 4 is missing" in result.message
-
-
-def test_truncation_is_found_by_the_signed_head(trail: PgTrail, pg_dsn: str,
-                                                key: ec.EllipticCurvePrivateKey) -> None:
-    for i in range(8):
-        trail.append(event(i))
-    sql(pg_dsn, "DELETE FROM audit_records WHERE seq >= 6")
-    result = verify_trail(pg_dsn, key.public_key())
-    assert not result.ok and result.first_bad_seq == 6
-    assert "removed from the end" in result.message
+    assert not result.ok and result.first_bad_seq == bad_seq
+    assert says in result.message
 
 
 def test_a_forged_head_row_is_found(trail: PgTrail, pg_dsn: str,
