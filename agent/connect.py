@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from agent.cli_support import CliError, progress
 from agent.login import Credentials, LoginDenied, clean, handshake, server_end_point
+from agent.nodelay import no_delay
 from agent.tls import client_context, explain_tls_error
 from agent.viewer_server import ViewerServer
 from gateway.wire import display, receipt, recheck
@@ -73,8 +74,8 @@ async def _open(options: ConnectOptions) -> ClientConnection:
     url = tunnel_url(options.gateway)
     tls = client_context(options.ca)
     try:
-        return await connect(url, ssl=tls, max_size=32 * 1024 * 1024, compression=None,
-                             open_timeout=15, ping_interval=15, ping_timeout=20)
+        ws = await connect(url, ssl=tls, max_size=32 * 1024 * 1024, compression=None,
+                           open_timeout=15, ping_interval=15, ping_timeout=20)
     except (InvalidURI, InvalidStatus) as e:
         raise CliError(f"The gateway at {options.gateway} did not accept the tunnel ({e}).") \
             from None
@@ -87,6 +88,8 @@ async def _open(options: ConnectOptions) -> ClientConnection:
                        "check the address and your internet connection.") from None
     except TimeoutError:
         raise CliError(f"The gateway at {options.gateway} did not answer in time.") from None
+    no_delay(ws.transport)  # keys and Acks are small frames: never held back by Nagle
+    return ws
 
 
 async def _login(ws: ClientConnection, identity: Identity, options: ConnectOptions,

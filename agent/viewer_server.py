@@ -19,6 +19,8 @@ from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from agent.nodelay import no_delay
+
 log = logging.getLogger(__name__)
 
 VIEWER_DIR = Path(__file__).resolve().parent.parent / "viewer"
@@ -123,6 +125,7 @@ class ViewerServer:
             await self._viewer.close(code=4000, message=b"opened in another tab")
         ws = web.WebSocketResponse(max_msg_size=MAX_VIEWER_FRAME)
         await ws.prepare(request)
+        no_delay(request.transport)  # frames and keys are small: never held back by Nagle
         self._viewer = ws
         backlog, self._backlog = self._backlog, []
         for frame in backlog:

@@ -164,6 +164,7 @@ class SessionMachine:
     _helper_view: bool = False  # the operator's view is attached
     _helper_refused: bool = False  # their input was refused (audited once per view)
     _outstanding: bool = False  # a FramebufferUpdateRequest is outstanding
+    _encoding: bool = False  # a frame was taken and is being encoded (EncodeFrame → FrameEncoded)
     _last_input: float = 0.0
     _warned_idle: bool = False
     _warned_time: bool = False
@@ -200,13 +201,17 @@ class SessionMachine:
             case FrameDue(observer_key=key):
                 return self._frame_due(key, now)
             case FrameEncoded(job=job, data=data):
+                self._encoding = False
                 self.pipeline.frame_sent(job, len(data), now.wall)
                 self.bytes_sent += len(data)
                 self.frames_sent += 1
                 return [SendFrame(data, job), *self._request_update()]
             case DesktopUpdated():
                 self._outstanding = False
-                return [WakeFrames()]
+                # Keep the desktop busy: the next update is asked for before this one is taken
+                # (taking a frame is CPU on the loop), unless a frame is being encoded, when
+                # FrameEncoded asks: at most one update is read ahead of the frame encoding.
+                return [*(() if self._encoding else self._request_update()), WakeFrames()]
             case DesktopResized():
                 return [WakeFrames()]
             case DesktopReady():
@@ -373,6 +378,7 @@ class SessionMachine:
         if job is None:
             return self._request_update()
         # The frame's pixels are copied out: the desktop renders the next update meanwhile.
+        self._encoding = True
         return [*self._request_update(), EncodeFrame(job)]
 
     def _request_update(self) -> list[Output]:

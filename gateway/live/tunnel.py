@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from dataclasses import replace
 from datetime import timedelta
 
@@ -68,6 +69,17 @@ NONCE_TTL = timedelta(seconds=LOGIN_TIMEOUT + 10)
 MAX_SESSION_FRAME = 4 * 1024 * 1024  # after login; before it gateway.net.gate's budget applies
 
 
+def no_delay(transport: asyncio.BaseTransport | None) -> bool:
+    """TCP_NODELAY on the tunnel's socket: frames and the agent's keys are small and must not
+    wait behind Nagle's algorithm (aiohttp sets it too; this keeps it a guarantee). False when
+    the transport has no TCP socket (closed, or behind a Unix-socket proxy)."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return True
+
+
 def server_cert_hash(c: GatewayContext) -> bytes:
     """Our own tls-server-end-point (SHA-256 of the DER certificate we serve)."""
     cached = c.extras.get("tls_end_point")
@@ -99,6 +111,7 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(reason="browsers may not open the tunnel")
     ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_FRAME, heartbeat=20.0)
     await ws.prepare(request)
+    no_delay(request.transport)
     start_handshake(request)  # from here the peer's bytes count against the handshake budget
     remote = source(request)
     conn = LoginConnection("gateway")

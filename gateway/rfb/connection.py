@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable
 
 from .client import RfbClient
@@ -144,6 +145,17 @@ class RfbConnection:
             await asyncio.wait_for(self._writer.wait_closed(), 2.0)
 
 
+def no_delay(writer: asyncio.StreamWriter) -> bool:
+    """TCP_NODELAY on a TCP connection (False for a Unix socket): a key event and an update
+    request are a few bytes each and must not wait behind Nagle's algorithm for the previous
+    segment's ACK. asyncio already sets it on TCP transports; this keeps it a guarantee."""
+    sock = writer.get_extra_info("socket")
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return False
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return True
+
+
 async def open_rfb(
     host: str,
     port: int,
@@ -180,6 +192,7 @@ async def open_rfb(
         reader, writer = await asyncio.wait_for(opening, connect_timeout)
     except TimeoutError:
         raise RfbTimeout(f"connect to {where} timed out after {connect_timeout}s") from None
+    no_delay(writer)
     client = RfbClient(
         surface, password=password, encodings=encodings, limits=limits, clipboard=clipboard,
         allow_none=allow_none,

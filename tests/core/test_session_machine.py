@@ -228,10 +228,12 @@ def test_frames_are_paced_by_acks_with_one_update_request_outstanding() -> None:
     r.do(ev.Attached())
     assert r.do(ev.FrameDue()) == []  # no Resume yet: nothing may go out
     r.send(w.Resume(w.VERSION))
-    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]
+    # The next update is asked for at once, before this one is taken (the desktop renders it
+    # while the gateway takes and encodes the frame).
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
     first = r.do(ev.FrameDue())
-    assert first[0] == ev.RequestUpdate() and isinstance(first[1], ev.EncodeFrame)
-    job = first[1].job
+    assert len(first) == 1 and isinstance(first[0], ev.EncodeFrame)
+    job = first[0].job
     out = r.do(ev.FrameEncoded(job, b"frame-1"))
     assert out == [ev.SendFrame(b"frame-1", job)]  # a request is already outstanding
     assert (r.m.frames_sent, r.m.bytes_sent) == (1, 7)
@@ -246,6 +248,36 @@ def test_frames_are_paced_by_acks_with_one_update_request_outstanding() -> None:
     r.send(w.Ack(job.frame_id + 1))
     third = r.do(ev.FrameDue())
     assert isinstance(third[-1], ev.EncodeFrame)
+
+
+def test_an_update_request_is_outstanding_while_a_frame_is_encoded() -> None:
+    """The desktop is never left idle while the gateway takes and encodes a frame: the next
+    update is asked for as soon as one is done; one that comes while a frame is encoded waits
+    for FrameEncoded to ask again (one update read ahead at most); a shut Ack window asks for
+    nothing."""
+    r = Rig().live()
+    paint = iter(range(0, 200, 12))
+
+    def update() -> list[ev.Output]:
+        r.fb.fill(next(paint), 0, 10, 10, b"\xff\xff\xff\x00")
+        return r.do(ev.DesktopUpdated())
+
+    assert update() == [ev.RequestUpdate(), ev.WakeFrames()]
+    take = r.do(ev.FrameDue())
+    assert len(take) == 1 and isinstance(take[0], ev.EncodeFrame)  # already asked
+    job = take[0].job
+    assert update() == [ev.WakeFrames()]  # came while encoding: no second request yet
+    assert r.do(ev.FrameEncoded(job, b"f1")) == [ev.SendFrame(b"f1", job), ev.RequestUpdate()]
+    assert update() == [ev.RequestUpdate(), ev.WakeFrames()]
+    second = r.do(ev.FrameDue())
+    assert len(second) == 1 and isinstance(second[0], ev.EncodeFrame)
+    assert r.do(ev.FrameEncoded(second[0].job, b"f2")) == [ev.SendFrame(b"f2", second[0].job)]
+    # Two frames unacknowledged: the update that was asked for is read, no more are asked for.
+    assert update() == [ev.WakeFrames()]
+    assert r.do(ev.FrameDue()) == []
+    r.send(w.Ack(second[0].job.frame_id))
+    third = r.do(ev.FrameDue())
+    assert third[0] == ev.RequestUpdate() and isinstance(third[1], ev.EncodeFrame)
 
 
 def test_an_observer_gets_a_key_frame_of_the_same_instant() -> None:

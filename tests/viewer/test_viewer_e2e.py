@@ -63,6 +63,9 @@ async def test_viewer_renders_frames_exactly_and_sends_input() -> None:
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.on("console", lambda m: m.type == "error" and errors.append(m.text))
                 await page.goto(f"{agent.origin}/index.html?token={TOKEN}")
+                # The exact-pixel checks below run through the fast path (canvas.js decodes
+                # image tiles with WebCodecs' ImageDecoder on the agent's secure 127.0.0.1 page).
+                assert await page.evaluate("typeof ImageDecoder") == "function"
                 await run_session(agent, page)
             finally:
                 await browser.close()
