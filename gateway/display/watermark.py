@@ -8,7 +8,7 @@ text or position changes (at most once a minute by default).
 A Watermark renders a transparent *layer* the size of the desktop, with one stamp of text
 repeated on a sparse brick grid, in two inks at one alpha (text under a stamp stays few-colour).
 ``composite`` blends that layer, optionally moved by a tile's drift (stamps that rode along with
-a copy, see pipeline._on_copy), onto a region before encoding; the per-tile ``ink`` boxes tell
+a copy, see stamp_drift), onto a region before encoding; the per-tile ``ink`` boxes tell
 the pipeline which pixels a stamp touches (when the layer changes or a copy mixes drifts, those
 are re-sent so the canvas equals framebuffer + watermark exactly).
 """
@@ -172,17 +172,18 @@ class Watermark:
     ) -> WatermarkLayer:
         stamp = self._stamp(text)
         sx = max(self.spacing[0], stamp.width + 32)
+        sx += sx % 2  # even: (sx/2, sy) is then a period of the brick grid (stamp_drift)
         sy = max(self.spacing[1], stamp.height + 16)
         seed = hashlib.sha256(f"{text}|{slot}".encode()).digest() if slot else bytes(4)
         ox, oy = seed[0] * sx // 256, seed[1] * sy // 256
         base = oy + shift  # the brick pattern repeats every two rows of stamps
-        # Stamps up to one pitch past every edge: a drifted tile (pipeline._on_copy) shows the
-        # layer moved by less than a pitch, so it may show those.
+        # Stamps up to one pitch past every edge: a drifted tile (stamp_drift) shows the layer
+        # moved by at most half a pitch, so it may show those.
         origins = tuple(
             (x, y)
             for y in range(base % (2 * sy) - 4 * sy, height + sy, sy)
             # brick pattern: odd rows offset by half a step
-            for x in range(ox - 2 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
+            for x in range(ox - 3 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
             if x + stamp.width > -sx and y + stamp.height > -sy
         )
         boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
