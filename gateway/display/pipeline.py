@@ -497,5 +497,5 @@ class DisplayPipeline:
             self._stamps.clear(fb.width, fb.height,
                                self._layer.pitch if self._layer else (0, 0))  # fmt: skip
             return
-        for x0, y0, x1, y1 in self._stamps.settle(self._layer):
+        for x0, y0, x1, y1 in self._stamps.settle(self._layer, fb.damage):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)

@@ -22,6 +22,7 @@ scrolled or dragged region into (same delta, one update) thus leave no seams whe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gateway.display.encoder import Drift
@@ -31,7 +32,8 @@ from gateway.display.watermark import WatermarkLayer
 Vec = tuple[int, int]
 Part = tuple[Box, Vec]  # a rectangle of a tile (desktop coordinates) and the drift it shows
 
-MAX_PARTS = 24
+MAX_PARTS = 24  # parts of one tile within a frame's copies
+KEEP_PARTS = 6  # parts a tile keeps between frames
 
 
 def reduce_drift(d: Vec, pitch: Vec) -> Vec:
@@ -53,14 +55,17 @@ class StampDrift:
     height: int
     tile: int
     pitch: Vec
-    drift: Drift = field(default_factory=dict)  # settled: one drift per tile (reduced, non-zero)
+    #: Settled, per tile off the grid: one drift (reduced, non-zero), or up to KEEP_PARTS parts.
+    drift: Drift = field(default_factory=dict)
     parts: dict[tuple[int, int], list[Part]] = field(default_factory=dict)  # since the last settle
+    moved: dict[Vec, int] = field(default_factory=dict)  # pixels copied per drift, this frame
 
     def clear(self, width: int, height: int, pitch: Vec) -> None:
         """Everything goes back to the grid (the caller re-sends every affected tile)."""
         self.width, self.height, self.pitch = width, height, pitch
         self.drift.clear()
         self.parts.clear()
+        self.moved.clear()
 
     def drifted(self) -> set[tuple[int, int]]:
         """Tiles whose stamps may sit off the grid."""
@@ -78,7 +83,10 @@ class StampDrift:
             if len({p[1] for p in parts}) == 1:
                 self.parts.pop(t, None)
                 self._set(t, parts[0][1])
-            elif len(parts) > MAX_PARTS:
+                continue
+            if len(parts) > MAX_PARTS:
+                parts = _merge(parts)
+            if len(parts) > MAX_PARTS:
                 self.parts.pop(t, None)
                 self._set(t, (0, 0))
                 redo.append(self._rect(t))
@@ -86,19 +94,35 @@ class StampDrift:
                 self.parts[t] = parts
         return redo
 
-    def settle(self, layer: WatermarkLayer | None) -> list[Box]:
-        """End of a frame's copies: each tile cut into parts takes the drift that re-sends the
-        least ink, and the ink of its other parts (as shown and as it should be) is returned."""
+    def settle(self, layer: WatermarkLayer | None, damage: Mapping[tuple[int, int], Box]
+               ) -> list[Box]:
+        """End of a frame's copies; returns the ink to re-send. ``damage`` is the box per tile
+        the frame re-sends anyway.
+
+        A tile cut into parts keeps them (the encoder composites each part with its own drift),
+        so the edge of a dragged window or of a scrolled terminal re-sends no stamps. Parts the
+        frame re-sends whole (a newly drawn line, the background a window uncovered) may take
+        any drift: they take their tile's largest part's, so that parts merge again and text
+        that scrolls in from there carries the scrolled region's drift. Only a tile left with
+        more than KEEP_PARTS parts goes back to one drift, chosen to re-send the fewest pixels
+        beside its damage; the ink of its other parts (as shown and as it should be) is
+        returned."""
         out: list[Box] = []
+        main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
         for t, parts in self.parts.items():
-            target = self._choose(parts, layer)
-            self._set(t, target)
-            if layer is not None:
-                for box, d in parts:
-                    if d != target:
-                        out.extend(_ink(layer, box, d))
-                        out.extend(_ink(layer, box, target))
+            parts = _merge(_free(parts, damage.get(t), main))
+            if len(parts) == 1:
+                self._set(t, parts[0][1])
+            elif len(parts) <= KEEP_PARTS:
+                self.drift[t] = tuple(parts)
+            elif layer is None:
+                self._set(t, max(_areas(parts).items(), key=lambda a: a[1])[0])
+            else:
+                target, boxes = _choose(parts, layer, damage.get(t), main)
+                out.extend(boxes)
+                self._set(t, target)
         self.parts.clear()
+        self.moved.clear()
         return out
 
     # --- internals -------------------------------------------------------------------------
@@ -115,7 +139,12 @@ class StampDrift:
 
     def _state(self, t: tuple[int, int]) -> list[Part]:
         parts = self.parts.get(t)
-        return parts if parts is not None else [(self._rect(t), self.drift.get(t, (0, 0)))]
+        if parts is not None:
+            return parts
+        d = self.drift.get(t, (0, 0))
+        if isinstance(d[0], int):
+            return [(self._rect(t), d)]  # type: ignore[list-item]
+        return list(d)  # type: ignore[arg-type]
 
     def _after(self, t: tuple[int, int], op: CopyOp, d: Vec) -> list[Part]:
         """The parts of destination tile ``t`` once ``op`` is applied (reading the state before
@@ -132,26 +161,89 @@ class StampDrift:
             for (a0, b0, a1, b1), ds in self._state(s):
                 c = (max(a0, sx0), max(b0, sy0), min(a1, sx1), min(b1, sy1))
                 if c[0] < c[2] and c[1] < c[3]:
-                    out.append(((c[0] + d[0], c[1] + d[1], c[2] + d[0], c[3] + d[1]),
-                                reduce_drift((ds[0] + d[0], ds[1] + d[1]), self.pitch)))
+                    dn = reduce_drift((ds[0] + d[0], ds[1] + d[1]), self.pitch)
+                    out.append(((c[0] + d[0], c[1] + d[1], c[2] + d[0], c[3] + d[1]), dn))
+                    self.moved[dn] = self.moved.get(dn, 0) + (c[2] - c[0]) * (c[3] - c[1])
         return out
 
-    @staticmethod
-    def _choose(parts: list[Part], layer: WatermarkLayer | None) -> Vec:
-        """The drift among the parts' whose choice re-sends the fewest ink pixels; ties go to
-        the larger area, then to the grid itself."""
-        area: dict[Vec, int] = {}
-        for (x0, y0, x1, y1), d in parts:
-            area[d] = area.get(d, 0) + (x1 - x0) * (y1 - y0)
-        if layer is None or len(area) == 1:
-            return max(area, key=lambda d: (area[d], d == (0, 0)))
-        shown = {i: _ink_area(layer, box, d) for i, (box, d) in enumerate(parts)}
 
-        def cost(target: Vec) -> int:
-            return sum(shown[i] + _ink_area(layer, box, target)
-                       for i, (box, d) in enumerate(parts) if d != target)
+def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part]:
+    """Parts inside the tile's damage box take the drift of the tile's largest other part (or
+    ``main`` when the whole tile is re-sent and has a part of it): they are re-sent anyway."""
+    if damaged is None:
+        return parts
+    x0, y0, x1, y1 = damaged
+    inside = [x0 <= b[0] and y0 <= b[1] and b[2] <= x1 and b[3] <= y1 for b, _ in parts]
+    if not any(inside):
+        return parts
+    kept = [p for p, i in zip(parts, inside, strict=True) if not i]
+    area = _areas(kept or parts)
+    to = main if not kept and main in area else max(area, key=lambda d: area[d])
+    return [(b, to if i else d) for (b, d), i in zip(parts, inside, strict=True)]
 
-        return min(area, key=lambda d: (cost(d), -area[d], d != (0, 0)))
+
+def _merge(parts: list[Part]) -> list[Part]:
+    """Join parts of one drift that together form a rectangle (sharing a whole edge)."""
+    out = list(parts)
+    joined = True
+    while joined:
+        joined = False
+        for i in range(len(out)):
+            (a, da) = out[i]
+            for j in range(i + 1, len(out)):
+                (b, db) = out[j]
+                if da != db:
+                    continue
+                if a[0] == b[0] and a[2] == b[2] and (a[3] == b[1] or b[3] == a[1]):
+                    box = (a[0], min(a[1], b[1]), a[2], max(a[3], b[3]))
+                elif a[1] == b[1] and a[3] == b[3] and (a[2] == b[0] or b[2] == a[0]):
+                    box = (min(a[0], b[0]), a[1], max(a[2], b[2]), a[3])
+                else:
+                    continue
+                out[i] = (box, da)
+                del out[j]
+                joined = True
+                break
+            if joined:
+                break
+    return out
+
+
+def _areas(parts: list[Part]) -> dict[Vec, int]:
+    area: dict[Vec, int] = {}
+    for (x0, y0, x1, y1), d in parts:
+        area[d] = area.get(d, 0) + (x1 - x0) * (y1 - y0)
+    return area
+
+
+def _choose(parts: list[Part], layer: WatermarkLayer, damaged: Box | None, main: Vec | None
+            ) -> tuple[Vec, list[Box]]:
+    """The drift among the parts' that adds the fewest pixels to the tile's re-sent box (one
+    bounding box per tile), and the ink boxes it re-sends. Ties (most often: no ink either way)
+    go to ``main``, the drift most of the frame's copied pixels got: a scrolled region whose
+    tiles all keep one drift has no seams inside, where a tile that took the minority's drift
+    would re-send the stamps of every line scrolled across it. Then to the larger area."""
+    area = _areas(parts)
+    best: tuple[tuple[int, bool, int, bool], Vec, list[Box]] | None = None
+    for target in area:
+        boxes = [b for box, d in parts if d != target
+                 for b in _ink(layer, box, d) + _ink(layer, box, target)]
+        rank = (_growth(damaged, boxes), target != main, -area[target], target != (0, 0))
+        if best is None or rank < best[0]:
+            best = (rank, target, boxes)
+    assert best is not None
+    return best[1], best[2]
+
+
+def _growth(damaged: Box | None, boxes: list[Box]) -> int:
+    """How many pixels ``boxes`` add to the bounding box ``damaged`` (None = empty)."""
+    if not boxes:
+        return 0
+    x0, y0, x1, y1 = damaged if damaged is not None else boxes[0]
+    for a0, b0, a1, b1 in boxes:
+        x0, y0, x1, y1 = min(x0, a0), min(y0, b0), max(x1, a1), max(y1, b1)
+    before = 0 if damaged is None else (damaged[2] - damaged[0]) * (damaged[3] - damaged[1])
+    return (x1 - x0) * (y1 - y0) - before
 
 
 def _ink(layer: WatermarkLayer, box: Box, shift: Vec) -> list[Box]:

@@ -289,3 +289,23 @@ def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
         part.alpha_composite(layer.stamp, (0, 0), (sx0, sy0, sx1, sy1))
         img.paste(part.convert("RGB"), box[:2])
     return img
+
+
+#: How a tile's stamps sit: the layer moved by one (dx, dy), or, for a tile whose parts show
+#: the layer moved by different vectors (stamps that rode along with copies, see stamp_drift),
+#: ((x0, y0, x1, y1), (dx, dy)) per part in desktop coordinates, the parts covering the tile.
+TileDrift = tuple[int, int] | tuple[tuple[tuple[int, int, int, int], tuple[int, int]], ...]
+
+
+def composite_at(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+                 where: TileDrift) -> Image.Image:
+    """``composite`` for a region inside one tile whose stamps sit as ``where`` says."""
+    if not where or isinstance(where[0], int):
+        return composite(img, layer, x, y, where)  # type: ignore[arg-type]
+    for (x0, y0, x1, y1), shift in where:  # type: ignore[misc]
+        a0, b0 = max(x0, x), max(y0, y)
+        a1, b1 = min(x1, x + img.width), min(y1, y + img.height)
+        if a0 < a1 and b0 < b1:
+            box = (a0 - x, b0 - y, a1 - x, b1 - y)
+            img.paste(composite(img.crop(box), layer, a0, b0, shift), box[:2])
+    return img
