@@ -33,7 +33,7 @@ Vec = tuple[int, int]
 Part = tuple[Box, Vec]  # a rectangle of a tile (desktop coordinates) and the drift it shows
 
 MAX_PARTS = 24  # parts of one tile within a frame's copies
-KEEP_PARTS = 6  # parts a tile keeps between frames
+KEEP_PARTS = 8  # parts a tile keeps between frames
 
 
 def reduce_drift(d: Vec, pitch: Vec) -> Vec:
@@ -110,7 +110,7 @@ class StampDrift:
         out: list[Box] = []
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
         for t, parts in self.parts.items():
-            parts = _merge(_free(parts, damage.get(t), main))
+            parts = _free(parts, damage.get(t), main)
             if len(parts) == 1:
                 self._set(t, parts[0][1])
             elif len(parts) <= KEEP_PARTS:
@@ -168,18 +168,30 @@ class StampDrift:
 
 
 def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part]:
-    """Parts inside the tile's damage box take the drift of the tile's largest other part (or
-    ``main`` when the whole tile is re-sent and has a part of it): they are re-sent anyway."""
+    """Parts inside the tile's damage box are re-sent anyway, so they may show any drift: those
+    whose drift no other part shows take the one that leaves the tile fewest parts once merged
+    (then ``main``, then the largest area's), so a window's trail or a terminal's new line does
+    not leave a part per step behind."""
     if damaged is None:
-        return parts
+        return _merge(parts)
     x0, y0, x1, y1 = damaged
     inside = [x0 <= b[0] and y0 <= b[1] and b[2] <= x1 and b[3] <= y1 for b, _ in parts]
     if not any(inside):
-        return parts
+        return _merge(parts)
     kept = [p for p, i in zip(parts, inside, strict=True) if not i]
     area = _areas(kept or parts)
-    to = main if not kept and main in area else max(area, key=lambda d: area[d])
-    return [(b, to if i else d) for (b, d), i in zip(parts, inside, strict=True)]
+    # A re-sent part whose drift another part shows keeps it (the damage box of a window's
+    # corner also holds some of the window); only orphans move.
+    inside = [i and d not in area for (_, d), i in zip(parts, inside, strict=True)] \
+        if kept else inside
+    best: tuple[tuple[int, bool, int], list[Part]] | None = None
+    for to in area:
+        merged = _merge([(b, to if i else d) for (b, d), i in zip(parts, inside, strict=True)])
+        rank = (len(merged), to != main, -area[to])
+        if best is None or rank < best[0]:
+            best = (rank, merged)
+    assert best is not None
+    return best[1]
 
 
 def _merge(parts: list[Part]) -> list[Part]:
