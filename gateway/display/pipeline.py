@@ -427,10 +427,13 @@ class DisplayPipeline:
         new = self.watermark.layer(fb.width, fb.height, fb.tile, now, self._wm_shift)
         old = self._layer
         if old is None or old.key != new.key:
-            # The canvas shows the old stamps: re-send every tile either layer touches, and
-            # every tile whose stamps rode along with copies (they go back to the grid).
-            fb.damage_tiles(set(new.ink) | (set(old.ink) if old else set())
-                            | self._stamps.drifted())  # fmt: skip
+            # The canvas shows the old stamps: re-send their pixels (where the copies carried
+            # them, for tiles off the grid) and the new layer's, all back on the grid.
+            boxes = new.ink_in(0, 0, fb.width, fb.height)
+            if old is not None:
+                boxes += old.ink_in(0, 0, fb.width, fb.height) + self._stamps.shown_ink(old)
+            for x0, y0, x1, y1 in boxes:
+                fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
             self._stamps.clear(fb.width, fb.height, new.pitch)
             self._layer = new
 

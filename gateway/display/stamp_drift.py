@@ -125,6 +125,15 @@ class StampDrift:
         self.moved.clear()
         return out
 
+    def shown_ink(self, layer: WatermarkLayer) -> list[Box]:
+        """The ink the viewer shows of ``layer`` in the tiles off the grid (before a new layer
+        replaces it: only these pixels and the grid's ink need re-sending)."""
+        out: list[Box] = []
+        for t in self.drifted():
+            for box, d in self._state(t):
+                out.extend(_ink(layer, box, d))
+        return out
+
     # --- internals -------------------------------------------------------------------------
 
     def _rect(self, t: tuple[int, int]) -> Box:
