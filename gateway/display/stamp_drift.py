@@ -2,9 +2,10 @@
 
 Attacker-controlled: copy rectangles from the VNC server (already clipped to the desktop by the
 framebuffer) and, through the desktop's content, how many copies a frame holds. Limits: a tile
-holds at most MAX_PARTS rectangles of different drift between two frames (beyond that it is
-re-sent whole), and the framebuffer records at most MAX_PENDING_COPIES copies per frame.
-Pure: no I/O; the pipeline damages the boxes this returns.
+holds at most MAX_PARTS rectangles of different drift while a frame's copies are applied (beyond
+that it is re-sent whole) and KEEP_PARTS between frames (beyond that it goes back to one drift
+and the ink of its other parts is re-sent); the framebuffer records at most MAX_PENDING_COPIES
+copies per frame. Pure: no I/O; the pipeline damages the boxes this returns.
 
 A copy moves the canvas's pixels and with them the stamps composited into them, so after copies
 a tile of the canvas may show the layer moved by different vectors (*drifts*) in different
@@ -12,14 +13,14 @@ rectangles (*parts*). The stamp layer is periodic: one stamp on the lattice gene
 (sx, 0) and (sx/2, sy) (a brick grid of pitch (sx, sy), sx even), so two drifts that differ by a
 lattice vector show exactly the same stamps. Drifts are kept reduced modulo that lattice
 (|dx| <= sx/2, |dy| <= sy/2: the layer's margin of off-desktop stamps covers that), so a dragged
-window or a scrolled terminal keeps its stamps however far it moves, and only tiles where parts
-of different drift meet need their ink re-sent.
+window or a scrolled terminal keeps its stamps however far it moves. A tile keeps its parts
+(the encoder composites each at its own drift: watermark.composite_at), so where a window's
+edge or a terminal's border cuts a tile, no stamp is re-sent either.
 
 Copies are applied to the parts exactly as RFB applies them (in order, each reading its source
 before writing), and only settled when the frame is taken: the several CopyRects Xvnc cuts one
 scrolled or dragged region into (same delta, one update) thus leave no seams where they meet.
 """
-
 from __future__ import annotations
 
 from collections.abc import Mapping
