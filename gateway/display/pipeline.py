@@ -29,7 +29,7 @@ from gateway.display.encoder import (
 )
 from gateway.display.framebuffer import CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.scroll import MIN_TILES, RowHashes
-from gateway.display.stamp_drift import StampDrift, outside
+from gateway.display.stamp_drift import StampDrift
 from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as wire
 
@@ -200,8 +200,6 @@ class DisplayPipeline:
         self._reported: dict[object, tuple[float, int]] = {}  # key -> (last report, folded since)
         self.detect_scroll = detect_scroll
         self._hashes = RowHashes()
-        self._layer_time = 0.0
-        self._wm_shift = 0  # the watermark grid moves with large scrolls (see _scroll_layer)
         # Tiles whose stamps rode along with copies: the viewer shows the layer moved by (dx, dy)
         # there (see stamp_drift). Absent = the layer's own grid.
         self._stamps = StampDrift(framebuffer.width, framebuffer.height, framebuffer.tile, (0, 0))
@@ -422,9 +420,8 @@ class DisplayPipeline:
     def _refresh_layer(self, now: float) -> None:
         if self.watermark is None:
             return
-        self._layer_time = now
         fb = self.fb
-        new = self.watermark.layer(fb.width, fb.height, fb.tile, now, self._wm_shift)
+        new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
         old = self._layer
         if old is None or old.key != new.key:
             # The canvas shows the old stamps: re-send their pixels (where the copies carried
@@ -448,32 +445,10 @@ class DisplayPipeline:
             return
         fb.damage = found.damage
         fb.copies = [found.copy]
-        if not self._scroll_layer(found.copy):
-            self._on_copy(found.copy)
-
-    def _scroll_layer(self, op: CopyOp) -> bool:
-        """Move the watermark grid with a scroll covering most of the desktop.
-
-        Inside the copied rectangle the canvas then already shows the new layer (the copy carried
-        the old stamps to exactly where the shifted grid puts them); only stamps outside it, old
-        or new, are re-sent. The usual alternative re-sends every stamped tile of the view: about
-        a third of the screen per scroll step. The marks stay as dense; they move with the text.
-        """
-        fb, old = self.fb, self._layer
-        if self.watermark is None or old is None or op.src_x != op.dst_x \
-                or self._stamps.drifted() \
-                or op.w * op.h < fb.width * fb.height // 2:
-            return False
-        self._wm_shift += op.dst_y - op.src_y
-        new = self.watermark.layer(fb.width, fb.height, fb.tile, self._layer_time,
-                                   self._wm_shift)  # fmt: skip
-        rect = (op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h)
-        for layer in (old, new):
-            for box in layer.ink_in(0, 0, fb.width, fb.height):
-                for x0, y0, x1, y1 in outside(box, rect):
-                    fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
-        self._layer = new
-        return True
+        # The stamps ride along with the detected copy as with the desktop's own (measured on
+        # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with
+        # the view, which re-sent the stamps of the static toolbar and status bar each step).
+        self._on_copy(found.copy)
 
     @property
     def _drift(self) -> Drift:

@@ -138,7 +138,7 @@ class Watermark:
     def layer(self, width: int, height: int, tile: int, now: float, shift: int = 0
               ) -> WatermarkLayer:
         """The layer at ``now``; ``shift`` moves the grid down by that many pixels (the pipeline
-        moves it with a scrolled view, so a scroll need not re-send the stamps it carried)."""
+        no longer does: stamps ride along with scrolls instead, see stamp_drift)."""
         text = self.text(now)
         slot = int(now // self.move_every) if self.move_every > 0 else 0
         key = (width, height, tile, text, slot, shift)
@@ -212,7 +212,8 @@ class Watermark:
         """A stamp whose top-left sits (px, py) into a tile: per tile it touches, (column,
         row) relative to that tile and the bounding box of its ink relative to the stamp's
         corner. Cached per phase: a layer places tens of stamps at a handful of phases, and a
-        scrolled view re-renders the layer with the grid moved (pipeline._scroll_layer)."""
+        layer re-rendered with the grid moved (``shift``, or a new minute's text of the same
+        size) reuses them."""
         if self._phase_key != (text, tile):
             self._phase_key, self._phases = (text, tile), {}
         found = self._phases.get((px, py))
