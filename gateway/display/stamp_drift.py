@@ -112,6 +112,8 @@ class StampDrift:
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
         for t, parts in self.parts.items():
             parts = _free(parts, damage.get(t), main)
+            if layer is not None and len(parts) > 1:
+                parts = _inkless(parts, layer, main)
             if len(parts) == 1:
                 self._set(t, parts[0][1])
             elif len(parts) <= KEEP_PARTS:
@@ -202,6 +204,18 @@ def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part
             best = (rank, merged)
     assert best is not None
     return best[1]
+
+
+def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list[Part]:
+    """Parts without ink at their drift or at the tile's main one (``main`` if it has a part
+    of it, else its largest part's) show the same pixels at either: they take the main drift.
+    Stamps are sparse, so the stripes a scrolled terminal's blank lines or a window's trail
+    would leave are mostly free to join, and a tile rarely ends with more than KEEP_PARTS."""
+    area = _areas(parts)
+    to = main if main in area else max(area, key=lambda d: area[d])
+    out = [(b, to if d != to and not _ink(layer, b, d) and not _ink(layer, b, to) else d)
+           for b, d in parts]
+    return _merge(out)
 
 
 def _merge(parts: list[Part]) -> list[Part]:

@@ -125,3 +125,21 @@ def test_parts_the_frame_re_sends_take_the_tiles_drift() -> None:
     # the frame redraws the 14 rows below (a new line): they are re-sent anyway
     assert st.settle(layer(), {(0, 0): (0, 50, 64, 64)}) == []
     assert st.drift[(0, 0)] == (0, -10)
+
+
+def test_stripes_without_ink_join_the_tiles_drift() -> None:
+    """Thin stripes of different drift where no stamp falls (at either drift) show the same
+    pixels at any drift: the tile keeps one, instead of a part per stripe."""
+    lay = layer(spacing=(420, 330))  # sparse stamps
+    blank = [(tx, ty) for ty in range(1, H // T - 1) for tx in range(1, W // T - 1)
+             if not lay.ink_in(tx * T - 16, ty * T - 16, T + 32, T + 32)]
+    assert blank, "the test layer leaves some tile without stamps nearby"
+    tx, ty = blank[0]
+    x, y = tx * T, ty * T
+    st = StampDrift(W, H, T, lay.pitch)
+    for i in range(KEEP_PARTS + 3):  # stripes 4 px high, each copied by its own small delta
+        st.copy(CopyOp(x + 1 + i, y + 4 * i + 2, x, y + 4 * i, T, 4))
+    assert len(st.parts[(tx, ty)]) > KEEP_PARTS
+    assert st.settle(lay, {}) == []
+    v = st.drift.get((tx, ty), (0, 0))
+    assert isinstance(v[0], int), v
