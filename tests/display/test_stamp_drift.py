@@ -33,11 +33,14 @@ def pieces(x: int, y: int, w: int, h: int, d: tuple[int, int], hole: tuple[int, 
     return [CopyOp(a - d[0], b - d[1], a, b, c, e) for a, b, c, e in dst]
 
 
-@pytest.mark.parametrize("spacing", [(160, 110), (161, 97), (480, 300)])
-def test_a_lattice_step_shows_the_same_stamps(spacing: tuple[int, int]) -> None:
+@pytest.mark.parametrize(("spacing", "move_every"),
+                         [((160, 110), 0.0), ((161, 97), 0.0), ((480, 300), 0.0),
+                          ((160, 110), 300.0), ((161, 97), 7.0)])  # moved: grid at an offset
+def test_a_lattice_step_shows_the_same_stamps(spacing: tuple[int, int], move_every: float
+                                              ) -> None:
     """The claim everything rests on: the layer moved by d and by reduce_drift(d) is one image
     wherever a tile can look (the layer's off-desktop stamps cover every reduced drift)."""
-    lay, rng = layer(spacing), random.Random(1)
+    lay, rng = layer(spacing, move_every), random.Random(1)
     sx, sy = lay.pitch
     assert sx % 2 == 0
     blank = Image.new("RGB", (T, T), (200, 200, 200))
