@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from gateway.display import palette
-from gateway.display.watermark import WatermarkLayer, composite
+from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
 from gateway.wire.display import Fill, Tile, TileFormat
 
 PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like
@@ -72,8 +72,8 @@ class _Segment:
     parts: list[Image.Image]  # stacked top to bottom, each w wide
 
 
-#: Per grid tile, how far the viewer's stamps sit from the layer's grid (see pipeline._on_copy).
-Drift = dict[tuple[int, int], tuple[int, int]]
+#: Per grid tile, how far the viewer's stamps sit from the layer's grid (see stamp_drift).
+Drift = dict[tuple[int, int], TileDrift]
 
 
 def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | None = None
@@ -86,8 +86,9 @@ def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | No
         x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
         shift = drift.get((col, row), (0, 0))
         if x0 == snap.x and x1 == snap.x + snap.w:
-            return composite(img, layer, snap.x, snap.y, shift)
-        part = composite(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y, shift)
+            return composite_at(img, layer, snap.x, snap.y, shift)
+        part = composite_at(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y,
+                            shift)
         img.paste(part, (x0 - snap.x, 0))
     return img
 

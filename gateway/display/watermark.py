@@ -8,7 +8,7 @@ text or position changes (at most once a minute by default).
 A Watermark renders a transparent *layer* the size of the desktop, with one stamp of text
 repeated on a sparse brick grid, in two inks at one alpha (text under a stamp stays few-colour).
 ``composite`` blends that layer, optionally moved by a tile's drift (stamps that rode along with
-a copy, see pipeline._on_copy), onto a region before encoding; the per-tile ``ink`` boxes tell
+a copy, see stamp_drift), onto a region before encoding; the per-tile ``ink`` boxes tell
 the pipeline which pixels a stamp touches (when the layer changes or a copy mixes drifts, those
 are re-sent so the canvas equals framebuffer + watermark exactly).
 """
@@ -138,7 +138,7 @@ class Watermark:
     def layer(self, width: int, height: int, tile: int, now: float, shift: int = 0
               ) -> WatermarkLayer:
         """The layer at ``now``; ``shift`` moves the grid down by that many pixels (the pipeline
-        moves it with a scrolled view, so a scroll need not re-send the stamps it carried)."""
+        no longer does: stamps ride along with scrolls instead, see stamp_drift)."""
         text = self.text(now)
         slot = int(now // self.move_every) if self.move_every > 0 else 0
         key = (width, height, tile, text, slot, shift)
@@ -172,17 +172,18 @@ class Watermark:
     ) -> WatermarkLayer:
         stamp = self._stamp(text)
         sx = max(self.spacing[0], stamp.width + 32)
+        sx += sx % 2  # even: (sx/2, sy) is then a period of the brick grid (stamp_drift)
         sy = max(self.spacing[1], stamp.height + 16)
         seed = hashlib.sha256(f"{text}|{slot}".encode()).digest() if slot else bytes(4)
         ox, oy = seed[0] * sx // 256, seed[1] * sy // 256
         base = oy + shift  # the brick pattern repeats every two rows of stamps
-        # Stamps up to one pitch past every edge: a drifted tile (pipeline._on_copy) shows the
-        # layer moved by less than a pitch, so it may show those.
+        # Stamps up to one pitch past every edge: a drifted tile (stamp_drift) shows the layer
+        # moved by at most half a pitch, so it may show those.
         origins = tuple(
             (x, y)
             for y in range(base % (2 * sy) - 4 * sy, height + sy, sy)
             # brick pattern: odd rows offset by half a step
-            for x in range(ox - 2 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
+            for x in range(ox - 3 * sx + (sx // 2) * ((y - base) // sy % 2), width + sx, sx)
             if x + stamp.width > -sx and y + stamp.height > -sy
         )
         boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
@@ -211,7 +212,8 @@ class Watermark:
         """A stamp whose top-left sits (px, py) into a tile: per tile it touches, (column,
         row) relative to that tile and the bounding box of its ink relative to the stamp's
         corner. Cached per phase: a layer places tens of stamps at a handful of phases, and a
-        scrolled view re-renders the layer with the grid moved (pipeline._scroll_layer)."""
+        layer re-rendered with the grid moved (``shift``, or a new minute's text of the same
+        size) reuses them."""
         if self._phase_key != (text, tile):
             self._phase_key, self._phases = (text, tile), {}
         found = self._phases.get((px, py))
@@ -287,4 +289,24 @@ def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
         part = img.crop(box).convert("RGBA")
         part.alpha_composite(layer.stamp, (0, 0), (sx0, sy0, sx1, sy1))
         img.paste(part.convert("RGB"), box[:2])
+    return img
+
+
+#: How a tile's stamps sit: the layer moved by one (dx, dy), or, for a tile whose parts show
+#: the layer moved by different vectors (stamps that rode along with copies, see stamp_drift),
+#: ((x0, y0, x1, y1), (dx, dy)) per part in desktop coordinates, the parts covering the tile.
+TileDrift = tuple[int, int] | tuple[tuple[tuple[int, int, int, int], tuple[int, int]], ...]
+
+
+def composite_at(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+                 where: TileDrift) -> Image.Image:
+    """``composite`` for a region inside one tile whose stamps sit as ``where`` says."""
+    if not where or isinstance(where[0], int):
+        return composite(img, layer, x, y, where)  # type: ignore[arg-type]
+    for (x0, y0, x1, y1), shift in where:  # type: ignore[misc]
+        a0, b0 = max(x0, x), max(y0, y)
+        a1, b1 = min(x1, x + img.width), min(y1, y + img.height)
+        if a0 < a1 and b0 < b1:
+            box = (a0 - x, b0 - y, a1 - x, b1 - y)
+            img.paste(composite(img.crop(box), layer, a0, b0, shift), box[:2])
     return img

@@ -8,7 +8,7 @@ from PIL import Image
 
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.palette import tile_image
-from gateway.display.watermark import WatermarkLayer, composite
+from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
 from gateway.wire import display as w
 
 
@@ -50,7 +50,7 @@ class CanvasModel:
 
 
 def expected(fb: Framebuffer, layer: WatermarkLayer | None,
-             drift: dict[tuple[int, int], tuple[int, int]] | None = None) -> Image.Image:
+             drift: dict[tuple[int, int], TileDrift] | None = None) -> Image.Image:
     """The desktop plus the watermark as the viewer should show it: per tile, the layer moved
     by that tile's drift (stamps that rode along with copies; pipeline._drift)."""
     img = Image.frombytes("RGB", (fb.width, fb.height), bytes(fb.pixels), "raw", "BGRX")
@@ -59,8 +59,8 @@ def expected(fb: Framebuffer, layer: WatermarkLayer | None,
     for ty in range(fb.rows):
         for tx in range(fb.cols):
             x, y, w, h = fb.tile_rect(tx, ty)
-            part = composite(img.crop((x, y, x + w, y + h)), layer, x, y,
-                             drift.get((tx, ty), (0, 0)))
+            part = composite_at(img.crop((x, y, x + w, y + h)), layer, x, y,
+                                drift.get((tx, ty), (0, 0)))
             img.paste(part, (x, y))
     return img
 
