@@ -205,6 +205,11 @@ class Framebuffer:
 
     # --- reading ---------------------------------------------------------------------------
 
+    @property
+    def array(self) -> np.ndarray:
+        """The pixels as a height × stride uint8 numpy view (read it, do not draw through it)."""
+        return self._rows
+
     def read(self, x: int, y: int, w: int, h: int) -> bytes:
         """The BGRX bytes of a rectangle inside the framebuffer, row by row."""
         if x == 0 and w == self.width:

@@ -8,11 +8,11 @@ reference and check the fast path gives exactly its answer on varied inputs.
 from __future__ import annotations
 
 import random
-from array import array
 from collections import Counter
 from datetime import UTC
 from itertools import pairwise
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -59,8 +59,8 @@ def test_column_kinds_equal_classifying_each_column(seed: int) -> None:
 # --- scroll detection's vote ----------------------------------------------------------------
 
 
-def _reference_vote(hashes: scroll.RowHashes, new: dict[int, array[int]],
-                    damage: scroll.Damage) -> int | None:
+def _reference_vote(hashes: scroll.RowHashes, new: np.ndarray, damage: scroll.Damage
+                    ) -> int | None:
     """The vote as it was written before numpy: a dict of rows per hash, a Counter of shifts."""
     rows: dict[int, set[int]] = {}
     for (col, _row), box in damage.items():
@@ -68,10 +68,10 @@ def _reference_vote(hashes: scroll.RowHashes, new: dict[int, array[int]],
     votes: Counter[int] = Counter()
     for band in sorted(rows, key=lambda b: -len(rows[b]))[: scroll.VOTING_BANDS]:
         where: dict[int, list[int]] = {}
-        for y, h in enumerate(hashes.bands[band]):
+        for y, h in enumerate(hashes.table[band].tolist()):
             where.setdefault(h, []).append(y)
         for y in rows[band]:
-            srcs = where.get(new[band][y], ())
+            srcs = where.get(int(new[band][y]), ())
             if len(srcs) <= scroll.MAX_REPEATS:
                 votes.update(s - y for s in srcs if s != y and abs(s - y) <= scroll.MAX_SHIFT)
     if not votes:
@@ -86,21 +86,64 @@ def test_numpy_vote_equals_the_counter_vote(seed: int) -> None:
     height, bands = 480, 3
     hashes = scroll.RowHashes()
     alphabet = rng.choice([8, 40, 2**32])  # few distinct rows (blank-ish) .. all unique
-    hashes.bands = [array("I", [rng.randrange(alphabet) for _ in range(height)])
-                    for _ in range(bands)]  # fmt: skip
-    new: dict[int, array[int]] = {}
+    hashes.table = np.array([[rng.randrange(alphabet) for _ in range(height)]
+                             for _ in range(bands)], np.uint32)  # fmt: skip
+    new = hashes.table.copy()
     for band in range(bands):
         shift = rng.choice([0, 16, -32, 48])
-        old = hashes.bands[band]
-        values = array("I", [old[(y + shift) % height] if rng.random() < 0.8
-                             else rng.randrange(alphabet) for y in range(height)])  # fmt: skip
-        new[band] = values
+        old = hashes.table[band].tolist()
+        new[band] = [old[(y + shift) % height] if rng.random() < 0.8
+                     else rng.randrange(alphabet) for y in range(height)]  # fmt: skip
     damage = {}
     for _ in range(rng.randint(1, 30)):
         col, row = rng.randrange(bands * scroll.BAND_TILES), rng.randrange(height // 64)
         y0 = row * 64 + rng.randrange(32)
         damage[(col, row)] = (col * 64, y0, col * 64 + 64, min(height, row * 64 + 64))
     assert hashes._vote(new, damage) == _reference_vote(hashes, new, damage)
+
+
+# --- scroll detection's row hashes ----------------------------------------------------------
+
+
+def _reference_row_hash(row: bytes, coeffs: list[int]) -> int:
+    """Vector multiply-shift written out: Σ a_i·x_i over the row's little-endian 32-bit words,
+    modulo 2^64, top 32 bits."""
+    words = [int.from_bytes(row[i : i + 4], "little") for i in range(0, len(row), 4)]
+    return sum(a * x for a, x in zip(coeffs, words, strict=False)) % 2**64 >> 32
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_band_hashes_equal_the_multiply_shift_sum_row_by_row(seed: int) -> None:
+    rng = random.Random(seed)
+    fb = Framebuffer(rng.choice([97, 300, 640]), rng.randint(1, 70))
+    fb.blit(0, 0, fb.width, fb.height, rng.randbytes(fb.width * fb.height * 4))
+    coeffs = np.array([rng.getrandbits(64) for _ in range(256)], np.uint64)
+    x0 = rng.randrange(0, fb.width) * 4
+    x1 = min(fb.stride, x0 + rng.randint(1, 256) * 4)
+    y0 = rng.randrange(fb.height)
+    got = scroll.band_hashes(fb.array[y0:, x0:x1], coeffs)  # a strided slice, as detect() hashes
+    assert got.tolist() == [
+        _reference_row_hash(bytes(fb.pixels[y * fb.stride + x0 : y * fb.stride + x1]),
+                            coeffs.tolist()) for y in range(y0, fb.height)]  # fmt: skip
+
+
+def test_rows_that_differ_in_one_high_bit_hash_differently() -> None:
+    """The weakness of a plain 64-bit multiply-sum (two rows differing in one pixel's top bits
+    collide for 1 key in 2^9) is not this hash's: every row differing in one bit of one word,
+    any word and bit, gets a hash different from the original, for several keys."""
+    rng = random.Random(7)
+    base = bytearray(rng.randbytes(1024))
+    rows = [bytes(base)]
+    for word in range(0, 256, 5):
+        for bit in (7, 15, 23, 30, 31):
+            row = bytearray(base)
+            row[word * 4 + bit // 8] ^= 1 << bit % 8
+            rows.append(bytes(row))
+    block = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), 1024)
+    for _ in range(4):
+        coeffs = np.array([rng.getrandbits(64) for _ in range(256)], np.uint64)
+        hashes = scroll.band_hashes(block, coeffs).tolist()
+        assert len(set(hashes)) == len(hashes)
 
 
 # --- framebuffer drawing ---------------------------------------------------------------------
