@@ -186,6 +186,38 @@ def test_framebuffer_blit_fill_copy_match_a_row_by_row_reference() -> None:
         bytes(ref[((7 + r) * w + 5) * 4 : ((7 + r) * w + 25) * 4]) for r in range(9))
 
 
+def _reference_damage(t: int, rects: list[tuple[int, int, int, int]]
+                      ) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """Per-tile bounding boxes of the rectangles, pixel by pixel."""
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for x, y, w, h in rects:
+        for py in range(y, y + h):
+            for px in range(x, x + w):
+                key = (px // t, py // t)
+                b = boxes.get(key, (px, py, px + 1, py + 1))
+                boxes[key] = (min(b[0], px), min(b[1], py), max(b[2], px + 1), max(b[3], py + 1))
+    return boxes
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_damage_boxes_equal_the_pixelwise_bounding_boxes(seed: int) -> None:
+    rng = random.Random(seed)
+    t = rng.choice([16, 64])
+    fb = Framebuffer(rng.randint(40, 300), rng.randint(40, 200), tile=t)
+    fb.take()
+    rects = []
+    for _ in range(rng.randint(1, 12)):
+        x, y = rng.randrange(fb.width), rng.randrange(fb.height)
+        w, h = rng.randint(1, fb.width - x), rng.randint(1, min(50, fb.height - y))
+        rects.append((x, y, w, h))
+        if rng.random() < 0.5:
+            fb.blit(x, y, w, h, rng.randbytes(w * h * 4))
+        else:
+            fb.damage_rect(x, y, w, h)
+    assert fb.damage == _reference_damage(t, rects)
+    assert fb.touched == set(fb.damage)
+
+
 # --- watermark ink boxes ---------------------------------------------------------------------
 
 
