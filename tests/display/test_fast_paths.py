@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.display import encoder, scroll
+from gateway.display import encoder, palette, scroll
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.watermark import Watermark, _tiles
 
@@ -254,3 +254,28 @@ def test_cached_ink_boxes_equal_per_stamp_crops(seed: int) -> None:
         assert layer.ink_boxes == _reference_ink(Watermark(
             wm.template, wm.fields, opacity=0.12, tz=UTC, move_every=wm.move_every),
             width, height, 64, now, shift)  # fmt: skip
+
+
+# --- palette tiles: each pixel's slot ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_palette_slot_table_gives_the_binary_search_slots(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice([1, 2, 5, 16, 17, 100, 256])
+    keys = rng.sample(range(2**24), n) if seed % 2 else \
+        [rng.randrange(8) << 16 | rng.randrange(256) for _ in range(n)]  # clustered keys
+    colors = [(k >> 16, k >> 8 & 0xFF, k & 0xFF) for k in keys]
+    w, h = rng.randint(1, 300), rng.randint(1, 40)
+    img = Image.new("RGB", (w, h))
+    img.putdata([rng.choice(colors) for _ in range(w * h)])
+    found = img.getcolors(256)
+    assert found is not None
+    sorted_keys = np.array(sorted((r << 16) | (g << 8) | b for _, (r, g, b) in found), np.uint32)
+    lookup = palette.slot_table(sorted_keys)
+    assert lookup is not None
+    mul, table = lookup
+    pixels = np.frombuffer(img.tobytes("raw", "BGRX"), np.uint32).reshape(h, w)
+    fast = table[(pixels * mul) >> np.uint32(32 - palette.HASH_BITS)]
+    assert (fast == palette.search_index(img, sorted_keys)).all()
+    assert (palette.decode(w, h, palette.encode(img, 256) or b"") == np.asarray(img)).all()
