@@ -102,10 +102,10 @@ class RowHashes:
         if dy is None:
             return None
         # The copy spans the damaged tile columns and rows whose source stays on the desktop.
-        cols = [c for c, _ in damage]
-        x0, x1 = min(cols) * t, min(fb.width, (max(cols) + 1) * t)
-        y0 = max(min(b[1] for b in damage.values()), -dy)
-        y1 = min(max(b[3] for b in damage.values()), fb.height - dy)
+        cols, boxes = _arrays(damage)
+        x0, x1 = int(cols.min()) * t, min(fb.width, (int(cols.max()) + 1) * t)
+        y0 = max(int(boxes[:, 1].min()), -dy)
+        y1 = min(int(boxes[:, 3].max()), fb.height - dy)
         if y1 - y0 < MIN_ROWS:
             return None
         rest: Damage = {}
@@ -116,26 +116,26 @@ class RowHashes:
             edges = np.flatnonzero(np.diff(differs.view(np.int8), prepend=0, append=0))
             for a, b in edges.reshape(-1, 2).tolist():
                 _add(rest, t, (bx0, y0 + a, bx1, y0 + b))
-        for box in damage.values():  # damage outside the copied rows stays as it was
+        # Damage outside the copied rows stays as it was (most boxes lie inside).
+        for box in boxes[(boxes[:, 1] < y0) | (boxes[:, 3] > y1)].tolist():
             for part in _outside(box, y0, y1):
                 _add(rest, t, part)
-        if _area(rest) > MAX_REST * _area(damage):
+        area = int(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum())
+        if _area(rest) > MAX_REST * area:
             return None  # a wrong guess (or barely a scroll): plain damage is cheaper
         return Scroll(CopyOp(x0, y0 + dy, x0, y0, x1 - x0, y1 - y0), rest)
 
     def _vote(self, new: np.ndarray, damage: Damage) -> int | None:
         """The shift most damaged band-rows agree on: each damaged row votes for every old row
         with its hash (unless that hash is too common to be evidence), in numpy; ties go to
-        the shift voted for first, rows in the order of the damage's sets."""
-        rows: dict[int, set[int]] = {}
-        for (col, _row), box in damage.items():
-            rows.setdefault(col // BAND_TILES, set()).update(range(box[1], box[3]))
+        the shift voted for first, rows in ascending order."""
+        rows = _damaged_rows(damage, self.table.shape[1])
         shifts = []
         for band in sorted(rows, key=lambda b: -len(rows[b]))[:VOTING_BANDS]:
             old = self.table[band]
             order = np.argsort(old, kind="stable")  # equal hashes keep ascending rows
             ordered = old[order]
-            ys = np.fromiter(rows[band], np.int64, len(rows[band]))
+            ys = rows[band]
             values = new[band][ys]
             lo = np.searchsorted(ordered, values, "left")
             count = np.searchsorted(ordered, values, "right") - lo
@@ -164,6 +164,26 @@ def band_hashes(rows: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     words = rows.view(np.uint32)  # rows may be a strided slice: each row is contiguous
     sums = np.einsum("ij,j->i", words, coeffs[: words.shape[1]])
     return (sums >> np.uint64(32)).astype(np.uint32)
+
+
+def _arrays(damage: Damage) -> tuple[np.ndarray, np.ndarray]:
+    """The damage map as arrays: tile columns (n) and boxes (n × 4), in the map's order."""
+    return (np.fromiter((c for c, _ in damage), np.int64, len(damage)),
+            np.array(list(damage.values()), np.int64).reshape(-1, 4))  # fmt: skip
+
+
+def _damaged_rows(damage: Damage, height: int) -> dict[int, np.ndarray]:
+    """Per band (in the order the map first names it), the ascending rows its boxes cover."""
+    cols, boxes = _arrays(damage)
+    bands = cols // BAND_TILES
+    out: dict[int, np.ndarray] = {}
+    for band in dict.fromkeys(bands.tolist()):
+        sel = boxes[bands == band]
+        count = np.zeros(height + 1, np.int32)  # +1 where a box starts, -1 past its end
+        np.add.at(count, sel[:, 1], 1)
+        np.add.at(count, sel[:, 3], -1)
+        out[band] = np.flatnonzero(np.cumsum(count[:-1]) > 0)
+    return out
 
 
 def _runs(band_rows: set[tuple[int, int]]) -> list[tuple[int, int, int]]:

@@ -70,7 +70,7 @@ def _reference_vote(hashes: scroll.RowHashes, new: np.ndarray, damage: scroll.Da
         where: dict[int, list[int]] = {}
         for y, h in enumerate(hashes.table[band].tolist()):
             where.setdefault(h, []).append(y)
-        for y in rows[band]:
+        for y in sorted(rows[band]):
             srcs = where.get(int(new[band][y]), ())
             if len(srcs) <= scroll.MAX_REPEATS:
                 votes.update(s - y for s in srcs if s != y and abs(s - y) <= scroll.MAX_SHIFT)
@@ -100,6 +100,23 @@ def test_numpy_vote_equals_the_counter_vote(seed: int) -> None:
         y0 = row * 64 + rng.randrange(32)
         damage[(col, row)] = (col * 64, y0, col * 64 + 64, min(height, row * 64 + 64))
     assert hashes._vote(new, damage) == _reference_vote(hashes, new, damage)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_damaged_rows_per_band_equal_the_union_of_box_rows(seed: int) -> None:
+    rng = random.Random(seed)
+    damage = {}
+    for _ in range(rng.randint(1, 60)):
+        col, row = rng.randrange(30), rng.randrange(16)
+        y0 = row * 64 + rng.randrange(64)
+        damage[(col, row)] = (col * 64, y0, col * 64 + 64, rng.randint(y0 + 1, row * 64 + 64))
+    got = scroll._damaged_rows(damage, 16 * 64)
+    expected: dict[int, set[int]] = {}
+    for (col, _row), box in damage.items():
+        expected.setdefault(col // scroll.BAND_TILES, set()).update(range(box[1], box[3]))
+    assert list(got) == list(expected)  # bands in the order the map first names them
+    assert {b: rows.tolist() for b, rows in got.items()} == \
+        {b: sorted(rows) for b, rows in expected.items()}
 
 
 # --- scroll detection's row hashes ----------------------------------------------------------
