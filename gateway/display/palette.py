@@ -24,6 +24,9 @@ ZLIB_LEVEL = 6
 ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
 HASH_BITS = 16  # the slot table has 2^16 one-byte entries (64 KiB, per call: thread-safe)
 MULTIPLIER_TRIES = 32
+# Odd 32-bit multipliers, the same in every process.
+_MULTIPLIERS = tuple(np.random.default_rng(0x5A1E77E).integers(0, 2**31, MULTIPLIER_TRIES,
+                                                               np.uint32) * 2 + 1)  # fmt: skip
 
 
 def rgb_keys(rgb: np.ndarray) -> np.ndarray:
@@ -70,10 +73,9 @@ def search_index(img: Image.Image, colors: np.ndarray) -> np.ndarray:
 def slot_table(colors: np.ndarray) -> tuple[np.uint32, np.ndarray] | None:
     """(multiplier, table) such that table[(key × multiplier mod 2^32) >> (32 − HASH_BITS)] is
     the slot of each of the sorted ``colors`` keys, or None if no multiplier tried separates
-    them. The multipliers are a fixed sequence per palette size (same input, same bytes); with
+    them. The multipliers are one fixed sequence (same input, same bytes); with
     256 keys in 2^16 slots about every second one works, so MULTIPLIER_TRIES rarely all fail."""
-    rng = np.random.default_rng(len(colors))
-    for mul in rng.integers(0, 2**31, MULTIPLIER_TRIES, np.uint32) * np.uint32(2) + np.uint32(1):
+    for mul in _MULTIPLIERS:
         slots = (colors * mul) >> np.uint32(32 - HASH_BITS)
         if np.unique(slots).size == slots.size:
             table = np.zeros(1 << HASH_BITS, np.uint8)
