@@ -6,8 +6,7 @@ MAX_MERGE_PIXELS, so one encoded image stays far below the codec's MAX_TILE_DATA
 Measured on 1080p office text (docs/PERFORMANCE.md): lossless WebP is 2-5x smaller than PNG
 (zlib 1 or 6) at similar speed, and costs ~105 ns/pixel on 64×64 tiles but ~35 ns/pixel on
 640×64 strips, so regions are merged as large as their class allows. Effort ("quality") 10
-instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes; method 1
-instead of 2 cut another ~12 % of WebP time for 1 % more bytes (issue 11 part F). Text-like
+instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes. Text-like
 content with at most PALETTE_COLORS colours goes out as a PALETTE tile (palette + zlib, see
 gateway.display.palette), other text-like content as lossless WebP; photo-like content (many
 colours) as JPEG at an adaptive quality; single-colour runs as a Fill. Everything here may run
@@ -32,7 +31,7 @@ PHOTO_COLORS = 768  # a tile column with more distinct colours than this is phot
 # zlib): measured on xterm and mousepad boxes, with and without the watermark, it is 0.3-0.7x
 # lossless WebP's bytes there; with more colours (antialiased text) WebP's 2-D prediction wins.
 PALETTE_COLORS = 16
-WEBP_METHOD, WEBP_EFFORT = 1, 10
+WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
 MAX_MERGE_PIXELS = 1920 * 128
