@@ -94,6 +94,14 @@ class Framebuffer:
     def blit(self, x: int, y: int, w: int, h: int, data: bytes) -> None:
         if len(data) != w * h * 4:
             raise ValueError("blit data size does not match the rectangle")
+        if x >= 0 and y >= 0 and x + w <= self.width and y + h <= self.height:
+            if w <= 0 or h <= 0:
+                return
+            # The usual case (RFB rectangles lie inside the framebuffer): no clipping.
+            self._rows[y : y + h, x * 4 : (x + w) * 4] = \
+                np.frombuffer(data, np.uint8).reshape(h, w * 4)
+            self.damage_rect(x, y, w, h)
+            return
         cx, cy, cw, ch = self._clip(x, y, w, h)
         if cw <= 0 or ch <= 0:
             return
@@ -141,14 +149,26 @@ class Framebuffer:
             return
         t, damage = self.tile, self.damage
         x1, y1 = x + w, y + h
+        # The rectangle's part in each tile column, worked out once for all its tile rows.
+        spans = []
+        for tx in range(x // t, (x1 - 1) // t + 1):
+            left = tx * t
+            spans.append((tx, x if x > left else left, x1 if x1 < left + t else left + t))
+        keys = []
         for ty in range(y // t, (y1 - 1) // t + 1):
-            by0, by1 = max(y, ty * t), min(y1, ty * t + t)
-            for tx in range(x // t, (x1 - 1) // t + 1):
-                bx0, bx1 = max(x, tx * t), min(x1, tx * t + t)
-                old = damage.get((tx, ty))
-                damage[(tx, ty)] = (bx0, by0, bx1, by1) if old is None else (
-                    min(old[0], bx0), min(old[1], by0), max(old[2], bx1), max(old[3], by1))
-                self._touched.add((tx, ty))
+            top = ty * t
+            by0, by1 = (y if y > top else top), (y1 if y1 < top + t else top + t)
+            for tx, bx0, bx1 in spans:
+                key = (tx, ty)
+                keys.append(key)
+                old = damage.get(key)
+                if old is None:
+                    damage[key] = (bx0, by0, bx1, by1)
+                else:
+                    o0, o1, o2, o3 = old
+                    damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
+                                   o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)  # fmt: skip
+        self._touched.update(keys)
 
     def damage_tiles(self, tiles: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> None:
         for tx, ty in tiles:
@@ -204,6 +224,11 @@ class Framebuffer:
             self.damage_rect(x0, y0, x1 - x0, y1 - y0)
 
     # --- reading ---------------------------------------------------------------------------
+
+    @property
+    def array(self) -> np.ndarray:
+        """The pixels as a height × stride uint8 numpy view (read it, do not draw through it)."""
+        return self._rows
 
     def read(self, x: int, y: int, w: int, h: int) -> bytes:
         """The BGRX bytes of a rectangle inside the framebuffer, row by row."""

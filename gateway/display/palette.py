@@ -2,7 +2,8 @@
 
 Attacker-controlled: pixel content (whatever the desktop shows). Limits: images of up to
 encoder.MAX_MERGE_PIXELS; a palette is given up on past MAX_COLORS colours (the caller falls back
-to lossless WebP), so the work per image is one sort of its pixels and one zlib pass.
+to lossless WebP), so the work per image is one colour count, one table lookup per pixel and
+one zlib pass.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ ZLIB_LEVEL = 6
 
 
 ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
+HASH_BITS = 16  # the slot table has 2^16 one-byte entries (64 KiB, per call: thread-safe)
+MULTIPLIER_TRIES = 32
+# Odd 32-bit multipliers, the same in every process.
+_MULTIPLIERS = tuple(np.random.default_rng(0x5A1E77E).integers(0, 2**31, MULTIPLIER_TRIES,
+                                                               np.uint32) * 2 + 1)  # fmt: skip
 
 
 def rgb_keys(rgb: np.ndarray) -> np.ndarray:
@@ -32,22 +38,50 @@ def rgb_keys(rgb: np.ndarray) -> np.ndarray:
 def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
     """PALETTE tile data for an RGB image, or None if it has more than max_colors colours.
 
-    Pillow counts the colours (a C pass that stops at max_colors); numpy maps each pixel to its
-    palette slot by a binary search in the sorted palette, a few rows at a time so that its
-    temporaries (int64 slots, uint32 keys) stay small next to the image."""
+    Pillow counts the colours (a C pass that stops at max_colors); each pixel's 0xRRGGBB key
+    (Pillow packs them as little-endian words) finds its palette slot through a collision-free
+    multiplicative hash table (see slot_table), one gather for the whole image; a binary search
+    in the sorted palette, a few rows at a time, where no such table was found."""
     found = img.getcolors(max_colors)
     if found is None:
         return None
     colors = np.array(sorted((r << 16) | (g << 8) | b for _, (r, g, b) in found), np.uint32)
+    w, h = img.size
+    lookup = slot_table(colors)
+    if lookup is not None:
+        mul, table = lookup
+        keys = np.frombuffer(img.tobytes("raw", "BGRX"), np.uint32).reshape(h, w)
+        index = table[(keys * mul) >> np.uint32(32 - HASH_BITS)]
+    else:
+        index = search_index(img, colors)
+    palette = np.empty((len(colors), 3), np.uint8)
+    palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
+    rows = pack_rows(index, wire_palette.bits_for(len(colors)))
+    return wire_palette.pack(palette.tobytes(), rows, ZLIB_LEVEL)
+
+
+def search_index(img: Image.Image, colors: np.ndarray) -> np.ndarray:
+    """Each pixel's slot in the sorted ``colors``, by binary search (the plain way)."""
     rgb = np.asarray(img, np.uint8)
     h, w = rgb.shape[:2]
     index = np.empty((h, w), np.uint8)
     for y in range(0, h, ROWS_PER_PASS):
         index[y : y + ROWS_PER_PASS] = np.searchsorted(colors, rgb_keys(rgb[y : y + ROWS_PER_PASS]))
-    palette = np.empty((len(colors), 3), np.uint8)
-    palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
-    rows = pack_rows(index, wire_palette.bits_for(len(colors)))
-    return wire_palette.pack(palette.tobytes(), rows, ZLIB_LEVEL)
+    return index
+
+
+def slot_table(colors: np.ndarray) -> tuple[np.uint32, np.ndarray] | None:
+    """(multiplier, table) such that table[(key × multiplier mod 2^32) >> (32 − HASH_BITS)] is
+    the slot of each of the sorted ``colors`` keys, or None if no multiplier tried separates
+    them. The multipliers are one fixed sequence (same input, same bytes); with
+    256 keys in 2^16 slots about every second one works, so MULTIPLIER_TRIES rarely all fail."""
+    for mul in _MULTIPLIERS:
+        slots = (colors * mul) >> np.uint32(32 - HASH_BITS)
+        if np.unique(slots).size == slots.size:
+            table = np.zeros(1 << HASH_BITS, np.uint8)
+            table[slots] = np.arange(slots.size, dtype=np.uint8)
+            return mul, table
+    return None
 
 
 def pack_rows(index: np.ndarray, bits: int) -> bytes:

@@ -3,11 +3,11 @@
 Attacker-controlled: pixel content (whatever the desktop shows). Limits: one candidate shift per
 frame, at most MAX_SHIFT rows; the hash table is 4 bytes per 256-pixel band-row (34 KiB at
 1080p); a false match cannot corrupt the canvas because every row of the copied rectangle is
-checked and mismatching rows stay damaged (CRC32 collisions aside: 2^-32 per band-row; rows
-forgotten since are random values, with the same odds).
+checked and mismatching rows stay damaged (hash collisions aside: about 2^-31 per band-row for
+keys drawn at random per session, which the desktop's content cannot see).
 
 GTK and most toolkits redraw a scrolled view instead of asking X for a copy, so the VNC server
-sends every line again and the gateway would re-encode the whole view each frame. We keep a CRC32
+sends every line again and the gateway would re-encode the whole view each frame. We keep a hash
 of every 256-pixel-wide band of every row as the viewer last saw it; when most damaged band-rows
 equal old band-rows a fixed number of rows away, the frame starts with a Copy of that shift and
 only the band-rows that do not match (the newly exposed lines) are encoded.
@@ -16,8 +16,6 @@ only the band-rows that do not match (the newly exposed lines) are encoded.
 from __future__ import annotations
 
 import os
-import zlib
-from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,24 +39,29 @@ class Scroll:
 
 
 class RowHashes:
-    """CRC32 per (band, row) of the framebuffer as of the last frame taken. A band is
-    BAND_TILES tiles wide: one CRC call per 256 pixels keeps the hashing cost below what a
-    detected scroll saves in encoding (64-pixel bands cost more than they saved)."""
+    """A 32-bit hash per (band, row) of the framebuffer as of the last frame taken, in one
+    numpy table (bands × rows). A band is BAND_TILES tiles wide. Every row of a band is hashed
+    by one vectorised multiply-sum (see band_hashes), so hashing the whole redrawn view costs
+    about as much as copying it once; per-row zlib.crc32 calls used to be most of take_frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: bytes | None = None) -> None:
         self.width = self.height = self.tile = self.band_w = 0
-        self.bands: list[array[int]] = []
+        self.table = np.zeros((0, 0), np.uint32)
+        # Random per session: pixel content cannot aim at a collision it cannot see.
+        self._rng = np.random.default_rng(int.from_bytes(seed or os.urandom(16), "big"))
+        self.coeffs = np.zeros(0, np.uint64)
         # Hashes detect() computed for the current pixels, kept for the update() that follows.
-        self._fresh: tuple[dict[int, array[int]], set[tuple[int, int]]] | None = None
+        self._fresh: tuple[np.ndarray, set[tuple[int, int]]] | None = None
 
     def reset(self, fb: Framebuffer) -> None:
         self.width, self.height, self.tile = fb.width, fb.height, fb.tile
         self.band_w = fb.tile * BAND_TILES
         self._fresh = None
+        self.coeffs = self._rng.integers(0, 2**64, self.band_w, np.uint64, endpoint=False)
         n = -(-fb.width // self.band_w)
-        self.bands = [array("I", bytes(4 * fb.height)) for _ in range(n)]
+        self.table = np.zeros((n, fb.height), np.uint32)
         for band in range(n):
-            self._hash_into(fb, band, 0, fb.height, self.bands[band])
+            self._hash_into(fb, band, 0, fb.height, self.table)
 
     def matches(self, fb: Framebuffer) -> bool:
         return (self.width, self.height, self.tile) == (fb.width, fb.height, fb.tile)
@@ -68,86 +71,70 @@ class RowHashes:
 
     def update(self, fb: Framebuffer, tiles: set[tuple[int, int]]) -> None:
         """Record that the tiles' pixels changed. Those detect() just hashed keep their hashes;
-        the others are forgotten (random values that match nothing), not re-hashed: hashing
-        every dragged window or typed glyph would cost more than the next scroll saves, and a
-        scroll redraws its whole view, which detect() hashes anyway."""
+        the others are hashed now. (They used to be forgotten as too costly to hash: then the
+        first wheel steps after a window opened matched nothing and went out whole, ~3x the
+        pixels of a detected step. Hashed in numpy, a typed glyph's band-rows cost ~30 µs.)"""
         t = fb.tile
         stale = self._band_rows(tiles)
         if self._fresh is not None:
-            bands, hashed = self._fresh
+            self.table, hashed = self._fresh
             self._fresh = None
-            for band, values in bands.items():
-                self.bands[band] = values
             stale -= hashed
-        for band, row in stale:
-            y0, y1 = row * t, min(fb.height, (row + 1) * t)
-            self.bands[band][y0:y1] = array("I", os.urandom(4 * (y1 - y0)))
+        for band, r0, r1 in _runs(stale):
+            self._hash_into(fb, band, r0 * t, min(fb.height, r1 * t), self.table)
 
-    def _hash_into(self, fb: Framebuffer, band: int, y0: int, y1: int, out: array[int]) -> None:
-        mv, stride, crc = memoryview(fb.pixels), fb.stride, zlib.crc32
+    def _hash_into(self, fb: Framebuffer, band: int, y0: int, y1: int, out: np.ndarray) -> None:
         x0 = band * self.band_w * 4
-        x1 = min(stride, x0 + self.band_w * 4)
-        for y in range(y0, y1):
-            off = y * stride
-            out[y] = crc(mv[off + x0 : off + x1])
+        x1 = min(fb.stride, x0 + self.band_w * 4)
+        out[band, y0:y1] = band_hashes(fb.array[y0:y1, x0:x1], self.coeffs)
 
     def detect(self, fb: Framebuffer, damage: Damage) -> Scroll | None:
         """A vertical shift explaining most of ``damage`` (new pixels vs the hashed old ones)."""
         t, bw = fb.tile, self.band_w
-        new: dict[int, array[int]] = {}
         hashed = self._band_rows(damage)
-        for band, row in hashed:
-            values = new.setdefault(band, array("I", self.bands[band]))
-            self._hash_into(fb, band, row * t, min(fb.height, (row + 1) * t), values)
+        new = self.table.copy()
+        for band, r0, r1 in _runs(hashed):  # consecutive tile rows hashed in one call
+            self._hash_into(fb, band, r0 * t, min(fb.height, r1 * t), new)
         self._fresh = (new, hashed)
         dy = self._vote(new, damage)
         if dy is None:
             return None
         # The copy spans the damaged tile columns and rows whose source stays on the desktop.
-        cols = [c for c, _ in damage]
-        x0, x1 = min(cols) * t, min(fb.width, (max(cols) + 1) * t)
-        y0 = max(min(b[1] for b in damage.values()), -dy)
-        y1 = min(max(b[3] for b in damage.values()), fb.height - dy)
+        cols, boxes = _arrays(damage)
+        x0, x1 = int(cols.min()) * t, min(fb.width, (int(cols.max()) + 1) * t)
+        y0 = max(int(boxes[:, 1].min()), -dy)
+        y1 = min(int(boxes[:, 3].max()), fb.height - dy)
         if y1 - y0 < MIN_ROWS:
             return None
         rest: Damage = {}
         for band in range(x0 // bw, -(-x1 // bw)):
-            old, now = self.bands[band], new.get(band, self.bands[band])
             bx0, bx1 = max(x0, band * bw), min(x1, (band + 1) * bw)
-            for c0 in range(y0, y1, t):
-                c1 = min(y1, c0 + t)
-                if now[c0:c1] == old[c0 + dy : c1 + dy]:
-                    continue  # the common case, compared in C
-                run = None  # consecutive mismatching rows become one box
-                for y in range(c0, c1):
-                    if now[y] != old[y + dy]:
-                        run = y if run is None else run
-                    elif run is not None:
-                        _add(rest, t, (bx0, run, bx1, y))
-                        run = None
-                if run is not None:
-                    _add(rest, t, (bx0, run, bx1, c1))
-        for box in damage.values():  # damage outside the copied rows stays as it was
+            differs = new[band, y0:y1] != self.table[band, y0 + dy : y1 + dy]
+            # Consecutive mismatching rows become one box (split at tile rows by _add).
+            edges = np.flatnonzero(np.diff(differs.view(np.int8), prepend=0, append=0))
+            for a, b in edges.reshape(-1, 2).tolist():
+                _add(rest, t, (bx0, y0 + a, bx1, y0 + b))
+        # Damage outside the copied rows stays as it was (most boxes lie inside).
+        for box in boxes[(boxes[:, 1] < y0) | (boxes[:, 3] > y1)].tolist():
             for part in _outside(box, y0, y1):
                 _add(rest, t, part)
-        if _area(rest) > MAX_REST * _area(damage):
+        area = int(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum())
+        if _area(rest) > MAX_REST * area:
             return None  # a wrong guess (or barely a scroll): plain damage is cheaper
         return Scroll(CopyOp(x0, y0 + dy, x0, y0, x1 - x0, y1 - y0), rest)
 
-    def _vote(self, new: dict[int, array[int]], damage: Damage) -> int | None:
+    def _vote(self, new: np.ndarray, damage: Damage) -> int | None:
         """The shift most damaged band-rows agree on: each damaged row votes for every old row
         with its hash (unless that hash is too common to be evidence), in numpy; ties go to
-        the shift voted for first, rows in the order of the damage's sets."""
-        rows: dict[int, set[int]] = {}
-        for (col, _row), box in damage.items():
-            rows.setdefault(col // BAND_TILES, set()).update(range(box[1], box[3]))
+        the shift voted for first, rows in ascending order."""
+        rows = _damaged_rows(damage, self.table.shape[1])
         shifts = []
         for band in sorted(rows, key=lambda b: -len(rows[b]))[:VOTING_BANDS]:
-            old = np.frombuffer(self.bands[band], np.uint32)
+            old = self.table[band]
             order = np.argsort(old, kind="stable")  # equal hashes keep ascending rows
             ordered = old[order]
-            ys = np.fromiter(rows[band], np.int64, len(rows[band]))
-            values = np.frombuffer(new[band], np.uint32)[ys]
+            ys = rows[band]
+            values = new[band][ys]
             lo = np.searchsorted(ordered, values, "left")
             count = np.searchsorted(ordered, values, "right") - lo
             k = np.arange(MAX_REPEATS)
@@ -164,6 +151,48 @@ class RowHashes:
         tied = np.flatnonzero(counts == best)
         pick = tied[np.argmin(first[tied])]
         return int(found[pick]) if best >= MIN_VOTES else None
+
+
+def band_hashes(rows: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
+    """One 32-bit hash per row of ``rows`` (uint8, h × 4·n bytes: n pixels per row).
+
+    Vector multiply-shift (Dietzfelbinger 1996): each row's 32-bit words x_i against random
+    64-bit coefficients a_i, h = (Σ a_i·x_i mod 2^64) >> 32; any two different rows collide
+    with probability about 2^-31 over the choice of the a_i. One einsum over all rows."""
+    words = rows.view(np.uint32)  # rows may be a strided slice: each row is contiguous
+    sums = np.einsum("ij,j->i", words, coeffs[: words.shape[1]])
+    return (sums >> np.uint64(32)).astype(np.uint32)
+
+
+def _arrays(damage: Damage) -> tuple[np.ndarray, np.ndarray]:
+    """The damage map as arrays: tile columns (n) and boxes (n × 4), in the map's order."""
+    return (np.fromiter((c for c, _ in damage), np.int64, len(damage)),
+            np.array(list(damage.values()), np.int64).reshape(-1, 4))  # fmt: skip
+
+
+def _damaged_rows(damage: Damage, height: int) -> dict[int, np.ndarray]:
+    """Per band (in the order the map first names it), the ascending rows its boxes cover."""
+    cols, boxes = _arrays(damage)
+    bands = cols // BAND_TILES
+    out: dict[int, np.ndarray] = {}
+    for band in dict.fromkeys(bands.tolist()):
+        sel = boxes[bands == band]
+        count = np.zeros(height + 1, np.int32)  # +1 where a box starts, -1 past its end
+        np.add.at(count, sel[:, 1], 1)
+        np.add.at(count, sel[:, 3], -1)
+        out[band] = np.flatnonzero(np.cumsum(count[:-1]) > 0)
+    return out
+
+
+def _runs(band_rows: set[tuple[int, int]]) -> list[tuple[int, int, int]]:
+    """(band, first row, end row) for each run of consecutive tile rows of a band."""
+    out: list[tuple[int, int, int]] = []
+    for band, row in sorted(band_rows):
+        if out and out[-1][0] == band and out[-1][2] == row:
+            out[-1] = (band, out[-1][1], row + 1)
+        else:
+            out.append((band, row, row + 1))
+    return out
 
 
 def _area(damage: Damage) -> int:

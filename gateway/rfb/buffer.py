@@ -6,6 +6,8 @@ for before asking, so the buffer holds at most one bounded message plus one netw
 
 from __future__ import annotations
 
+_VIEW_ABOVE = 4096  # bytes: below this a memoryview costs more than the second copy
+
 
 class ReceiveBuffer:
     """Bytes received but not yet committed as parsed.
@@ -39,6 +41,9 @@ class ReceiveBuffer:
             return None
         start = self._pos
         self._pos += n
+        if n > _VIEW_ABOVE:  # one copy, not two (a bytearray slice, then bytes of it)
+            with memoryview(self._data) as view:
+                return view[start : self._pos].tobytes()
         return bytes(self._data[start : self._pos])
 
     def consume_at_most(self, n: int) -> bytes:

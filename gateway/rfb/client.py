@@ -195,6 +195,9 @@ class RfbClient:
                 return self._pending.popleft()
 
     def _dispatch(self) -> Step:
+        if self.state is State.CONNECTED:  # every message after the handshake: no table
+            assert self._parser is not None
+            return self._parser.parse(self._buf)
         handler = {
             State.AWAIT_VERSION: self._version,
             State.AWAIT_SECURITY_TYPES: self._security_types,

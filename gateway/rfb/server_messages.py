@@ -95,30 +95,32 @@ class ServerMessageParser:
         return None
 
     def _continue_update(self, buf: ReceiveBuffer, update: _Update) -> Step:
-        if update.rect is None:
-            if update.done == update.count or self.ctx.last_rect:
-                return self._finish_update(update)
-            if update.done >= self.ctx.limits.max_rects:
-                raise RemoteProtocolError(
-                    f"FramebufferUpdate exceeds {self.ctx.limits.max_rects} rectangles"
-                )
-            head = buf.consume_exactly(_RECT.size)
-            if head is None:
+        """Decode rectangles until the update ends, the data runs out or an event is due: one
+        call for the ~150 small Raw rectangles of a scrolled view, not one round each."""
+        limit = self.ctx.limits.max_rects
+        while True:
+            if update.rect is None:
+                if update.done == update.count or self.ctx.last_rect:
+                    return self._finish_update(update)
+                if update.done >= limit:
+                    raise RemoteProtocolError(f"FramebufferUpdate exceeds {limit} rectangles")
+                head = buf.consume_exactly(_RECT.size)
+                if head is None:
+                    buf.rollback()
+                    return NEED_DATA
+                update.rect, update.decoder = self._check_rect(Rect(*_RECT.unpack(head)))
+                buf.commit()
+            assert update.rect is not None and update.decoder is not None
+            if not update.decoder.decode_rect(update.rect, buf, self._surface, self.ctx):
                 buf.rollback()
                 return NEED_DATA
-            update.rect, update.decoder = self._check_rect(Rect(*_RECT.unpack(head)))
             buf.commit()
-        assert update.rect is not None and update.decoder is not None
-        if not update.decoder.decode_rect(update.rect, buf, self._surface, self.ctx):
-            buf.rollback()
-            return NEED_DATA
-        buf.commit()
-        update.rect = update.decoder = None
-        update.done += 1
-        if self.ctx.resized is not None:
-            self.pending.append(Resized(*self.ctx.resized))
-            self.ctx.resized = None
-        return None
+            update.rect = update.decoder = None
+            update.done += 1
+            if self.ctx.resized is not None:
+                self.pending.append(Resized(*self.ctx.resized))
+                self.ctx.resized = None
+                return None
 
     def _check_rect(self, rect: Rect) -> tuple[Rect, Decoder]:
         decoder = self._decoders.get(rect.encoding)

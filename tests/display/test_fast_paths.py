@@ -8,15 +8,15 @@ reference and check the fast path gives exactly its answer on varied inputs.
 from __future__ import annotations
 
 import random
-from array import array
 from collections import Counter
 from datetime import UTC
 from itertools import pairwise
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from gateway.display import encoder, scroll
+from gateway.display import encoder, palette, scroll
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.watermark import Watermark, _tiles
 
@@ -59,8 +59,8 @@ def test_column_kinds_equal_classifying_each_column(seed: int) -> None:
 # --- scroll detection's vote ----------------------------------------------------------------
 
 
-def _reference_vote(hashes: scroll.RowHashes, new: dict[int, array[int]],
-                    damage: scroll.Damage) -> int | None:
+def _reference_vote(hashes: scroll.RowHashes, new: np.ndarray, damage: scroll.Damage
+                    ) -> int | None:
     """The vote as it was written before numpy: a dict of rows per hash, a Counter of shifts."""
     rows: dict[int, set[int]] = {}
     for (col, _row), box in damage.items():
@@ -68,10 +68,10 @@ def _reference_vote(hashes: scroll.RowHashes, new: dict[int, array[int]],
     votes: Counter[int] = Counter()
     for band in sorted(rows, key=lambda b: -len(rows[b]))[: scroll.VOTING_BANDS]:
         where: dict[int, list[int]] = {}
-        for y, h in enumerate(hashes.bands[band]):
+        for y, h in enumerate(hashes.table[band].tolist()):
             where.setdefault(h, []).append(y)
-        for y in rows[band]:
-            srcs = where.get(new[band][y], ())
+        for y in sorted(rows[band]):
+            srcs = where.get(int(new[band][y]), ())
             if len(srcs) <= scroll.MAX_REPEATS:
                 votes.update(s - y for s in srcs if s != y and abs(s - y) <= scroll.MAX_SHIFT)
     if not votes:
@@ -86,21 +86,81 @@ def test_numpy_vote_equals_the_counter_vote(seed: int) -> None:
     height, bands = 480, 3
     hashes = scroll.RowHashes()
     alphabet = rng.choice([8, 40, 2**32])  # few distinct rows (blank-ish) .. all unique
-    hashes.bands = [array("I", [rng.randrange(alphabet) for _ in range(height)])
-                    for _ in range(bands)]  # fmt: skip
-    new: dict[int, array[int]] = {}
+    hashes.table = np.array([[rng.randrange(alphabet) for _ in range(height)]
+                             for _ in range(bands)], np.uint32)  # fmt: skip
+    new = hashes.table.copy()
     for band in range(bands):
         shift = rng.choice([0, 16, -32, 48])
-        old = hashes.bands[band]
-        values = array("I", [old[(y + shift) % height] if rng.random() < 0.8
-                             else rng.randrange(alphabet) for y in range(height)])  # fmt: skip
-        new[band] = values
+        old = hashes.table[band].tolist()
+        new[band] = [old[(y + shift) % height] if rng.random() < 0.8
+                     else rng.randrange(alphabet) for y in range(height)]  # fmt: skip
     damage = {}
     for _ in range(rng.randint(1, 30)):
         col, row = rng.randrange(bands * scroll.BAND_TILES), rng.randrange(height // 64)
         y0 = row * 64 + rng.randrange(32)
         damage[(col, row)] = (col * 64, y0, col * 64 + 64, min(height, row * 64 + 64))
     assert hashes._vote(new, damage) == _reference_vote(hashes, new, damage)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_damaged_rows_per_band_equal_the_union_of_box_rows(seed: int) -> None:
+    rng = random.Random(seed)
+    damage = {}
+    for _ in range(rng.randint(1, 60)):
+        col, row = rng.randrange(30), rng.randrange(16)
+        y0 = row * 64 + rng.randrange(64)
+        damage[(col, row)] = (col * 64, y0, col * 64 + 64, rng.randint(y0 + 1, row * 64 + 64))
+    got = scroll._damaged_rows(damage, 16 * 64)
+    expected: dict[int, set[int]] = {}
+    for (col, _row), box in damage.items():
+        expected.setdefault(col // scroll.BAND_TILES, set()).update(range(box[1], box[3]))
+    assert list(got) == list(expected)  # bands in the order the map first names them
+    assert {b: rows.tolist() for b, rows in got.items()} == \
+        {b: sorted(rows) for b, rows in expected.items()}
+
+
+# --- scroll detection's row hashes ----------------------------------------------------------
+
+
+def _reference_row_hash(row: bytes, coeffs: list[int]) -> int:
+    """Vector multiply-shift written out: Σ a_i·x_i over the row's little-endian 32-bit words,
+    modulo 2^64, top 32 bits."""
+    words = [int.from_bytes(row[i : i + 4], "little") for i in range(0, len(row), 4)]
+    return sum(a * x for a, x in zip(coeffs, words, strict=False)) % 2**64 >> 32
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_band_hashes_equal_the_multiply_shift_sum_row_by_row(seed: int) -> None:
+    rng = random.Random(seed)
+    fb = Framebuffer(rng.choice([97, 300, 640]), rng.randint(1, 70))
+    fb.blit(0, 0, fb.width, fb.height, rng.randbytes(fb.width * fb.height * 4))
+    coeffs = np.array([rng.getrandbits(64) for _ in range(256)], np.uint64)
+    x0 = rng.randrange(0, fb.width) * 4
+    x1 = min(fb.stride, x0 + rng.randint(1, 256) * 4)
+    y0 = rng.randrange(fb.height)
+    got = scroll.band_hashes(fb.array[y0:, x0:x1], coeffs)  # a strided slice, as detect() hashes
+    assert got.tolist() == [
+        _reference_row_hash(bytes(fb.pixels[y * fb.stride + x0 : y * fb.stride + x1]),
+                            coeffs.tolist()) for y in range(y0, fb.height)]  # fmt: skip
+
+
+def test_rows_that_differ_in_one_high_bit_hash_differently() -> None:
+    """The weakness of a plain 64-bit multiply-sum (two rows differing in one pixel's top bits
+    collide for 1 key in 2^9) is not this hash's: every row differing in one bit of one word,
+    any word and bit, gets a hash different from the original, for several keys."""
+    rng = random.Random(7)
+    base = bytearray(rng.randbytes(1024))
+    rows = [bytes(base)]
+    for word in range(0, 256, 5):
+        for bit in (7, 15, 23, 30, 31):
+            row = bytearray(base)
+            row[word * 4 + bit // 8] ^= 1 << bit % 8
+            rows.append(bytes(row))
+    block = np.frombuffer(b"".join(rows), np.uint8).reshape(len(rows), 1024)
+    for _ in range(4):
+        coeffs = np.array([rng.getrandbits(64) for _ in range(256)], np.uint64)
+        hashes = scroll.band_hashes(block, coeffs).tolist()
+        assert len(set(hashes)) == len(hashes)
 
 
 # --- framebuffer drawing ---------------------------------------------------------------------
@@ -143,6 +203,38 @@ def test_framebuffer_blit_fill_copy_match_a_row_by_row_reference() -> None:
         bytes(ref[((7 + r) * w + 5) * 4 : ((7 + r) * w + 25) * 4]) for r in range(9))
 
 
+def _reference_damage(t: int, rects: list[tuple[int, int, int, int]]
+                      ) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """Per-tile bounding boxes of the rectangles, pixel by pixel."""
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for x, y, w, h in rects:
+        for py in range(y, y + h):
+            for px in range(x, x + w):
+                key = (px // t, py // t)
+                b = boxes.get(key, (px, py, px + 1, py + 1))
+                boxes[key] = (min(b[0], px), min(b[1], py), max(b[2], px + 1), max(b[3], py + 1))
+    return boxes
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_damage_boxes_equal_the_pixelwise_bounding_boxes(seed: int) -> None:
+    rng = random.Random(seed)
+    t = rng.choice([16, 64])
+    fb = Framebuffer(rng.randint(40, 300), rng.randint(40, 200), tile=t)
+    fb.take()
+    rects = []
+    for _ in range(rng.randint(1, 12)):
+        x, y = rng.randrange(fb.width), rng.randrange(fb.height)
+        w, h = rng.randint(1, fb.width - x), rng.randint(1, min(50, fb.height - y))
+        rects.append((x, y, w, h))
+        if rng.random() < 0.5:
+            fb.blit(x, y, w, h, rng.randbytes(w * h * 4))
+        else:
+            fb.damage_rect(x, y, w, h)
+    assert fb.damage == _reference_damage(t, rects)
+    assert fb.touched == set(fb.damage)
+
+
 # --- watermark ink boxes ---------------------------------------------------------------------
 
 
@@ -179,3 +271,28 @@ def test_cached_ink_boxes_equal_per_stamp_crops(seed: int) -> None:
         assert layer.ink_boxes == _reference_ink(Watermark(
             wm.template, wm.fields, opacity=0.12, tz=UTC, move_every=wm.move_every),
             width, height, 64, now, shift)  # fmt: skip
+
+
+# --- palette tiles: each pixel's slot ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_palette_slot_table_gives_the_binary_search_slots(seed: int) -> None:
+    rng = random.Random(seed)
+    n = rng.choice([1, 2, 5, 16, 17, 100, 256])
+    keys = rng.sample(range(2**24), n) if seed % 2 else \
+        [rng.randrange(8) << 16 | rng.randrange(256) for _ in range(n)]  # clustered keys
+    colors = [(k >> 16, k >> 8 & 0xFF, k & 0xFF) for k in keys]
+    w, h = rng.randint(1, 300), rng.randint(1, 40)
+    img = Image.new("RGB", (w, h))
+    img.putdata([rng.choice(colors) for _ in range(w * h)])
+    found = img.getcolors(256)
+    assert found is not None
+    sorted_keys = np.array(sorted((r << 16) | (g << 8) | b for _, (r, g, b) in found), np.uint32)
+    lookup = palette.slot_table(sorted_keys)
+    assert lookup is not None
+    mul, table = lookup
+    pixels = np.frombuffer(img.tobytes("raw", "BGRX"), np.uint32).reshape(h, w)
+    fast = table[(pixels * mul) >> np.uint32(32 - palette.HASH_BITS)]
+    assert (fast == palette.search_index(img, sorted_keys)).all()
+    assert (palette.decode(w, h, palette.encode(img, 256) or b"") == np.asarray(img)).all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from gateway.display.framebuffer import Framebuffer
+from gateway.display.scroll import MIN_TILES
 from gateway.wire import display as w
 from tests.display.canvas_model import CanvasModel
 from tests.display.test_pipeline import T0, assert_canvas_exact, attach, small_watermark, step
@@ -110,3 +111,23 @@ def test_a_shifted_layer_is_the_same_grid_moved_down() -> None:
         return {(x, y) for x, y in origins if -sw < x < W and -sh < y < H}
 
     assert seen({(x, y + 5) for x, y in a.origins}) == seen(set(b.origins))
+
+
+def test_the_first_scroll_after_a_window_opens_is_detected() -> None:
+    """A document window drawn after the key frame in pieces too small to be analysed (a window
+    opening, painted a tile row per frame): its rows are hashed as each frame goes out, so the
+    very first wheel step is already a Copy."""
+    rows = document(random.Random(8), 80)
+    fb = Framebuffer(W, H)
+    p, canvas = attach(fb)
+    step(p, canvas, T0)  # the key frame: an empty desktop
+    for y in range(0, H, fb.tile):  # the window opens: each frame under MIN_TILES tiles
+        fb.blit(0, y, W, fb.tile, b"".join(rows[y : y + fb.tile]))
+        assert len(fb.damage) < MIN_TILES
+        step(p, canvas, T0 + 1)
+    show(fb, rows, 2 * LINE)  # the first wheel step
+    msgs = step(p, canvas, T0 + 2)
+    assert [m for m in msgs if isinstance(m, w.Copy)] == [w.Copy(0, 2 * LINE, 0, 0, W,
+                                                                 H - 2 * LINE)]
+    assert sum(m.w * m.h for m in msgs if isinstance(m, w.Tile | w.Fill)) <= W * 2 * LINE
+    assert_canvas_exact(p, canvas)
