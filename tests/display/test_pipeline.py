@@ -318,3 +318,35 @@ def test_a_copy_moves_exact_damage_boxes_with_it() -> None:
     drawn = [m for m in msgs if isinstance(m, w.Tile | w.Fill)]
     assert {(m.x, m.y, m.w, m.h) for m in drawn} == {(10, 10, 5, 5), (160, 50, 5, 5)}
     assert_canvas_exact(p, canvas)
+
+
+@pytest.mark.parametrize("wm", [None, "watermark"])
+def test_a_run_of_tiles_is_cut_where_its_box_would_be_mostly_unchanged(wm: str | None) -> None:
+    """Issue 11 part H: a dragged window's edge (a tall box) beside a thin line in the next tile
+    used to go out as one box over both tiles' full height, mostly pixels that had not changed."""
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb, small_watermark() if wm else None)
+    step(p, canvas, T0)
+    edge = bytes(0 if (x + y) % 3 else 200 for y in range(60) for x in range(24))
+    fb.blit(40, 2, 24, 60, b"".join(bytes((v, v, v, 0)) for v in edge))  # ends at the tile edge
+    line = bytes(0 if x % 5 else 90 for y in range(3) for x in range(56))
+    fb.blit(64, 2, 56, 3, b"".join(bytes((v, v, v, 0)) for v in line))  # starts at it
+    msgs = step(p, canvas, T0 + 1)
+    drawn = {(m.x, m.y, m.w, m.h) for m in msgs if isinstance(m, w.Tile | w.Fill)}
+    if wm is None:
+        assert drawn == {(40, 2, 24, 60), (64, 2, 56, 3)}
+    assert sum(m.w * m.h for m in msgs if isinstance(m, w.Tile | w.Fill)) < 80 * 60
+    assert_canvas_exact(p, canvas)
+
+
+def test_a_run_of_boxes_of_one_height_stays_one_image() -> None:
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    row = bytes(0 if (x * 7 + y) % 4 else 255 for y in range(12) for x in range(200))
+    fb.blit(30, 20, 200, 12, b"".join(bytes((v, v, v, 0)) for v in row))  # a redrawn line
+    msgs = step(p, canvas, T0 + 1)
+    assert [(m.x, m.y, m.w, m.h) for m in msgs if isinstance(m, w.Tile)] == [(30, 20, 200, 12)]
+    assert_canvas_exact(p, canvas)
