@@ -36,6 +36,10 @@ from gateway.wire import display as wire
 log = logging.getLogger(__name__)
 
 MIN_QUALITY, MAX_QUALITY = 30, 85
+#: A run of damaged tiles ends where adding the next box would make more than this share of the
+#: run's bounding box pixels outside every damaged box (issue 11 part H: window-drag replay
+#: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
+MAX_RUN_WASTE = 0.25
 
 
 class UnsupportedVersion(wire.ProtocolError):
@@ -396,19 +400,27 @@ class DisplayPipeline:
         small ones while the exact boxes keep a typed glyph at its 16×18 pixels."""
         out: list[RegionSnapshot] = []
         run: list[tuple[int, int, int, int]] = []
-        area = 0  # the damaged pixels of the run's boxes
+        area = top = bottom = union = 0  # the run's damaged pixels, its box's rows and size
         last: tuple[int, int] | None = None
         t = self.fb.tile
         for col, row in sorted(damage, key=lambda k: (k[1], k[0])):
             box = damage[(col, row)]
             # A run continues only where damage crosses the tile edge: two glyphs typed in
             # neighbouring tiles stay two small images, a redrawn line stays one.
+            # It also ends where its box would be mostly pixels outside the damage: a dragged
+            # window's edge (a tall box) beside a tile where only one row changed.
+            size = (box[2] - box[0]) * (box[3] - box[1])
+            if run:
+                top, bottom = min(top, box[1]), max(bottom, box[3])
+                union = (box[2] - run[0][0]) * (bottom - top)
             if run and (last != (col - 1, row) or run[-1][2] != col * t or box[0] != col * t
-                        or _wasteful(run, box, area)):
+                        or union - area - size > MAX_RUN_WASTE * union):
                 out.append(self._read_run(run))
                 run, area = [], 0
+            if not run:
+                top, bottom = box[1], box[3]
             run.append(box)
-            area += (box[2] - box[0]) * (box[3] - box[1])
+            area += size
             last = (col, row)
         if run:
             out.append(self._read_run(run))
@@ -480,17 +492,3 @@ class DisplayPipeline:
             return
         for x0, y0, x1, y1 in self._stamps.settle(self._layer, fb.damage):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
-
-
-#: A run of damaged tiles ends where adding the next box would make more than this share of the
-#: run's bounding box pixels outside every damaged box (a dragged window's title bar beside tiles
-#: where only its edge moved): issue 11 part H, window-drag 634 -> 419 KB in the replay.
-MAX_RUN_WASTE = 0.25
-
-
-def _wasteful(run: list[tuple[int, int, int, int]], box: tuple[int, int, int, int], area: int
-              ) -> bool:
-    y0 = min(box[1], min(b[1] for b in run))
-    y1 = max(box[3], max(b[3] for b in run))
-    union = (box[2] - run[0][0]) * (y1 - y0)
-    return union - area - (box[2] - box[0]) * (box[3] - box[1]) > MAX_RUN_WASTE * union
