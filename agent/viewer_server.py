@@ -123,7 +123,9 @@ class ViewerServer:
             raise web.HTTPForbidden(reason="cross-origin")
         if self._viewer is not None and not self._viewer.closed:
             await self._viewer.close(code=4000, message=b"opened in another tab")
-        ws = web.WebSocketResponse(max_msg_size=MAX_VIEWER_FRAME)
+        # No permessage-deflate (Chromium offers it): frames are already compressed, and
+        # deflating each one in Python (in a thread past a size) delays every frame and key.
+        ws = web.WebSocketResponse(max_msg_size=MAX_VIEWER_FRAME, compress=False)
         await ws.prepare(request)
         no_delay(request.transport)  # frames and keys are small: never held back by Nagle
         self._viewer = ws

@@ -4,7 +4,7 @@
 // by the browser with colour conversion off, PALETTE tiles by palette.js (bounded); drawing outside
 // the canvas is clipped by it.
 
-import { decodePalette } from "./palette.js";
+import { decodePaletteNow } from "./palette.js";
 import { MIME, TileFormat } from "./protocol.js";
 
 // Image tiles decode with WebCodecs' ImageDecoder where the page has it (a secure context: the
@@ -65,8 +65,13 @@ export class Renderer {
   apply(msg) {
     let pending = null;
     if (msg.type === "tile" && msg.format === TileFormat.PALETTE) {
-      pending = decodePalette(msg.w, msg.h, msg.data); // an ImageData
-      pending.catch(() => {});
+      // An ImageData at once for stored blocks (a small tile), else a promise of one.
+      try {
+        pending = decodePaletteNow(msg.w, msg.h, msg.data);
+      } catch (err) {
+        pending = Promise.reject(err);
+      }
+      pending.catch?.(() => {});
     } else if (msg.type === "tile") {
       pending = decodeImage(msg.data, msg.format);
       pending.catch(() => {}); // reported when its turn comes

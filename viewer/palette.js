@@ -6,7 +6,10 @@
 // Tile data: | colors-1 u8 | palette: colors x (r u8 | g u8 | b u8) | zlib stream (RFC 1950) |
 // The stream inflates to h rows of w indices of `bits` bits (1 for <= 2 colours, 2 for <= 4,
 // 4 for <= 16, else 8), most significant bit first, each row padded to a whole byte.
-// Inflating runs in the browser's native DecompressionStream, off the page's JavaScript.
+// Inflating runs in the browser's native DecompressionStream, off the page's JavaScript, except
+// for a stream of stored blocks only (the gateway sends small tiles so): those are copied here,
+// synchronously, with the same limits (output bounded by the tile size, Adler-32 checked, no
+// junk after the stream), which saves the stream's several task hops on a typed glyph's box.
 
 export class PaletteError extends Error {}
 
@@ -52,12 +55,61 @@ async function inflate(bytes, limit) {
   return out;
 }
 
+/**
+ * Copy a zlib stream made of stored deflate blocks only (RFC 1950/1951) into limit bytes, or null
+ * when a block is not stored (zlib may store some blocks of any stream: the caller inflates it
+ * then, having spent one pass over the input). Throws PaletteError on any deviation: a block past
+ * limit, a LEN/NLEN mismatch, truncation, a bad checksum, junk after the stream, output short of
+ * limit.
+ */
+export function copyStored(bytes, limit) {
+  if (bytes.length < 7 || (bytes[1] & 0x20) || (bytes[2] & 0x06)) return null; // FDICT; not stored
+  const out = new Uint8Array(limit);
+  let pos = 2, n = 0;
+  for (let final = 0; !final;) {
+    if (pos + 5 > bytes.length) throw new PaletteError("palette tile's zlib stream is corrupt");
+    const head = bytes[pos];
+    if (head & 0x06) return null;
+    final = head & 1;
+    const len = bytes[pos + 1] | (bytes[pos + 2] << 8), nlen = bytes[pos + 3] | (bytes[pos + 4] << 8);
+    if ((len ^ nlen) !== 0xffff) throw new PaletteError("palette tile's zlib stream is corrupt");
+    pos += 5;
+    if (n + len > limit) throw new PaletteError("palette tile inflates past its size");
+    if (pos + len > bytes.length) throw new PaletteError("palette tile's zlib stream is corrupt");
+    out.set(bytes.subarray(pos, pos + len), n);
+    n += len;
+    pos += len;
+  }
+  if (pos + 4 !== bytes.length) throw new PaletteError("palette tile's zlib stream is corrupt");
+  let a = 1, b = 0;
+  for (let i = 0; i < n; i++) { a = (a + out[i]) % 65521; b = (b + a) % 65521; }
+  const sum = ((bytes[pos] << 24) | (bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3]) >>> 0;
+  if (((b << 16) | a) >>> 0 !== sum) throw new PaletteError("palette tile's zlib stream is corrupt");
+  if (n !== limit) throw new PaletteError("palette tile inflates short of its size");
+  return out;
+}
+
+/**
+ * Decode to an ImageData of w x h (opaque), or throw PaletteError on any deviation. Returns the
+ * ImageData itself when the stream is stored blocks (no await), else a promise of it.
+ */
+export function decodePaletteNow(w, h, data) {
+  const { colors, start } = checkPalette(data);
+  const stride = (w * bitsFor(colors) + 7) >> 3;
+  const stream = data.subarray(start);
+  const rows = copyStored(stream, stride * h);
+  if (rows) return paint(w, h, data, colors, rows);
+  return inflate(stream, stride * h).then((inflated) => paint(w, h, data, colors, inflated));
+}
+
 /** Decode to an ImageData of w x h (opaque); rejects with PaletteError on any deviation. */
 export async function decodePalette(w, h, data) {
-  const { colors, start } = checkPalette(data);
+  return decodePaletteNow(w, h, data);
+}
+
+function paint(w, h, data, colors, rows) {
   const bits = bitsFor(colors);
   const stride = (w * bits + 7) >> 3;
-  const rows = await inflate(data.subarray(start), stride * h);
   const pal = new Uint32Array(colors);
   for (let i = 0; i < colors; i++) {
     const o = 1 + 3 * i; // RGBA bytes in memory = 0xAABBGGRR on little-endian machines

@@ -19,6 +19,11 @@ from gateway.wire.display import palette as wire_palette
 
 MAX_COLORS = wire_palette.MAX_COLORS
 ZLIB_LEVEL = 6
+# Small tiles (a typed glyph's box) whose rows deflate saves at most STORED_SLACK bytes on go as
+# stored deflate blocks (level 0): the viewer copies those synchronously instead of a
+# DecompressionStream's several task hops (docs/PERFORMANCE.md, issue 11 part J).
+STORED_MAX_ROWS = 1024
+STORED_SLACK = 16
 
 
 ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
@@ -57,7 +62,16 @@ def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
     palette = np.empty((len(colors), 3), np.uint8)
     palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
     rows = pack_rows(index, wire_palette.bits_for(len(colors)))
-    return wire_palette.pack(palette.tobytes(), rows, ZLIB_LEVEL)
+    return wire_palette.pack(palette.tobytes(), rows, rows_level(rows))
+
+
+def rows_level(rows: bytes) -> int:
+    """The zlib level for packed index rows: 0 (stored) for small rows that deflate saves at most
+    STORED_SLACK bytes on (a stored stream is the rows + 11 bytes), else ZLIB_LEVEL."""
+    if len(rows) > STORED_MAX_ROWS:
+        return ZLIB_LEVEL
+    saved = len(rows) + 11 - len(zlib.compress(rows, ZLIB_LEVEL))
+    return 0 if saved <= STORED_SLACK else ZLIB_LEVEL
 
 
 def search_index(img: Image.Image, colors: np.ndarray) -> np.ndarray:

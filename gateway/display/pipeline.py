@@ -308,6 +308,25 @@ class DisplayPipeline:
                 and sum(b for _, b in inf.values()) < self.max_bytes_in_flight)
         )  # fmt: skip
 
+    def small_update(self, max_pixels: int, now: float) -> bool:
+        """Whether take_frame would now send only damage boxes of at most ``max_pixels`` in all
+        (a typed glyph): the window is open, no key frame, resize, copy or watermark change is
+        due. Cheap (one pass over the damaged tiles), so the session machine can take such a
+        frame in the update's own step."""
+        fb = self.fb
+        if (not self.can_send() or fb.width == 0 or self._need_key or self._observer_key
+                or fb.copies or fb.resized or not fb.damage):  # fmt: skip
+            return False
+        timer = self.next_timer(now)
+        if timer is not None and timer <= now:
+            return False
+        area = 0
+        for x0, y0, x1, y1 in fb.damage.values():
+            area += (x1 - x0) * (y1 - y0)
+            if area > max_pixels:
+                return False
+        return True
+
     def request_observer_key_frame(self) -> None:
         """A recorder or live watcher joins: the next frame carries a key frame for it too."""
         self._observer_key = True

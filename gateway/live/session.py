@@ -262,9 +262,11 @@ class LiveSession:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
-            now = time.time()
-            key = any(sink.wants_key_frame(now) for sink in self._sinks())
-            await self.feed(ev.FrameDue(observer_key=key))
+            await self.feed(ev.FrameDue(observer_key=self._observer_key_due()))
+
+    def _observer_key_due(self) -> bool:
+        now = time.time()
+        return any(sink.wants_key_frame(now) for sink in self._sinks())
 
     async def _encode(self, job: FrameJob) -> None:
         if job.pixels <= INLINE_ENCODE_PIXELS:
@@ -299,7 +301,7 @@ class LiveSession:
             await self.feed(ev.DesktopReady())
             async for event in self.rfb.events():
                 if isinstance(event, UpdateDone):
-                    await self.feed(ev.DesktopUpdated())
+                    await self.feed(ev.DesktopUpdated(observer_key=self._observer_key_due()))
                 elif isinstance(event, Resized):
                     await self.feed(ev.DesktopResized())
                 elif isinstance(event, ServerCutText):

@@ -56,7 +56,11 @@ class ViewerText:
 
 @dataclass(frozen=True, slots=True)
 class DesktopUpdated:
-    """The desktop finished an update (RFB UpdateDone): one request fewer outstanding."""
+    """The desktop finished an update (RFB UpdateDone): one request fewer outstanding.
+    ``observer_key``: a recorder or watcher wants a key frame (as in FrameDue), for a small
+    update taken in this step."""
+
+    observer_key: bool = False
 
 
 @dataclass(frozen=True, slots=True)

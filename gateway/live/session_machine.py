@@ -99,6 +99,7 @@ NOTICE_TIME_LIMIT = wire.NoticeCode.TIME_LIMIT  # that warning's Notice code (do
 ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 BLOCKED_RECORDS = 20  # audit records per blocked kind per session; the 20th says so
 MAX_HELP_ASKS = 20  # help requests audited per session (a looping page cannot flood the log)
+FAST_FRAME_PIXELS = 64 * 64  # damage up to this is taken with its DesktopUpdated (one glyph box)
 
 PROTOCOL_ERROR_TEXT = ("The connection sent something invalid and was closed: reconnect with "
                        "`staffroom agent connect`.")
@@ -206,8 +207,13 @@ class SessionMachine:
                 self.bytes_sent += len(data)
                 self.frames_sent += 1
                 return [SendFrame(data, job), *self._request_update()]
-            case DesktopUpdated():
+            case DesktopUpdated(observer_key=key):
                 self._outstanding = False
+                if (self.phase is Phase.LIVE and not self._encoding
+                        and self.pipeline.small_update(FAST_FRAME_PIXELS, now.wall)):
+                    # A small update (a typed glyph) is taken in this step: asking for the next
+                    # one first, then EncodeFrame (encoded inline) without a WakeFrames hop.
+                    return self._frame_due(key, now)
                 # Keep the desktop busy: the next update is asked for before this one is taken
                 # (taking a frame is CPU on the loop), unless a frame is being encoded, when
                 # FrameEncoded asks: at most one update is read ahead of the frame encoding.

@@ -109,7 +109,8 @@ async def tunnel(request: web.Request) -> web.StreamResponse:
     if request.headers.get("Origin"):
         # Browsers never talk to the tunnel: only the agent does (no cross-site WebSocket).
         raise web.HTTPForbidden(reason="browsers may not open the tunnel")
-    ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_FRAME, heartbeat=20.0)
+    ws = web.WebSocketResponse(max_msg_size=MAX_SESSION_FRAME, heartbeat=20.0,
+                               compress=False)  # frames are compressed already (no deflate)
     await ws.prepare(request)
     no_delay(request.transport)
     start_handshake(request)  # from here the peer's bytes count against the handshake budget

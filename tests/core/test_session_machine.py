@@ -237,13 +237,13 @@ def test_frames_are_paced_by_acks_with_one_update_request_outstanding() -> None:
     out = r.do(ev.FrameEncoded(job, b"frame-1"))
     assert out == [ev.SendFrame(b"frame-1", job)]  # a request is already outstanding
     assert (r.m.frames_sent, r.m.bytes_sent) == (1, 7)
-    r.fb.fill(0, 0, 10, 10, b"\xff\xff\xff\x00")
+    r.fb.fill(0, 0, 100, 100, b"\xff\xff\xff\x00")  # more than a glyph: taken by FrameDue
     r.do(ev.DesktopUpdated())
     second = r.do(ev.FrameDue())
     assert isinstance(second[-1], ev.EncodeFrame)
     r.do(ev.FrameEncoded(second[-1].job, b"frame-2"))
     r.fb.fill(20, 20, 10, 10, b"\xff\xff\xff\x00")
-    r.do(ev.DesktopUpdated())
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]  # a glyph, but the window is shut
     assert r.do(ev.FrameDue()) == []  # two frames unacknowledged: the window is shut
     r.send(w.Ack(job.frame_id + 1))
     third = r.do(ev.FrameDue())
@@ -259,7 +259,7 @@ def test_an_update_request_is_outstanding_while_a_frame_is_encoded() -> None:
     paint = iter(range(0, 200, 12))
 
     def update() -> list[ev.Output]:
-        r.fb.fill(next(paint), 0, 10, 10, b"\xff\xff\xff\x00")
+        r.fb.fill(next(paint), 0, 80, 80, b"\xff\xff\xff\x00")  # more than a glyph
         return r.do(ev.DesktopUpdated())
 
     assert update() == [ev.RequestUpdate(), ev.WakeFrames()]
@@ -278,6 +278,43 @@ def test_an_update_request_is_outstanding_while_a_frame_is_encoded() -> None:
     r.send(w.Ack(second[0].job.frame_id))
     third = r.do(ev.FrameDue())
     assert third[0] == ev.RequestUpdate() and isinstance(third[1], ev.EncodeFrame)
+
+
+def test_a_small_update_is_taken_in_its_own_step() -> None:
+    """A typed glyph's update (damage of at most FAST_FRAME_PIXELS) is taken with its
+    DesktopUpdated: the next update asked for first, then EncodeFrame, no WakeFrames hop. Not
+    while a frame encodes, not with a shut window, not for a key frame or big damage."""
+    r = Rig()
+    r.do(ev.DesktopReady())
+    r.do(ev.Attached())
+    r.fb.fill(0, 0, 8, 16, b"\xff\xff\xff\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]  # no Resume yet: not LIVE
+    r.send(w.Resume(w.VERSION))
+    r.fb.fill(0, 0, 8, 16, b"\xff\xff\xff\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]  # a key frame due
+    key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
+    assert isinstance(key.head[0], w.Hello)
+    r.do(ev.FrameEncoded(key, b"k"))
+    r.fb.fill(40, 20, 8, 16, b"\x00\x00\xff\x00")
+    out = r.do(ev.DesktopUpdated())
+    assert len(out) == 2 and out[0] == ev.RequestUpdate() and isinstance(out[1], ev.EncodeFrame)
+    glyph = out[1].job
+    assert glyph.head == () and glyph.pixels == 8 * 16
+    assert r.do(ev.FrameDue()) == []  # nothing left, a request outstanding
+    r.fb.fill(60, 20, 8, 16, b"\x00\xff\x00\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]  # came while encoding: as before
+    # Two frames unacknowledged (the key frame and the glyph): the window is shut.
+    assert r.do(ev.FrameEncoded(glyph, b"g")) == [ev.SendFrame(b"g", glyph)]
+    r.fb.fill(80, 20, 8, 16, b"\x00\xff\x00\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]
+    r.send(w.Ack(key.frame_id))
+    taken = r.do(ev.DesktopUpdated(observer_key=True))  # an observer joined: its key frame too
+    job = taken[-1].job  # type: ignore[union-attr]
+    assert job.observer_key is not None and isinstance(job.observer_key.head[0], w.Hello)
+    r.do(ev.FrameEncoded(job, b"o"))
+    r.send(w.Ack(glyph.frame_id), w.Ack(job.frame_id))
+    r.fb.fill(0, 0, 100, 100, b"\x10\x10\x10\x00")  # more than a glyph: FrameDue takes it
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
 
 
 def test_an_observer_gets_a_key_frame_of_the_same_instant() -> None:

@@ -123,3 +123,31 @@ def test_decode_returns_exact_array_shape() -> None:
     img = image(9, 4, 4)
     out = palette.decode(9, 4, palette.encode(img) or b"")
     assert out.shape == (4, 9, 3) and out.dtype == np.uint8
+
+
+def test_small_tiles_go_as_stored_blocks_large_ones_deflated() -> None:
+    glyph = image(8, 16, 4, seed=3)  # a typed glyph's box: 32 bytes of 2-bit rows
+    data = palette.encode(glyph)
+    assert data is not None
+    start = 1 + 3 * (data[0] + 1)
+    assert data[start + 2] & 0x06 == 0  # the first (and only) deflate block is stored
+    assert len(data) - start == 32 + 11
+    assert palette.decode(8, 16, data).tobytes() == glyph.tobytes() == wp.unpack(8, 16, data)
+    # Rows that deflate shrinks well stay deflated, whatever their size.
+    flat = Image.new("RGB", (64, 16), (1, 2, 3))
+    flat.putpixel((5, 5), (9, 9, 9))
+    data = palette.encode(flat)
+    assert data is not None and data[1 + 6 + 2] & 0x06 != 0
+    assert palette.decode(64, 16, data).tobytes() == flat.tobytes()
+    # Past STORED_MAX_ROWS the level is ZLIB_LEVEL, even for noise (zlib may still store it).
+    assert palette.rows_level(random.Random(4).randbytes(palette.STORED_MAX_ROWS + 1)) == 6
+
+
+def test_rows_level_saves_at_most_the_slack() -> None:
+    rng = random.Random(5)
+    for n in range(1, palette.STORED_MAX_ROWS + 1, 37):
+        rows = bytes(rng.randrange(4) for _ in range(n))
+        level = palette.rows_level(rows)
+        stored, packed = len(zlib.compress(rows, 0)), len(zlib.compress(rows, palette.ZLIB_LEVEL))
+        assert level in (0, palette.ZLIB_LEVEL)
+        assert (level == 0) == (stored - packed <= palette.STORED_SLACK)

@@ -91,3 +91,77 @@ async def test_palette_tile_drawn_on_the_canvas_exactly(viewer_page: OpenViewer)
     assert canvas.crop((10, 9, 50, 39)).tobytes() == img.tobytes()
     assert canvas.getpixel((9, 9)) == (0, 0, 0) and canvas.getpixel((50, 39)) == (0, 0, 0)
     assert v.errors == []
+
+
+STORED = """
+async ([w, h, b64]) => {
+  const { decodePaletteNow } = await import("/palette.js");
+  const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  try {
+    const img = decodePaletteNow(w, h, data);
+    if (!(img instanceof ImageData)) return { error: "not synchronous" };
+    let s = "";
+    for (let i = 0; i < img.data.length; i++) s += String.fromCharCode(img.data[i]);
+    return { ok: btoa(s) };
+  } catch (e) {
+    return { error: `${e.constructor.name}: ${e.message}` };
+  }
+}
+"""
+
+
+def stored_blocks(rows: bytes, sizes: list[int], adler: int | None = None) -> bytes:
+    """A zlib stream of stored blocks of the given sizes (their sum = len(rows))."""
+    out, pos = bytearray(b"\x78\x01"), 0
+    for i, n in enumerate(sizes):
+        out += bytes((i == len(sizes) - 1,)) + n.to_bytes(2, "little")
+        out += (n ^ 0xFFFF).to_bytes(2, "little")
+        out += rows[pos : pos + n]
+        pos += n
+    return bytes(out) + (zlib.adler32(rows) if adler is None else adler).to_bytes(4, "big")
+
+
+async def test_js_copies_stored_blocks_synchronously(viewer_page: OpenViewer) -> None:
+    """A small tile (the gateway stores it) and a multi-block stored stream decode at once to the
+    same pixels as the Python decoder."""
+    v = await viewer_page()
+    _, data = vector(8, 16, 4, 7)
+    start = 1 + 3 * (data[0] + 1)
+    assert data[start + 2] & 0x06 == 0  # the encoder stored it
+    cases = [(8, 16, data)]
+    rows = bytes(random.Random(8).randrange(16) * 17 for _ in range(30 * 20))  # 4-bit, 16 colours
+    tile = bytes((15,)) + bytes(range(48)) + stored_blocks(rows, [0, 100, 500])
+    cases.append((60, 20, tile))
+    for w_, h, d in cases:
+        out = await v.page.evaluate(STORED, [w_, h, base64.b64encode(d).decode()])
+        assert "ok" in out, out
+        rgba = base64.b64decode(out["ok"])
+        assert Image.frombytes("RGBA", (w_, h), rgba).convert("RGB").tobytes() == \
+            palette.decode(w_, h, d).tobytes()
+    assert v.errors == []
+
+
+def stored_tile(stream: bytes) -> bytes:
+    return bytes((1,)) + bytes(6) + stream
+
+
+ROWS = bytes(range(16))  # 16x8 of 1-bit indices: 2 bytes a row
+
+
+@pytest.mark.parametrize(("data", "match"), [
+    (stored_tile(stored_blocks(ROWS + bytes(65520), [65535, 1])), "inflates past its size"),
+    (stored_tile(stored_blocks(ROWS[:8], [8])), "inflates short of its size"),
+    (stored_tile(stored_blocks(ROWS, [16], adler=1)), "corrupt"),  # bad checksum
+    (stored_tile(stored_blocks(ROWS, [16]) + b"junk"), "corrupt"),
+    (stored_tile(stored_blocks(ROWS, [16])[:-6]), "corrupt"),  # truncated
+    (stored_tile(b"\x78\x01\x01\x10\x00\xee\xff" + ROWS + zlib.adler32(ROWS).to_bytes(4, "big")),
+     "corrupt"),  # LEN and NLEN disagree
+    (stored_tile(stored_blocks(ROWS, [8, 8])[:2] + b"\x00\x08\x00\xf7\xff" + ROWS[:8] + b"\x07"),
+     "corrupt"),  # a stored block, then a block of the reserved type: left to the inflater
+])
+async def test_js_refuses_hostile_stored_blocks(viewer_page: OpenViewer, data: bytes,
+                                                match: str) -> None:
+    v = await viewer_page()
+    out = await js_decode(v.page, 16, 8, data)
+    assert out.get("error", "").startswith("PaletteError"), out
+    assert match in out["error"]
