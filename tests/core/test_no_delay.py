@@ -1,11 +1,16 @@
 """Nagle is off on every hop a keystroke and its frame take (issue 11 part G): the agent's
 loopback WebSocket to the page, the agent's TLS tunnel to a real gateway, and the gateway's RFB
-connection to a real Xvnc. Each helper is also shown to switch it on where it was off."""
+connection to a real Xvnc. Each helper is also shown to switch it on where it was off.
+
+No permessage-deflate on the two WebSockets either (part J): display frames are compressed
+already, and aiohttp deflates every message in Python when a client offers the extension, as
+Chromium does. Both servers are offered it by a real client and must decline it."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 
 import aiohttp
 
@@ -73,7 +78,7 @@ async def test_the_agents_tunnel_to_a_real_gateway_has_nagle_off(gateway: Gatewa
         await ws.close()
 
 
-async def test_the_pages_websocket_to_the_agent_has_nagle_off() -> None:
+async def test_the_pages_websocket_to_the_agent_has_nagle_off_and_no_deflate() -> None:
     async def send_up(frame: bytes) -> None:
         return None
 
@@ -84,7 +89,9 @@ async def test_the_pages_websocket_to_the_agent_has_nagle_off() -> None:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
             async with http.get(viewer.url) as page:
                 assert page.status == 200
-            async with http.ws_connect(f"{origin}/display", origin=origin) as ws:
+            async with http.ws_connect(f"{origin}/display", origin=origin, compress=15) as ws:
+                assert "Sec-WebSocket-Extensions" not in ws._response.headers
+                assert ws.compress == 0
                 assert nodelay(ws._response.connection.transport.get_extra_info("socket"))
                 assert viewer._runner is not None and viewer._runner.server is not None
                 handlers = viewer._runner.server.connections
@@ -92,3 +99,12 @@ async def test_the_pages_websocket_to_the_agent_has_nagle_off() -> None:
                 assert socks and all(nodelay(s) for s in socks)
     finally:
         await viewer.stop()
+
+
+async def test_the_gateways_tunnel_declines_deflate(gateway: Gateway) -> None:
+    tls = ssl.create_default_context(cafile=str(gateway.ca))
+    url = "wss://" + gateway.url.removeprefix("https://") + "/tunnel"
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(url, ssl=tls, compress=15) as ws:
+        assert "Sec-WebSocket-Extensions" not in ws._response.headers
+        assert ws.compress == 0
