@@ -156,6 +156,8 @@ ROWS = bytes(range(16))  # 16x8 of 1-bit indices: 2 bytes a row
     (stored_tile(stored_blocks(ROWS, [16])[:-6]), "corrupt"),  # truncated
     (stored_tile(b"\x78\x01\x01\x10\x00\xee\xff" + ROWS + zlib.adler32(ROWS).to_bytes(4, "big")),
      "corrupt"),  # LEN and NLEN disagree
+    (stored_tile(b"\x78\x02" + stored_blocks(ROWS, [16])[2:]), "no zlib stream"),  # bad FCHECK
+    (stored_tile(b"\x77\x09" + stored_blocks(ROWS, [16])[2:]), "no zlib stream"),  # CM not deflate
     (stored_tile(stored_blocks(ROWS, [8, 8])[:2] + b"\x00\x08\x00\xf7\xff" + ROWS[:8] + b"\x07"),
      "corrupt"),  # a stored block, then a block of the reserved type: left to the inflater
 ])
