@@ -50,6 +50,8 @@ INLINE_ENCODE_PIXELS = 64 * 64
 # One encoder thread per core for all sessions (Pillow releases the GIL while encoding): more
 # threads only add contention and a glibc malloc arena each, which showed as resident memory.
 ENCODER = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="frame-encode")
+ENCODE_FAILED = ("The gateway could not draw this session's screen and ended it: connect again, "
+                 "and tell your school's IT lead if it keeps happening.")
 UNAUDITED = ("The gateway could not record what this session did, so it ended the session: "
              "connect again in a few minutes, and tell your school's IT lead if it keeps "
              "happening.")
@@ -102,6 +104,8 @@ class LiveSession:
     machine: SessionMachine = field(init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _encodes: set[asyncio.Task[None]] = field(default_factory=set)  # frames being encoded
+    _last_encode: asyncio.Task[None] | None = None  # the newest: the next frame goes after it
 
     def __post_init__(self) -> None:
         now = _now()
@@ -197,8 +201,9 @@ class LiveSession:
                 await self.rfb.request_update(incremental=incremental)
             case ev.EncodeFrame(job=job):
                 await self._encode(job)
-            case ev.SendFrame(data=data, job=job):
-                await self._send(data)
+            case ev.SendFrame(data=data, job=job, viewer=viewer):
+                if viewer:
+                    await self._send(data)
                 await self._observe(data, job)
             case ev.WakeFrames():
                 self._wake.set()
@@ -269,10 +274,35 @@ class LiveSession:
         return any(sink.wants_key_frame(now) for sink in self._sinks())
 
     async def _encode(self, job: FrameJob) -> None:
-        if job.pixels <= INLINE_ENCODE_PIXELS:
-            data = self.encode(job)  # a thread hop costs more than a glyph's encode
-        else:
-            data = await asyncio.get_running_loop().run_in_executor(ENCODER, self.encode, job)
+        """Encode a frame and hand it back as FrameEncoded; frames go back in the order taken.
+
+        A glyph-sized frame with nothing ahead of it is encoded inline (a thread hop costs more
+        than its encode). Others are encoded in a task, on an encoder thread, so the machine can
+        take the next frame meanwhile (up to MAX_ENCODING at once); each task waits for the one
+        before it to hand back its frame first."""
+        prev = self._last_encode
+        if job.pixels <= INLINE_ENCODE_PIXELS and (prev is None or prev.done()):
+            await self.feed(ev.FrameEncoded(job, self.encode(job)))
+            return
+        task = asyncio.create_task(self._encode_after(prev, job), name=f"encode-{self.id}")
+        self._last_encode = task
+        self._encodes.add(task)
+        task.add_done_callback(self._encodes.discard)
+
+    async def _encode_after(self, prev: asyncio.Task[None] | None, job: FrameJob) -> None:
+        work = None if job.pixels <= INLINE_ENCODE_PIXELS else \
+            asyncio.get_running_loop().run_in_executor(ENCODER, self.encode, job)
+        try:
+            if prev is not None:
+                await asyncio.wait([prev])  # its frame goes out first, whatever became of it
+            data = self.encode(job) if work is None else await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A frame that cannot be encoded would leave the viewer's canvas wrong for good.
+            log.exception("session %s: encoding a frame failed", self.id)
+            await self.feed(ev.Terminate(wire.EndCode.SERVER_SHUTDOWN, ENCODE_FAILED))
+            return
         await self.feed(ev.FrameEncoded(job, data))
 
     async def _send(self, data: bytes) -> None:
@@ -432,7 +462,7 @@ class LiveSession:
                 await sink.close(out.end, time.time())
         self.watchers.clear()
         self.helper_sink = None
-        for task in self._tasks:
+        for task in [*self._tasks, *self._encodes]:
             if task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()
