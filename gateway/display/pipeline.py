@@ -30,14 +30,25 @@ from gateway.display.encoder import (
     encode_tiles,
 )
 from gateway.display.framebuffer import CopyOp, CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.link import Link
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.stamp_drift import StampDrift
+from gateway.display.viewer_actions import (
+    Action,
+    BlockedAttempt,
+    ClipboardInput,
+    ClipboardRefused,
+    HelpRequest,
+    KeyInput,
+    PointerInput,
+    Reply,
+    ReportLimiter,
+)
 from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as wire
 
 log = logging.getLogger(__name__)
 
-MIN_QUALITY, MAX_QUALITY = 30, 85
 #: A run of damaged tiles ends where adding the next box would make more than this share of the
 #: run's bounding box pixels outside every damaged box (issue 11 part H: window-drag replay
 #: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
@@ -52,56 +63,6 @@ class ViewerMisbehaved(wire.ProtocolError):
     """A well-formed message that makes no sense now (e.g. an Ack for a frame never sent)."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyInput:
-    keysym: int
-    down: bool
-
-
-@dataclass(frozen=True, slots=True)
-class PointerInput:
-    x: int
-    y: int
-    buttons: int  # RFB button mask: bits 0-2 buttons, 3/4 wheel up/down, 5/6 wheel left/right
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    data: bytes  # encoded messages to send to the viewer now (Pong)
-
-
-@dataclass(frozen=True, slots=True)
-class ClipboardInput:
-    text: str  # for RFB ClientCutText; the session still enforces clipboard_max_bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BlockedAttempt:
-    kind: int  # wire.BlockedKind, or an unknown number as the viewer sent it
-    repeats: int = 0  # more attempts of this kind since the last report, folded in by the limit
-
-
-@dataclass(frozen=True, slots=True)
-class ClipboardRefused:
-    """A ClipboardIn the session's flags do not allow (a modified page): dropped, to be audited.
-    Carries the size, never the text, so that it stays out of logs and the audit trail."""
-
-    nbytes: int
-    reason: str
-    repeats: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class HelpRequest:
-    """The teacher pressed a call-centre help button (gateway.live.help decides what it does)."""
-
-    action: wire.HelpAction
-
-
-Action = (KeyInput | PointerInput | Reply | ClipboardInput | BlockedAttempt | ClipboardRefused
-          | HelpRequest)
-
-REPORT_INTERVAL = 1.0  # seconds between two reports of one blocked kind or refusal reason
 _CLIPBOARD_FLAGS = {
     "off": 0,
     "to-remote": wire.HelloFlags.CLIPBOARD_TO_REMOTE,
@@ -157,25 +118,6 @@ def encode_frame(job: FrameJob) -> bytes:
     return b"".join(parts)
 
 
-@dataclass(slots=True)
-class _Link:
-    in_flight: dict[int, tuple[float, int]] = field(default_factory=dict)  # id -> (sent, bytes)
-    srtt: float | None = None
-    min_rtt: float | None = None
-    quality: int = 80
-
-    def on_ack(self, sent: float, now: float) -> None:
-        rtt = max(0.0, now - sent)
-        self.srtt = rtt if self.srtt is None else 0.8 * self.srtt + 0.2 * rtt
-        self.min_rtt = rtt if self.min_rtt is None else min(self.min_rtt, rtt)
-        queueing = self.srtt - self.min_rtt
-        # Frames waiting in buffers show up as round-trip time above the link's floor.
-        if queueing > 0.15 or self.srtt > 0.5:
-            self.quality = max(MIN_QUALITY, self.quality - 10)
-        elif queueing < 0.05:
-            self.quality = min(MAX_QUALITY, self.quality + 5)
-
-
 class DisplayPipeline:
     def __init__(
         self,
@@ -196,7 +138,7 @@ class DisplayPipeline:
         self.settings = settings or EncodeSettings()
         self.attached = False  # no frames until the viewer's Resume
         self.last_input: float | None = None
-        self._link = _Link(quality=self.settings.jpeg_quality)
+        self._link = Link(quality=self.settings.jpeg_quality)
         self._version = wire.VERSION  # the viewer's, from its Resume
         self._palette = self.settings.palette
         self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
@@ -205,7 +147,7 @@ class DisplayPipeline:
         self._observer_key = False
         self._next_id = 1
         self._layer: WatermarkLayer | None = None
-        self._reported: dict[object, tuple[float, int]] = {}  # key -> (last report, folded since)
+        self._reports = ReportLimiter()  # blocked attempts and refusals: one a second per kind
         self.detect_scroll = detect_scroll
         self._hashes = RowHashes()
         # Tiles whose stamps rode along with copies: the viewer shows the layer moved by (dx, dy)
@@ -250,7 +192,7 @@ class DisplayPipeline:
             case wire.ClipboardIn(text=text):
                 return self._clipboard_in(text, now)
             case wire.Blocked(kind=k):
-                n = self._report(("blocked", k), now)
+                n = self._reports.report(("blocked", k), now)
                 return [] if n is None else [BlockedAttempt(k, n)]
             case wire.Help(action=a):
                 return [HelpRequest(a)]
@@ -269,18 +211,8 @@ class DisplayPipeline:
             reason = "clipboard to the desktop is off"
         else:
             return [ClipboardInput(text)]
-        n = self._report(("refused", reason), now)
+        n = self._reports.report(("refused", reason), now)
         return [] if n is None else [ClipboardRefused(len(text.encode()), reason, n)]
-
-    def _report(self, key: object, now: float) -> int | None:
-        """The count folded into this report, or None to fold it into the next (≤ 1/s per key).
-        Keys are at most 256 kinds and two reasons, so the table stays small."""
-        last, folded = self._reported.get(key, (None, 0))
-        if last is not None and 0 <= now - last < REPORT_INTERVAL:
-            self._reported[key] = (last, folded + 1)
-            return None
-        self._reported[key] = (now, 0)
-        return folded
 
     def clipboard_out(self, text: str) -> bytes | None:
         """Encoded ClipboardOut, or None if the Hello flags do not allow to-local (the session
@@ -292,11 +224,7 @@ class DisplayPipeline:
     def _ack(self, fid: int, now: float) -> None:
         if fid >= self._next_id:
             raise ViewerMisbehaved(f"ack for frame {fid} that was never sent")
-        sent = self._link.in_flight.get(fid)
-        for old in [i for i in self._link.in_flight if i <= fid]:
-            del self._link.in_flight[old]
-        if sent is not None:
-            self._link.on_ack(sent[0], now)
+        if self._link.ack(fid, now):
             self.settings = replace(self.settings, jpeg_quality=self._link.quality)
 
     # --- gateway -> viewer -----------------------------------------------------------------
@@ -306,12 +234,7 @@ class DisplayPipeline:
         return self._link.srtt
 
     def can_send(self) -> bool:
-        inf = self._link.in_flight
-        return self.attached and (
-            not inf
-            or (len(inf) < self.max_unacked
-                and sum(b for _, b in inf.values()) < self.max_bytes_in_flight)
-        )  # fmt: skip
+        return self.attached and self._link.can_send(self.max_unacked, self.max_bytes_in_flight)
 
     def small_update(self, max_pixels: int, now: float) -> bool:
         """Whether take_frame would now send only damage boxes of at most ``max_pixels`` in all
@@ -374,8 +297,7 @@ class DisplayPipeline:
             self.settings, cursor, self._key_job(now) if self._observer_key else None,
             dict(self._drift), self._viewer,
         )  # fmt: skip
-        # Counted in the window from now: frames being encoded are frames in flight too.
-        self._link.in_flight[job.frame_id] = (now, 0)
+        self._link.taken(job.frame_id, now)  # frames being encoded count in the window
         self._next_id += 1
         self._need_key = self._observer_key = False
         return job
@@ -385,7 +307,7 @@ class DisplayPipeline:
         that has since been replaced (a new Resume), whose successor must not get it."""
         if job.viewer != self._viewer:
             return False
-        self._link.in_flight[job.frame_id] = (now, nbytes)
+        self._link.sent(job.frame_id, nbytes, now)
         return True
 
     def produce_frame(self, now: float) -> bytes | None:

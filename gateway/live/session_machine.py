@@ -35,11 +35,11 @@ from gateway.audit.kinds import (
     SessionEnded,
     TunnelProtocolError,
 )
-from gateway.display.pipeline import (
+from gateway.display.pipeline import DisplayPipeline
+from gateway.display.viewer_actions import (
     BlockedAttempt,
     ClipboardInput,
     ClipboardRefused,
-    DisplayPipeline,
     HelpRequest,
     KeyInput,
     PointerInput,

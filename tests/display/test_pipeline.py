@@ -10,14 +10,12 @@ from gateway.display.encoder import EncodeSettings
 from gateway.display.framebuffer import MAX_PENDING_COPIES, Framebuffer
 from gateway.display.pipeline import (
     DisplayPipeline,
-    KeyInput,
-    PointerInput,
-    Reply,
     SessionInfo,
     UnsupportedVersion,
     ViewerMisbehaved,
     encode_frame,
 )
+from gateway.display.viewer_actions import KeyInput, PointerInput, Reply
 from gateway.display.watermark import Watermark
 from gateway.wire import display as w
 from tests.display.canvas_model import CanvasModel, diff_pixels, expected, random_ops

@@ -9,14 +9,12 @@ from __future__ import annotations
 import pytest
 
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.pipeline import (
+from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
+from gateway.display.viewer_actions import (
     BlockedAttempt,
     ClipboardInput,
     ClipboardRefused,
-    DisplayPipeline,
     KeyInput,
-    SessionInfo,
-    clipboard_flags,
 )
 from gateway.wire import display as w
 
