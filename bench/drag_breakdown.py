@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import display_cpu
+from bench import display_replay
 from gateway.display import encoder, pipeline
 from gateway.wire import display as wire
 
@@ -81,7 +81,7 @@ def _raw_updates(path: Path):  # type: ignore[no-untyped-def]
         yield up
 
 
-_orig_raw_updates = display_cpu.raw_updates
+_orig_raw_updates = display_replay.raw_updates
 _args: argparse.Namespace
 
 
@@ -93,11 +93,11 @@ def main() -> None:
     parser.add_argument("--no-watermark", action="store_true")
     parser.add_argument("--json", action="store_true")
     _args = parser.parse_args()
-    display_cpu.encode_frame = _encode_frame  # type: ignore[assignment]
-    display_cpu.raw_updates = _raw_updates  # type: ignore[assignment]
+    display_replay.encode_frame = _encode_frame  # type: ignore[assignment]
+    display_replay.raw_updates = _raw_updates  # type: ignore[assignment]
     if _args.no_watermark:
-        display_cpu.default_watermark = lambda: None  # type: ignore[assignment,return-value]
-    result = display_cpu.replay(_args.recording, workloads=(_args.workload,))
+        display_replay.default_watermark = lambda: None  # type: ignore[assignment,return-value]
+    result = display_replay.replay(_args.recording, workloads=(_args.workload,))
     total = result.tallies[_args.workload].bytes_out
     rows = {
         k: {"msgs": int(v[0]), "KB": round(v[1] / 1e3, 1), "Mpx": round(v[2] / 1e6, 2)}

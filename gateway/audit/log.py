@@ -1,5 +1,8 @@
 """The append-only, hash-chained audit log: one JSON Lines file plus a signed head file.
 
+Writing lives here (create, append, checkpoints, close); the checks made when an existing log is
+reopened are in reopen.py, the disk-full reserve in reserve.py, the errors in errors.py.
+
 Attacker-controlled here: event strings (bounded and cleaned by events.check_event) and, on
 reopen, the tail of the existing file (read with a 64 KiB line limit; a corrupt tail is refused).
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import fcntl
 import functools
 import hashlib
@@ -23,8 +25,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.audit import chain
+from gateway.audit import chain, reopen, reserve
 from gateway.audit.chain import HEAD_FILE, LOG_FILE
+from gateway.audit.errors import AuditLogError, AuditWriteFailed
 from gateway.audit.events import (
     KIND_CHECKPOINT,
     KIND_CREATED,
@@ -32,40 +35,17 @@ from gateway.audit.events import (
     MAX_LINE,
     AuditEvent,
     AuditRecord,
-    RecordFormatError,
     check_event,
     format_time,
-    parse_record,
     record_line,
     shrink_event,
 )
-from gateway.audit.lines import LineTooLong, read_first, read_tail
 
 log = logging.getLogger(__name__)
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class AuditLogError(Exception):
-    """The log cannot be opened or written; the message is one sentence for the operator."""
-
-
-class AuditWriteFailed(AuditLogError):
-    """A record could not be stored (disk full, I/O error): the action it describes must not
-    happen. The log stays consistent and usable; the next append retries."""
-
-
-RESERVE_FILE = "audit.reserve"
-RESERVE_BYTES = 1024 * 1024  # room for ~1,000 deletion records when the disk is full
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-def _write_sentence(exc: OSError) -> str:
-    if exc.errno in _FULL:
-        return "The audit log cannot be written because the disk is full."
-    return f"The audit log cannot be written ({os.strerror(exc.errno or errno.EIO)})."
 
 
 class AuditLog:
@@ -196,11 +176,12 @@ class AuditLog:
                 try:
                     record = self._append_whole(clean)
                 except OSError as exc:
-                    if not (use_reserve and exc.errno in _FULL and self._release_reserve()):
+                    if not (use_reserve and exc.errno in reserve.FULL
+                            and reserve.release(self.directory)):
                         raise
                     record = self._append_whole(clean)
             except OSError as exc:
-                self.write_error = _write_sentence(exc)
+                self.write_error = reserve.write_sentence(exc)
                 log.error("audit: cannot write record %d: %s", self._seq + 1, exc)
                 raise AuditWriteFailed(self.write_error) from None
             self.write_error = None
@@ -233,35 +214,9 @@ class AuditLog:
             None, functools.partial(self.append, event, use_reserve=use_reserve))
 
     def keep_reserve(self) -> bool:
-        """Make the reserve file (RESERVE_BYTES of disk kept for recording deletions) if it is
-        missing; False when there is no room for it yet."""
-        path = self.directory / RESERVE_FILE
-        if path.exists():
-            return True
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return True
-        except OSError:
-            return False
-        try:
-            os.posix_fallocate(fd, 0, RESERVE_BYTES)
-            os.fsync(fd)
-        except OSError:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            return False
-        os.close(fd)
-        return True
-
-    def _release_reserve(self) -> bool:
-        path = self.directory / RESERVE_FILE
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        log.warning("audit: the disk is full; gave up the reserve to record a deletion")
-        return True
+        """Make the reserve file (reserve.RESERVE_BYTES of disk kept for recording deletions)
+        if it is missing; False when there is no room for it yet."""
+        return reserve.keep(self.directory)
 
     def checkpoint(self) -> AuditRecord:
         """Append a signed checkpoint now (also every `checkpoint_every` records and on close)."""
@@ -334,35 +289,12 @@ class AuditLog:
         chain.write_head(self.directory, head)
 
     def _resume(self, path: Path) -> None:
-        first = read_first(path)
-        try:
-            if first is None or not first.complete:
-                raise RecordFormatError("the creation record is missing or incomplete")
-            created = parse_record(first.data)
-            lines, partial = read_tail(path, 2)
-            if not lines:
-                raise RecordFormatError("it has no complete record")
-            last = parse_record(lines[-1])
-        except (RecordFormatError, LineTooLong) as exc:
-            raise AuditLogError(
-                f"The audit log in {self.directory} is damaged ({exc}); "
-                "run `staffroom audit verify` and move it aside."
-            ) from None
-        log_id = created.details.get("log_id")
-        if created.seq != 0 or created.kind != KIND_CREATED or not isinstance(log_id, str):
-            raise AuditLogError(
-                f"The audit log in {self.directory} does not start with its "
-                "creation record; run `staffroom audit verify`."
-            )
-        if not chain.hash_matches(last):
-            raise AuditLogError(
-                f"The last record ({last.seq}) of the audit log in "
-                f"{self.directory} was changed; run `staffroom audit verify`."
-            )
-        self._log_id, self._seq, self._hash = log_id, last.seq, last.hash
+        ends = reopen.read_ends(self.directory, path)
+        last, partial = ends.last, ends.partial
+        self._log_id, self._seq, self._hash = ends.log_id, last.seq, last.hash
         if partial:
             self._drop_partial(path, partial, last)
-        self._checkpoint_seq = self._check_head(last, lines)
+        self._checkpoint_seq = self._check_head(last, ends.lines)
         if partial:
             event = AuditEvent(KIND_RECOVERED, "ok", details={
                 "dropped_bytes": len(partial),
@@ -371,45 +303,22 @@ class AuditLog:
             self._write_head()
 
     def _drop_partial(self, path: Path, partial: bytes, last: AuditRecord) -> None:
-        """A line without its newline was never acknowledged (append returns after the whole
-        line is fsynced and the head names it): the process died while writing it. Cut it off,
-        but only when the signed head names the complete record before it."""
-        try:
-            head = chain.read_head(self.directory)
-        except chain.HeadError:
-            head = None
-        if head is None or head.seq != last.seq or head.hash != last.hash:
-            raise AuditLogError(
-                f"The audit log in {self.directory} ends in an incomplete record "
-                f"after record {last.seq}; run `staffroom audit verify`."
-            )
+        """Cut off a record the process died while writing (reopen.check_partial says when)."""
+        reopen.check_partial(self.directory, last)
         log.warning("audit: dropping %d bytes of a record cut off after record %d",
                     len(partial), last.seq)
         os.ftruncate(self._fd, path.stat().st_size - len(partial))
         os.fsync(self._fd)
 
     def _check_head(self, last: AuditRecord, lines: list[bytes]) -> int:
-        """Check the signed head against the tail; one record past it is a crash, not an edit."""
-        if last.seq == 0 and not (self.directory / HEAD_FILE).exists():
+        """Check the signed head against the tail (reopen.check_head); one record past it is a
+        crash, not an edit: it is accepted, and the log itself says so."""
+        if reopen.head_missing(self.directory, last):
             self._checkpoint_seq = 0  # stopped between creating the log and signing its head
             self._write_head()
-        try:
-            head = chain.read_head(self.directory)
-        except chain.HeadError as exc:
-            raise AuditLogError(f"Cannot open the audit log in {self.directory}: {exc}.") from None
-        if head.log_id != self._log_id or not head.valid(self._key.public_key()):
-            raise AuditLogError(
-                f"The signed head of the audit log in {self.directory} does not "
-                "verify with this key; run `staffroom audit verify`."
-            )
-        checkpoint_seq = last.seq if last.kind == KIND_CHECKPOINT else head.checkpoint_seq
-        if head.seq == last.seq and head.hash == last.hash:
-            return checkpoint_seq
-        if (
-            head.seq == last.seq - 1
-            and len(lines) == 2
-            and parse_record(lines[0]).hash == head.hash == last.prev_hash
-        ):
+        checkpoint_seq, unsigned = reopen.check_head(
+            self.directory, self._key.public_key(), self._log_id, last, lines)
+        if unsigned:
             # The process stopped between fsync of the record and the head's rename. Accept the
             # record, and say so in the log itself so an officer can weigh it.
             log.warning("audit: record %d was written but the head was not; re-signing", last.seq)
@@ -418,11 +327,7 @@ class AuditLog:
             event = AuditEvent(KIND_RECOVERED, "ok", details={"unsigned_seq": last.seq})
             self._write(check_event(event, internal=True))
             self._write_head()
-            return checkpoint_seq
-        raise AuditLogError(
-            f"The audit log in {self.directory} ends at record {last.seq} but its "
-            f"signed head says {head.seq}; run `staffroom audit verify`."
-        )
+        return checkpoint_seq
 
 
 def create(directory: Path, signing_key: ec.EllipticCurvePrivateKey, **kwargs: object) -> AuditLog:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from psycopg.pq import TransactionStatus
 
 from gateway.audit import chain, pgschema
+from gateway.audit.errors import AuditLogError, AuditWriteFailed
 from gateway.audit.events import (
     KIND_CHECKPOINT,
     MAX_LINE,
@@ -39,7 +40,6 @@ from gateway.audit.events import (
     record_line,
     shrink_event,
 )
-from gateway.audit.log import AuditLogError, AuditWriteFailed
 
 log = logging.getLogger(__name__)
 _DB_ERRORS = (psycopg.Error,)

@@ -1,5 +1,8 @@
 """The session broker: starts, resumes, lists and ends live sessions.
 
+Its parts: resume.py (the resume secrets and which session one names), listing.py (the summaries
+operators see), session_parts.py (a session's watermark, limits, re-check verifier and welcome).
+
 Attacker-controlled here: nothing directly — it runs after the login decision; the resume id
 secret comes from the agent and is honoured (gateway.live.login decides) only for the same user
 and certificate, for a session with no tunnel attached, within the reconnect grace, after a fresh
@@ -9,21 +12,14 @@ key signature; secrets are kept as SHA-256 and replaced at every resume.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.audit.kinds import (
     RecordingStopped,
@@ -41,15 +37,22 @@ from gateway.cluster.bus import BusError, NodeBus
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
-from gateway.display.watermark import Watermark
 from gateway.health import Health, health_of
+from gateway.live.listing import SessionSummary, all_summaries, posture_summary
 from gateway.live.login import LoginDecision, ResumeTarget
 from gateway.live.observers import RecorderSink
 from gateway.live.posture_watch import PostureWatch
 from gateway.live.recheck import Refusal, attach_refusal
 from gateway.live.registry import SessionRegistry
-from gateway.live.resume_store import ResumeTickets
-from gateway.live.session import Limits, LiveSession
+from gateway.live.resume import ResumeRights
+from gateway.live.session import LiveSession
+from gateway.live.session_parts import (
+    posture_verifier,
+    session_limits,
+    watermark_for,
+    welcome,
+    window_title,
+)
 from gateway.live.tunnel import server_cert_hash
 from gateway.monitoring.metrics import metrics_of
 from gateway.recording.keys import load_or_create_recording_key
@@ -61,9 +64,8 @@ from gateway.rfb.errors import RfbError
 from gateway.store.base import User
 from gateway.store.desktops import ResumeTicket
 from gateway.wire import display as wire
-from gateway.wire import receipt, recheck
+from gateway.wire import receipt
 from gateway.wire.login import Denied, Hello, LoginConnection, Welcome
-from gateway.wire.posture import PostureReport
 from gateway.workspace.base import Assignment, WorkspaceError
 from gateway.workspace.manager import WorkspaceManager
 
@@ -75,38 +77,6 @@ DESKTOP_UNAVAILABLE = ("The school desktop is not answering: try again in a minu
                        "your school's IT lead if it keeps happening.")
 
 
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _seconds(value: Any, default: float) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else default
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSummary:
-    id: str
-    user: str
-    school: str | None
-    started_at: str
-    remote: str | None
-    posture: str
-    attached: bool
-    bytes_sent: int | None  # None: held by another node (only its node counts bytes)
-    frames_sent: int | None
-    node: str = "local"
-
-
-def posture_summary(report: PostureReport | None) -> str:
-    """One line for session listings: OS and antivirus products with their definition dates."""
-    if report is None:
-        return ""
-    products = ", ".join(
-        a.product + (f" ({a.definitions_time:%Y-%m-%d})" if a.definitions_time else "")
-        for a in report.antivirus) or "no antivirus"
-    return f"{report.os} {report.os_version}; {products}"
-
-
 class SessionBroker:
     def __init__(self, ctx: GatewayContext, workspaces: WorkspaceManager) -> None:
         self.ctx = ctx
@@ -116,9 +86,8 @@ class SessionBroker:
         self.metrics = metrics_of(ctx.extras)
         self._fences: dict[str, int] = {}  # user -> count of revokes/disables (bounded by users)
         self.health: Health = health_of(ctx.extras)
-        self._resume_ids: dict[str, str] = {}  # SHA-256 of a resume secret -> session id
-        # The same rights in the Store, so a session outlives this process (resume_store).
-        self.tickets = ResumeTickets(ctx.store, ctx.node)
+        # Resume secrets: which session each names, here and in the Store (resume.py).
+        self.resume = ResumeRights(ctx.store, ctx.node)
         # The other nodes (gateway.live.nodes): the registry of live sessions every node sees,
         # and the bus that asks the node holding a session to end it.
         self.registry = SessionRegistry(ctx.store, ctx.node)
@@ -129,52 +98,15 @@ class SessionBroker:
         return sum(1 for s in self.sessions.values() if s.user_id == user_id and not s.ended)
 
     def resume_target(self, secret: str | None) -> ResumeTarget | None:
-        """The session a resume secret names (secrets are kept only as SHA-256): live here, or
-        held by a gateway process that died, from its unexpired ticket in the Store."""
-        session_id = self._resume_ids.get(_digest(secret)) if secret else None
-        s = self.sessions.get(session_id or "")
-        if s is None and secret and session_id is None:
-            ticket = self.tickets.find(secret)
-            if ticket is not None and ticket.session_id not in self.sessions:
-                return ResumeTarget(ticket.session_id, ticket.user_id, ticket.cert_serial,
-                                    connected=False)
-        if s is None or s.ended:
-            return None
-        return ResumeTarget(s.id, s.user_id, s.cert_serial, connected=s.ws is not None)
-
-    def _new_resume_secret(self, session: LiveSession) -> str:
-        """A fresh secret for the session (the previous one stops working), also in the Store."""
-        for digest, sid in list(self._resume_ids.items()):
-            if sid == session.id:
-                del self._resume_ids[digest]
-        secret = secrets.token_urlsafe(32)
-        self._resume_ids[_digest(secret)] = session.id
-        self.tickets.issue(secret, session_id=session.id, user_id=session.user_id,
-                           cert_serial=session.cert_serial,
-                           fence=self._fences.get(session.user_id, 0),
-                           grace=session.limits.reconnect_grace)
-        self.tickets.keep_fresh(self._connected)
-        return secret
+        """The session a resume secret names, live here or left by a dead gateway process."""
+        return self.resume.target(secret, self.sessions)
 
     def _connected(self) -> list[str]:
         return [s.id for s in self.sessions.values() if s.ws is not None and not s.ended]
 
-    def summaries(self) -> list[SessionSummary]:
-        """This node's live sessions."""
-        return [SessionSummary(s.id, s.user_id, s.school, s.started_at.isoformat(), s.remote,
-                               s.posture, s.ws is not None, s.bytes_sent, s.frames_sent,
-                               self.ctx.node)
-                for s in self.sessions.values() if not s.ended]
-
     def all_summaries(self, school: str | None = None) -> list[SessionSummary]:
         """Every node's live sessions (the registry), this node's with their live counters."""
-        local = {s.id: s for s in self.summaries()}
-        out = [local.pop(r.id, None) or SessionSummary(
-                   r.id, r.user_id, r.school, r.started_at.isoformat(), r.remote, r.posture,
-                   r.state == "attached", None, None, r.node)
-               for r in self.registry.rows(school)]
-        out += [s for s in local.values() if school is None or s.school == school]
-        return out
+        return all_summaries(self.sessions.values(), self.ctx.node, self.registry, school)
 
     def fence_mark(self, user_id: str) -> int:
         """Taken when a login begins; a revoke or disable after it refuses that login's attach."""
@@ -187,7 +119,7 @@ class SessionBroker:
         fence = self.fence_mark(user.id) if fence is None else fence
         if decision.resume_session is not None:
             # Taken whether the session lives here or not: a secret resumes once, on one node.
-            ticket = self.tickets.take(hello.resume) if hello.resume else None
+            ticket = self.resume.take(hello.resume) if hello.resume else None
             session = self.sessions.get(decision.resume_session)
             if session is None and ticket is not None \
                     and ticket.session_id == decision.resume_session:
@@ -282,8 +214,8 @@ class SessionBroker:
             return None
         flags = clipboard_flags(clipboard) | wire.HelloFlags.HELP | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
-        pipeline = DisplayPipeline(fb, watermark=self._watermark(policy, user, session_id),
-                                   session=SessionInfo(session_id, self._info(user), flags))
+        pipeline = DisplayPipeline(fb, watermark=watermark_for(policy, user, session_id),
+                                   session=SessionInfo(session_id, window_title(user), flags))
         recorder = None
         if policy.recording.enabled:
             try:
@@ -301,14 +233,12 @@ class SessionBroker:
                                  "recorded, so none can start now: tell your school's IT lead.")
                 return None
             self.health.ok("recording")
-        s = policy.session
         posture = posture_summary(decision.posture)
         session = LiveSession(
             id=session_id, user_id=user.id, name=user.name, school=user.school,
             cert_serial=decision.cert_serial, remote=remote, posture=posture,
             started_at=self.ctx.clock(), rfb=rfb, pipeline=pipeline,
-            limits=Limits(_seconds(s.idle_timeout, 900), _seconds(s.max_duration, 28800),
-                          _seconds(s.reconnect_grace, 45)),
+            limits=session_limits(policy.session),
             audit=audit, on_end=self._ended, recorder=recorder, clipboard=clipboard,
             clipboard_max_bytes=policy.redirection.clipboard_max_bytes,
             encode=partial(self.metrics.timed_encode, encode_frame),
@@ -378,19 +308,7 @@ class SessionBroker:
     def _posture_verifier(self, certificate_der: bytes,
                           session_id: str) -> Callable[[int, dict[str, Any], bytes], bool]:
         """The token-signature check of this session's re-checks (the login's certificate)."""
-        key = x509.load_der_x509_certificate(certificate_der).public_key()
-        binding = server_cert_hash(self.ctx)
-
-        def verify(seq: int, posture: dict[str, Any], signature: bytes) -> bool:
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                return False
-            try:
-                key.verify(signature, recheck.transcript(session_id, seq, binding, posture),
-                           ec.ECDSA(hashes.SHA256()))
-            except InvalidSignature:
-                return False
-            return True
-        return verify
+        return posture_verifier(certificate_der, session_id, server_cert_hash(self.ctx))
 
     def _receipt(self, user: User, session_id: str, work: dict[str, Any]) -> bytes:
         key = receipt_key.for_gateway(self.ctx.extras, self.ctx.data.root)
@@ -403,10 +321,7 @@ class SessionBroker:
         if self.sessions.pop(session.id, None) is not None:
             self.metrics.sessions.session_ended(session.frames_sent, session.bytes_sent)
         self.registry.remove(session.id)
-        for digest, sid in list(self._resume_ids.items()):
-            if sid == session.id:
-                del self._resume_ids[digest]
-        self.tickets.drop(session.id)
+        self.resume.drop(session.id)
         self.workspaces.detach(session.user_id)
         if session.handed_over:  # the desktop is the other node's now: leave it running
             task = asyncio.create_task(self.workspaces.hand_over(session.user_id))
@@ -432,36 +347,9 @@ class SessionBroker:
         await session.let_go(node)
         return True
 
-    @staticmethod
-    def _info(user: User) -> str:
-        return f"Staffroom — {user.name}" + (f" ({user.school})" if user.school else "")
-
-    @staticmethod
-    def _watermark(policy: Any, user: User, session_id: str) -> Watermark | None:
-        w = policy.watermark
-        if not w.enabled:
-            return None
-        template = w.template.replace("{datetime}", "{time}")
-        return Watermark(template, {"user": user.id, "name": user.name,
-                                    "school": user.school or "", "session": session_id},
-                         opacity=w.opacity)
-
     def _welcome(self, session: LiveSession, policy: Any, *, resumed: bool) -> Welcome:
-        r = policy.redirection
-        disabled = [k for k in ("printing", "drives", "devices", "file_transfer", "audio")
-                    if not getattr(r, k)]
-        if r.clipboard == "off":
-            disabled.append("clipboard")
-        return Welcome(session=session.id, user=session.user_id, name=session.name,
-                       school=session.school, resumed=resumed, policy={
-                           "disabled": disabled, "clipboard": r.clipboard,
-                           "watermark": bool(policy.watermark.enabled),
-                           "reconnect_grace_seconds": session.limits.reconnect_grace,
-                           "idle_timeout_seconds": session.limits.idle_timeout,
-                           "max_duration_seconds": session.limits.max_duration,
-                           "posture_recheck_seconds":
-                               policy.posture.recheck_every.total_seconds()},
-                       resume_token=self._new_resume_secret(session))
+        secret = self.resume.renew(session, self._fences.get(session.user_id, 0), self._connected)
+        return welcome(session, policy, resumed=resumed, resume_token=secret)
 
     async def terminate(self, session_id: str, reason: str) -> bool:
         """End a session of any node: here at once, or by asking the node that holds it
@@ -509,7 +397,7 @@ class SessionBroker:
         """Sessions end (their teachers are told to connect again); desktops that are recorded
         in the Store keep running for the next gateway (docs/ADMINS.md, "Gateway restarts")."""
         self.closing = True
-        await self.tickets.stop()
+        await self.resume.stop()
         for session in list(self.sessions.values()):
             await session.end(wire.EndCode.SERVER_SHUTDOWN, "The gateway is shutting down for "
                               "maintenance: connect again in a few minutes.")

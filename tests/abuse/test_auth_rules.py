@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 from agent.login import LoginDenied
 from gateway.wire.login import Hello, encode
 from tests.abuse.helpers import POLICY, api, teacher_key, tls, tunnel
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -28,11 +28,8 @@ pytestmark = pytest.mark.slow
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("auth-rules")
     root.chmod(0o711)  # the desktop's account passes through to DATA_DIR
-    w = build_world(root, policy_overrides=POLICY)
-    try:
+    with running_world(root, policy_overrides=POLICY) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def records(world: World, kind: str) -> list[dict[str, object]]:

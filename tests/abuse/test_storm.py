@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.abuse.helpers import POLICY, Typist, api, teacher_key, tls, tunnel
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -37,11 +37,8 @@ TASKS = 40
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("storm")
     root.chmod(0o711)
-    w = build_world(root, policy_overrides=POLICY)
-    try:
+    with running_world(root, policy_overrides=POLICY) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def audit_count(world: World) -> int:

@@ -31,7 +31,7 @@ from tests.fixtures.desktop_view import (
     wait_until,
     x_screenshot,
 )
-from tests.fixtures.gateway import World, build_world
+from tests.fixtures.gateway import World, running_world
 
 # About a minute on an idle machine; two under load 15 on two shared cores.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -48,13 +48,8 @@ MOVES = 180  # two laps
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.fixtures.gateway import stop_gateway
-
-    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=SESSION)
-    try:
+    with running_world(tmp_path_factory.mktemp("world"), policy_overrides=SESSION) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def wrong_mask(canvas: Image.Image, desktop: Image.Image) -> Image.Image:

@@ -34,7 +34,7 @@ from tests.fixtures.desktop_view import _x_env, close_enough, wait_until, x_scre
 from tests.fixtures.gateway import (
     STAFFROOM,
     World,
-    build_world,
+    running_world,
     start_gateway,
     stop_gateway,
     wait_for_tls,
@@ -70,12 +70,9 @@ reconnect_grace = "3s"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY,
-                    extra_policies={"60-late.toml": SHORT_GRACE})
-    try:
+    with running_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY,
+                       extra_policies={"60-late.toml": SHORT_GRACE}) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def registry_row(world: World, user: str) -> DesktopRecord | None:

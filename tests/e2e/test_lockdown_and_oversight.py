@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import CHROMIUM_ARGS, desktop_of, wait_until
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +27,8 @@ SECRET = "成績-SECRET-4711"
 
 
 def world_with(tmp: pytest.TempPathFactory, extra: str = "") -> Iterator[World]:
-    w = build_world(tmp.mktemp("lockdown"), policy_overrides=SESSION + extra)
-    try:
+    with running_world(tmp.mktemp("lockdown"), policy_overrides=SESSION + extra) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,15 @@ from websockets.asyncio.client import connect
 from agent.login import Credentials, LoginDenied, handshake
 from agent.token import open_token
 from gateway.pki.ca import SchoolCA
-from tests.fixtures.gateway import World, build_world, free_port, stop_gateway
+from tests.fixtures.gateway import World, free_port, running_world
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("refusals"))
-    try:
+    with running_world(tmp_path_factory.mktemp("refusals")) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ import pytest
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.clamav import write_cvd
 from tests.fixtures.desktop_view import CHROMIUM_ARGS, wait_until
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -45,13 +45,10 @@ SCRAPER = "127.0.0.2"  # the only address allowed to read /metrics here (loopbac
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("oversight"), policy_overrides=SESSION,
-                    extra_policies={"60-fast-posture.toml": FAST_POSTURE},
-                    config={"metrics_allow": [f"{SCRAPER}/32"]})
-    try:
+    with running_world(tmp_path_factory.mktemp("oversight"), policy_overrides=SESSION,
+                       extra_policies={"60-fast-posture.toml": FAST_POSTURE},
+                       config={"metrics_allow": [f"{SCRAPER}/32"]}) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def audit(world: World, user: str, kind: str) -> list[dict[str, object]]:

@@ -27,7 +27,7 @@ from tests.fixtures.desktop_view import (
     wait_until,
     x_screenshot,
 )
-from tests.fixtures.gateway import STAFFROOM, World, build_world
+from tests.fixtures.gateway import STAFFROOM, World, running_world
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +42,8 @@ session_command = "xterm -geometry 100x30+40+40 -fa Monospace -fs 14"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.fixtures.gateway import stop_gateway
-
-    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY)
-    try:
+    with running_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def run_refused(world: World, user: str, freshclam: Path) -> subprocess.CompletedProcess[str]:

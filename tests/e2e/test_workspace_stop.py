@@ -16,7 +16,7 @@ import pytest
 
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.agent import Agent, freshclam_conf
-from tests.fixtures.gateway import Persona, World, build_world
+from tests.fixtures.gateway import Persona, World, running_world
 from tests.fixtures.workspace import AS_ROOT, needs_sandbox
 
 pytestmark = [
@@ -36,13 +36,8 @@ session_command = "sh -c 'openbox & exec xterm'"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    from tests.fixtures.gateway import stop_gateway
-
-    w = build_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY)
-    try:
+    with running_world(tmp_path_factory.mktemp("world"), policy_overrides=POLICY) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def processes_of(uid: int) -> dict[int, str]:

@@ -12,18 +12,15 @@ import pytest
 
 from tests.faults.held import HeldDesktop, api
 from tests.fixtures.agent import Agent, freshclam_conf
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    w = build_world(tmp_path_factory.mktemp("races"))
-    try:
+    with running_world(tmp_path_factory.mktemp("races")) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def _start_held(world: World, user: str, desktop: object, tmp_path: Path) -> HeldDesktop:

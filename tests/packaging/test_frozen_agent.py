@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.agent import freshclam_conf, viewer_url_from
-from tests.fixtures.gateway import World, build_world, stop_gateway
+from tests.fixtures.gateway import World, running_world
 from tests.fixtures.packaging import BUNDLE_NAME, NoPythonRoot, libs_of
 from tests.fixtures.softhsm import softhsm_module
 
@@ -49,11 +49,8 @@ def test_bundle_holds_the_agent_and_gateway_wire_only(agent_bundle: Path) -> Non
 
 @pytest.fixture
 def world(tmp_path: Path):  # type: ignore[no-untyped-def]
-    w = build_world(tmp_path)
-    try:
+    with running_world(tmp_path) as w:
         yield w
-    finally:
-        stop_gateway(w.gateway)
 
 
 def test_frozen_agent_in_a_root_without_python(agent_bundle: Path, minbase_root: Path,
