@@ -1,4 +1,4 @@
-"""Flow control of one viewer link: frames taken and not yet acknowledged, the round-trip time
+"""Flow control of one viewer link: frames sent and not yet acknowledged, the round-trip time
 of Sync → Ack, and the JPEG quality it allows (docs/PROTOCOL.md, "Flow control").
 
 Attacker-controlled: Ack frame ids (the pipeline refuses ids never taken before calling ack).
@@ -24,10 +24,6 @@ class Link:
         inf = self.in_flight
         return not inf or (len(inf) < max_unacked
                            and sum(b for _, b in inf.values()) < max_bytes)
-
-    def taken(self, frame_id: int, now: float) -> None:
-        """A frame is taken: it counts in the window while it is encoded."""
-        self.in_flight[frame_id] = (now, 0)
 
     def sent(self, frame_id: int, nbytes: int, now: float) -> None:
         self.in_flight[frame_id] = (now, nbytes)

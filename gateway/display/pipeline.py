@@ -1,9 +1,8 @@
 """The frame pipeline: framebuffer damage -> watermark -> tiles -> display messages, paced by Acks.
 
 Attacker-controlled: every viewer message (bytes through receive_data). Limits: at most
-``max_unacked`` frames taken and not yet acknowledged (being encoded, on the way or being drawn)
-and ``max_bytes_in_flight`` bytes unacknowledged (damage accumulates in the framebuffer meanwhile,
-never a queue); Acks for unsent frames and foreign versions are errors;
+``max_unacked`` frames and ``max_bytes_in_flight`` bytes unacknowledged (damage accumulates in the
+framebuffer meanwhile, never a queue); Acks for unsent frames and foreign versions are errors;
 pointer coordinates are clamped to the desktop; clipboard text (≤ wire.MAX_CLIPBOARD) comes out
 only if the Hello flags allow to-remote; Blocked reports and refusals come out at most once a
 second per kind (the rest are counted into the next one), so a viewer cannot flood the audit.
@@ -13,8 +12,7 @@ Shell usage::
 
     job = pipeline.take_frame(now)                    # on the loop; None = nothing to send now
     data = await loop.run_in_executor(None, encode_frame, job)
-    if pipeline.frame_sent(job, len(data), now):      # False: taken for a viewer since replaced
-        await ws.send_bytes(data)
+    pipeline.frame_sent(job, len(data), now); await ws.send_bytes(data)
 """
 
 from __future__ import annotations
@@ -96,7 +94,6 @@ class FrameJob:
     cursor: CursorImage | None
     observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
     drift: Drift = field(default_factory=dict)  # per tile, where the viewer's stamps sit
-    viewer: int = 0  # which Resume's viewer it was taken for (frame_sent drops older ones)
 
     @property
     def pixels(self) -> int:
@@ -125,7 +122,7 @@ class DisplayPipeline:
         *,
         watermark: Watermark | None = None,
         session: SessionInfo | None = None,
-        max_unacked: int = 3,
+        max_unacked: int = 2,
         max_bytes_in_flight: int = 4 * 1024 * 1024,
         settings: EncodeSettings | None = None,
         detect_scroll: bool = True,
@@ -143,7 +140,6 @@ class DisplayPipeline:
         self._palette = self.settings.palette
         self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
         self._need_key = False
-        self._viewer = 0  # Resumes so far: which viewer frames are taken for
         self._observer_key = False
         self._next_id = 1
         self._layer: WatermarkLayer | None = None
@@ -175,7 +171,6 @@ class DisplayPipeline:
                 self.settings = replace(self.settings, palette=self._palette and v >= 3)
                 self.attached, self._need_key = True, True
                 self._link.in_flight.clear()  # that viewer's frames are gone
-                self._viewer += 1  # and frames still being encoded for it go to no viewer
             case wire.Ack(frame_id=fid):
                 self._ack(fid, now)
             case wire.Ping(t=t):
@@ -295,20 +290,14 @@ class DisplayPipeline:
         job = FrameJob(
             self._next_id, int(now * 1000), tuple(head), self._snapshot(damage), self._layer,
             self.settings, cursor, self._key_job(now) if self._observer_key else None,
-            dict(self._drift), self._viewer,
+            dict(self._drift),
         )  # fmt: skip
-        self._link.taken(job.frame_id, now)  # frames being encoded count in the window
         self._next_id += 1
         self._need_key = self._observer_key = False
         return job
 
-    def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> bool:
-        """The job's frame is encoded and goes out now: False if it was taken for a viewer
-        that has since been replaced (a new Resume), whose successor must not get it."""
-        if job.viewer != self._viewer:
-            return False
+    def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:
         self._link.sent(job.frame_id, nbytes, now)
-        return True
 
     def produce_frame(self, now: float) -> bytes | None:
         """take_frame + encode_frame + frame_sent in one call (tests, small desktops)."""
@@ -316,7 +305,8 @@ class DisplayPipeline:
         if job is None:
             return None
         data = encode_frame(job)
-        return data if self.frame_sent(job, len(data), now) else None
+        self.frame_sent(job, len(data), now)
+        return data
 
     @staticmethod
     def notice(level: wire.NoticeLevel, code: int, text: str) -> bytes:

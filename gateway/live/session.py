@@ -104,8 +104,6 @@ class LiveSession:
     machine: SessionMachine = field(init=False)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _encodes: set[asyncio.Task[None]] = field(default_factory=set)  # frames being encoded
-    _last_encode: asyncio.Task[None] | None = None  # the newest: the next frame goes after it
 
     def __post_init__(self) -> None:
         now = _now()
@@ -201,9 +199,8 @@ class LiveSession:
                 await self.rfb.request_update(incremental=incremental)
             case ev.EncodeFrame(job=job):
                 await self._encode(job)
-            case ev.SendFrame(data=data, job=job, viewer=viewer):
-                if viewer:
-                    await self._send(data)
+            case ev.SendFrame(data=data, job=job):
+                await self._send(data)
                 await self._observe(data, job)
             case ev.WakeFrames():
                 self._wake.set()
@@ -230,7 +227,11 @@ class LiveSession:
             case ev.SendReceipt(work=work):
                 await self._send_receipt(work)
             case ev.Close():
-                await self._close(out)
+                # Shielded: when the end comes from the send loop (a frame that cannot be
+                # encoded, a recording that fails with a frame), closing the tunnel ends attach(),
+                # which cancels that loop; the End to the observers, the desktop's close and the
+                # broker's on_end must happen all the same.
+                await asyncio.shield(self._close(out))
 
     # --- the tunnel ------------------------------------------------------------------------
 
@@ -274,32 +275,14 @@ class LiveSession:
         return any(sink.wants_key_frame(now) for sink in self._sinks())
 
     async def _encode(self, job: FrameJob) -> None:
-        """Encode a frame and hand it back as FrameEncoded; frames go back in the order taken.
-
-        A glyph-sized frame with nothing ahead of it is encoded inline (a thread hop costs more
-        than its encode). Others are encoded in a task, on an encoder thread, so the machine can
-        take the next frame meanwhile (up to MAX_ENCODING at once); each task waits for the one
-        before it to hand back its frame first."""
-        prev = self._last_encode
-        if job.pixels <= INLINE_ENCODE_PIXELS and (prev is None or prev.done()):
-            await self.feed(ev.FrameEncoded(job, self.encode(job)))
-            return
-        task = asyncio.create_task(self._encode_after(prev, job), name=f"encode-{self.id}")
-        self._last_encode = task
-        self._encodes.add(task)
-        task.add_done_callback(self._encodes.discard)
-
-    async def _encode_after(self, prev: asyncio.Task[None] | None, job: FrameJob) -> None:
-        work = None if job.pixels <= INLINE_ENCODE_PIXELS else \
-            asyncio.get_running_loop().run_in_executor(ENCODER, self.encode, job)
         try:
-            if prev is not None:
-                await asyncio.wait([prev])  # its frame goes out first, whatever became of it
-            data = self.encode(job) if work is None else await work
-        except asyncio.CancelledError:
-            raise
+            if job.pixels <= INLINE_ENCODE_PIXELS:
+                data = self.encode(job)  # a thread hop costs more than a glyph's encode
+            else:
+                data = await asyncio.get_running_loop().run_in_executor(ENCODER, self.encode, job)
         except Exception:
-            # A frame that cannot be encoded would leave the viewer's canvas wrong for good.
+            # The send loop would die with it and leave the teacher a frozen screen: end the
+            # session instead, visibly (the canvas would be wrong from this frame on anyway).
             log.exception("session %s: encoding a frame failed", self.id)
             await self.feed(ev.Terminate(wire.EndCode.SERVER_SHUTDOWN, ENCODE_FAILED))
             return
@@ -462,7 +445,7 @@ class LiveSession:
                 await sink.close(out.end, time.time())
         self.watchers.clear()
         self.helper_sink = None
-        for task in [*self._tasks, *self._encodes]:
+        for task in self._tasks:
             if task is not asyncio.current_task():
                 task.cancel()
         await self.rfb.close()

@@ -200,12 +200,10 @@ class EncodeFrame:
 
 @dataclass(frozen=True, slots=True)
 class SendFrame:
-    """Send the frame to the viewer (unless ``viewer`` is False: it was taken for a viewer since
-    replaced), then to the observers (with a key frame if the job has one)."""
+    """Send the frame to the viewer, then to the observers (with a key frame if the job has one)."""
 
     data: bytes
     job: FrameJob
-    viewer: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,10 +100,6 @@ ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.ac
 BLOCKED_RECORDS = 20  # audit records per blocked kind per session; the 20th says so
 MAX_HELP_ASKS = 20  # help requests audited per session (a looping page cannot flood the log)
 FAST_FRAME_PIXELS = 64 * 64  # damage up to this is taken with its DesktopUpdated (one glyph box)
-# Frames taken and being encoded at once: a second frame is taken (and the update after it read)
-# while the first is encoded, so a smooth scroll's frames are not serialised through one encode
-# (docs/PERFORMANCE.md, issue 11 part N). The shell sends them in order.
-MAX_ENCODING = 2
 
 PROTOCOL_ERROR_TEXT = ("The connection sent something invalid and was closed: reconnect with "
                        "`staffroom agent connect`.")
@@ -169,8 +165,7 @@ class SessionMachine:
     _helper_view: bool = False  # the operator's view is attached
     _helper_refused: bool = False  # their input was refused (audited once per view)
     _outstanding: bool = False  # a FramebufferUpdateRequest is outstanding
-    _encoding: int = 0  # frames taken and being encoded (EncodeFrame → FrameEncoded)
-    _deferred: bool = False  # a FrameDue found MAX_ENCODING frames encoding: FrameEncoded wakes
+    _encoding: bool = False  # a frame was taken and is being encoded (EncodeFrame → FrameEncoded)
     _last_input: float = 0.0
     _warned_idle: bool = False
     _warned_time: bool = False
@@ -207,16 +202,11 @@ class SessionMachine:
             case FrameDue(observer_key=key):
                 return self._frame_due(key, now)
             case FrameEncoded(job=job, data=data):
-                self._encoding = max(0, self._encoding - 1)
-                current = self.pipeline.frame_sent(job, len(data), now.wall)
-                if current:
-                    self.bytes_sent += len(data)
-                    self.frames_sent += 1
-                wake, self._deferred = self._deferred, False
-                # The next update is asked for before the frame goes out (sending waits for the
-                # tunnel to drain).
-                return [*self._request_update(), SendFrame(data, job, current),
-                        *((WakeFrames(),) if wake else ())]
+                self._encoding = False
+                self.pipeline.frame_sent(job, len(data), now.wall)
+                self.bytes_sent += len(data)
+                self.frames_sent += 1
+                return [SendFrame(data, job), *self._request_update()]
             case DesktopUpdated(observer_key=key):
                 self._outstanding = False
                 if (self.phase is Phase.LIVE and not self._encoding
@@ -225,10 +215,9 @@ class SessionMachine:
                     # one first, then EncodeFrame (encoded inline) without a WakeFrames hop.
                     return self._frame_due(key, now)
                 # Keep the desktop busy: the next update is asked for before this one is taken
-                # (taking a frame is CPU on the loop), unless MAX_ENCODING frames are being
-                # encoded, when FrameEncoded asks: at most one update is read ahead of them.
-                busy = self._encoding >= MAX_ENCODING
-                return [*(() if busy else self._request_update()), WakeFrames()]
+                # (taking a frame is CPU on the loop), unless a frame is being encoded, when
+                # FrameEncoded asks: at most one update is read ahead of the frame encoding.
+                return [*(() if self._encoding else self._request_update()), WakeFrames()]
             case DesktopResized():
                 return [WakeFrames()]
             case DesktopReady():
@@ -391,14 +380,11 @@ class SessionMachine:
             return []
         if observer_key:
             self.pipeline.request_observer_key_frame()
-        if self._encoding >= MAX_ENCODING:
-            self._deferred = True  # damage accumulates; FrameEncoded wakes the frames again
-            return []
         job = self.pipeline.take_frame(now.wall)
         if job is None:
             return self._request_update()
         # The frame's pixels are copied out: the desktop renders the next update meanwhile.
-        self._encoding += 1
+        self._encoding = True
         return [*self._request_update(), EncodeFrame(job)]
 
     def _request_update(self) -> list[Output]:
