@@ -84,6 +84,18 @@ class RfbClient:
         else:
             self._eof = True
 
+    def get_buffer(self, size: int) -> memoryview:
+        """Room for at least ``size`` received bytes, to be filled in place (a socket's
+        ``recv_into``, asyncio's BufferedProtocol), then ``buffer_updated(n)``: ``feed``
+        without the copy. The view is valid until the next ``feed`` or ``get_buffer``."""
+        if self._eof:
+            raise LocalProtocolError("data fed after EOF")
+        return self._buf.get_buffer(size)
+
+    def buffer_updated(self, n: int) -> None:
+        """``n`` bytes were written at the start of the last ``get_buffer``'s view."""
+        self._buf.buffer_updated(n)
+
     def data_to_send(self) -> bytes:
         if self._clipboard is not None:
             self._outbox += self._clipboard.data_to_send()

@@ -2,7 +2,8 @@
 
 Attacker-controlled: the socket's bytes (all parsing is in the core). Limits here: connect,
 handshake and mid-message deadlines (a server that starts a message must finish it), reads of
-at most READ_SIZE bytes and only when the core asks for more, so buffering stays bounded.
+at most READ_SIZE bytes, paused while READ_SIZE bytes wait for the core, so buffering stays
+bounded (see stream.py, which reads straight into the core's buffer).
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from .client import RfbClient
 from .encodings import LOOPBACK_ENCODINGS
 from .errors import RemoteProtocolError, RfbError, RfbTimeout
 from .events import NEED_DATA, Closed, Event, ServerInit
 from .limits import Limits
+from .stream import READ_SIZE, RfbStream
 from .surface import Surface
 
 log = logging.getLogger(__name__)
-
-READ_SIZE = 256 * 1024
 
 #: Called with every chunk sent / received, for recording and audit.
 Hook = Callable[[bytes], None]
@@ -33,22 +34,20 @@ class RfbConnection:
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        transport: asyncio.Transport,
+        stream: RfbStream,
         client: RfbClient,
         *,
         message_timeout: float | None,
         idle_timeout: float | None,
         on_send: Hook | None,
-        on_receive: Hook | None,
     ) -> None:
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream  # feeds ``client`` (and calls the receive hook)
+        self._writer = transport
         self.client = client
         self._message_timeout = message_timeout
         self._idle_timeout = idle_timeout
         self._on_send = on_send
-        self._on_receive = on_receive
         self.server_init: ServerInit | None = None
         self.closed = False
 
@@ -65,9 +64,12 @@ class RfbConnection:
             return
         if self._on_send is not None:
             self._on_send(data)
+        if self._writer.is_closing():
+            log.info("RFB write failed: the connection is closed")
+            return
         try:
             self._writer.write(data)
-            await self._writer.drain()
+            await self._stream.drain()
         except (ConnectionError, OSError) as exc:
             # The reading side reports the loss as Closed; input to a dead peer is moot.
             log.info("RFB write failed: %s", exc)
@@ -81,16 +83,12 @@ class RfbConnection:
                 return event
             timeout = self._message_timeout if self.client.mid_message else self._idle_timeout
             try:
-                data = await asyncio.wait_for(self._reader.read(READ_SIZE), timeout)
+                await self._stream.data_or_eof(timeout)  # the bytes land in the client
             except TimeoutError:
                 what = "in the middle of a message" if self.client.mid_message else "while idle"
                 raise RfbTimeout(f"no data from the server for {timeout}s {what}") from None
-            except (ConnectionError, OSError) as exc:
-                log.info("RFB connection lost: %s", exc)
-                data = b""
-            if data and self._on_receive is not None:
-                self._on_receive(data)
-            self.client.feed(data)
+            if self._stream.eof:
+                self.client.feed(b"")
 
     async def events(self) -> AsyncIterator[Event]:
         """Events until Closed (which is yielded last). Errors close the connection first."""
@@ -134,7 +132,7 @@ class RfbConnection:
 
     def _abort(self) -> None:
         self.closed = True
-        self._writer.transport.abort()
+        self._writer.abort()
 
     async def close(self) -> None:
         if self.closed:
@@ -142,14 +140,16 @@ class RfbConnection:
         self.closed = True
         self._writer.close()
         with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(self._writer.wait_closed(), 2.0)
+            # wait_for, as with the StreamWriter before: the live session closes us in its
+            # viewer's handler task, which aiohttp cancels when that viewer's socket drops.
+            await asyncio.wait_for(self._stream.wait_closed(), 2.0)
 
 
-def no_delay(writer: asyncio.StreamWriter) -> bool:
+def no_delay(writer: Any) -> bool:
     """TCP_NODELAY on a TCP connection (False for a Unix socket): a key event and an update
     request are a few bytes each and must not wait behind Nagle's algorithm for the previous
     segment's ACK. asyncio already sets it on TCP transports; this keeps it a guarantee."""
-    sock = writer.get_extra_info("socket")
+    sock = writer.get_extra_info("socket")  # a StreamWriter or a transport
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return False
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -186,21 +186,25 @@ async def open_rfb(
     or OSError when the TCP connection fails. Call ``request_update(False)`` next.
     """
     where = path or f"{host}:{port}"
-    opening = (asyncio.open_unix_connection(path, limit=READ_SIZE) if path is not None
-               else asyncio.open_connection(host, port, limit=READ_SIZE))  # fmt: skip
-    try:
-        reader, writer = await asyncio.wait_for(opening, connect_timeout)
-    except TimeoutError:
-        raise RfbTimeout(f"connect to {where} timed out after {connect_timeout}s") from None
-    no_delay(writer)
     client = RfbClient(
         surface, password=password, encodings=encodings, limits=limits, clipboard=clipboard,
         allow_none=allow_none,
     )
+    loop = asyncio.get_running_loop()
+
+    def stream() -> RfbStream:
+        return RfbStream(client, on_receive, READ_SIZE)
+
+    opening = (loop.create_unix_connection(stream, path) if path is not None
+               else loop.create_connection(stream, host, port))  # fmt: skip
+    try:
+        transport, protocol = await asyncio.wait_for(opening, connect_timeout)
+    except TimeoutError:
+        raise RfbTimeout(f"connect to {where} timed out after {connect_timeout}s") from None
+    no_delay(transport)
     conn = RfbConnection(
-        reader, writer, client,
-        message_timeout=message_timeout, idle_timeout=None,
-        on_send=on_send, on_receive=on_receive,
+        transport, protocol, client,
+        message_timeout=message_timeout, idle_timeout=None, on_send=on_send,
     )  # fmt: skip
     try:
         async with asyncio.timeout(handshake_timeout):

@@ -1,5 +1,8 @@
 """Raw (0): width × height BGRX pixels, row by row. Drawn as rows arrive so a big rectangle
-never waits whole in the buffer; the rectangle is already bounded by the framebuffer."""
+never waits whole in the buffer; the rectangle is already bounded by the framebuffer.
+
+The rows are blitted straight from the receive buffer (a view, no copy): a scrolled view is
+megabytes of Raw from Xvnc per step, and each copy of it is gateway CPU (issue 11)."""
 
 from __future__ import annotations
 
@@ -28,9 +31,10 @@ class RawDecoder:
             rows = min(len(buf) // row_bytes, rect.height - self._rows_done, max_rows)
             if rows == 0:
                 return False
-            data = buf.consume_exactly(rows * row_bytes)
+            data = buf.consume_view(rows * row_bytes)
             assert data is not None
             surface.blit(rect.x, rect.y + self._rows_done, rect.width, rows, data)
+            data.release()  # the surface has copied the rows; the view must not outlive them
             # Drawn rows are final: commit so a rollback never replays them.
             buf.commit()
             self._rows_done += rows
