@@ -216,9 +216,20 @@ class StampDrift:
             for box, dd in self._state(t):
                 out.extend((b, dd) for b in outside(box, cover))
         sx0, sy0, sx1, sy1 = cx0 - dx, cy0 - dy, cx1 - dx, cy1 - dy
-        moved, pitch = self.moved, self.pitch
-        for s in tiles_in(sx0, sy0, sx1 - sx0, sy1 - sy0, self.tile):
-            for (a0, b0, a1, b1), ds in self._state(s):
+        moved, pitch, tile = self.moved, self.pitch, self.tile
+        width, height, parts, drift = self.width, self.height, self.parts, self.drift
+        for s in tiles_in(sx0, sy0, sx1 - sx0, sy1 - sy0, tile):
+            state = parts.get(s)
+            if state is None:
+                ds = drift.get(s, (0, 0))
+                if isinstance(ds[0], int):  # one drift: the tile's rectangle, inlined
+                    a0, b0 = s[0] * tile, s[1] * tile
+                    a1, b1 = a0 + tile, b0 + tile
+                    state = [((a0, b0, a1 if a1 < width else width,
+                               b1 if b1 < height else height), ds)]  # type: ignore[list-item]
+                else:
+                    state = ds  # type: ignore[assignment]
+            for (a0, b0, a1, b1), ds in state:
                 c0, c1 = (a0 if a0 > sx0 else sx0), (b0 if b0 > sy0 else sy0)
                 c2, c3 = (a1 if a1 < sx1 else sx1), (b1 if b1 < sy1 else sy1)
                 if c0 < c2 and c1 < c3:
@@ -262,7 +273,7 @@ def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list
     would leave are mostly free to join, and a tile rarely ends with more than KEEP_PARTS."""
     area = _areas(parts)
     to = main if main in area else max(area, key=lambda d: area[d])
-    out = [(b, to if d != to and not _ink(layer, b, d) and not _ink(layer, b, to) else d)
+    out = [(b, to if d != to and not _has_ink(layer, b, d) and not _has_ink(layer, b, to) else d)
            for b, d in parts]
     return _merge(out)
 
@@ -270,6 +281,8 @@ def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list
 def _merge(parts: list[Part]) -> list[Part]:
     """Join parts of one drift that together form a rectangle (sharing a whole edge)."""
     out = list(parts)
+    if len({d for _, d in out}) == len(out):
+        return out  # no two parts share a drift: nothing to join
     joined = True
     while joined:
         joined = False
@@ -337,6 +350,19 @@ def _ink(layer: WatermarkLayer, box: Box, shift: Vec) -> list[Box]:
     sx, sy = shift
     return [(a0 + sx, b0 + sy, a1 + sx, b1 + sy)
             for a0, b0, a1, b1 in layer.ink_in(x0 - sx, y0 - sy, x1 - x0, y1 - y0)]
+
+
+def _has_ink(layer: WatermarkLayer, box: Box, shift: Vec) -> bool:
+    """Whether ``_ink(layer, box, shift)`` is not empty, without building it."""
+    sx, sy = shift
+    x0, y0, x1, y1 = box[0] - sx, box[1] - sy, box[2] - sx, box[3] - sy
+    t, boxes = layer.tile, layer.ink_boxes
+    for ty in range(y0 // t, (y1 - 1) // t + 1):
+        for tx in range(x0 // t, (x1 - 1) // t + 1):
+            b = boxes.get((tx, ty))
+            if b is not None and b[0] < x1 and x0 < b[2] and b[1] < y1 and y0 < b[3]:
+                return True
+    return False
 
 
 def _ink_area(layer: WatermarkLayer, box: Box, shift: Vec) -> int:

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gateway.display.framebuffer import CopyOp, Framebuffer
-from gateway.display.stamp_drift import KEEP_PARTS, StampDrift, reduce_drift
+from gateway.display.stamp_drift import KEEP_PARTS, StampDrift, _has_ink, _ink, reduce_drift
 from gateway.display.watermark import Watermark, WatermarkLayer, composite
 
 W, H, T = 640, 480, 64
@@ -189,3 +189,16 @@ def test_the_whole_tile_shortcut_equals_cutting_every_tile(seed: int,
             assert (fast.drift, fast.parts) == (slow.drift, slow.parts)
     assert sum(v is not None for v in taken) >= 10  # the shortcut was taken
     assert None in taken  # and refused where a source tile had parts or another drift
+
+
+def test_has_ink_answers_as_the_ink_boxes_do() -> None:
+    lay, rng = layer(), random.Random(5)
+    seen = set()
+    for _ in range(3000):
+        x, y = rng.randrange(-T, W), rng.randrange(-T, H)
+        box = (x, y, x + rng.randint(1, T), y + rng.randint(1, T))
+        shift = (rng.randint(-80, 80), rng.randint(-55, 55))
+        want = bool(_ink(lay, box, shift))
+        assert _has_ink(lay, box, shift) is want, (box, shift)
+        seen.add(want)
+    assert seen == {True, False}
