@@ -92,14 +92,15 @@ def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | No
     if layer is None or not drift:
         return composite(img, layer, snap.x, snap.y)
     t, row = snap.tile, snap.y // snap.tile  # a snapshot lies in one tile row
-    for col in range(snap.x // t, (snap.x + snap.w - 1) // t + 1):
+    cols = range(snap.x // t, (snap.x + snap.w - 1) // t + 1)
+    wheres = [drift.get((col, row), (0, 0)) for col in cols]
+    if isinstance(wheres[0][0], int) and wheres.count(wheres[0]) == len(wheres):
+        return composite(img, layer, snap.x, snap.y, wheres[0])  # type: ignore[arg-type]
+    y0, y1 = snap.y, snap.y + snap.h
+    for col, where in zip(cols, wheres, strict=True):
         x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
-        shift = drift.get((col, row), (0, 0))
-        if x0 == snap.x and x1 == snap.x + snap.w:
-            return composite_at(img, layer, snap.x, snap.y, shift)
-        part = composite_at(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y,
-                            shift)
-        img.paste(part, (x0 - snap.x, 0))
+        # Each column blended in place (no crop and paste back): the same pixels.
+        composite_at(img, layer, snap.x, snap.y, where, (x0, y0, x1, y1))
     return img
 
 
