@@ -122,16 +122,26 @@ class StampDrift:
 
     def _one_drift(self, x0: int, y0: int, x1: int, y1: int,
                    ones: dict[tuple[int, int], Vec | None]) -> Vec | None:
-        """The drift every tile under the rectangle shows whole (no parts), or None."""
+        """The one drift every part under the rectangle shows, or None if they show several."""
         tile, found = self.tile, None
         for s in tiles_in(x0, y0, x1 - x0, y1 - y0, tile):
             if s in ones:
                 ds = ones[s]
             else:
-                ds = None if s in self.parts else self.drift.get(s, (0, 0))  # type: ignore[assignment]
-                if ds is not None and not isinstance(ds[0], int):
-                    ds = None
-                ones[s] = ds
+                state = self.parts.get(s)
+                if state is None:
+                    state = self.drift.get(s, (0, 0))  # type: ignore[assignment]
+                    if isinstance(state[0], int):  # type: ignore[index]
+                        ones[s] = state  # type: ignore[assignment]
+                        state = None
+                ds = ones.get(s)
+                if state is not None:  # parts: only those under the rectangle count
+                    for (a0, b0, a1, b1), dp in state:  # type: ignore[misc]
+                        if a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1:
+                            if found is not None and dp != found:
+                                return None
+                            found = dp
+                    continue
             if ds is None or (found is not None and ds != found):
                 return None
             found = ds
