@@ -7,10 +7,10 @@ Measured on 1080p office text (docs/PERFORMANCE.md): lossless WebP is 2-5x small
 (zlib 1 or 6) at similar speed, and costs ~105 ns/pixel on 64×64 tiles but ~35 ns/pixel on
 640×64 strips, so regions are merged as large as their class allows. Effort ("quality") 10
 instead of 50 cut the scrolling workload's encode time by a third for ~25 % more bytes. Text-like
-content with at most PALETTE_COLORS colours goes out as a PALETTE tile (palette + zlib, see
-gateway.display.palette), other text-like content as lossless WebP; photo-like content (many
-colours) as JPEG at an adaptive quality; single-colour runs as a Fill. Everything here may run
-in an executor thread.
+content with at most PALETTE_COLORS colours (PALETTE_WIDE_COLORS in large images) goes out as a
+PALETTE tile (palette + zlib, see gateway.display.palette), other text-like content as lossless
+WebP; photo-like content (many colours) as JPEG at an adaptive quality; single-colour runs as a
+Fill. Everything here may run in an executor thread.
 """
 
 from __future__ import annotations
@@ -31,6 +31,16 @@ PHOTO_COLORS = 768  # a tile column with more distinct colours than this is phot
 # zlib): measured on xterm and mousepad boxes, with and without the watermark, it is 0.3-0.7x
 # lossless WebP's bytes there; with more colours (antialiased text) WebP's 2-D prediction wins.
 PALETTE_COLORS = 16
+# Images of at least PALETTE_WIDE_PIXELS pixels (a scrolled view's new lines, a redrawn text
+# line) may use up to PALETTE_WIDE_COLORS (8-bit indices): antialiased text with up to 256
+# colours then costs a colour count, a lookup and zlib instead of lossless WebP, and there it is
+# smaller too. Small boxes keep PALETTE_COLORS, where WebP wins on bytes (a typed glyph). Chosen
+# on the recorded office mix (docs/PERFORMANCE.md, issue 11 part M): 24576 took scrolling from
+# 1678 to 1488 KB and xterm scrolling from 1220 to 1183 KB of text tiles, typing, xterm typing
+# and dragging unchanged, with less encode CPU; 256 colours for every size added 35-39 % to
+# typing and 30 % to dragging.
+PALETTE_WIDE_PIXELS = 24576
+PALETTE_WIDE_COLORS = 256
 WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
@@ -82,14 +92,15 @@ def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | No
     if layer is None or not drift:
         return composite(img, layer, snap.x, snap.y)
     t, row = snap.tile, snap.y // snap.tile  # a snapshot lies in one tile row
-    for col in range(snap.x // t, (snap.x + snap.w - 1) // t + 1):
+    cols = range(snap.x // t, (snap.x + snap.w - 1) // t + 1)
+    wheres = [drift.get((col, row), (0, 0)) for col in cols]
+    if isinstance(wheres[0][0], int) and wheres.count(wheres[0]) == len(wheres):
+        return composite(img, layer, snap.x, snap.y, wheres[0])  # type: ignore[arg-type]
+    y0, y1 = snap.y, snap.y + snap.h
+    for col, where in zip(cols, wheres, strict=True):
         x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
-        shift = drift.get((col, row), (0, 0))
-        if x0 == snap.x and x1 == snap.x + snap.w:
-            return composite_at(img, layer, snap.x, snap.y, shift)
-        part = composite_at(img.crop((x0 - snap.x, 0, x1 - snap.x, snap.h)), layer, x0, snap.y,
-                            shift)
-        img.paste(part, (x0 - snap.x, 0))
+        # Each column blended in place (no crop and paste back): the same pixels.
+        composite_at(img, layer, snap.x, snap.y, where, (x0, y0, x1, y1))
     return img
 
 
@@ -194,6 +205,11 @@ def encode_tiles(
     return out
 
 
+def palette_colors(pixels: int) -> int:
+    """How many colours a text-like image of ``pixels`` may have to go out as a PALETTE tile."""
+    return PALETTE_WIDE_COLORS if pixels >= PALETTE_WIDE_PIXELS else PALETTE_COLORS
+
+
 def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
     if seg.key[0] == "solid":
         r, g, b = seg.key[1]  # type: ignore[misc]
@@ -207,7 +223,7 @@ def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
             img.paste(part, (0, y))
             y += part.height
     seg.parts = []  # the stack's images are freed once encoded
-    data = palette.encode(img, PALETTE_COLORS) \
+    data = palette.encode(img, palette_colors(seg.w * seg.h)) \
         if settings.palette and seg.key[0] == "text" else None
     if data is not None:
         return Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data)

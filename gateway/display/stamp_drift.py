@@ -72,15 +72,40 @@ class StampDrift:
         """Tiles whose stamps may sit off the grid."""
         return set(self.drift) | set(self.parts)
 
-    def copy(self, op: CopyOp) -> list[Box]:
+    def copy(self, op: CopyOp, *, fast: bool = True) -> list[Box]:
         """Apply one copy to the parts; returns boxes to re-send now (tiles cut into too many
-        parts, re-sent whole and put back on one drift)."""
+        parts, re-sent whole and put back on one drift).
+
+        ``fast`` (the default) takes a shortcut for each destination tile the copy covers whole
+        and whose source tiles all sit at one drift without parts (most of a scroll or a
+        drag): the tile gets that drift moved by the copy at once, where ``_after`` would cut
+        the source tiles into pieces that all carry it. Same result, same ``moved`` counts
+        (tests/display/test_stamp_drift.py compares both on random copies)."""
         d = (op.dst_x - op.src_x, op.dst_y - op.src_y)
-        new: dict[tuple[int, int], list[Part]] = {}
-        for t in tiles_in(op.dst_x, op.dst_y, op.w, op.h, self.tile):
+        tile, width, height = self.tile, self.width, self.height
+        ox0, oy0, ox1, oy1 = op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h
+        new: dict[tuple[int, int], list[Part] | Vec] = {}
+        ones: dict[tuple[int, int], Vec | None] = {}  # per source tile: its one drift, if any
+        moved = self.moved
+        for t in tiles_in(op.dst_x, op.dst_y, op.w, op.h, tile):
+            if fast:
+                x0, y0 = t[0] * tile, t[1] * tile
+                x1, y1 = x0 + tile, y0 + tile
+                x1, y1 = (x1 if x1 < width else width), (y1 if y1 < height else height)
+                if ox0 <= x0 and oy0 <= y0 and x1 <= ox1 and y1 <= oy1:
+                    ds = self._one_drift(x0 - d[0], y0 - d[1], x1 - d[0], y1 - d[1], ones)
+                    if ds is not None:
+                        dn = reduce_drift((ds[0] + d[0], ds[1] + d[1]), self.pitch)
+                        moved[dn] = moved.get(dn, 0) + (x1 - x0) * (y1 - y0)
+                        new[t] = dn
+                        continue
             new[t] = self._after(t, op, d)
         redo: list[Box] = []
         for t, parts in new.items():
+            if isinstance(parts, tuple):
+                self.parts.pop(t, None)
+                self._set(t, parts)
+                continue
             if len({p[1] for p in parts}) == 1:
                 self.parts.pop(t, None)
                 self._set(t, parts[0][1])
@@ -94,6 +119,33 @@ class StampDrift:
             else:
                 self.parts[t] = parts
         return redo
+
+    def _one_drift(self, x0: int, y0: int, x1: int, y1: int,
+                   ones: dict[tuple[int, int], Vec | None]) -> Vec | None:
+        """The one drift every part under the rectangle shows, or None if they show several."""
+        tile, found = self.tile, None
+        for s in tiles_in(x0, y0, x1 - x0, y1 - y0, tile):
+            if s in ones:
+                ds = ones[s]
+            else:
+                state = self.parts.get(s)
+                if state is None:
+                    state = self.drift.get(s, (0, 0))  # type: ignore[assignment]
+                    if isinstance(state[0], int):  # type: ignore[index]
+                        ones[s] = state  # type: ignore[assignment]
+                        state = None
+                ds = ones.get(s)
+                if state is not None:  # parts: only those under the rectangle count
+                    for (a0, b0, a1, b1), dp in state:  # type: ignore[misc]
+                        if a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1:
+                            if found is not None and dp != found:
+                                return None
+                            found = dp
+                    continue
+            if ds is None or (found is not None and ds != found):
+                return None
+            found = ds
+        return found
 
     def settle(self, layer: WatermarkLayer | None, damage: Mapping[tuple[int, int], Box]
                ) -> list[Box]:
@@ -162,20 +214,38 @@ class StampDrift:
         """The parts of destination tile ``t`` once ``op`` is applied (reading the state before
         it): its own parts outside the copy, then the sources' parts moved by the copy."""
         x0, y0, x1, y1 = self._rect(t)
-        cover = (max(x0, op.dst_x), max(y0, op.dst_y),
-                 min(x1, op.dst_x + op.w), min(y1, op.dst_y + op.h))  # fmt: skip
+        dx, dy = d
+        ox1, oy1 = op.dst_x + op.w, op.dst_y + op.h
+        cx0 = x0 if x0 > op.dst_x else op.dst_x
+        cy0 = y0 if y0 > op.dst_y else op.dst_y
+        cx1 = x1 if x1 < ox1 else ox1
+        cy1 = y1 if y1 < oy1 else oy1
         out: list[Part] = []
-        if cover != (x0, y0, x1, y1):
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):
+            cover = (cx0, cy0, cx1, cy1)
             for box, dd in self._state(t):
                 out.extend((b, dd) for b in outside(box, cover))
-        sx0, sy0, sx1, sy1 = cover[0] - d[0], cover[1] - d[1], cover[2] - d[0], cover[3] - d[1]
-        for s in tiles_in(sx0, sy0, sx1 - sx0, sy1 - sy0, self.tile):
-            for (a0, b0, a1, b1), ds in self._state(s):
-                c = (max(a0, sx0), max(b0, sy0), min(a1, sx1), min(b1, sy1))
-                if c[0] < c[2] and c[1] < c[3]:
-                    dn = reduce_drift((ds[0] + d[0], ds[1] + d[1]), self.pitch)
-                    out.append(((c[0] + d[0], c[1] + d[1], c[2] + d[0], c[3] + d[1]), dn))
-                    self.moved[dn] = self.moved.get(dn, 0) + (c[2] - c[0]) * (c[3] - c[1])
+        sx0, sy0, sx1, sy1 = cx0 - dx, cy0 - dy, cx1 - dx, cy1 - dy
+        moved, pitch, tile = self.moved, self.pitch, self.tile
+        width, height, parts, drift = self.width, self.height, self.parts, self.drift
+        for s in tiles_in(sx0, sy0, sx1 - sx0, sy1 - sy0, tile):
+            state = parts.get(s)
+            if state is None:
+                ds = drift.get(s, (0, 0))
+                if isinstance(ds[0], int):  # one drift: the tile's rectangle, inlined
+                    a0, b0 = s[0] * tile, s[1] * tile
+                    a1, b1 = a0 + tile, b0 + tile
+                    state = [((a0, b0, a1 if a1 < width else width,
+                               b1 if b1 < height else height), ds)]  # type: ignore[list-item]
+                else:
+                    state = ds  # type: ignore[assignment]
+            for (a0, b0, a1, b1), ds in state:
+                c0, c1 = (a0 if a0 > sx0 else sx0), (b0 if b0 > sy0 else sy0)
+                c2, c3 = (a1 if a1 < sx1 else sx1), (b1 if b1 < sy1 else sy1)
+                if c0 < c2 and c1 < c3:
+                    dn = reduce_drift((ds[0] + dx, ds[1] + dy), pitch)
+                    out.append(((c0 + dx, c1 + dy, c2 + dx, c3 + dy), dn))
+                    moved[dn] = moved.get(dn, 0) + (c2 - c0) * (c3 - c1)
         return out
 
 
@@ -213,7 +283,7 @@ def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list
     would leave are mostly free to join, and a tile rarely ends with more than KEEP_PARTS."""
     area = _areas(parts)
     to = main if main in area else max(area, key=lambda d: area[d])
-    out = [(b, to if d != to and not _ink(layer, b, d) and not _ink(layer, b, to) else d)
+    out = [(b, to if d != to and not _has_ink(layer, b, d) and not _has_ink(layer, b, to) else d)
            for b, d in parts]
     return _merge(out)
 
@@ -221,6 +291,8 @@ def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list
 def _merge(parts: list[Part]) -> list[Part]:
     """Join parts of one drift that together form a rectangle (sharing a whole edge)."""
     out = list(parts)
+    if len({d for _, d in out}) == len(out):
+        return out  # no two parts share a drift: nothing to join
     joined = True
     while joined:
         joined = False
@@ -288,6 +360,19 @@ def _ink(layer: WatermarkLayer, box: Box, shift: Vec) -> list[Box]:
     sx, sy = shift
     return [(a0 + sx, b0 + sy, a1 + sx, b1 + sy)
             for a0, b0, a1, b1 in layer.ink_in(x0 - sx, y0 - sy, x1 - x0, y1 - y0)]
+
+
+def _has_ink(layer: WatermarkLayer, box: Box, shift: Vec) -> bool:
+    """Whether ``_ink(layer, box, shift)`` is not empty, without building it."""
+    sx, sy = shift
+    x0, y0, x1, y1 = box[0] - sx, box[1] - sy, box[2] - sx, box[3] - sy
+    t, boxes = layer.tile, layer.ink_boxes
+    for ty in range(y0 // t, (y1 - 1) // t + 1):
+        for tx in range(x0 // t, (x1 - 1) // t + 1):
+            b = boxes.get((tx, ty))
+            if b is not None and b[0] < x1 and x0 < b[2] and b[1] < y1 and y0 < b[3]:
+                return True
+    return False
 
 
 def _ink_area(layer: WatermarkLayer, box: Box, shift: Vec) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 MAX_FIELD = 80
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (desktop coordinates, x1/y1 exclusive)
 _FONT_PATHS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -271,24 +272,32 @@ class _Fields(dict[str, str]):
 
 
 def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
-              shift: tuple[int, int] = (0, 0)) -> Image.Image:
-    """Blend the layer, moved by ``shift``, onto an RGB region whose top-left is (x, y).
+              shift: tuple[int, int] = (0, 0), box: Box | None = None) -> Image.Image:
+    """Blend the layer, moved by ``shift``, onto an RGB region whose top-left is (x, y); only
+    inside ``box`` (x0, y0, x1, y1 in desktop coordinates, within the region) if given.
 
     Only the rectangles under stamps are converted to RGBA and blended (a stamp covers a few
     per cent of a region), and they are pasted back into ``img`` itself: the caller passes an
-    image it owns (a fresh snapshot) and gets the same object back."""
-    x, y = x - shift[0], y - shift[1]  # the region in the layer's own coordinates
-    if layer is None or not layer.has_ink(x, y, img.width, img.height):
+    image it owns (a fresh snapshot) and gets the same object back. A ``box`` saves the caller
+    cropping a part out and pasting it back (issue 11 part M: a third of to_rgb's time)."""
+    if layer is None:
+        return img
+    if box is None:
+        box = (x, y, x + img.width, y + img.height)
+    # The box, and the region's corner, in the layer's own coordinates.
+    bx0, by0, bx1, by1 = box[0] - shift[0], box[1] - shift[1], box[2] - shift[0], box[3] - shift[1]
+    rx, ry = x - shift[0], y - shift[1]
+    if not layer.has_ink(bx0, by0, bx1 - bx0, by1 - by0):
         return img
     sw, sh = layer.stamp.size
-    for ox, oy in layer.stamps_in(x, y, img.width, img.height):
-        # The overlap of this stamp and the region, in stamp coordinates.
-        sx0, sy0 = max(0, x - ox), max(0, y - oy)
-        sx1, sy1 = min(sw, x + img.width - ox), min(sh, y + img.height - oy)
-        box = (ox + sx0 - x, oy + sy0 - y, ox + sx1 - x, oy + sy1 - y)  # in region coordinates
-        part = img.crop(box).convert("RGBA")
+    for ox, oy in layer.stamps_in(bx0, by0, bx1 - bx0, by1 - by0):
+        # The overlap of this stamp and the box, in stamp coordinates.
+        sx0, sy0 = max(0, bx0 - ox), max(0, by0 - oy)
+        sx1, sy1 = min(sw, bx1 - ox), min(sh, by1 - oy)
+        at = (ox + sx0 - rx, oy + sy0 - ry, ox + sx1 - rx, oy + sy1 - ry)  # in region coordinates
+        part = img.crop(at).convert("RGBA")
         part.alpha_composite(layer.stamp, (0, 0), (sx0, sy0, sx1, sy1))
-        img.paste(part.convert("RGB"), box[:2])
+        img.paste(part.convert("RGB"), at[:2])
     return img
 
 
@@ -299,14 +308,16 @@ TileDrift = tuple[int, int] | tuple[tuple[tuple[int, int, int, int], tuple[int, 
 
 
 def composite_at(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
-                 where: TileDrift) -> Image.Image:
-    """``composite`` for a region inside one tile whose stamps sit as ``where`` says."""
+                 where: TileDrift, box: Box | None = None) -> Image.Image:
+    """``composite`` for a region inside one tile whose stamps sit as ``where`` says (only
+    inside ``box``, desktop coordinates, if given)."""
+    if box is None:
+        box = (x, y, x + img.width, y + img.height)
     if not where or isinstance(where[0], int):
-        return composite(img, layer, x, y, where)  # type: ignore[arg-type]
+        return composite(img, layer, x, y, where, box)  # type: ignore[arg-type]
     for (x0, y0, x1, y1), shift in where:  # type: ignore[misc]
-        a0, b0 = max(x0, x), max(y0, y)
-        a1, b1 = min(x1, x + img.width), min(y1, y + img.height)
+        a0, b0 = max(x0, box[0]), max(y0, box[1])
+        a1, b1 = min(x1, box[2]), min(y1, box[3])
         if a0 < a1 and b0 < b1:
-            box = (a0 - x, b0 - y, a1 - x, b1 - y)
-            img.paste(composite(img.crop(box), layer, a0, b0, shift), box[:2])
+            composite(img, layer, x, y, shift, (a0, b0, a1, b1))
     return img

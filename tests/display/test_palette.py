@@ -151,3 +151,28 @@ def test_rows_level_saves_at_most_the_slack() -> None:
         stored, packed = len(zlib.compress(rows, 0)), len(zlib.compress(rows, palette.ZLIB_LEVEL))
         assert level in (0, palette.ZLIB_LEVEL)
         assert (level == 0) == (stored - packed <= palette.STORED_SLACK)
+
+
+@pytest.mark.parametrize(("size", "colors", "fmt"), [
+    ((1920, 13), 120, w.TileFormat.PALETTE),  # a wide new line of antialiased text
+    ((384, 64), 256, w.TileFormat.PALETTE),  # just at PALETTE_WIDE_PIXELS, 256 colours
+    ((384, 64), 300, w.TileFormat.WEBP),  # past 8-bit indices
+    ((383, 64), 17, w.TileFormat.WEBP),  # one column short: small boxes keep 16 colours
+    ((16, 18), 16, w.TileFormat.PALETTE),  # a typed glyph's box
+    ((16, 18), 40, w.TileFormat.WEBP),
+])
+def test_large_text_images_may_use_256_colours_small_ones_16(
+        size: tuple[int, int], colors: int, fmt: w.TileFormat) -> None:
+    """The encoder's choice by size (encoder.PALETTE_WIDE_PIXELS), and exact pixels either way."""
+    from gateway.display import encoder
+
+    assert encoder.PALETTE_WIDE_PIXELS == 384 * 64
+    img = image(*size, colors, seed=colors)
+    assert len(img.getcolors(1 << 16)) == colors
+    snap = encoder.RegionSnapshot(0, 0, *size, img.tobytes("raw", "BGRX"), 64)
+    tiles = encoder.encode_tiles([snap], None, encoder.EncodeSettings(lossy=False))
+    assert {t.format for t in tiles} == {fmt}  # type: ignore[union-attr]
+    canvas = Image.new("RGB", size)
+    for t in tiles:
+        canvas.paste(palette.tile_image(t.format, t.w, t.h, t.data), (t.x, t.y))  # type: ignore[union-attr]
+    assert canvas.tobytes() == img.tobytes()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gateway.display.framebuffer import CopyOp, Framebuffer
-from gateway.display.stamp_drift import KEEP_PARTS, StampDrift, reduce_drift
+from gateway.display.stamp_drift import KEEP_PARTS, StampDrift, _has_ink, _ink, reduce_drift
 from gateway.display.watermark import Watermark, WatermarkLayer, composite
 
 W, H, T = 640, 480, 64
@@ -146,3 +146,59 @@ def test_stripes_without_ink_join_the_tiles_drift() -> None:
     assert st.settle(lay, {}) == []
     v = st.drift.get((tx, ty), (0, 0))
     assert isinstance(v[0], int), v
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_whole_tile_shortcut_equals_cutting_every_tile(seed: int,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """copy()'s shortcut for wholly covered tiles of one source drift leaves exactly the state
+    (drifts, parts, moved pixels per drift, boxes to re-send) that cutting every destination
+    tile into its sources' pieces leaves, over random scrolls, drags, region copies in pieces
+    and stray copies, with frames settled in between."""
+    lay, rng = layer(), random.Random(seed)
+    fast, slow = (StampDrift(W, H, T, lay.pitch) for _ in range(2))
+    taken: list[object] = []
+    one_drift = StampDrift._one_drift
+    monkeypatch.setattr(StampDrift, "_one_drift",
+                        lambda self, *a: taken.append(one_drift(self, *a)) or taken[-1])
+    for _ in range(40):
+        kind = rng.random()
+        w, h = rng.randint(1, W), rng.randint(1, H)
+        x, y = rng.randint(0, W - w), rng.randint(0, H - h)
+        d = (rng.randint(-40, 40), rng.randint(-90, 90))
+        if kind < 0.4:  # a region scrolled or dragged, cut around a hole as Xvnc cuts it
+            w, h = max(w, 4), max(h, 4)
+            x, y = rng.randint(0, W - w), rng.randint(0, H - h)
+            hole = (x + rng.randrange(w // 2), y + rng.randrange(h // 2), w // 4, h // 4)
+            ops = pieces(x, y, w, h, d, hole)
+        else:
+            ops = [CopyOp(x, y, rng.randint(0, W - w), rng.randint(0, H - h), w, h)]
+        for op in ops:
+            if min(op.src_x, op.src_y, op.dst_x, op.dst_y) < 0 \
+                    or max(op.src_x, op.dst_x) + op.w > W or max(op.src_y, op.dst_y) + op.h > H:
+                continue  # the framebuffer drops copies that leave the desktop
+            assert fast.copy(op) == slow.copy(op, fast=False)
+            assert (fast.drift, fast.parts, fast.moved) == (slow.drift, slow.parts, slow.moved)
+            assert list(fast.moved) == list(slow.moved)  # ties in settle go to the first drift
+        if rng.random() < 0.5:
+            damage = {(tx, ty): (tx * T, ty * T + 10, tx * T + T, ty * T + 30)
+                      for tx, ty in rng.sample([(a, b) for a in range(W // T)
+                                                for b in range(H // T)], 8)}  # fmt: skip
+            assert fast.settle(lay, damage) == slow.settle(lay, damage)
+            assert (fast.drift, fast.parts) == (slow.drift, slow.parts)
+    assert sum(v is not None for v in taken) >= 10  # the shortcut was taken
+    assert None in taken  # and refused where a source tile had parts or another drift
+
+
+def test_has_ink_answers_as_the_ink_boxes_do() -> None:
+    lay, rng = layer(), random.Random(5)
+    seen = set()
+    for _ in range(3000):
+        x, y = rng.randrange(-T, W), rng.randrange(-T, H)
+        box = (x, y, x + rng.randint(1, T), y + rng.randint(1, T))
+        shift = (rng.randint(-80, 80), rng.randint(-55, 55))
+        want = bool(_ink(lay, box, shift))
+        assert _has_ink(lay, box, shift) is want, (box, shift)
+        seen.add(want)
+    assert seen == {True, False}

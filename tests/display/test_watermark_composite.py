@@ -36,3 +36,36 @@ def test_composite_equals_whole_region_blend(seed: int) -> None:
     want = reference(img, layer, x, y)
     got = composite(img.copy(), layer, x, y)
     assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_composite_in_a_box_equals_compositing_a_crop_of_it(seed: int) -> None:
+    """The box form (to_rgb's per-column blend in place) gives the pixels of cutting the box
+    out, blending it at its own corner, with a drift, and pasting it back; the rest untouched."""
+    from gateway.display.watermark import composite_at
+
+    rng = random.Random(seed)
+    wm = Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=11,
+                   spacing=(120, 70), opacity=0.4)  # fmt: skip
+    layer = wm.layer(400, 300, 64, T0)
+    for _ in range(20):
+        w, h = rng.randint(1, 400), rng.randint(1, 300)
+        x, y = rng.randint(0, 400 - w), rng.randint(0, 300 - h)
+        a0, b0 = rng.randint(x, x + w - 1), rng.randint(y, y + h - 1)
+        box = (a0, b0, rng.randint(a0 + 1, x + w), rng.randint(b0 + 1, y + h))
+        shift = (rng.randint(-60, 60), rng.randint(-35, 35))
+        img = Image.frombytes("RGB", (w, h), os.urandom(w * h * 3))
+        want = img.copy()
+        at = (box[0] - x, box[1] - y, box[2] - x, box[3] - y)
+        want.paste(composite(want.crop(at), layer, box[0], box[1], shift), at[:2])
+        assert composite(img.copy(), layer, x, y, shift, box).tobytes() == want.tobytes()
+        # parts of other drifts, as a tile cut by copies holds them
+        mid = (box[0] + box[2]) // 2
+        where = (((box[0], box[1], mid, box[3]), shift), ((mid, box[1], box[2], box[3]), (3, -2)))
+        want = img.copy()
+        for (p0, q0, p1, q1), d in where:
+            if p0 < p1:
+                at = (p0 - x, q0 - y, p1 - x, q1 - y)
+                want.paste(composite(want.crop(at), layer, p0, q0, d), at[:2])
+        got = composite_at(img.copy(), layer, x, y, where, box)  # type: ignore[arg-type]
+        assert got.tobytes() == want.tobytes()
