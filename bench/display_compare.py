@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,16 +38,14 @@ def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list
 
 def compare(rec: Path, baseline: str, rounds: int, workloads: list[str], memory: bool
             ) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="display-cpu-") as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "gateway"],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        sides: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
-        for i in range(rounds):
-            for side in ("before", "after") if i % 2 == 0 else ("after", "before"):
-                root = Path(tmp) if side == "before" else None
-                sides[side].append(run_side(rec, root, False, workloads))
-        mem = {side: run_side(rec, Path(tmp) if side == "before" else None, True, workloads)
+    from bench.baseline import alternate, baseline_tree  # the parent's side only
+
+    with baseline_tree(baseline, "display-cpu-") as tmp:
+        def side_root(side: str) -> Path | None:
+            return tmp if side == "before" else None
+
+        sides = alternate(rounds, lambda side: run_side(rec, side_root(side), False, workloads))
+        mem = {side: run_side(rec, side_root(side), True, workloads)
                for side in ("before", "after")} if memory else {}  # fmt: skip
     best = {side: min(runs, key=lambda r: r["office_mix"]["cpu_s"])  # type: ignore[index]
             for side, runs in sides.items()}

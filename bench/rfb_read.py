@@ -146,14 +146,11 @@ def run_side(tree: Path | None, updates: int) -> dict[str, float]:
 
 
 def compare(baseline: str, rounds: int, updates: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="rfb-read-base-") as tmp:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "gateway"],
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
-        sides: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
-        for i in range(rounds):
-            for side in ("before", "after") if i % 2 == 0 else ("after", "before"):
-                sides[side].append(run_side(Path(tmp) if side == "before" else None, updates))
+    from bench.baseline import alternate, baseline_tree  # the parent's side only
+
+    with baseline_tree(baseline, "rfb-read-base-") as tmp:
+        sides = alternate(rounds, lambda side: run_side(tmp if side == "before" else None,
+                                                         updates))
     best = {s: min(runs, key=lambda r: r["cpu_s"]) for s, runs in sides.items()}
     return {"baseline": baseline, "rounds": rounds, "load": os.getloadavg(),
             "update_bytes": len(make_update()), **best,

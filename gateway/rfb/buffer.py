@@ -93,13 +93,20 @@ class ReceiveBuffer:
         """Bytes of storage (for tests of the bound on memory)."""
         return len(self._data)
 
-    def consume_exactly(self, n: int) -> bytes | None:
+    def _advance(self, n: int) -> int | None:
+        """Consume ``n`` bytes: where they start, or None (nothing consumed) if not all here."""
         if n < 0:
             raise ValueError("negative length")
         if self._end - self._pos < n:
             return None
         start = self._pos
         self._pos += n
+        return start
+
+    def consume_exactly(self, n: int) -> bytes | None:
+        start = self._advance(n)
+        if start is None:
+            return None
         if n > _VIEW_ABOVE:  # one copy, not two (a bytearray slice, then bytes of it)
             return self._view[start : self._pos].tobytes()
         return bytes(self._data[start : self._pos])
@@ -107,13 +114,8 @@ class ReceiveBuffer:
     def consume_view(self, n: int) -> memoryview | None:
         """Like ``consume_exactly`` but without a copy: a read-only view that is valid only
         until the next ``feed`` or ``get_buffer`` (use it at once, never keep it)."""
-        if n < 0:
-            raise ValueError("negative length")
-        if self._end - self._pos < n:
-            return None
-        start = self._pos
-        self._pos += n
-        return self._view[start : self._pos].toreadonly()
+        start = self._advance(n)
+        return None if start is None else self._view[start : self._pos].toreadonly()
 
     def consume_at_most(self, n: int) -> bytes:
         """Up to n bytes (for skipping over content we drop)."""
