@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from PIL import Image
 
@@ -85,3 +85,16 @@ def _describe(ours: Image.Image, screen: Image.Image) -> str:
         f"({first % w}, {first // w}): ours {a[first * 3 : first * 3 + 3].hex()} "
         f"X {b[first * 3 : first * 3 + 3].hex()}"
     )
+
+
+@contextlib.asynccontextmanager
+async def listening(handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+                    ) -> AsyncIterator[int]:
+    """A loopback TCP server running ``handle`` per connection (a scripted VNC server); yields
+    its port and closes it afterwards."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -17,6 +17,7 @@ from gateway.rfb.events import Bell, Closed, UpdateDone
 
 from .helpers import handshake_38_none, rect, server_init, update
 from .memsurface import MemorySurface
+from .pump import listening
 
 HELLO = handshake_38_none(64, 48)
 
@@ -48,14 +49,9 @@ async def evil() -> AsyncIterator[EvilServer]:
     errors: list[dict[str, object]] = []
     loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
     srv = EvilServer()
-    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
-    srv.port = server.sockets[0].getsockname()[1]
-    try:
+    async with listening(srv.handle) as srv.port:
         yield srv
-    finally:
-        server.close()
-        await server.wait_closed()
-        assert errors == [], "the event loop saw an unhandled exception"
+    assert errors == [], "the event loop saw an unhandled exception"
 
 
 async def run_session(srv: EvilServer, **kwargs: object) -> list[object]:

@@ -24,6 +24,7 @@ from gateway.rfb.stream import READ_SIZE
 
 from .helpers import ALL_ENCODINGS, drain, handshake_38_none, rect, update
 from .memsurface import MemorySurface
+from .pump import listening
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -154,13 +155,8 @@ class Flood:
 @pytest.fixture
 async def flood() -> AsyncIterator[Flood]:
     srv = Flood()
-    server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
-    srv.port = server.sockets[0].getsockname()[1]
-    try:
+    async with listening(srv.handle) as srv.port:
         yield srv
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_a_flood_nobody_reads_stays_bounded_then_arrives_intact(flood: Flood) -> None:
