@@ -22,7 +22,7 @@ from tests.console.pixels import canvas_image, same, wait_for_picture
 from tests.console.watch_stand_in import SESSION, WatchStandIn
 from tests.fixtures.agent import Agent
 from tests.fixtures.console_media import WATCHED, Media, open_page, signed_in_page
-from tests.fixtures.desktop_view import close_enough, desktop_of, x_screenshot
+from tests.fixtures.desktop_view import close_enough, desktop_of, wait_for_window, x_screenshot
 from tests.fixtures.recording import record_session
 
 pytestmark = pytest.mark.slow
@@ -116,8 +116,7 @@ async def test_an_officer_watches_a_real_session_read_only_until_it_is_terminate
     try:
         url = agent.viewer_url()
         _, xenv = desktop_of(cw.world, WATCHED)
-        subprocess.run(["xdotool", "search", "--sync", "--class", "xterm"], env=xenv,
-                       check=True, timeout=15, capture_output=True)
+        wait_for_window(xenv, "xterm")
         teacher = await (await chromium.new_context(viewport={"width": 1280, "height": 720})
                          ).new_page()
         await teacher.goto(url)

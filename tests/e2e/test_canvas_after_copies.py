@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.fixtures.desktop_view import (
     canvas_image,
     close_enough,
     desktop_of,
+    wait_for_window,
     wait_until,
     x_screenshot,
 )
@@ -98,8 +98,7 @@ async def test_canvas_equals_desktop_plus_watermark_after_terminal_scrolling_and
         url = await asyncio.to_thread(agent.viewer_url)
         _, xenv = desktop_of(world, "t.scroll")
         for cls in ("Log", "Drag"):
-            subprocess.run(["xdotool", "search", "--sync", "--onlyvisible", "--class", cls],
-                           env=xenv, check=True, timeout=15, capture_output=True)
+            wait_for_window(xenv, cls)
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                               args=CHROMIUM_ARGS)

@@ -24,6 +24,7 @@ from tests.fixtures.desktop_view import (
     canvas_image,
     close_enough,
     desktop_of,
+    wait_for_window,
     wait_until,
     x_screenshot,
 )
@@ -65,8 +66,7 @@ async def test_teacher_works_on_the_school_desktop_in_the_browser(
         url = agent.viewer_url()
         assert url.startswith("http://127.0.0.1:")
         _, xenv = desktop_of(world, "t.sato")
-        subprocess.run(["xdotool", "search", "--sync", "--class", "xterm"], env=xenv,
-                       check=True, timeout=15, capture_output=True)
+        wait_for_window(xenv, "xterm")
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                               args=CHROMIUM_ARGS)
@@ -189,6 +189,7 @@ async def test_a_network_blip_resumes_the_same_session(world: World, tmp_path: P
         sessions = world.admin.run("sessions", "list", "--json").json()
         before = next(s["id"] for s in sessions if s["user"] == "t.blip")  # type: ignore
         _, xenv = desktop_of(world, "t.blip")
+        wait_for_window(xenv, "xterm")  # what the teacher sees before typing
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
                                               args=CHROMIUM_ARGS)
