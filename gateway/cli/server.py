@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
 
@@ -91,6 +90,8 @@ def _keep_public_url(data_dir: Path, url: str) -> None:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    import asyncio
+
     from gateway import logs
     from gateway.app import StartupError, open_context, serve
 
