@@ -161,16 +161,16 @@ async def test_a_thousand_idle_connections_do_not_stop_a_new_login(world: World)
             writer.transport.abort()  # no TLS goodbye left pending at teardown
 
 
-async def test_an_idle_connection_is_closed(world: World) -> None:
+async def _idle_connection_closed(world: World) -> None:
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", world.gateway.port, ssl=tls(world), server_hostname="127.0.0.1")
     started = time.monotonic()
     assert await asyncio.wait_for(reader.read(1), 30) == b""
-    assert 10 <= time.monotonic() - started <= 25
+    assert 10 <= time.monotonic() - started <= 25, "an idle connection was not cut off in time"
     writer.transport.abort()
 
 
-async def test_a_request_trickled_a_byte_at_a_time_is_cut_off(world: World) -> None:
+async def _trickled_request_cut_off(world: World) -> None:
     reader, writer = await asyncio.open_connection(
         "127.0.0.1", world.gateway.port, ssl=tls(world), server_hostname="127.0.0.1")
     started = time.monotonic()
@@ -187,18 +187,26 @@ async def test_a_request_trickled_a_byte_at_a_time_is_cut_off(world: World) -> N
             closed = True
         if closed:
             break
-    assert closed and 10 <= time.monotonic() - started <= 25
+    assert closed and 10 <= time.monotonic() - started <= 25, \
+        "a request trickled a byte at a time was not cut off in time"
     writer.transport.abort()
 
 
-async def test_a_silent_or_oversized_login_handshake_is_cut_off(world: World) -> None:
+async def _silent_or_oversized_handshake_cut_off(world: World) -> None:
     url = world.gateway.url.replace("https://", "wss://") + "/tunnel"
     async with connect(url, ssl=tls(world)) as ws:
         started = time.monotonic()
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), 30)
-        assert 8 <= time.monotonic() - started <= 15  # the Hello deadline
+        assert 8 <= time.monotonic() - started <= 15, "a silent tunnel outlived the Hello deadline"
     async with connect(url, ssl=tls(world), max_size=None) as ws:
         with pytest.raises(ConnectionClosed):
             await ws.send("x" * (64 * 1024))  # far over the 16 KiB a Hello may be
             await asyncio.wait_for(ws.recv(), 10)
+
+
+async def test_idle_trickled_and_silent_connections_are_cut_off(world: World) -> None:
+    """Three slow clients at once (each waits out a server deadline of 10-15 s): an idle TLS
+    connection, a request trickled a byte at a time, a silent or oversized login handshake."""
+    await asyncio.gather(_idle_connection_closed(world), _trickled_request_cut_off(world),
+                         _silent_or_oversized_handshake_cut_off(world))
