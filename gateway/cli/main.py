@@ -6,6 +6,8 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from agent.cli_support import CliError
 
@@ -56,20 +58,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         from agent.operator import commands
         from gateway.cli import server
 
-        audit = sub.add_parser("audit", help="read, export and verify the audit log")
-        audit_sub = audit.add_subparsers(dest="audit_cmd", required=True, metavar="COMMAND")
-        commands.register_audit(audit_sub)
-        server.register_audit(audit_sub)
+        _group(sub, "audit", "read, export and verify the audit log",
+               commands.register_audit, server.register_audit)
     if wants("recordings"):
         from agent.operator import recordings as operator_recordings
         from gateway.cli import server
 
-        recordings = sub.add_parser("recordings",
-                                    help="list, export and verify session recordings")
-        recordings_sub = recordings.add_subparsers(dest="recordings_cmd", required=True,
-                                                   metavar="COMMAND")
-        operator_recordings.register(recordings_sub)
-        server.register_recordings(recordings_sub)
+        _group(sub, "recordings", "list, export and verify session recordings",
+               operator_recordings.register, server.register_recordings)
     if wants("reports"):
         from agent.operator import reports as operator_reports
 
@@ -79,6 +75,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
         agent_cli.register(sub)
     return parser
+
+
+def _group(sub: Any, name: str, text: str, *registers: Callable[[Any], None]) -> None:
+    """A command whose subcommands come from both sides: the operator's (through the API)
+    and the server's own (on DATA_DIR)."""
+    group = sub.add_parser(name, help=text)
+    commands = group.add_subparsers(dest=f"{name}_cmd", required=True, metavar="COMMAND")
+    for register in registers:
+        register(commands)
 
 
 def command_of(argv: list[str]) -> str | None:
