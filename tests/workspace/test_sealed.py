@@ -106,10 +106,29 @@ async def desktops(manager: WorkspaceManager) -> tuple[XvncDesktop, XvncDesktop]
     await asyncio.gather(manager.attach("a.teacher"), manager.attach("b.teacher"))
     a, b = manager.xvnc.get("a.teacher"), manager.xvnc.get("b.teacher")
     assert a is not None and b is not None
+    await asyncio.gather(settled(a), settled(b))
     # B keeps a secret at home and in its /tmp.
     done = in_desktop(b, "echo b-grades > grades.txt && echo b-tmp > /tmp/b-secret && echo ok")
     assert done.stdout.strip() == "ok", done.stderr
     return a, b
+
+
+async def settled(desktop: XvncDesktop, quiet: float = 1.5, timeout: float = 20) -> None:
+    """Wait until the desktop's processes stop coming and going: openbox's start runs helpers
+    (xdg-autostart) that exit again, and the process checks below compare two views of the
+    rooms taken moments apart."""
+    assert desktop.server is not None and desktop.session is not None
+    last: set[int] = set()
+    since = end = time.monotonic()
+    end += timeout
+    while time.monotonic() < end:
+        now = set(desktop.server.members() + desktop.session.members())
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the desktop's processes never settled: {sorted(last)}")
 
 
 def uid_of(pid: int) -> int:
