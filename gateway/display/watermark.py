@@ -278,8 +278,8 @@ def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
 
     Only the rectangles under stamps are blended (a stamp covers a few per cent of a region),
     in ``img`` itself: the caller passes an image it owns (a fresh snapshot) and gets the same
-    object back. A ``box`` saves the caller
-    cropping a part out and pasting it back (issue 11 part M: a third of to_rgb's time)."""
+    object back. A ``box`` saves the caller cropping a part out and pasting it back (issue 11
+    part M: a third of to_rgb's time)."""
     if layer is None:
         return img
     if box is None:
