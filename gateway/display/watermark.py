@@ -25,8 +25,9 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from gateway.display.framebuffer import Box
+
 MAX_FIELD = 80
-Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (desktop coordinates, x1/y1 exclusive)
 _FONT_PATHS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
