@@ -22,16 +22,33 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Wraps the 2D-canvas draw calls of every canvas big enough to be a remote screen (the noVNC
 # cursor canvas and off-screen back buffers are skipped: only what the user sees counts).
 # `frames` counts animation frames in which something was drawn; `lat` collects, for each
-# keydown, the time to the first draw after it (keyT is re-armed by the prober before each key).
+# keydown, the time to the first draw after it (keyT is re-armed by the prober before each key),
+# and `tail` the part of it after the page's first WebSocket message since the keydown (the
+# client's own decode and draw; both clients set `onmessage`, which is wrapped to note it).
 INIT_SCRIPT = """
 (() => {
   const MIN_AREA = 320 * 240;
-  const s = { draws: 0, frames: 0, pending: false, keyT: null, lat: [] };
+  const s = { draws: 0, frames: 0, pending: false, keyT: null, msgT: null, lat: [], tail: [] };
   Object.defineProperty(window, "__bench", { value: s });
+  const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+  Object.defineProperty(WebSocket.prototype, "onmessage", {
+    configurable: true,
+    get() { return onmessage.get.call(this); },
+    set(fn) {
+      onmessage.set.call(this, function (ev) {
+        if (s.keyT !== null && s.msgT === null) s.msgT = performance.now();
+        return fn.call(this, ev);
+      });
+    },
+  });
   const hit = () => {
     const now = performance.now();
     s.draws++;
-    if (s.keyT !== null) { s.lat.push(now - s.keyT); s.keyT = null; }
+    if (s.keyT !== null) {
+      s.lat.push(now - s.keyT);
+      if (s.msgT !== null) s.tail.push(now - s.msgT);
+      s.keyT = s.msgT = null;
+    }
     if (!s.pending) {
       s.pending = true;
       requestAnimationFrame(() => { s.frames++; s.pending = false; });
@@ -46,7 +63,7 @@ INIT_SCRIPT = """
       return orig.apply(this, args);
     };
   }
-  window.addEventListener("keydown", () => { s.keyT = performance.now(); }, true);
+  window.addEventListener("keydown", () => { s.keyT = performance.now(); s.msgT = null; }, true);
 })();
 """
 
@@ -281,11 +298,17 @@ class Latency:
     p95_ms: float | None
     samples: int
     missed: int
+    # Of it, from the page's first WebSocket message after the keydown to the draw: the
+    # client's decode and draw (the rest is network, server and desktop).
+    tail_median_ms: float | None = None
 
 
-def summarize_latency(samples: list[float], missed: int) -> Latency:
+def summarize_latency(samples: list[float], missed: int, tail: list[float] | None = None
+                      ) -> Latency:
+    tail_median = round(statistics.median(tail), 2) if tail else None
     if not samples:
-        return Latency(None, None, 0, missed)
+        return Latency(None, None, 0, missed, tail_median)
     ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return Latency(round(statistics.median(ordered), 2), round(p95, 2), len(ordered), missed)
+    return Latency(round(statistics.median(ordered), 2), round(p95, 2), len(ordered), missed,
+                   tail_median)

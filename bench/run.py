@@ -115,8 +115,9 @@ async def run_client(browser: Browser, desktop: Desktop, client: Client,
             log.info("%s: %s for %.0f s", client.name, wl.name, args.duration)
             rows.append(await measure_workload(desktop, client, page, counter, wl, args.duration))
             if wl.name == probe_after and args.keys > 0:
-                lat, missed = await probe_key_latency(desktop, page, client.focus_input, args.keys)
-                rows[-1]["latency"] = asdict(summarize_latency(lat, missed))
+                lat, missed, tail = await probe_key_latency(desktop, page, client.focus_input,
+                                                            args.keys)
+                rows[-1]["latency"] = asdict(summarize_latency(lat, missed, tail))
         return rows
     finally:
         if context is not None:

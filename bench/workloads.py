@@ -337,9 +337,10 @@ WORKLOADS: dict[str, type[Workload]] = {
 
 
 async def probe_key_latency(desktop: Desktop, page: Page, focus: Callable[[Page], Awaitable[None]],
-                            keys: int) -> tuple[list[float], int]:
+                            keys: int) -> tuple[list[float], int, list[float]]:
     """The quiet typing phase: `keys` letters pressed in the page, one at a time, into an xterm
-    with a steady cursor. Returns (keydown-to-first-draw latencies in ms, keys never drawn)."""
+    with a steady cursor. Returns (keydown-to-first-draw latencies in ms, keys never drawn, and
+    per drawn key the ms from the page's first WebSocket message after it to that draw)."""
     proc = desktop.launch(["xterm", "-class", "BenchKeys", "-geometry", "100x20+300+200", "+bc",
                            "-fa", "Monospace", "-fs", "14", "-e", "sh", "-c",
                            "exec cat >/dev/null"], "keys")
@@ -360,7 +361,7 @@ async def probe_key_latency(desktop: Desktop, page: Page, focus: Callable[[Page]
             except PlaywrightTimeout:
                 missed += 1
             await wait_until_quiet(page, quiet=0.15)
-        lat = await page.evaluate("window.__bench.lat")
-        return [float(x) for x in lat], missed
+        lat, tail = await page.evaluate("[window.__bench.lat, window.__bench.tail]")
+        return [float(x) for x in lat], missed, [float(x) for x in tail]
     finally:
         desktop.close(proc)

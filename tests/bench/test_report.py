@@ -174,3 +174,20 @@ def test_every_client_runs_by_default_and_the_probe_belongs_to_the_xterm() -> No
     assert probe_workload(["typing", "xterm-typing"]) == "xterm-typing"
     assert probe_workload(["typing", "idle"]) == "typing"
     assert probe_workload(["photo"]) is None
+
+
+def test_the_raw_table_splits_key_to_pixel_at_the_pages_first_message() -> None:
+    """summarize_latency keeps the part after the page's first WebSocket message (the client's
+    decode and draw); the all-figures table shows it, and "–" for runs made before it."""
+    from bench.measure import summarize_latency
+    from bench.report import raw_table
+
+    lat = summarize_latency([10.0, 12.0, 30.0], 0, tail=[0.5, 0.7, 0.9])
+    assert (lat.median_ms, lat.tail_median_ms) == (12.0, 0.7)
+    assert summarize_latency([], 3, tail=[]).tail_median_ms is None
+    with_tail = row("staffroom", "xterm-typing", 0.1, 8.0, median=12.0)
+    with_tail["latency"]["tail_median_ms"] = 0.7
+    table = raw_table(result([with_tail, row("novnc", "xterm-typing", 0.1, 8.0, median=11.0)]))
+    assert "of it, message → draw ms" in table.splitlines()[0]
+    assert "| 12.00 | 24.00 | 0.70 |" in table
+    assert "| 11.00 | 22.00 | – |" in table  # an older run's row: no split recorded
