@@ -90,6 +90,10 @@ def _keep_public_url(data_dir: Path, url: str) -> None:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway.malloc_arenas import limit_arenas
+
+    limit_arenas()  # before any thread starts: see the module
+
     import asyncio
 
     from gateway import logs

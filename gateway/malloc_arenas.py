@@ -1,0 +1,34 @@
+"""At most a few glibc malloc arenas in the gateway process (issue 11, memory per session).
+
+glibc gives each thread that allocates while another holds the lock an arena of its own, up to
+eight per core, and keeps their freed memory for reuse: the frame encoder's threads, the login
+pool and the event loop each grew one, and the gateway's resident memory with them. Measured
+with `python -m bench.capacity --client staffroom --sessions 1 4` (docs/PERFORMANCE.md, issue 11
+part T): 24.2 and 24.7 MiB of peak PSS per extra active session with glibc's default, 15.3 and
+14.9 with two arenas, sessions per core unchanged.
+
+Call ``limit_arenas`` first thing, before any thread starts (a thread keeps the arena it got).
+An operator's own ``MALLOC_ARENA_MAX`` in the environment wins (glibc reads it at start).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+M_ARENA_MAX = -8  # glibc's <malloc.h>
+ARENAS = 2
+
+
+def limit_arenas(count: int = ARENAS) -> bool:
+    """Ask glibc for at most ``count`` arenas; False where that cannot be done (another C
+    library, no mallopt) or the environment already says (MALLOC_ARENA_MAX)."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return mallopt(M_ARENA_MAX, count) == 1
