@@ -1,11 +1,11 @@
 """At most a few glibc malloc arenas in the gateway process (issue 11, memory per session).
 
-glibc gives each thread that allocates while another holds the lock an arena of its own, up to
-eight per core, and keeps their freed memory for reuse: the frame encoder's threads, the login
-pool and the event loop each grew one, and the gateway's resident memory with them. Measured
-with `python -m bench.capacity --client staffroom --sessions 1 4` (docs/PERFORMANCE.md, issue 11
-part T): 24.2 and 24.7 MiB of peak PSS per extra active session with glibc's default, 15.3 and
-14.9 with two arenas, sessions per core unchanged.
+glibc gives each new thread that allocates an arena of its own, up to eight per core, and each
+arena keeps what was freed in it for reuse: the frame encoder's threads, the login pool and the
+event loop each grew one, and the gateway's resident memory with them. Measured with
+`python -m bench.capacity --client staffroom --sessions 1 4` (docs/PERFORMANCE.md, issue 11
+part T): 24.2 and 24.7 MiB of peak PSS per extra active session with glibc's default, 16.0 and
+17.2 with two arenas (15.3 and 14.9 with MALLOC_ARENA_MAX=2), sessions per core unchanged.
 
 Call ``limit_arenas`` first thing, before any thread starts (a thread keeps the arena it got).
 An operator's own ``MALLOC_ARENA_MAX`` in the environment wins (glibc reads it at start).

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-# Eight threads allocate small objects at once (a Barrier lines them up, so they contend for
-# the main arena and glibc hands out more), then glibc's malloc_info counts the arenas.
+# Eight threads allocate small objects, all alive at once (a Barrier: a finished thread's arena
+# would be handed to the next), then glibc's malloc_info counts the arenas.
 PROBE = r"""
 import ctypes, sys, tempfile, threading
 from gateway.malloc_arenas import limit_arenas
