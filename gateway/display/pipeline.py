@@ -42,7 +42,7 @@ from gateway.display.viewer_actions import (
     Reply,
     ReportLimiter,
 )
-from gateway.display.watermark import Watermark, WatermarkLayer
+from gateway.display.watermark import Watermark, WatermarkLayer, changed_box
 from gateway.wire import display as wire
 
 log = logging.getLogger(__name__)
@@ -381,6 +381,8 @@ class DisplayPipeline:
         new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
         old = self._layer
         if old is None or old.key != new.key:
+            if old is not None and self._refresh_changed(old, new):
+                return
             # The canvas shows the old stamps: re-send their pixels (where the copies carried
             # them, for tiles off the grid) and the new layer's, all back on the grid.
             boxes = new.ink_in(0, 0, fb.width, fb.height)
@@ -390,6 +392,35 @@ class DisplayPipeline:
                 fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
             self._stamps.clear(fb.width, fb.height, new.pitch)
             self._layer = new
+
+    def _refresh_changed(self, old: WatermarkLayer, new: WatermarkLayer) -> bool:
+        """A new layer on the same grid (the minute in the time changed): only the pixels where
+        its stamp differs from the old one are re-sent, at every stamp, on the grid and where
+        copies carried stamps, which stay where they are. Re-sending every stamp cost a quiet
+        1080p session 30-55 KB a minute, more than its typing. False if the grid changed."""
+        box = changed_box(old, new)
+        if box is None:
+            return False
+        fb, stamps = self.fb, self._stamps
+        if box[2] > box[0]:
+            x0, y0, x1, y1 = box
+            rects = [(ox + x0, oy + y0, ox + x1, oy + y1) for ox, oy in new.origins]
+            drifted = stamps.drifted()
+            t = fb.tile
+            for a0, b0, a1, b1 in rects:  # on the grid: in the tiles where stamps sit there
+                a0, b0, a1, b1 = max(a0, 0), max(b0, 0), min(a1, fb.width), min(b1, fb.height)
+                if a0 >= a1 or b0 >= b1:
+                    continue
+                for tx, ty in tiles_in(a0, b0, a1 - a0, b1 - b0, t):
+                    if (tx, ty) in drifted:
+                        continue
+                    c0, c1 = max(a0, tx * t), max(b0, ty * t)
+                    c2, c3 = min(a1, (tx + 1) * t), min(b1, (ty + 1) * t)
+                    fb.damage_rect(c0, c1, c2 - c0, c3 - c1)
+            for c0, c1, c2, c3 in stamps.shown(rects):
+                fb.damage_rect(c0, c1, c2 - c0, c3 - c1)
+        self._layer = new
+        return True
 
     def _detect_scroll(self, key: bool) -> None:
         """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take()."""

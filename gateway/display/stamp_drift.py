@@ -189,6 +189,19 @@ class StampDrift:
                 out.extend(_ink(layer, box, d))
         return out
 
+    def shown(self, rects: list[Box]) -> list[Box]:
+        """``rects`` (places on the layer's grid) as the viewer shows them in the tiles off the
+        grid: each moved by the drift of every part it falls in, clipped to that part."""
+        out: list[Box] = []
+        for t in self.drifted():
+            for (x0, y0, x1, y1), (dx, dy) in self._state(t):
+                for a0, b0, a1, b1 in rects:
+                    c0, c1 = max(a0 + dx, x0), max(b0 + dy, y0)
+                    c2, c3 = min(a1 + dx, x1), min(b1 + dy, y1)
+                    if c0 < c2 and c1 < c3:
+                        out.append((c0, c1, c2, c3))
+        return out
+
     # --- internals -------------------------------------------------------------------------
 
     def _rect(self, t: tuple[int, int]) -> Box:

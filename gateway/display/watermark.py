@@ -235,6 +235,21 @@ class Watermark:
         return found
 
 
+def changed_box(old: WatermarkLayer, new: WatermarkLayer) -> tuple[int, int, int, int] | None:
+    """Where, within a stamp, ``new`` differs from ``old`` when both put the same-sized stamp at
+    the same origins of the same desktop (a new minute's time, digits of equal width): the
+    bounding box of the differing pixels, (0, 0, 0, 0) if none. None when the grid changed
+    (another size, pitch, origins or desktop): then every stamp must be re-sent."""
+    if (old.width, old.height, old.tile, old.pitch, old.origins, old.stamp.size) != \
+            (new.width, new.height, new.tile, new.pitch, new.origins, new.stamp.size):
+        return None
+    differs = (np.asarray(old.stamp) != np.asarray(new.stamp)).any(axis=2)
+    ys, xs = np.nonzero(differs)
+    if not len(xs):
+        return (0, 0, 0, 0)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
 def _tiles(x: int, y: int, w: int, h: int, width: int, height: int, tile: int, mx: int, my: int
            ) -> list[tuple[int, int]]:
     """Tiles of the desktop grown by (mx, my) on every side that a rectangle touches."""

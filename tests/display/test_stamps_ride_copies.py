@@ -125,12 +125,16 @@ def test_random_copies_and_content_with_the_watermark_stay_exact(seed: int) -> N
         run.exact()
 
 
-def test_minute_change_puts_every_stamp_back_on_the_grid() -> None:
+def test_a_new_grid_puts_every_stamp_back_on_it() -> None:
+    """Stamps that move (``move_every``) get a new grid: the drifts no longer apply to it, so
+    every stamp is re-sent on the new grid."""
     run, rng = Run(), random.Random(9)
     run.frame()
     terminal_scroll(run, 40, 20, 560, 448, 5, rng)
     assert run.p._drift
-    run.now = (run.now // 60 + 1) * 60 + 1  # the watermark's time text changes
+    run.p.watermark = Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=11,
+                                spacing=(160, 110), opacity=0.4, move_every=7.0)
+    run.now = (run.now // 7 + 1) * 7 + 1  # a slot whose grid sits elsewhere
     run.frame()
     assert run.p._drift == {}
     run.exact()
@@ -202,3 +206,29 @@ def test_random_region_copies_in_pieces_and_long_drags_stay_exact(seed: int) -> 
             run.now = (run.now // 60 + 1) * 60 + 1  # the watermark's text changes
         run.frame()
         run.exact()
+
+
+def test_a_new_minute_re_sends_only_the_changed_digits_and_keeps_the_canvas_exact() -> None:
+    """At the minute the layer's text changes on the same grid: the viewer gets the pixels where
+    the new stamp differs (on the grid and where copies carried stamps, which stay there), and
+    its canvas equals the desktop plus the new layer; a full re-send of every stamp would send
+    many times that."""
+    run, rng = Run(), random.Random(11)
+    run.now = T0 - T0 % 60 + 30  # half a minute before the next one
+    for i in range(20):
+        text_line(run.fb, 40, 20 + i * LINE, 560, rng)
+    run.frame()
+    terminal_scroll(run, 40, 20, 560, 448, 5, rng)  # some tiles off the grid
+    drift_before = dict(run.p._drift)
+    assert drift_before
+    old_text = run.p._layer.key  # type: ignore[union-attr]
+    run.tile_pixels.clear()
+    run.now = T0 - T0 % 60 + 60  # the next minute: no desktop change at all
+    run.frame()
+    assert run.p._layer.key != old_text  # type: ignore[union-attr]
+    run.exact()
+    assert run.p._drift == drift_before  # the stamps stay where the copies carried them
+    assert run.tile_pixels and 0 < run.tile_pixels[-1]
+    ink = sum((x1 - x0) * (y1 - y0)
+              for x0, y0, x1, y1 in run.p._layer.ink_in(0, 0, W, H))  # type: ignore[union-attr]
+    assert run.tile_pixels[-1] < ink / 3, (run.tile_pixels[-1], ink)
