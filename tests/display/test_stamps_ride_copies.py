@@ -228,7 +228,7 @@ def test_a_new_minute_re_sends_only_the_changed_digits_and_keeps_the_canvas_exac
     assert run.p._layer.key != old_text  # type: ignore[union-attr]
     run.exact()
     assert run.p._drift == drift_before  # the stamps stay where the copies carried them
-    assert run.tile_pixels and 0 < run.tile_pixels[-1]
+    assert run.tile_pixels and run.tile_pixels[-1] > 0
     ink = sum((x1 - x0) * (y1 - y0)
               for x0, y0, x1, y1 in run.p._layer.ink_in(0, 0, W, H))  # type: ignore[union-attr]
     assert run.tile_pixels[-1] < ink / 3, (run.tile_pixels[-1], ink)
