@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
+from gateway.display.canvas_stamps import CanvasStamps
 from gateway.display.encoder import (
     Drift,
     EncodeSettings,
@@ -27,10 +28,9 @@ from gateway.display.encoder import (
     encode_cursor,
     encode_tiles,
 )
-from gateway.display.framebuffer import CopyOp, CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.framebuffer import CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.link import Link
 from gateway.display.scroll import MIN_TILES, RowHashes
-from gateway.display.stamp_drift import StampDrift
 from gateway.display.viewer_actions import (
     Action,
     BlockedAttempt,
@@ -42,7 +42,7 @@ from gateway.display.viewer_actions import (
     Reply,
     ReportLimiter,
 )
-from gateway.display.watermark import Watermark, WatermarkLayer, changed_box
+from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as wire
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ class DisplayPipeline:
         detect_scroll: bool = True,
     ) -> None:
         self.fb = framebuffer
-        self.watermark = watermark
+        self._stamps = CanvasStamps(framebuffer, watermark)
         self.session = session or SessionInfo()
         self.max_unacked = max_unacked
         self.max_bytes_in_flight = max_bytes_in_flight
@@ -142,14 +142,29 @@ class DisplayPipeline:
         self._need_key = False
         self._observer_key = False
         self._next_id = 1
-        self._layer: WatermarkLayer | None = None
         self._reports = ReportLimiter()  # blocked attempts and refusals: one a second per kind
         self.detect_scroll = detect_scroll
         self._hashes = RowHashes()
-        # Tiles whose stamps rode along with copies: the viewer shows the layer moved by (dx, dy)
-        # there (see stamp_drift). Absent = the layer's own grid.
-        self._stamps = StampDrift(framebuffer.width, framebuffer.height, framebuffer.tile, (0, 0))
-        framebuffer.on_copy = self._on_copy
+        framebuffer.on_copy = self._stamps.on_copy
+
+    @property
+    def watermark(self) -> Watermark | None:
+        return self._stamps.watermark
+
+    @watermark.setter
+    def watermark(self, watermark: Watermark | None) -> None:
+        self._stamps.watermark = watermark
+
+    @property
+    def _layer(self) -> WatermarkLayer | None:
+        """The watermark layer the viewer's canvas shows."""
+        return self._stamps.layer
+
+    @property
+    def _drift(self) -> Drift:
+        """Per tile, where the viewer's stamps sit once this frame is taken (tests compare the
+        canvas with the desktop plus the layer moved by it)."""
+        return self._stamps.drift
 
     # --- viewer -> gateway -----------------------------------------------------------------
 
@@ -256,20 +271,20 @@ class DisplayPipeline:
 
     def next_timer(self, now: float) -> float | None:
         """When take_frame has work even without damage (the watermark changes)."""
-        return self.watermark.next_change(now) if self.watermark else None
+        return self._stamps.next_change(now)
 
     def take_frame(self, now: float) -> FrameJob | None:
         """Snapshot one frame's work if the window allows and there is anything to send."""
         if not self.can_send() or self.fb.width == 0:
             return None
-        self._refresh_layer(now)
+        self._stamps.refresh(now)
         fb = self.fb
         key = self._need_key
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized):  # fmt: skip
             return None
         self._detect_scroll(key)
-        self._settle_stamps(key or fb.resized)
+        self._stamps.settle(key or fb.resized)
         touched = fb.touched
         copies, damage, resized = fb.take()
         if key or resized or not self._hashes.matches(fb):
@@ -374,54 +389,6 @@ class DisplayPipeline:
         return RegionSnapshot(x0, y0, x1 - x0, y1 - y0, self.fb.read(x0, y0, x1 - x0, y1 - y0),
                               self.fb.tile)  # fmt: skip
 
-    def _refresh_layer(self, now: float) -> None:
-        if self.watermark is None:
-            return
-        fb = self.fb
-        new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
-        old = self._layer
-        if old is None or old.key != new.key:
-            if old is not None and self._refresh_changed(old, new):
-                return
-            # The canvas shows the old stamps: re-send their pixels (where the copies carried
-            # them, for tiles off the grid) and the new layer's, all back on the grid.
-            boxes = new.ink_in(0, 0, fb.width, fb.height)
-            if old is not None:
-                boxes += old.ink_in(0, 0, fb.width, fb.height) + self._stamps.shown_ink(old)
-            for x0, y0, x1, y1 in boxes:
-                fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
-            self._stamps.clear(fb.width, fb.height, new.pitch)
-            self._layer = new
-
-    def _refresh_changed(self, old: WatermarkLayer, new: WatermarkLayer) -> bool:
-        """A new layer on the same grid (the minute in the time changed): only the pixels where
-        its stamp differs from the old one are re-sent, at every stamp, on the grid and where
-        copies carried stamps, which stay where they are. Re-sending every stamp cost a quiet
-        1080p session 30-55 KB a minute, more than its typing. False if the grid changed."""
-        box = changed_box(old, new)
-        if box is None:
-            return False
-        fb, stamps = self.fb, self._stamps
-        if box[2] > box[0]:
-            x0, y0, x1, y1 = box
-            rects = [(ox + x0, oy + y0, ox + x1, oy + y1) for ox, oy in new.origins]
-            drifted = stamps.drifted()
-            t = fb.tile
-            for a0, b0, a1, b1 in rects:  # on the grid: in the tiles where stamps sit there
-                a0, b0, a1, b1 = max(a0, 0), max(b0, 0), min(a1, fb.width), min(b1, fb.height)
-                if a0 >= a1 or b0 >= b1:
-                    continue
-                for tx, ty in tiles_in(a0, b0, a1 - a0, b1 - b0, t):
-                    if (tx, ty) in drifted:
-                        continue
-                    c0, c1 = max(a0, tx * t), max(b0, ty * t)
-                    c2, c3 = min(a1, (tx + 1) * t), min(b1, (ty + 1) * t)
-                    fb.damage_rect(c0, c1, c2 - c0, c3 - c1)
-            for c0, c1, c2, c3 in stamps.shown(rects):
-                fb.damage_rect(c0, c1, c2 - c0, c3 - c1)
-        self._layer = new
-        return True
-
     def _detect_scroll(self, key: bool) -> None:
         """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take()."""
         fb = self.fb
@@ -436,32 +403,4 @@ class DisplayPipeline:
         # The stamps ride along with the detected copy as with the desktop's own (measured on
         # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with
         # the view, which re-sent the stamps of the static toolbar and status bar each step).
-        self._on_copy(found.copy)
-
-    @property
-    def _drift(self) -> Drift:
-        """Per tile, where the viewer's stamps sit once this frame is taken (tests compare the
-        canvas with the desktop plus the layer moved by it)."""
-        return self._stamps.drift
-
-    def _on_copy(self, op: CopyOp) -> None:
-        """A copy moves the stamps of its source with it (stamp_drift keeps count); tiles cut
-        into too many parts are re-sent whole."""
-        if self.watermark is None or self._layer is None:
-            return  # no layer yet: the first frame is a key frame
-        st, fb = self._stamps, self.fb
-        if (st.width, st.height) != (fb.width, fb.height):
-            st.clear(fb.width, fb.height, self._layer.pitch)  # resized: everything is re-sent
-        for x0, y0, x1, y1 in st.copy(op):
-            fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
-
-    def _settle_stamps(self, everything: bool) -> None:
-        """The frame's copies are known: re-send the ink where stamps of different drift meet.
-        A key frame or a resize re-sends every tile, so every stamp goes back to the grid."""
-        fb = self.fb
-        if everything:
-            self._stamps.clear(fb.width, fb.height,
-                               self._layer.pitch if self._layer else (0, 0))  # fmt: skip
-            return
-        for x0, y0, x1, y1 in self._stamps.settle(self._layer, fb.damage):
-            fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
+        self._stamps.on_copy(found.copy)
