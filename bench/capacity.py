@@ -31,7 +31,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, load_client
 from bench.desktop import Desktop
-from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, wait_until_quiet
+from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
@@ -84,6 +84,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                 gateway = ProcSampler(client.gateway_pids())
                 xvnc = ProcSampler([desktop.xvnc_pid])
                 wall = gw_cpu = xvnc_cpu = 0.0
+                updates: dict[str, float] = {}  # per workload: frames drawn per second per page
                 machine.start()
                 for wl in mix:
                     await wl.setup(desktop)
@@ -91,10 +92,15 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                         await wait_until_quiet(pages[0], quiet=1.0, deadline=15)
                         gateway.start()
                         xvnc.start()
+                        before = [await page_counters(p) for p in pages]
                         t0 = time.monotonic()
                         log.info("%s x%d: %s for %.0f s", client.name, sessions, wl.name, duration)
                         await wl.run(desktop, duration)
-                        wall += time.monotonic() - t0
+                        elapsed = time.monotonic() - t0
+                        wall += elapsed
+                        after = [await page_counters(p) for p in pages]
+                        drawn = sum(a.frames - b.frames for a, b in zip(after, before, strict=True))
+                        updates[wl.name] = round(drawn / len(pages) / elapsed, 2)
                         gw_cpu += await gateway.stop()
                         xvnc_cpu += await xvnc.stop()
                     finally:
@@ -118,6 +124,9 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
         "gateway_idle_pss_mib": round(idle.peak_pss / MiB, 1),
         "gateway_peak_rss_mib": round(gateway.peak_rss / MiB, 1),
         "gateway_peak_pss_mib": round(gateway.peak_pss / MiB, 1),
+        # The frames each page drew: a busier machine coalesces more, and then each session
+        # costs less CPU; read sessions per core beside the frame rate it was measured at.
+        "updates_per_s_per_session": updates,
         "cpu_per_session": round(per_session, 5),
         "sessions_per_core": round(1 / per_session, 1) if per_session else None,
         "cpu_per_session_with_desktop": round(with_desktop, 5),

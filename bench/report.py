@@ -226,9 +226,10 @@ def capacity_table(captures: Sequence[dict[str, Any]]) -> str:
     """`bench.capacity` files: sessions per core and MiB per extra session against the aims."""
     lines = [f"| client | sessions | sessions / core, gateway (aim ≥ {SESSIONS_PER_CORE_AIM:.0f},"
              f" goal {SESSIONS_PER_CORE_GOAL:.0f}) | sessions / core, gateway + Xvnc | "
+             "updates/s per session, typing / scrolling | "
              "gateway RSS idle / peak MiB | load avg 1 min | MiB per extra active session, peak "
              f"PSS / RSS (aim ≤ {MIB_PER_SESSION_AIM:.0f}) |",
-             "|---|---:|---:|---:|---|---|---|"]
+             "|---|---:|---:|---:|---|---|---|---|"]
     for cap in captures:
         mem = cap.get("memory")
         for i, r in enumerate(cap["runs"]):
@@ -241,8 +242,10 @@ def capacity_table(captures: Sequence[dict[str, Any]]) -> str:
                 pss, rss = mem["mib_per_session_peak_pss"], mem["mib_per_session_peak_rss"]
                 per = (f"{pss:.1f} / {rss:.1f} {Check(pss, MIB_PER_SESSION_AIM, True).mark} "
                        f"(N={mem['from_sessions']}→{mem['to_sessions']})")
+            ups = r.get("updates_per_s_per_session") or {}  # older files: not recorded
+            rate = " / ".join(_num(ups.get(w), 1) for w in ("typing", "scrolling"))
             lines.append(f"| {r['client']} | {r['sessions']} | {core} | "
-                         f"{_num(r['sessions_per_core_with_desktop'], 1)} | "
+                         f"{_num(r['sessions_per_core_with_desktop'], 1)} | {rate} | "
                          f"{r['gateway_idle_rss_mib']:.0f} / {r['gateway_peak_rss_mib']:.0f} | "
                          f"{load} | {per} |")
     return "\n".join(lines)
