@@ -14,6 +14,11 @@ school gives each teacher their own), and Chromium runs on the same cores, so at
 gateway competes with its viewers; compare N=1 and N=4 to check the figure scales linearly
 (`--sessions 1 4` runs both and derives the memory each extra session costs from the difference
 of the gateway's PSS/RSS).
+
+Each run also records the frames each page drew per second in each part of the mix
+(``updates_per_s_per_session``): a busy machine coalesces the desktop's updates into fewer
+frames, each session then costs less CPU, so sessions per core is only comparable between runs
+at similar frame rates.
 """
 
 from __future__ import annotations
