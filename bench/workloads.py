@@ -310,6 +310,21 @@ class Photo:
         await show_on_root(desktop, self._black)
 
 
+class PhotoStill(Photo):
+    """The same pictures, each held for HOLD seconds: a teacher looking at photos. Measures
+    what a still picture costs once it is re-sent lossless (gateway.display.refine), which
+    the one-a-second slideshow, changing faster than REFINE_AFTER, never is."""
+
+    name = "photo-still"
+    HOLD = 5.0
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        async def step(i: int) -> None:
+            await show_on_root(desktop, self._images[i % len(self._images)])
+
+        await paced(duration, self.HOLD, step)
+
+
 async def show_on_root(desktop: Desktop, image: Path) -> None:
     # ImageMagick's display exits 1 after painting the root window; the picture is there.
     await desktop.run("display", "-window", "root", str(image), ok=(0, 1))
@@ -332,7 +347,8 @@ class Idle:
 
 WORKLOADS: dict[str, type[Workload]] = {
     w.name: w  # type: ignore[misc]
-    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, Photo, Idle)
+    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, Photo, PhotoStill,
+              Idle)
 }
 
 

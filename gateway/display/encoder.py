@@ -70,6 +70,7 @@ class RegionSnapshot:
     h: int
     bgrx: bytes
     tile: int = 64
+    lossless: bool = False  # a refresh of pixels sent as JPEG before (see refine): no JPEG now
 
 
 @dataclass(slots=True)
@@ -190,7 +191,7 @@ def encode_tiles(
     for snap in sorted(snaps, key=lambda s: (s.y, s.x)):
         for k in [k for k, top in open_.items() if top.y + top.h < snap.y]:
             out.append(_encode(open_.pop(k), settings))  # nothing below can touch it now
-        for seg in _segments(snap, layer, settings.lossy, drift):
+        for seg in _segments(snap, layer, settings.lossy and not snap.lossless, drift):
             k = (seg.x, seg.w, seg.key)
             top = open_.get(k)
             if top is not None and top.y + top.h == seg.y \

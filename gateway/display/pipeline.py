@@ -28,8 +28,9 @@ from gateway.display.encoder import (
     encode_cursor,
     encode_tiles,
 )
-from gateway.display.framebuffer import CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.link import Link
+from gateway.display.refine import REFINE_MIN_QUALITY, LossyTiles
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.viewer_actions import (
     Action,
@@ -94,6 +95,8 @@ class FrameJob:
     cursor: CursorImage | None
     observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
     drift: Drift = field(default_factory=dict)  # per tile, where the viewer's stamps sit
+    #: Filled by encode_frame: the boxes it sent as JPEG (frame_sent marks them for refining).
+    lossy: list[Box] = field(default_factory=list)
 
     @property
     def pixels(self) -> int:
@@ -109,8 +112,10 @@ def encode_frame(job: FrameJob) -> bytes:
         png = encode_cursor(c.w, c.h, c.rgba) if c.w and c.h else b""
         parts.append(wire.encode(wire.Cursor(c.hot_x, c.hot_y, c.w, c.h, png) if png
                                  else wire.Cursor(0, 0, 0, 0, b"")))  # fmt: skip
-    parts.extend(wire.encode(m) for m in encode_tiles(list(job.snaps), job.layer, job.settings,
-                                                      job.drift))
+    for m in encode_tiles(list(job.snaps), job.layer, job.settings, job.drift):
+        parts.append(wire.encode(m))
+        if isinstance(m, wire.Tile) and m.format is wire.TileFormat.JPEG:
+            job.lossy.append((m.x, m.y, m.x + m.w, m.y + m.h))
     parts.append(wire.encode(wire.Sync(job.frame_id, job.timestamp_ms)))
     return b"".join(parts)
 
@@ -145,7 +150,8 @@ class DisplayPipeline:
         self._reports = ReportLimiter()  # blocked attempts and refusals: one a second per kind
         self.detect_scroll = detect_scroll
         self._hashes = RowHashes()
-        framebuffer.on_copy = self._stamps.on_copy
+        self._lossy = LossyTiles(framebuffer.tile)  # JPEG'd tiles, re-sent lossless when still
+        framebuffer.on_copy = self._on_copy
 
     @property
     def watermark(self) -> Watermark | None:
@@ -270,8 +276,17 @@ class DisplayPipeline:
         self._observer_key = True
 
     def next_timer(self, now: float) -> float | None:
-        """When take_frame has work even without damage (the watermark changes)."""
-        return self._stamps.next_change(now)
+        """When take_frame has work even without damage (the watermark changes, or JPEG'd
+        tiles are due to be re-sent lossless while the window is open)."""
+        at = self._stamps.next_change(now)
+        due = self._lossy.next_due() if self._refining() else None
+        return due if at is None else at if due is None else min(at, due)
+
+    def _refining(self) -> bool:
+        """Lossless refreshes go out only while the link carries the default JPEG quality
+        (one that shows queueing gets no extra bytes) and the window is open (an Ack wakes
+        the sender, so a closed window needs no timer)."""
+        return self._link.quality >= REFINE_MIN_QUALITY and self.can_send()
 
     def take_frame(self, now: float) -> FrameJob | None:
         """Snapshot one frame's work if the window allows and there is anything to send."""
@@ -280,8 +295,10 @@ class DisplayPipeline:
         self._stamps.refresh(now)
         fb = self.fb
         key = self._need_key
+        due = self._lossy.next_due()
+        refine = due is not None and due <= now and self._refining()
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
-                or fb.resized):  # fmt: skip
+                or fb.resized or refine):  # fmt: skip
             return None
         self._detect_scroll(key)
         self._stamps.settle(key or fb.resized)
@@ -300,10 +317,18 @@ class DisplayPipeline:
             damage = self._all_tiles()
         else:
             head.extend(wire.Copy(c.src_x, c.src_y, c.dst_x, c.dst_y, c.w, c.h) for c in copies)
+        snaps = self._snapshot(damage)
+        if key or resized:
+            self._lossy.clear()
+        else:
+            self._lossy.resent(damage)
+            if refine:  # tiles held still since they went out as JPEG: lossless this time
+                snaps += tuple(replace(s, lossless=True) for s in self._snapshot(
+                    self._lossy.take_due(now, fb.width, fb.height)))
         cursor = fb.cursor if (fb.cursor_dirty or key or resized) else None
         fb.cursor_dirty = False
         job = FrameJob(
-            self._next_id, int(now * 1000), tuple(head), self._snapshot(damage), self._layer,
+            self._next_id, int(now * 1000), tuple(head), snaps, self._layer,
             self.settings, cursor, self._key_job(now) if self._observer_key else None,
             dict(self._drift),
         )  # fmt: skip
@@ -313,6 +338,7 @@ class DisplayPipeline:
 
     def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:
         self._link.sent(job.frame_id, nbytes, now)
+        self._lossy.mark(job.lossy, now)
 
     def produce_frame(self, now: float) -> bytes | None:
         """take_frame + encode_frame + frame_sent in one call (tests, small desktops)."""
@@ -389,6 +415,11 @@ class DisplayPipeline:
         return RegionSnapshot(x0, y0, x1 - x0, y1 - y0, self.fb.read(x0, y0, x1 - x0, y1 - y0),
                               self.fb.tile)  # fmt: skip
 
+    def _on_copy(self, op: CopyOp) -> None:
+        """A copy (the desktop's, or a detected scroll) moves the stamps and the JPEG'd tiles."""
+        self._stamps.on_copy(op)
+        self._lossy.copy(op)
+
     def _detect_scroll(self, key: bool) -> None:
         """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take()."""
         fb = self.fb
@@ -403,4 +434,4 @@ class DisplayPipeline:
         # The stamps ride along with the detected copy as with the desktop's own (measured on
         # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with
         # the view, which re-sent the stamps of the static toolbar and status bar each step).
-        self._stamps.on_copy(found.copy)
+        self._on_copy(found.copy)

@@ -173,7 +173,7 @@ def test_every_client_runs_by_default_and_the_probe_belongs_to_the_xterm() -> No
     args = parse_args([])
     assert args.clients == ["novnc", "staffroom", "staffroom-nowm"]
     assert {"xterm-typing", "xterm-scroll", "typing", "scrolling", "window-drag", "photo",
-            "idle"} == set(args.workloads)
+            "photo-still", "idle"} == set(args.workloads)
     assert probe_workload(["typing", "xterm-typing"]) == "xterm-typing"
     assert probe_workload(["typing", "idle"]) == "typing"
     assert probe_workload(["photo"]) is None
