@@ -5,7 +5,8 @@ bounded; ViewerText through gateway.wire.recheck, ≤ 32 KiB, signature and sequ
 gateway.live.posture_watch), the desktop's clipboard text and a helpdesk operator's decoded input.
 Limits: policy's idle timeout, maximum duration and reconnect grace; clipboard only in the
 directions and sizes policy allows; at most BLOCKED_RECORDS audit records per blocked kind and
-MAX_HELP_ASKS help requests per session; a protocol error ends the session (PROTOCOL_ERROR).
+MAX_HELP_ASKS help requests per session (session_help.py); a protocol error ends the session
+(PROTOCOL_ERROR).
 
 Every effect that needs a record comes after its `Audit` in the same list; the shell
 (gateway/live/session.py) awaits each write before the next output. The states (docs/SESSION.md):
@@ -24,9 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.audit.kinds import (
-    HELP_STEPS,
     ClipboardCopied,
-    HelpInputBlocked,
     HelpProtocolError,
     PostureChecked,
     RecordingStopped,
@@ -48,7 +47,6 @@ from gateway.display.viewer_actions import (
 from gateway.live import help as rules
 from gateway.live import posture_watch as pw
 from gateway.live.session_events import (
-    AdmitHelper,
     Attached,
     Audit,
     ClipboardToDesktop,
@@ -60,7 +58,6 @@ from gateway.live.session_events import (
     DesktopResized,
     DesktopUpdated,
     Detached,
-    DropHelper,
     EncodeFrame,
     FrameDue,
     FrameEncoded,
@@ -71,13 +68,10 @@ from gateway.live.session_events import (
     HelperLeft,
     Input,
     KeyToDesktop,
-    MarkRecording,
     Now,
     Output,
     PointerToDesktop,
-    PostHelper,
     RecordingBroken,
-    RefuseHelper,
     RequestUpdate,
     SendFrame,
     SendReceipt,
@@ -90,6 +84,7 @@ from gateway.live.session_events import (
     WakeFrames,
     WatcherJoined,
 )
+from gateway.live.session_help import SessionHelp
 from gateway.wire import display as wire
 from gateway.wire import recheck
 
@@ -98,7 +93,6 @@ TIME_WARNING = 300.0  # seconds before the duration limit when the viewer is war
 NOTICE_TIME_LIMIT = wire.NoticeCode.TIME_LIMIT  # that warning's Notice code (docs/PROTOCOL.md)
 ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 BLOCKED_RECORDS = 20  # audit records per blocked kind per session; the 20th says so
-MAX_HELP_ASKS = 20  # help requests audited per session (a looping page cannot flood the log)
 FAST_FRAME_PIXELS = 64 * 64  # damage up to this is taken with its DesktopUpdated (one glyph box)
 
 PROTOCOL_ERROR_TEXT = ("The connection sent something invalid and was closed: reconnect with "
@@ -135,10 +129,6 @@ def spoken(seconds: float) -> str:
     return f"{n} second{'s' if n != 1 else ''}"
 
 
-def help_state(case: rules.HelpCase) -> bytes:
-    return wire.encode(wire.HelpState(case.status, case.helper_name))
-
-
 Verify = Callable[[int, dict[str, Any], bytes], bool]  # (seq, posture, signature) -> verified
 
 
@@ -156,14 +146,11 @@ class SessionMachine:
     phase: Phase = Phase.NEW
     end_code: wire.EndCode | None = None
     handed_over: bool = False  # ended here because another node carries it on
-    help: rules.HelpCase = field(default_factory=rules.HelpCase)
-    help_asks: int = 0
+    helping: SessionHelp = field(default_factory=SessionHelp)  # call-centre help
     bytes_sent: int = 0
     frames_sent: int = 0
     detached_at: float | None = None
     _attaches: int = 0
-    _helper_view: bool = False  # the operator's view is attached
-    _helper_refused: bool = False  # their input was refused (audited once per view)
     _outstanding: bool = False  # a FramebufferUpdateRequest is outstanding
     _encoding: bool = False  # a frame was taken and is being encoded (EncodeFrame → FrameEncoded)
     _last_input: float = 0.0
@@ -175,6 +162,14 @@ class SessionMachine:
 
     def __post_init__(self) -> None:
         self._last_input = self.started_mono
+
+    @property
+    def help(self) -> rules.HelpCase:
+        return self.helping.case
+
+    @property
+    def help_asks(self) -> int:
+        return self.helping.asks
 
     @property
     def ended(self) -> bool:
@@ -246,9 +241,9 @@ class SessionMachine:
                 return [SendViewer(DisplayPipeline.notice(
                     wire.NoticeLevel.INFO, wire.NoticeCode.WATCHED, WATCHED_TEXT)), WakeFrames()]
             case HelperJoin(helper=helper, name=name):
-                return self._helper_join(helper, name)
+                return self.helping.join(helper, name, self.recording)
             case HelperLeft(helper=helper):
-                return self._helper_left(helper)
+                return self.helping.left(helper, self.recording)
             case HelperInput(helper=helper, event=ev):
                 return self._helper_input(helper, ev, now)
             case HelperBroke(helper=helper, error=error):
@@ -263,9 +258,7 @@ class SessionMachine:
         self._attaches += 1
         self.phase, self.detached_at = Phase.LIVE, None
         self.pipeline.attached = False  # until the viewer's Resume
-        if self.help != rules.HelpCase():  # a reloaded page shows the help as it stands
-            return [SendViewer(help_state(self.help))]
-        return []
+        return self.helping.reloaded()
 
     def _detached(self, now: Now) -> list[Output]:
         if self.phase is not Phase.LIVE:
@@ -311,7 +304,7 @@ class SessionMachine:
                     name = f"kind{kind}"
                 return self._blocked_attempt(f"viewer_{name}", repeats=repeats)
             case HelpRequest(action=help_action):
-                return self._teacher_help(help_action)
+                return self.helping.teacher(help_action, self.recording)
         return []
 
     def _viewer_text(self, text: str, now: Now) -> list[Output]:
@@ -457,61 +450,12 @@ class SessionMachine:
                     return out + self._end(wire.EndCode.POSTURE, text, now)
         return out
 
-    # --- call-centre help (the rules are gateway/live/help.py) -----------------------------
-
-    def _teacher_help(self, action: wire.HelpAction) -> list[Output]:
-        if action is wire.HelpAction.ASK and self.help_asks >= MAX_HELP_ASKS:
-            return []
-        t = rules.teacher(self.help, action)
-        if t.audit is None:
-            return [SendViewer(help_state(self.help))]  # a stale page: show it the truth
-        if action is wire.HelpAction.ASK:
-            self.help_asks += 1
-        return self._help_step(t, action.name.lower())
-
-    def _help_step(self, t: rules.Transition, action: str | None) -> list[Output]:
-        """Audit, then change the state, mark the recording and tell both sides."""
-        assert t.audit is not None
-        before = self.help
-        out: list[Output] = [Audit(HELP_STEPS[t.audit](helper=t.state.helper or before.helper,
-                                                        action=action))]
-        self.help = t.state
-        if self.recording:
-            out.append(MarkRecording("help", f"{t.audit} {before.helper or ''}".strip()))
-        data = help_state(t.state)
-        out.append(SendViewer(data))
-        if self._helper_view:
-            out.append(PostHelper(data))
-            if t.disconnect_helper:
-                self._helper_view = False
-                out.append(DropHelper())
-        return out
-
-    def _helper_join(self, helper: str, name: str) -> list[Output]:
-        t = rules.join(self.help, helper, name)
-        if t.outcome != "ok":  # the state changed between the API's check and the upgrade
-            return [RefuseHelper(t.reason)]
-        self.help, self._helper_view, self._helper_refused = t.state, True, False
-        data = help_state(t.state)
-        out: list[Output] = [AdmitHelper(), PostHelper(data), SendViewer(data)]
-        if self.recording:
-            out.append(MarkRecording("help", f"help.join {helper}"))
-        return [*out, WakeFrames()]
-
-    def _helper_left(self, helper: str) -> list[Output]:
-        if not self._helper_view:
-            return []  # the teacher's end already let them go
-        self._helper_view = False
-        t = rules.leave(self.help, helper)
-        return [] if t.audit is None else self._help_step(t, None)
+    # --- call-centre help (gateway/live/session_help.py; the rules: gateway/live/help.py) ----
 
     def _helper_input(self, helper: str, ev: wire.Key | wire.Pointer, now: Now) -> list[Output]:
-        if not rules.may_input(self.help, helper):
-            if self._helper_refused:
-                return []
-            self._helper_refused = True
-            return [Audit(HelpInputBlocked(helper=helper,
-                                           reason="the teacher has not given control"))]
+        refused = self.helping.refuse_input(helper)
+        if refused is not None:
+            return refused
         self._last_input, self._warned_idle = now.mono, False
         if isinstance(ev, wire.Key):
             return [KeyToDesktop(ev.keysym, ev.down)]
@@ -536,7 +480,7 @@ class SessionMachine:
         """No session.end (it has not ended: the taking node's session.recover is the record
         of the move) and nothing to the agent; the observers are told where it went."""
         self.phase, self.end_code = Phase.ENDED, wire.EndCode.REPLACED
-        self.handed_over, self._helper_view = True, False
+        self.handed_over, self.helping.helper_view = True, False
         text = f"This session continues on gateway node {node}."
         return [Close(wire.EndCode.REPLACED, text, DisplayPipeline.end(wire.EndCode.REPLACED,
                                                                        text), to_viewer=False)]
@@ -546,7 +490,7 @@ class SessionMachine:
         then End to the viewer and the observers, and let go."""
         was_live = self.phase is Phase.LIVE
         self.phase, self.end_code = Phase.ENDED, wire.EndCode(code)
-        self._helper_view = False
+        self.helping.helper_view = False
         work = self.work(now.wall)
         out: list[Output] = [Audit(SessionEnded(
             code=self.end_code.name.lower(), reason=text, bytes=self.bytes_sent,
