@@ -30,7 +30,7 @@ from gateway.display.encoder import (
 )
 from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.link import Link
-from gateway.display.refine import REFINE_MIN_QUALITY, LossyTiles
+from gateway.display.refine import REFINE_AFTER, REFINE_MIN_QUALITY, LossyTiles
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.viewer_actions import (
     Action,
@@ -140,6 +140,7 @@ class DisplayPipeline:
         self.settings = settings or EncodeSettings()
         self.attached = False  # no frames until the viewer's Resume
         self.last_input: float | None = None
+        self._last_key: float | None = None  # lossless refreshes wait for a pause in typing
         self._link = Link(quality=self.settings.jpeg_quality)
         self._version = wire.VERSION  # the viewer's, from its Resume
         self._palette = self.settings.palette
@@ -197,7 +198,7 @@ class DisplayPipeline:
             case wire.Ping(t=t):
                 return [Reply(wire.encode(wire.Pong(t)))]
             case wire.Key(keysym=k, down=d) if self._input_allowed():
-                self.last_input = now
+                self.last_input = self._last_key = now
                 return [KeyInput(k, d)]
             case wire.Pointer(x=x, y=y, buttons=b) if self._input_allowed():
                 self.last_input = now
@@ -279,14 +280,19 @@ class DisplayPipeline:
         """When take_frame has work even without damage (the watermark changes, or JPEG'd
         tiles are due to be re-sent lossless while the window is open)."""
         at = self._stamps.next_change(now)
-        due = self._lossy.next_due() if self._refining() else None
+        due = self._refine_at()
         return due if at is None else at if due is None else min(at, due)
 
-    def _refining(self) -> bool:
-        """Lossless refreshes go out only while the link carries the default JPEG quality
-        (one that shows queueing gets no extra bytes) and the window is open (an Ack wakes
-        the sender, so a closed window needs no timer)."""
-        return self._link.quality >= REFINE_MIN_QUALITY and self.can_send()
+    def _refine_at(self) -> float | None:
+        """When the next lossless refresh may go out: when the earliest JPEG'd box is due,
+        and not within REFINE_AFTER of a key (a keystroke's frame does not wait behind a
+        refresh's encode). None while the link does not carry the default JPEG quality (one
+        that shows queueing gets no extra bytes) or the window is shut (an Ack wakes the
+        sender, so that needs no timer)."""
+        due = self._lossy.next_due()
+        if due is None or self._link.quality < REFINE_MIN_QUALITY or not self.can_send():
+            return None
+        return due if self._last_key is None else max(due, self._last_key + REFINE_AFTER)
 
     def take_frame(self, now: float) -> FrameJob | None:
         """Snapshot one frame's work if the window allows and there is anything to send."""
@@ -295,8 +301,8 @@ class DisplayPipeline:
         self._stamps.refresh(now)
         fb = self.fb
         key = self._need_key
-        due = self._lossy.next_due()
-        refine = due is not None and due <= now and self._refining()
+        due = self._refine_at()
+        refine = due is not None and due <= now
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized or refine):  # fmt: skip
             return None

@@ -12,8 +12,8 @@ and copies (clipped to the desktop by the framebuffer) move the marks. Limits: a
 (a time and a box) per grid tile, so the map never outgrows the desktop's tile count. At most
 REFINE_MAX_PIXELS are re-sent per frame, so a screen full of photos is refined over several
 frames, each paced by the viewer's Acks. The pipeline asks for due boxes only while the link
-carries REFINE_MIN_QUALITY, the default JPEG quality: a link that shows queueing gets no extra
-bytes.
+carries REFINE_MIN_QUALITY, the default JPEG quality (a link that shows queueing gets no extra
+bytes), and not within REFINE_AFTER of a key (a keystroke's frame never waits for a refresh).
 Pure: no I/O, the clock is passed in.
 """
 

@@ -159,6 +159,27 @@ def test_a_screen_of_photos_is_refined_a_slice_per_frame() -> None:
     assert wrong(p, canvas) == 0
 
 
+def test_the_refresh_waits_for_a_pause_in_typing() -> None:
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    photo(fb, 0, 0, 64, 64)
+    step(p, canvas, T0 + 1)
+    now = T0 + 1
+    for _ in range(8):  # a key every half second, each drawing a glyph: no refresh meanwhile
+        now += 0.5
+        p.receive(w.Key(0x61, True), now)
+        fb.fill(100, 100, 8, 12, b"\x00\x00\x00\x00")
+        msgs = step(p, canvas, now)
+        assert sum(m.w * m.h for m in tiles(msgs)) <= 8 * 12
+    assert p.next_timer(now) == pytest.approx(now + REFINE_AFTER)
+    assert p.take_frame(now + REFINE_AFTER - 0.1) is None
+    msgs = step(p, canvas, now + REFINE_AFTER)
+    assert [(m.x, m.y, m.w, m.h) for m in tiles(msgs)] == [(0, 0, 64, 64)]
+    assert wrong(p, canvas) == 0
+
+
 def test_a_congested_link_gets_no_refresh() -> None:
     fb = Framebuffer(256, 128)
     p, canvas = attach(fb)
