@@ -47,6 +47,17 @@ def wrong(p: DisplayPipeline, canvas: CanvasModel) -> int:
     return diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift))
 
 
+def corner_photo_sent() -> tuple[DisplayPipeline, CanvasModel]:
+    """A white 256×128 desktop whose tile (0, 0) became a photo, sent as JPEG at T0 + 1."""
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb)
+    step(p, canvas, T0)
+    photo(fb, 0, 0, 64, 64)
+    assert tiles(step(p, canvas, T0 + 1), w.TileFormat.JPEG)
+    return p, canvas
+
+
 def small_watermark() -> Watermark:
     return Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=11,
                      spacing=(120, 70), opacity=0.5)
@@ -78,13 +89,8 @@ def test_a_still_photo_goes_out_as_jpeg_then_lossless_once(wm: Watermark | None)
 
 
 def test_a_tile_redrawn_before_it_is_due_is_not_refreshed_twice() -> None:
-    fb = Framebuffer(256, 128)
-    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
-    p, canvas = attach(fb)
-    step(p, canvas, T0)
-    photo(fb, 0, 0, 64, 64)
-    step(p, canvas, T0 + 1)
-    fb.fill(0, 0, 64, 64, b"\x00\x00\x00\x00")  # the photo replaced by a plain box
+    p, canvas = corner_photo_sent()
+    p.fb.fill(0, 0, 64, 64, b"\x00\x00\x00\x00")  # the photo replaced by a plain box
     msgs = step(p, canvas, T0 + 1.1)
     assert not tiles(msgs, w.TileFormat.JPEG)
     assert wrong(p, canvas) == 0
@@ -160,17 +166,12 @@ def test_a_screen_of_photos_is_refined_a_slice_per_frame() -> None:
 
 
 def test_the_refresh_waits_for_a_pause_in_typing() -> None:
-    fb = Framebuffer(256, 128)
-    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
-    p, canvas = attach(fb)
-    step(p, canvas, T0)
-    photo(fb, 0, 0, 64, 64)
-    step(p, canvas, T0 + 1)
+    p, canvas = corner_photo_sent()
     now = T0 + 1
     for _ in range(8):  # a key every half second, each drawing a glyph: no refresh meanwhile
         now += 0.5
         p.receive(w.Key(0x61, True), now)
-        fb.fill(100, 100, 8, 12, b"\x00\x00\x00\x00")
+        p.fb.fill(100, 100, 8, 12, b"\x00\x00\x00\x00")
         msgs = step(p, canvas, now)
         assert sum(m.w * m.h for m in tiles(msgs)) <= 8 * 12
     assert p.next_timer(now) == pytest.approx(now + REFINE_AFTER)

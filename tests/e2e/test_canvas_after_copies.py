@@ -23,10 +23,10 @@ from PIL import Image, ImageChops
 
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import (
-    CHROMIUM_ARGS,
     canvas_image,
     close_enough,
     desktop_of,
+    open_full_hd_viewer,
     wait_for_window,
     wait_until,
     x_screenshot,
@@ -100,12 +100,7 @@ async def test_canvas_equals_desktop_plus_watermark_after_terminal_scrolling_and
         for cls in ("Log", "Drag"):
             wait_for_window(xenv, cls)
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-            await page.goto(url)
-            await page.wait_for_function("() => document.body.dataset.state === 'connected'"
-                                         " && document.querySelector('canvas').width === 1920")
+            browser, page = await open_full_hd_viewer(p, url)
             box = await page.locator("canvas").bounding_box()
             assert box is not None
             # Typed in the page (the real input path) into the Log xterm: a paced stream of

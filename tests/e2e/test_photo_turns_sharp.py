@@ -18,9 +18,9 @@ from PIL import Image
 
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import (
-    CHROMIUM_ARGS,
     canvas_image,
     desktop_of,
+    open_full_hd_viewer,
     wait_until,
     x_screenshot,
 )
@@ -57,12 +57,7 @@ async def test_a_still_photo_ends_up_pixel_exact_on_the_canvas(world: World, tmp
         url = await asyncio.to_thread(agent.viewer_url)
         _, xenv = desktop_of(world, "t.photo")
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-            await page.goto(url)
-            await page.wait_for_function("() => document.body.dataset.state === 'connected'"
-                                         " && document.querySelector('canvas').width === 1920")
+            browser, page = await open_full_hd_viewer(p, url)
             # ImageMagick's display exits 1 after painting the root window; the picture stays.
             shown = subprocess.run(["display", "-window", "root", str(picture)], env=xenv,
                                    timeout=60, capture_output=True)

@@ -24,6 +24,7 @@ from tests.fixtures.desktop_view import (
     canvas_image,
     close_enough,
     desktop_of,
+    open_full_hd_viewer,
     wait_for_window,
     wait_until,
     x_screenshot,
@@ -327,12 +328,7 @@ async def test_the_watermark_survives_removing_everything_but_the_canvas(
         url = await asyncio.to_thread(agent.viewer_url)
         _, xenv = desktop_of(world, "t.mark")
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path="/usr/bin/chromium",
-                                              args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
-            await page.goto(url)
-            await page.wait_for_function("() => document.body.dataset.state === 'connected'"
-                                         " && document.querySelector('canvas').width === 1920")
+            browser, page = await open_full_hd_viewer(p, url)
             # Everything but the canvas (and the elements holding it) goes.
             await page.evaluate("""() => {
                 const canvas = document.querySelector('canvas');
