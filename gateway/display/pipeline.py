@@ -295,7 +295,8 @@ class DisplayPipeline:
         return due if self._last_key is None else max(due, self._last_key + REFINE_AFTER)
 
     def take_frame(self, now: float) -> FrameJob | None:
-        """Snapshot one frame's work if the window allows and there is anything to send."""
+        """Snapshot one frame's work if the window allows and there is anything to send: the
+        damage, and JPEG'd boxes due for their lossless refresh (gateway/display/refine.py)."""
         if not self.can_send() or self.fb.width == 0:
             return None
         self._stamps.refresh(now)
