@@ -283,6 +283,7 @@ class Photo:
     """Photo-like full-screen changes: seeded plasma images on the root window, one a second."""
 
     name = "photo"
+    HOLD = 1.0  # seconds each picture stays
 
     def __init__(self) -> None:
         self._images: list[Path] = []
@@ -304,7 +305,7 @@ class Photo:
         async def step(i: int) -> None:
             await show_on_root(desktop, self._images[i % len(self._images)])
 
-        await paced(duration, 1.0, step)
+        await paced(duration, self.HOLD, step)
 
     async def teardown(self, desktop: Desktop) -> None:
         await show_on_root(desktop, self._black)
@@ -317,12 +318,6 @@ class PhotoStill(Photo):
 
     name = "photo-still"
     HOLD = 5.0
-
-    async def run(self, desktop: Desktop, duration: float) -> None:
-        async def step(i: int) -> None:
-            await show_on_root(desktop, self._images[i % len(self._images)])
-
-        await paced(duration, self.HOLD, step)
 
 
 async def show_on_root(desktop: Desktop, image: Path) -> None:

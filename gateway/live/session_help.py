@@ -73,6 +73,10 @@ class SessionHelp:
         t = rules.leave(self.case, helper)
         return [] if t.audit is None else self._step(t, None, recording)
 
+    def let_go(self) -> None:
+        """The session ends or moves on: the operator's view is closed with it."""
+        self.helper_view = False
+
     def refuse_input(self, helper: str) -> list[Output] | None:
         """None if ``helper`` may send input now; else what to output instead (an audit, once
         per view)."""

@@ -480,7 +480,8 @@ class SessionMachine:
         """No session.end (it has not ended: the taking node's session.recover is the record
         of the move) and nothing to the agent; the observers are told where it went."""
         self.phase, self.end_code = Phase.ENDED, wire.EndCode.REPLACED
-        self.handed_over, self.helping.helper_view = True, False
+        self.handed_over = True
+        self.helping.let_go()
         text = f"This session continues on gateway node {node}."
         return [Close(wire.EndCode.REPLACED, text, DisplayPipeline.end(wire.EndCode.REPLACED,
                                                                        text), to_viewer=False)]
@@ -490,7 +491,7 @@ class SessionMachine:
         then End to the viewer and the observers, and let go."""
         was_live = self.phase is Phase.LIVE
         self.phase, self.end_code = Phase.ENDED, wire.EndCode(code)
-        self.helping.helper_view = False
+        self.helping.let_go()
         work = self.work(now.wall)
         out: list[Output] = [Audit(SessionEnded(
             code=self.end_code.name.lower(), reason=text, bytes=self.bytes_sent,
