@@ -30,7 +30,13 @@ from gateway.wire.login import Welcome
 from gateway.workspace.sandbox import ns_members, start_time
 from tests.e2e.test_login_refusals import posture
 from tests.fixtures.agent import Agent, freshclam_conf
-from tests.fixtures.desktop_view import _x_env, close_enough, wait_until, x_screenshot
+from tests.fixtures.desktop_view import (
+    _x_env,
+    close_enough,
+    wait_for_window,
+    wait_until,
+    x_screenshot,
+)
 from tests.fixtures.gateway import (
     STAFFROOM,
     World,
@@ -151,9 +157,9 @@ async def type_into(row: DesktopRecord) -> tuple[int, dict[str, str], Path]:
     """`type_unsaved` on the desktop a registry row names (any store, any node)."""
     assert row.node and os.path.isabs(row.rfb_socket)
     xvnc, xenv = xvnc_of(row)
-    window = xdotool(xenv, "search", "--sync", "--onlyvisible", "--class", "xterm").split()
+    window = wait_for_window(xenv, "xterm")
     xdotool(xenv, "mousemove", "200", "120")
-    xdotool(xenv, "windowfocus", "--sync", window[0])
+    xdotool(xenv, "windowfocus", "--sync", window)
     await asyncio.sleep(2.0)  # the shell's prompt
     name = f"restart-proof-{os.getpid()}"
     proof = Path(row.home) / name

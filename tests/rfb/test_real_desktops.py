@@ -14,6 +14,7 @@ import pytest
 from gateway.rfb.connection import open_rfb
 from gateway.rfb.encodings import LOOPBACK_ENCODINGS, Encoding, compress_level
 from gateway.rfb.errors import AuthenticationFailed
+from tests.fixtures.desktop_view import wait_for_window
 from tests.fixtures.desktops import Desktop
 
 from .memsurface import MemorySurface
@@ -86,8 +87,7 @@ async def test_xvnc_pointer_and_keys_land(xvnc_desktop: Desktop, tmp_path: Path)
             assert time.monotonic() < deadline, "pointer did not move"
             await asyncio.sleep(0.05)
         # Keys go to the focused window: wait for the xterm to be mapped and focus it.
-        window = xvnc_desktop.run("xdotool", "search", "--sync", "--onlyvisible", "--class",
-                                  "xterm").split()[0]  # fmt: skip
+        window = wait_for_window(xvnc_desktop.env, "xterm")
         xvnc_desktop.run("xdotool", "windowfocus", "--sync", window)
         for keysym in (ord("h"), ord("i"), 0xFF0D):  # h, i, Return
             await pump.conn.key(keysym, True)
