@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 #: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
 MAX_RUN_WASTE = 0.25
 
+#: Policy display.quality: how photo-like boxes go out. JPEG then lossless once still (refine.py),
+#: JPEG only (fewest bytes: metered links), or never JPEG.
+QUALITIES = ("build-to-lossless", "lossy", "lossless")
+
 
 class UnsupportedVersion(wire.ProtocolError):
     code = wire.EndCode.UNSUPPORTED_VERSION
@@ -131,13 +135,19 @@ class DisplayPipeline:
         max_bytes_in_flight: int = 4 * 1024 * 1024,
         settings: EncodeSettings | None = None,
         detect_scroll: bool = True,
+        quality: str = "build-to-lossless",
     ) -> None:
+        if quality not in QUALITIES:
+            raise ValueError(f"display quality {quality!r} is not one of {QUALITIES}")
         self.fb = framebuffer
         self._stamps = CanvasStamps(framebuffer, watermark)
         self.session = session or SessionInfo()
         self.max_unacked = max_unacked
         self.max_bytes_in_flight = max_bytes_in_flight
         self.settings = settings or EncodeSettings()
+        if quality == "lossless":
+            self.settings = replace(self.settings, lossy=False)
+        self.refine = quality == "build-to-lossless"  # else JPEG'd boxes are never marked
         self.attached = False  # no frames until the viewer's Resume
         self.last_input: float | None = None
         self._last_key: float | None = None  # lossless refreshes wait for a pause in typing
@@ -345,7 +355,8 @@ class DisplayPipeline:
 
     def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:
         self._link.sent(job.frame_id, nbytes, now)
-        self._lossy.mark(job.lossy, now)
+        if self.refine:
+            self._lossy.mark(job.lossy, now)
 
     def produce_frame(self, now: float) -> bytes | None:
         """take_frame + encode_frame + frame_sent in one call (tests, small desktops)."""

@@ -215,7 +215,8 @@ class SessionBroker:
         flags = clipboard_flags(clipboard) | wire.HelloFlags.HELP | (
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
         pipeline = DisplayPipeline(fb, watermark=watermark_for(policy, user, session_id),
-                                   session=SessionInfo(session_id, window_title(user), flags))
+                                   session=SessionInfo(session_id, window_title(user), flags),
+                                   quality=policy.display.quality)
         recorder = None
         if policy.recording.enabled:
             try:

@@ -48,6 +48,11 @@ class WatermarkPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class DisplayPolicy:
+    quality: str  # "build-to-lossless", "lossy" or "lossless"
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingPolicy:
     enabled: bool
     retention_days: int
@@ -81,6 +86,7 @@ class Policy:
     session: SessionPolicy
     auth: AuthPolicy
     watermark: WatermarkPolicy
+    display: DisplayPolicy
     recording: RecordingPolicy
     workspace: WorkspacePolicy
     keys: KeysPolicy
@@ -88,7 +94,8 @@ class Policy:
 
 SECTIONS: dict[str, type] = {
     "redirection": RedirectionPolicy, "posture": PosturePolicy, "session": SessionPolicy,
-    "auth": AuthPolicy, "watermark": WatermarkPolicy, "recording": RecordingPolicy,
+    "auth": AuthPolicy, "watermark": WatermarkPolicy, "display": DisplayPolicy,
+    "recording": RecordingPolicy,
     "workspace": WorkspacePolicy, "keys": KeysPolicy,
 }
 

@@ -89,6 +89,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "template": Key(template(), "the watermark text"),
         "opacity": Key(number(0.02, 0.5), "how visible the watermark is"),
     },
+    "display": {
+        "quality": Key(choice("build-to-lossless", "lossy", "lossless"),
+                       "photo-like parts of the screen: JPEG, then pixel-exact once still; "
+                       "JPEG only; or never JPEG"),
+    },
     "recording": {
         "enabled": Key(boolean(), "record sessions (a session that cannot be recorded ends)"),
         "retention_days": Key(integer(1, 3650), "recordings older than this are deleted"),

@@ -24,8 +24,9 @@ def photo(fb: Framebuffer, x: int, y: int, width: int, height: int, seed: int = 
     fb.blit(x, y, width, height, rng.randbytes(width * height * 4))
 
 
-def attach(fb: Framebuffer, wm: Watermark | None = None) -> tuple[DisplayPipeline, CanvasModel]:
-    p = DisplayPipeline(fb, watermark=wm, settings=EncodeSettings())  # lossy: the default
+def attach(fb: Framebuffer, wm: Watermark | None = None,
+           quality: str = "build-to-lossless") -> tuple[DisplayPipeline, CanvasModel]:
+    p = DisplayPipeline(fb, watermark=wm, settings=EncodeSettings(), quality=quality)
     p.receive(w.Resume(w.VERSION), T0)
     return p, CanvasModel()
 
@@ -86,6 +87,42 @@ def test_a_still_photo_goes_out_as_jpeg_then_lossless_once(wm: Watermark | None)
     assert wrong(p, canvas) == 0
     assert p.take_frame(sent + 5) is None  # once: nothing is left to refine
     assert p.next_timer(sent + 5) == (None if wm is None else pytest.approx(T0 + 40))
+
+
+def test_policy_quality_lossy_keeps_the_jpeg() -> None:
+    """display.quality = "lossy" (metered links): the photo stays JPEG however long it is
+    still, and the text beside it still goes out exact."""
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb, quality="lossy")
+    step(p, canvas, T0)
+    photo(fb, 0, 0, 64, 64)
+    fb.fill(100, 20, 30, 10, b"\x00\x00\x00\x00")  # a few-colour box: never JPEG
+    msgs = step(p, canvas, T0 + 1)
+    assert tiles(msgs, w.TileFormat.JPEG)
+    assert p.next_timer(T0 + 1.1) is None
+    assert p.take_frame(T0 + 60) is None
+    assert canvas.image is not None
+    shown = expected(p.fb, p._layer, p._drift)
+    assert wrong(p, canvas) > 0
+    assert diff_pixels(canvas.image.crop((64, 0, 256, 128)), shown.crop((64, 0, 256, 128))) == 0
+
+
+def test_policy_quality_lossless_never_sends_jpeg() -> None:
+    fb = Framebuffer(256, 128)
+    fb.fill(0, 0, 256, 128, b"\xff\xff\xff\x00")
+    p, canvas = attach(fb, quality="lossless")
+    step(p, canvas, T0)
+    photo(fb, 0, 0, 128, 64)
+    msgs = step(p, canvas, T0 + 1)
+    assert tiles(msgs) and not tiles(msgs, w.TileFormat.JPEG)
+    assert wrong(p, canvas) == 0
+    assert p.next_timer(T0 + 1.1) is None
+
+
+def test_an_unknown_quality_is_refused() -> None:
+    with pytest.raises(ValueError, match="sharp"):
+        DisplayPipeline(Framebuffer(64, 64), quality="sharp")
 
 
 def test_a_tile_redrawn_before_it_is_due_is_not_refreshed_twice() -> None:

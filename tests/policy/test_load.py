@@ -31,6 +31,9 @@ ERRORS = [
     ("wrong choice", '[redirection]\n\n# why\nclipboard = "sideways"\n',
      'x.toml:7: redirection.clipboard: expected one of "off", "to-remote", "to-local", "both", '
      "got 'sideways'"),
+    ("unknown display quality", '[display]\nquality = "sharp"\n',
+     'x.toml:5: display.quality: expected one of "build-to-lossless", "lossy", "lossless", '
+     "got 'sharp'"),
     ("out of range", "[posture]\nmax_definitions_age_days = 400\n",
      "x.toml:5: posture.max_definitions_age_days: expected an integer 0..365, got 400"),
     ("bad duration", '[session]\nidle_timeout = "15 minutes"\n',
@@ -44,7 +47,7 @@ ERRORS = [
      "{school}, {datetime}, {session}"),
     ("unknown section", '[sesion]\nidle_timeout = "1m"\n',
      "x.toml:4: [sesion]: unknown section [sesion]; allowed sections: redirection, posture, "
-     "session, auth, watermark, recording, workspace, keys, match"),
+     "session, auth, watermark, display, recording, workspace, keys, match"),
     ("syntax error", "[session]\nidle_timeout = \n",
      "x.toml:5: TOML syntax error: Invalid value (at line 5, column 16)"),
     ("dotted key", 'redirection.clipboard = "sideways"\n',
