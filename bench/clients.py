@@ -119,7 +119,9 @@ class StaffroomClient:
     each with its own RFB connection, framebuffer, watermark and encoder (``page_urls``)."""
 
     name = "staffroom"
-    watermark = True  # the default policy; StaffroomNoWatermarkClient switches it off
+    # Policy sections narrowed for the bench teachers (matched by user, so everything else
+    # stays the default): none here; the variants below set one.
+    policy = ""
 
     def __init__(self, sessions: int = 1) -> None:
         self.sessions = sessions
@@ -149,13 +151,11 @@ class StaffroomClient:
         return ["t.bench" if i == 0 else f"t.bench{i}" for i in range(self.sessions)]
 
     def policies(self) -> dict[str, str]:
-        """Narrowing policy files for the bench's gateway: none, or the watermark off for the
-        bench teachers (matched by user, so everything else stays the default)."""
-        if self.watermark:
+        """The bench's gateway's narrowing policy file, if this variant has one."""
+        if not self.policy:
             return {}
         users = ", ".join(f'"{u}"' for u in self.users())
-        return {"50-bench-no-watermark.toml":
-                f"[match]\nusers = [{users}]\n\n[watermark]\nenabled = false\n"}
+        return {f"50-bench-{self.name}.toml": f"[match]\nusers = [{users}]\n\n{self.policy}"}
 
     @staticmethod
     def _freshclam(root: Path) -> Path:
@@ -233,11 +233,20 @@ class StaffroomNoWatermarkClient(StaffroomClient):
     the display path costs without it, measured in the same run."""
 
     name = "staffroom-nowm"
-    watermark = False
+    policy = "[watermark]\nenabled = false\n"
+
+
+class StaffroomLossyClient(StaffroomClient):
+    """Staffroom with display.quality = "lossy" (the metered-link setting: photos stay JPEG,
+    no lossless refresh), watermark on: what that setting saves, measured in the same run."""
+
+    name = "staffroom-lossy"
+    policy = '[display]\nquality = "lossy"\n'
 
 
 BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient,
-                            "staffroom-nowm": StaffroomNoWatermarkClient}
+                            "staffroom-nowm": StaffroomNoWatermarkClient,
+                            "staffroom-lossy": StaffroomLossyClient}
 
 
 def load_client(spec: str) -> Client:

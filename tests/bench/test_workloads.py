@@ -8,7 +8,12 @@ import shutil
 import time
 from pathlib import Path
 
-from bench.clients import StaffroomClient, StaffroomNoWatermarkClient, load_client
+from bench.clients import (
+    StaffroomClient,
+    StaffroomLossyClient,
+    StaffroomNoWatermarkClient,
+    load_client,
+)
 from bench.workloads import (
     PARAGRAPH,
     SCROLL_RATE,
@@ -80,3 +85,16 @@ def test_the_no_watermark_client_switches_it_off_for_its_teachers_only(tmp_path:
         assert policies.resolve(user, "teacher", "kita-es").policy.watermark.enabled is False
     assert policies.resolve("t.sato", "teacher", "kita-es").policy.watermark.enabled is True
     assert policies.resolve("t.bench3", "teacher", "kita-es").policy.watermark.enabled is True
+
+
+def test_the_lossy_client_sets_display_quality_for_its_teacher_only(tmp_path: Path) -> None:
+    client = load_client("staffroom-lossy")
+    assert isinstance(client, StaffroomLossyClient)
+    folder = Path(shutil.copytree(SHIPPED_POLICIES, tmp_path / "policies"))
+    for name, text in client.policies().items():
+        (folder / name).write_text(text)
+    policies = load_policies(folder)
+    bench = policies.resolve("t.bench", "teacher", "kita-es").policy
+    assert bench.display.quality == "lossy" and bench.watermark.enabled is True
+    other = policies.resolve("t.sato", "teacher", "kita-es").policy
+    assert other.display.quality == "build-to-lossless"
