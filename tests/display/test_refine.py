@@ -8,9 +8,10 @@ import pytest
 
 from gateway.display.encoder import EncodeSettings
 from gateway.display.framebuffer import CopyOp, Framebuffer
-from gateway.display.pipeline import DisplayPipeline, encode_frame
+from gateway.display.pipeline import QUALITIES, DisplayPipeline, encode_frame
 from gateway.display.refine import REFINE_AFTER, REFINE_MAX_PIXELS, LossyTiles
 from gateway.display.watermark import Watermark
+from gateway.policy.schema import SCHEMA
 from gateway.wire import display as w
 from tests.display.canvas_model import CanvasModel, diff_pixels, expected
 
@@ -123,6 +124,14 @@ def test_policy_quality_lossless_never_sends_jpeg() -> None:
 def test_an_unknown_quality_is_refused() -> None:
     with pytest.raises(ValueError, match="sharp"):
         DisplayPipeline(Framebuffer(64, 64), quality="sharp")
+
+
+def test_every_quality_the_policy_accepts_is_one_the_pipeline_knows() -> None:
+    """The schema spells the values out (policy does not import the display package): a value
+    added there alone would fail every session that policy names, at its start."""
+    rule = SCHEMA["display"]["quality"]
+    assert all(rule.check(q) == q for q in QUALITIES)
+    assert rule.rule.expects == "one of " + ", ".join(f'"{q}"' for q in QUALITIES)
 
 
 def test_a_tile_redrawn_before_it_is_due_is_not_refreshed_twice() -> None:
