@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gateway.display.refine import REFINE_AFTER
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import (
     canvas_image,
@@ -35,7 +36,6 @@ SESSION = ('[match]\nroles = ["teacher"]\n\n[watermark]\nenabled = false\n\n'
 
 
 METERED = '[match]\nusers = ["t.metered"]\n\n[display]\nquality = "lossy"\n'
-REFINE_AFTER = 1.5  # gateway.display.refine: the refresh would have come by then
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ async def test_a_metered_school_keeps_the_jpeg(world: World, tmp_path: Path) -> 
             seen[:] = [await canvas(), seen[0]]
             return mean_error(seen[0], desktop) < 12 and seen[0].tobytes() == seen[1].tobytes()
         assert await wait_until(arrived, timeout=30, step=0.5), mean_error(seen[0], desktop)
-        await asyncio.sleep(3 * REFINE_AFTER)
+        await asyncio.sleep(3 * REFINE_AFTER)  # the refresh would have come by then
         later = await canvas()
         assert wrong(later, desktop) > 100_000
         assert later.tobytes() == seen[0].tobytes(), "something was re-sent: a refresh?"
