@@ -36,6 +36,7 @@ from gateway.context import GatewayContext
 from gateway.datadir import DataDir
 from gateway.health import watchdog
 from gateway.live.broker import SessionBroker
+from gateway.live.desktop_policy import desktop_settings, settings_lookup
 from gateway.live.nodes import NodeLink
 from gateway.live.tunnel import tunnel
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
@@ -251,20 +252,18 @@ async def serve(context: GatewayContext, host: str, port: int,
     """Serve HTTPS until SIGINT/SIGTERM (or cancellation), then stop cleanly."""
     if not context.data.crl.exists():
         publish_crl(context)
-    # Desktop-wide settings come from the policy that applies to teachers (per-user values
-    # for these need one desktop host per policy group: see docs/WORKSPACE.md).
-    teacher_policy = context.policies.resolve("", "teacher", None).policy
-    workspace_policy = teacher_policy.workspace
-    redirection = teacher_policy.redirection
+    # Each desktop starts with its own user's policy (settings_for); the teachers' policy is
+    # the fallback, e.g. for a re-adopted desktop whose user has since been deleted.
+    defaults = desktop_settings(context.policies.resolve("", "teacher", None).policy)
     workspaces = WorkspaceManager(
-        context.data.root, session_command=workspace_policy.session_command,
+        context.data.root, session_command=defaults.session_command,
         geometry=context.config.desktop_geometry,
-        stop_unattached_after=workspace_policy.stop_unattached_after.total_seconds(),
+        stop_unattached_after=defaults.stop_unattached_after,
         desktop_uids=context.config.desktop_uids, uid_store=context.store,
-        home_url=workspace_policy.home_url, vnc_allowed=vnc_allowed(context),
-        allowed_hosts=workspace_policy.allowed_hosts,
-        home_quota_bytes=workspace_policy.home_quota, printing=redirection.printing,
-        clipboard=redirection.clipboard != "off", registry=desktop_registry(context))
+        home_url=defaults.home_url, vnc_allowed=vnc_allowed(context),
+        allowed_hosts=defaults.allowed_hosts, home_quota_bytes=defaults.home_quota_bytes,
+        printing=defaults.printing, clipboard=defaults.clipboard,
+        registry=desktop_registry(context), settings_for=settings_lookup(context))
     await workspaces.adopt_recorded()  # desktops a stopped or dead gateway left running
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))

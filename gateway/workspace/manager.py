@@ -18,10 +18,11 @@ from typing import Literal
 from gateway.workspace.adoption import DesktopRegistry
 from gateway.workspace.base import Assignment, Endpoint, ProviderName, check_user_id
 from gateway.workspace.confinement import QuotaBackend
+from gateway.workspace.settings import DEFAULT_HOME_QUOTA, SettingsLookup
 from gateway.workspace.uids import UidRange, UidStore
 from gateway.workspace.vnc import VncProvider
 from gateway.workspace.vnc_allow import VncAllowList
-from gateway.workspace.xvnc import DEFAULT_HOME_QUOTA, XvncProvider
+from gateway.workspace.xvnc import XvncProvider
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,10 @@ def idle_desktops(
 
 
 class WorkspaceManager:
-    """Attach sessions to per-user Xvnc desktops or existing desktops; stop what is unused."""
+    """Attach sessions to per-user Xvnc desktops or existing desktops; stop what is unused.
+
+    ``session_command`` … ``printing`` and ``stop_unattached_after`` apply to every desktop
+    unless ``settings_for`` gives a user's own (gateway.workspace.settings)."""
 
     def __init__(
         self,
@@ -86,6 +90,7 @@ class WorkspaceManager:
         quota_backend: QuotaBackend = "auto",
         printing: bool = False,
         registry: DesktopRegistry | None = None,
+        settings_for: SettingsLookup | None = None,
     ) -> None:
         self.xvnc = XvncProvider(
             data_dir,
@@ -104,6 +109,7 @@ class WorkspaceManager:
             quota_backend=quota_backend,
             printing=printing,
             registry=registry,
+            settings_for=settings_for,
         )
         self.vnc = VncProvider(probe_timeout=vnc_probe_timeout,
                                allowed=vnc_allowed or VncAllowList.default())
@@ -175,10 +181,11 @@ class WorkspaceManager:
         now = self._clock() if now is None else now
         running = [d.spec.user_id for d in self.xvnc.desktops()]
         stopped = []
-        for user in idle_desktops(self._usage, running, now, self.stop_unattached_after):
+        for user in [u for u in running
+                     if idle_desktops(self._usage, [u], now, self._stop_after(u))]:
             async with self._lock(user):
                 # Re-decide under the lock: a session may have attached while we waited.
-                if idle_desktops(self._usage, [user], now, self.stop_unattached_after):
+                if idle_desktops(self._usage, [user], now, self._stop_after(user)):
                     if not self.xvnc.owns(user):  # another node re-adopted it: not ours to end
                         await self.xvnc.release(user)
                         self._usage.pop(user, None)
@@ -225,6 +232,16 @@ class WorkspaceManager:
             if user in self._usage
         ]
         return sorted(rows, key=lambda row: row.user)
+
+    def _stop_after(self, user_id: str) -> float:
+        """The user's workspace.stop_unattached_after as her policy says now (a reload applies
+        to running desktops), else the manager's."""
+        if self.xvnc.settings_for is None:
+            return self.stop_unattached_after
+        try:
+            return self.xvnc.settings_for(user_id).stop_unattached_after
+        except Exception:  # e.g. a user deleted since: the board's default
+            return self.stop_unattached_after
 
     def _lock(self, user_id: str) -> asyncio.Lock:
         return self._locks.setdefault(user_id, asyncio.Lock())

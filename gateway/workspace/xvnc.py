@@ -13,7 +13,6 @@ import logging
 import os
 import pwd
 import re
-import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import replace
@@ -31,6 +30,7 @@ from gateway.workspace.base import (
 )
 from gateway.workspace.confinement import Limits, QuotaBackend
 from gateway.workspace.desktop import Account, DesktopSpec, XvncDesktop, start_desktop
+from gateway.workspace.settings import DEFAULT_HOME_QUOTA, DesktopSettings, SettingsLookup
 from gateway.workspace.uids import DesktopUids, UidRange, UidStore, check_no_collision
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 _GEOMETRY = re.compile(r"[1-9]\d{2,4}x[1-9]\d{2,4}")
 _X_SOCKETS = Path("/tmp/.X11-unix")
 START_ATTEMPTS = 3  # a display or port taken between our check and Xvnc's bind: try another
-DEFAULT_HOME_QUOTA = 2 * 1024**3  # policies/default.toml: workspace.home_quota = "2GiB"
 
 
 def own_account() -> Account:
@@ -52,7 +51,10 @@ def display_free(number: int) -> bool:
 
 
 class XvncProvider:
-    """Starts, finds and stops per-user Xvnc desktops. Attach counting lives in the manager."""
+    """Starts, finds and stops per-user Xvnc desktops. Attach counting lives in the manager.
+
+    The keyword arguments from ``session_command`` on are the settings of every desktop, unless
+    ``settings_for`` gives a user's own (her policy: gateway.workspace.settings)."""
 
     def __init__(
         self,
@@ -74,21 +76,18 @@ class XvncProvider:
         quota_backend: QuotaBackend = "auto",
         printing: bool = False,
         registry: DesktopRegistry | None = None,
+        settings_for: SettingsLookup | None = None,
     ) -> None:
         if not _GEOMETRY.fullmatch(geometry):
             raise InvalidAssignment(f"The desktop size {geometry!r} is not WIDTHxHEIGHT.")
-        command = (
-            shlex.split(session_command) if isinstance(session_command, str) else session_command
-        )
-        if not command:
-            raise InvalidAssignment("The desktop session command is empty.")
+        self.defaults = DesktopSettings.of(
+            session_command, home_url=home_url, allowed_hosts=allowed_hosts,
+            home_quota_bytes=home_quota_bytes, printing=printing, clipboard=clipboard)
+        self.settings_for = settings_for
         self.homes = Path(data_dir) / "homes"
-        self.session_command = tuple(command)
         self.geometry = geometry
-        self.clipboard = clipboard
         self.root = os.geteuid() == 0
         self.account = own_account()
-        self.home_url = home_url
         self._uid_range = desktop_uids
         self._uid_store = uid_store
         self._uids: DesktopUids | None = None
@@ -97,12 +96,11 @@ class XvncProvider:
         self.input_method = input_method
         self.start_timeout = start_timeout
         self.display_base = display_base
-        self.printing = printing
-        self.limits = _limits(
-            self.account, Path(data_dir), allowed_hosts, isolate_network, home_quota_bytes,
-            quota_backend,
-        )  # fmt: skip
-        self._lockdown: lockdown.SessionLockdown | None = None
+        self._data_dir, self._isolate, self._quota_backend = \
+            Path(data_dir), isolate_network, quota_backend
+        self.limits = self._limits_for(self.defaults)  # checked now: a bad default fails early
+        # Per (printing, clipboard): the wrappers differ, every desktop of a kind shares them.
+        self._lockdowns: dict[tuple[bool, bool], lockdown.SessionLockdown] = {}
         self._desktops: dict[str, XvncDesktop] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._reserved: set[int] = set()
@@ -149,9 +147,13 @@ class XvncProvider:
         await asyncio.gather(*(self.stop(user) for user in list(self._desktops)))
         while self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
-        if self._lockdown is not None and not (keep_desktops and self.registry is not None):
-            await asyncio.to_thread(shutil.rmtree, self._lockdown.base, True)
-            self._lockdown = None
+        if not (keep_desktops and self.registry is not None):
+            for kind in list(self._lockdowns):
+                await asyncio.to_thread(shutil.rmtree, self._lockdowns.pop(kind).base, True)
+
+    def settings(self, user_id: str) -> DesktopSettings:
+        """The settings a new desktop of ``user_id`` gets (WorkspaceError from the lookup)."""
+        return self.defaults if self.settings_for is None else self.settings_for(user_id)
 
     def owns(self, user_id: str) -> bool:
         """False when another node has re-adopted this user's desktop since we started it."""
@@ -221,13 +223,16 @@ class XvncProvider:
         assert self.registry is not None
         if self._locale is None:
             self._locale = await ime.pick_locale()
-        limits = self.limits
-        if limits.home_quota is not None:
-            limits = replace(limits, home_image=self.homes.parent / "home-images"
-                             / f"{record.user_id}.ext4")
+        try:
+            settings = self.settings(record.user_id)
+        except Exception:  # e.g. a user deleted since: the safe defaults
+            log.warning("desktop :%d of user %s is re-adopted with the default settings: the "
+                        "user's own could not be read", record.display, record.user_id)
+            settings = self.defaults
+        limits = self._home_limits(self._limits_for(settings), record.user_id)
         await self.registry.on_adopted(record)  # audited before this node takes it over
         desktop = await adoption.adopt(record, user_id=record.user_id,
-                                       session_command=self.session_command,
+                                       session_command=settings.session_command,
                                        geometry=self.geometry, locale=self._locale,
                                        limits=limits)
         if desktop is None:
@@ -275,21 +280,20 @@ class XvncProvider:
     async def _start(self, user_id: str) -> XvncDesktop:
         if self._locale is None:
             self._locale = await ime.pick_locale()
+        settings = self.settings(user_id)
+        limits = self._home_limits(self._limits_for(settings), user_id)
         account = await self._account(user_id)
-        check_enforceable(account, self.limits)
+        check_enforceable(account, limits)
         if self._mode is None:
             self._mode = await asyncio.to_thread(
                 sandbox.check_available, account.uid, account.gid, account.switch,
                 self._want_mode)
-        if self._lockdown is None:
+        kind = (settings.printing, settings.clipboard)
+        locked = self._lockdowns.get(kind)
+        if locked is None:
             # Not under DATA_DIR: that may be closed to the desktop account (0700).
-            self._lockdown = await asyncio.to_thread(
-                lockdown.install, None, printing=self.printing, clipboard=self.clipboard
-            )
-        limits = self.limits
-        if limits.home_quota is not None:
-            limits = replace(
-                limits, home_image=self.homes.parent / "home-images" / f"{user_id}.ext4"
+            locked = self._lockdowns[kind] = await asyncio.to_thread(
+                lockdown.install, None, printing=settings.printing, clipboard=settings.clipboard
             )
         for _attempt in range(START_ATTEMPTS):
             display = await asyncio.to_thread(self._pick_display)
@@ -299,15 +303,15 @@ class XvncProvider:
                 display=display,
                 home=self.homes / user_id,
                 account=account,
-                session_command=self.session_command,
+                session_command=settings.session_command,
                 geometry=self.geometry,
                 locale=self._locale,
-                clipboard=self.clipboard,
+                clipboard=settings.clipboard,
                 input_method=self.input_method,
                 start_timeout=self.start_timeout,
-                lockdown=self._lockdown,
+                lockdown=locked,
                 limits=limits,
-                home_url=self.home_url,
+                home_url=settings.home_url,
                 sandbox_mode=self._mode,
             )
             try:
@@ -333,6 +337,15 @@ class XvncProvider:
             self._uids = DesktopUids(ids, self._uid_store)
         uid = await asyncio.to_thread(self._uids.uid_for, user_id)
         return Account(user_id, uid, uid, switch=True)
+
+    def _limits_for(self, settings: DesktopSettings) -> Limits:
+        return _limits(self.account, self._data_dir, settings.allowed_hosts, self._isolate,
+                       settings.home_quota_bytes, self._quota_backend)
+
+    def _home_limits(self, limits: Limits, user_id: str) -> Limits:
+        if limits.home_quota is None:
+            return limits
+        return replace(limits, home_image=self.homes.parent / "home-images" / f"{user_id}.ext4")
 
     def _pick_display(self) -> int:
         for number in range(self.display_base, self.display_base + 1000):

@@ -25,6 +25,7 @@ from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.confinement import Limits
 from gateway.workspace.desktop import Account, XvncDesktop
 from gateway.workspace.procs import marked_processes
+from gateway.workspace.settings import DesktopSettings
 from gateway.workspace.xvnc import check_enforceable
 from tests.fixtures.workspace import (
     AS_ROOT,
@@ -335,6 +336,57 @@ async def test_home_persists_and_everything_is_released_at_stop(
     again = manager.xvnc.get("k.sato")
     assert again is not None and again is not desktop
     assert (home / "notes.txt").read_text() == "lesson-plan\n"
+
+
+# ---------------------------------------------------------------- per-teacher policy
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+@needs_root
+async def test_each_desktop_follows_its_own_teachers_policy(
+        workspace_data_dir: Path, servers: tuple[Echo, Echo]) -> None:
+    """Two schools' policies on one gateway: each teacher's desktop reaches her own school's
+    server and no other, and printing is as her policy says (the manager's own settings, the
+    board's defaults, are used by neither)."""
+    allowed, other = servers
+    own = {
+        "p.kita": DesktopSettings.of(SESSION, allowed_hosts=[f"127.0.0.1:{allowed.port}"],
+                                     home_quota_bytes=QUOTA),
+        "p.minami": DesktopSettings.of(SESSION, allowed_hosts=[f"127.0.0.1:{other.port}"],
+                                       home_quota_bytes=QUOTA, printing=True,
+                                       stop_unattached_after=1.0),
+    }
+    mgr = WorkspaceManager(workspace_data_dir, session_command=SESSION, geometry="800x600",
+                           **sealed(workspace_data_dir), input_method=False, display_base=820,
+                           home_quota_bytes=QUOTA, settings_for=own.__getitem__)
+    try:
+        for user in own:
+            await mgr.attach(user)
+        kita, minami = mgr.xvnc.get("p.kita"), mgr.xvnc.get("p.minami")
+        assert kita is not None and minami is not None
+        script = f"/usr/bin/python3 -c '{PROBE}' {{}}"
+
+        async def probe(desktop: XvncDesktop, port: int) -> str:
+            done = await asyncio.to_thread(in_session, desktop, script.format(port))
+            return done.stdout.strip()
+
+        assert await probe(kita, allowed.port) == "school:ping"
+        assert (await probe(kita, other.port)).startswith("blocked")
+        assert await probe(minami, other.port) == "school:ping"
+        assert (await probe(minami, allowed.port)).startswith("blocked")
+        off = await asyncio.to_thread(in_session, kita, "lp /etc/hostname")
+        on = await asyncio.to_thread(in_session, minami, "lp /etc/hostname")
+        assert lockdown.PRINTING_OFF in off.stderr
+        assert lockdown.PRINTING_OFF not in on.stderr, on.stderr  # CUPS's own answer
+        # Idle stop per policy: minami's desktop goes after 1 s unattached, kita's (15 min)
+        # stays.
+        mgr.detach("p.kita")
+        mgr.detach("p.minami")
+        assert await mgr.reap_idle(time.monotonic() + 5) == ["p.minami"]
+        assert mgr.xvnc.get("p.kita") is not None and mgr.xvnc.get("p.minami") is None
+    finally:
+        await mgr.shutdown()
 
 
 # ---------------------------------------------------------------- fallback quota
