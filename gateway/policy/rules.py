@@ -6,6 +6,7 @@ each rule refuses with "expected …, got …", long values cut, digit counts an
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shlex
 import string
@@ -195,6 +196,11 @@ def template() -> Rule:
     return Rule(expects, parse)
 
 
+# A desktop relays at most this many destinations (gateway.workspace.egress.MAX_RULES): a list
+# the desktop could not take is refused here, when the file is loaded, not at a teacher's login.
+MAX_HOSTS = 64
+
+
 def hosts() -> Rule:
     expects = 'a list of "host" or "host:port"'
 
@@ -202,8 +208,24 @@ def hosts() -> Rule:
         for item in _need(value, list, expects):
             if not (isinstance(item, str) and _is_host(item)):
                 raise Invalid(f"expected {expects}, got {_shown(item)} in the list")
-        return tuple(dict.fromkeys(value))
+            if _not_one_host(item):
+                raise Invalid(f"{_shown(item)} is not a single host (an unspecified or "
+                              "multicast address)")
+        unique = tuple(dict.fromkeys(value))
+        if len(unique) > MAX_HOSTS:
+            raise Invalid(f"expected at most {MAX_HOSTS} hosts, got {len(unique)}")
+        return unique
     return Rule(expects, parse)
+
+
+def _not_one_host(entry: str) -> bool:
+    host = entry[1:].partition("]")[0] if entry.startswith("[") else entry.rpartition(":")[0] \
+        if entry.count(":") == 1 else entry
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_unspecified or address.is_multicast
 
 
 def url() -> Rule:

@@ -141,6 +141,13 @@ REFUSED: list[tuple[str, Any, str]] = [
     ("workspace.allowed_hosts", ["-bad.example"], "got '-bad.example'"),
     ("workspace.allowed_hosts", ["a" * 64 + ".example"], "in the list"),
     ("workspace.allowed_hosts", ["a" * 300], "..."),
+    # What a desktop's relays could not take is refused at load, not at a teacher's login.
+    ("workspace.allowed_hosts", ["0.0.0.0:80"], "'0.0.0.0:80' is not a single host"),
+    ("workspace.allowed_hosts", ["224.0.0.1:80"], "is not a single host"),
+    ("workspace.allowed_hosts", ["[::]:443"], "is not a single host"),
+    ("workspace.allowed_hosts", ["[ff02::1]"], "is not a single host"),
+    ("workspace.allowed_hosts", [f"10.0.0.1:{p}" for p in range(1, 66)],
+     "expected at most 64 hosts, got 65"),
     ("workspace.home_quota", "2GB", 'expected a size like "500MiB" or "2GiB", got \'2GB\''),
     ("workspace.home_quota", "2TiB", "up to 1TiB"),
     ("workspace.stop_unattached_after", "30", "expected a duration"),
