@@ -244,9 +244,18 @@ class StaffroomLossyClient(StaffroomClient):
     policy = '[display]\nquality = "lossy"\n'
 
 
+class StaffroomPacedClient(StaffroomClient):
+    """Staffroom with display.max_frame_rate = 30 (the default is no limit), watermark on: what
+    the frame pacing costs or saves, measured in the same run."""
+
+    name = "staffroom-paced"
+    policy = "[display]\nmax_frame_rate = 30\n"
+
+
 BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient,
                             "staffroom-nowm": StaffroomNoWatermarkClient,
-                            "staffroom-lossy": StaffroomLossyClient}
+                            "staffroom-lossy": StaffroomLossyClient,
+                            "staffroom-paced": StaffroomPacedClient}
 
 
 def load_client(spec: str) -> Client:

@@ -53,6 +53,18 @@ log = logging.getLogger(__name__)
 #: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
 MAX_RUN_WASTE = 0.25
 
+#: Frame pacing (min_frame_gap; the live session's is 1 / policy display.max_frame_rate, off by
+#: default): a school may bound what a desktop redrawing flat out (a terminal spewing output, a
+#: slideshow) costs its gateway, for some updates a second in scrolling (docs/PERFORMANCE.md
+#: part Z). Frames of at most SMALL_FRAME_PIXELS without copies (a typed glyph) are never held
+#: back, so typing answers at once however busy the screen.
+SMALL_FRAME_PIXELS = 64 * 64
+
+
+def frame_gap(max_frame_rate: int) -> float:
+    """min_frame_gap for policy display.max_frame_rate (0: no pacing)."""
+    return 1 / max_frame_rate if max_frame_rate > 0 else 0.0
+
 #: Policy display.quality: how photo-like boxes go out. JPEG then lossless once still (refine.py),
 #: JPEG only (fewest bytes: metered links), or never JPEG.
 QUALITIES = ("build-to-lossless", "lossy", "lossless")
@@ -136,6 +148,7 @@ class DisplayPipeline:
         settings: EncodeSettings | None = None,
         detect_scroll: bool = True,
         quality: str = "build-to-lossless",
+        min_frame_gap: float = 0.0,
     ) -> None:
         if quality not in QUALITIES:
             raise ValueError(f"display quality {quality!r} is not one of {QUALITIES}")
@@ -160,6 +173,12 @@ class DisplayPipeline:
         self._next_id = 1
         self._reports = ReportLimiter()  # blocked attempts and refusals: one a second per kind
         self.detect_scroll = detect_scroll
+        # Frame pacing (policy display.max_frame_rate): after a frame bigger than a typed
+        # glyph, the next big one waits until this long after it, and the shell asks the desktop
+        # for no update in the first half (holding), so a desktop that redraws flat out costs
+        # the gateway a bounded share; its changes pile up in the desktop.
+        self.min_frame_gap = min_frame_gap
+        self._last_big_at = float("-inf")
         self._hashes = RowHashes()
         self._lossy = LossyTiles(framebuffer.tile)  # JPEG'd tiles, re-sent lossless when still
         framebuffer.on_copy = self._on_copy
@@ -275,12 +294,36 @@ class DisplayPipeline:
         timer = self.next_timer(now)
         if timer is not None and timer <= now:
             return False
+        return self._damage_within(max_pixels)
+
+    def _damage_within(self, max_pixels: int) -> bool:
         area = 0
-        for x0, y0, x1, y1 in fb.damage.values():
+        for x0, y0, x1, y1 in self.fb.damage.values():
             area += (x1 - x0) * (y1 - y0)
             if area > max_pixels:
                 return False
         return True
+
+    def holding(self, now: float) -> bool:
+        """Within the first half of min_frame_gap after the last big frame: the shell asks the
+        desktop for nothing until then (next_timer wakes it). The second half leaves the
+        desktop time to answer, so a frame is ready when the gap ends (a terminal scrolling
+        20 lines a second keeps every line's frame)."""
+        return now < self._last_big_at + self.min_frame_gap / 2
+
+    def _paced_until(self, now: float) -> float | None:
+        """When the pacing next needs a FrameDue: the end of holding (ask the desktop again),
+        then the end of the gap while a big change waits for it."""
+        ask = self._last_big_at + self.min_frame_gap / 2
+        if now < ask:
+            return ask
+        take = self._last_big_at + self.min_frame_gap
+        return take if now < take and (self.fb.damage or self.fb.copies) else None
+
+    def _small(self) -> bool:
+        """The pending change is a typed glyph's size (SMALL_FRAME_PIXELS, no copies)."""
+        fb = self.fb
+        return not fb.copies and not fb.resized and self._damage_within(SMALL_FRAME_PIXELS)
 
     def request_observer_key_frame(self) -> None:
         """A recorder or live watcher joins: the next frame carries a key frame for it too."""
@@ -291,6 +334,9 @@ class DisplayPipeline:
         tiles are due to be re-sent lossless while the window is open)."""
         at = self._stamps.next_change(now)
         due = self._refine_at()
+        paced = self._paced_until(now)
+        if paced is not None:
+            due = paced if due is None else min(due, paced)
         return due if at is None else at if due is None else min(at, due)
 
     def _refine_at(self) -> float | None:
@@ -317,6 +363,10 @@ class DisplayPipeline:
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized or refine):  # fmt: skip
             return None
+        small = self._small()
+        if not (key or self._observer_key or refine or small) \
+                and now < self._last_big_at + self.min_frame_gap:
+            return None  # next_timer says when
         self._detect_scroll(key)
         self._stamps.settle(key or fb.resized)
         touched = fb.touched
@@ -351,6 +401,8 @@ class DisplayPipeline:
         )  # fmt: skip
         self._next_id += 1
         self._need_key = self._observer_key = False
+        if not small:
+            self._last_big_at = now
         return job
 
     def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:

@@ -36,7 +36,13 @@ from gateway.cluster import signals
 from gateway.cluster.bus import BusError, NodeBus
 from gateway.context import GatewayContext
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
+from gateway.display.pipeline import (
+    DisplayPipeline,
+    SessionInfo,
+    clipboard_flags,
+    encode_frame,
+    frame_gap,
+)
 from gateway.health import Health, health_of
 from gateway.live.listing import SessionSummary, all_summaries, posture_summary
 from gateway.live.login import LoginDecision, ResumeTarget
@@ -216,7 +222,8 @@ class SessionBroker:
             wire.HelloFlags.RECORDED if policy.recording.enabled else 0)
         pipeline = DisplayPipeline(fb, watermark=watermark_for(policy, user, session_id),
                                    session=SessionInfo(session_id, window_title(user), flags),
-                                   quality=policy.display.quality)
+                                   quality=policy.display.quality,
+                                   min_frame_gap=frame_gap(policy.display.max_frame_rate))
         recorder = None
         if policy.recording.enabled:
             try:

@@ -201,7 +201,7 @@ class SessionMachine:
                 self.pipeline.frame_sent(job, len(data), now.wall)
                 self.bytes_sent += len(data)
                 self.frames_sent += 1
-                return [SendFrame(data, job), *self._request_update()]
+                return [SendFrame(data, job), *self._request_update(now)]
             case DesktopUpdated(observer_key=key):
                 self._outstanding = False
                 if (self.phase is Phase.LIVE and not self._encoding
@@ -212,7 +212,7 @@ class SessionMachine:
                 # Keep the desktop busy: the next update is asked for before this one is taken
                 # (taking a frame is CPU on the loop), unless a frame is being encoded, when
                 # FrameEncoded asks: at most one update is read ahead of the frame encoding.
-                return [*(() if self._encoding else self._request_update()), WakeFrames()]
+                return [*(() if self._encoding else self._request_update(now)), WakeFrames()]
             case DesktopResized():
                 return [WakeFrames()]
             case DesktopReady():
@@ -375,14 +375,15 @@ class SessionMachine:
             self.pipeline.request_observer_key_frame()
         job = self.pipeline.take_frame(now.wall)
         if job is None:
-            return self._request_update()
+            return self._request_update(now)
         # The frame's pixels are copied out: the desktop renders the next update meanwhile.
         self._encoding = True
-        return [*self._request_update(), EncodeFrame(job)]
+        return [*self._request_update(now), EncodeFrame(job)]
 
-    def _request_update(self) -> list[Output]:
-        """At most one FramebufferUpdateRequest outstanding, and only while frames may go out."""
-        if self._outstanding or not self.pipeline.can_send():
+    def _request_update(self, now: Now) -> list[Output]:
+        """At most one FramebufferUpdateRequest outstanding, and only while frames may go out
+        and the frame pacing is not holding (its end is a frame timer: a FrameDue asks then)."""
+        if self._outstanding or not self.pipeline.can_send() or self.pipeline.holding(now.wall):
             return []
         self._outstanding = True
         return [RequestUpdate()]

@@ -50,6 +50,7 @@ class WatermarkPolicy:
 @dataclass(frozen=True, slots=True)
 class DisplayPolicy:
     quality: str  # "build-to-lossless", "lossy" or "lossless"
+    max_frame_rate: int  # frames a second, once a frame is bigger than a typed glyph
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "quality": Key(choice("build-to-lossless", "lossy", "lossless"),
                        "photo-like parts of the screen: JPEG, then pixel-exact once still; "
                        "JPEG only; or never JPEG"),
+        "max_frame_rate": Key(integer(0, 60, " frames a second (0: no limit)"),
+                              "at most this many frames a second of big changes (a typed "
+                              "glyph goes at once); 0 for no limit"),
     },
     "recording": {
         "enabled": Key(boolean(), "record sessions (a session that cannot be recorded ends)"),

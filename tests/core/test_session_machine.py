@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -31,7 +32,12 @@ from gateway.audit.kinds import (
     TunnelProtocolError,
 )
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
+from gateway.display.pipeline import (
+    DisplayPipeline,
+    SessionInfo,
+    clipboard_flags,
+    frame_gap,
+)
 from gateway.live import session_events as ev
 from gateway.live.posture_watch import PostureWatch
 from gateway.live.session_machine import (
@@ -315,6 +321,45 @@ def test_a_small_update_is_taken_in_its_own_step() -> None:
     r.send(w.Ack(glyph.frame_id), w.Ack(job.frame_id))
     r.fb.fill(0, 0, 100, 100, b"\x10\x10\x10\x00")  # more than a glyph: FrameDue takes it
     assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
+
+
+def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends() -> None:
+    """With the live session's frame pacing, a desktop that redraws flat out is asked for its
+    next update only max_frame_rate times a second, half a gap after a big frame (its changes
+    pile up in the desktop, not in the gateway's CPU); the frame timer says when; a typed
+    glyph still goes at once."""
+    r = Rig()
+    r.m.pipeline.min_frame_gap = gap = frame_gap(30)
+    r.live()
+    key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
+    r.do(ev.FrameEncoded(key, b"k"))
+    r.send(w.Ack(key.frame_id))
+    r.clock.advance(1.0)
+    r.fb.fill(0, 0, 200, 100, b"\xff\xff\xff\x00")  # a big change
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]  # read ahead
+    big = r.do(ev.FrameDue())
+    assert [type(o) for o in big] == [ev.EncodeFrame]
+    taken_at = r.clock.wall
+    r.clock.advance(0.005)
+    assert r.do(ev.FrameEncoded(big[0].job, b"b")) == [ev.SendFrame(b"b", big[0].job)]
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap / 2)
+    # The update read ahead brings a typed glyph: taken at once; nothing more is asked for.
+    r.fb.fill(120, 110, 8, 16, b"\x00\x00\xff\x00")
+    glyph = r.do(ev.DesktopUpdated())
+    assert [type(o) for o in glyph] == [ev.EncodeFrame]
+    assert glyph[0].job.pixels == 8 * 16  # type: ignore[union-attr]
+    r.do(ev.FrameEncoded(glyph[0].job, b"g"))  # type: ignore[union-attr]
+    r.send(w.Ack(glyph[0].job.frame_id))  # type: ignore[union-attr]
+    r.clock.advance(gap / 3)
+    assert r.do(ev.FrameDue()) == []  # still in the gap's first half: nothing asked for
+    r.clock.advance(gap / 3)
+    assert r.do(ev.FrameDue()) == [ev.RequestUpdate()]  # ask again, in time for the gap's end
+    r.fb.fill(0, 0, 200, 100, b"\x10\x10\x10\x00")  # the desktop answers with a big change
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
+    assert r.do(ev.FrameDue()) == []  # it waits for the gap's end
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap)
+    r.clock.wall = taken_at + gap
+    assert [type(o) for o in r.do(ev.FrameDue())] == [ev.EncodeFrame]
 
 
 def test_an_observer_gets_a_key_frame_of_the_same_instant() -> None:

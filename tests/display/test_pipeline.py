@@ -14,6 +14,7 @@ from gateway.display.pipeline import (
     UnsupportedVersion,
     ViewerMisbehaved,
     encode_frame,
+    frame_gap,
 )
 from gateway.display.viewer_actions import KeyInput, PointerInput, Reply
 from gateway.display.watermark import Watermark
@@ -348,3 +349,40 @@ def test_a_run_of_boxes_of_one_height_stays_one_image() -> None:
     msgs = step(p, canvas, T0 + 1)
     assert [(m.x, m.y, m.w, m.h) for m in msgs if isinstance(m, w.Tile)] == [(30, 20, 200, 12)]
     assert_canvas_exact(p, canvas)
+
+
+def test_frames_are_paced_but_a_typed_glyph_goes_at_once() -> None:
+    """A desktop that redraws flat out gets at most 1 / min_frame_gap frames a second; its
+    changes pile up meanwhile and the held-back frame carries them all. A glyph-sized change
+    is never held back, and a pipeline without a gap (the default) takes every frame."""
+    gap = frame_gap(30)
+    fb = Framebuffer(640, 200)
+    fb.fill(0, 0, 640, 200, b"\x10\x20\x30\x00")
+    p, canvas = attach(fb, small_watermark(), min_frame_gap=gap)
+    step(p, canvas, T0)  # the key frame
+    fb.fill(0, 0, 640, 100, b"\xff\x00\x00\x00")  # a big change right after it
+    assert p.take_frame(T0 + gap / 3) is None
+    # The first half of the gap holds the desktop's updates; the timer then wakes the shell
+    # to ask again, and at the gap's end to take the frame.
+    assert p.holding(T0 + gap / 3) and not p.holding(T0 + gap / 2)
+    assert p.next_timer(T0 + gap / 3) == pytest.approx(T0 + gap / 2)
+    fb.fill(0, 100, 640, 100, b"\x00\xff\x00\x00")  # more piles up
+    assert p.take_frame(T0 + gap * 0.75) is None
+    assert p.next_timer(T0 + gap * 0.75) == pytest.approx(T0 + gap)
+    step(p, canvas, T0 + gap)  # one frame with both
+    assert_canvas_exact(p, canvas)
+    assert p.holding(T0 + gap * 1.25) and not p.holding(T0 + gap * 1.5)
+    assert p.next_timer(T0 + gap * 1.25) == pytest.approx(T0 + gap * 1.5)
+    # Nothing waits once the desktop may be asked again: the next wake-up is the watermark's
+    # minute, not the pacing.
+    assert p.next_timer(T0 + gap * 1.75) == pytest.approx(T0 + 40)
+    fb.fill(300, 50, 9, 16, b"\xee\xee\xee\x00")  # a glyph typed 5 ms later
+    msgs = step(p, canvas, T0 + gap + 0.005)
+    assert [m for m in msgs if isinstance(m, w.Tile)] != []
+    assert_canvas_exact(p, canvas)
+    # Policy display.max_frame_rate: 0 is no pacing, the default.
+    assert (frame_gap(0), gap) == (0.0, 1 / 30)
+    fast, fast_canvas = attach(Framebuffer(640, 200), small_watermark(), min_frame_gap=frame_gap(0))
+    step(fast, fast_canvas, T0)
+    fast.fb.fill(0, 0, 640, 100, b"\xff\x00\x00\x00")
+    assert fast.take_frame(T0 + 0.001) is not None
