@@ -65,6 +65,7 @@ def frame_gap(max_frame_rate: int) -> float:
     """min_frame_gap for policy display.max_frame_rate (0: no pacing)."""
     return 1 / max_frame_rate if max_frame_rate > 0 else 0.0
 
+
 #: Policy display.quality: how photo-like boxes go out. JPEG then lossless once still (refine.py),
 #: JPEG only (fewest bytes: metered links), or never JPEG.
 QUALITIES = ("build-to-lossless", "lossy", "lossless")
@@ -363,7 +364,7 @@ class DisplayPipeline:
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized or refine):  # fmt: skip
             return None
-        small = self._small()
+        small = not key and self._small()  # a key frame re-sends everything: a big one
         if not (key or self._observer_key or refine or small) \
                 and now < self._last_big_at + self.min_frame_gap:
             return None  # next_timer says when
