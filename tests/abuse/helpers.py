@@ -96,6 +96,7 @@ class Typist:
     ws: ClientConnection
     frames: list[float] = field(default_factory=list)
     keys: int = 0
+    frame_bytes: int = 0
 
     async def run(self, seconds: float, every: float = 0.2) -> None:
         await self.ws.send(w.encode(w.Resume(w.VERSION, 0)))
@@ -119,6 +120,7 @@ class Typist:
         async for data in self.ws:
             if not isinstance(data, bytes):
                 continue
+            self.frame_bytes += len(data)
             decoder.feed(data)
             while not isinstance(message := decoder.next_event(), w.Sentinel):
                 if isinstance(message, w.Sync):

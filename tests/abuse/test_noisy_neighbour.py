@@ -23,7 +23,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 
 from gateway.wire import display as w
-from tests.abuse.helpers import POLICY, teacher_key, tunnel
+from tests.abuse.helpers import POLICY, Typist, teacher_key, tunnel
 from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
@@ -56,13 +56,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 @dataclass
-class Viewer:
-    """A viewer that acknowledges every frame at once, types when asked, and notes when each
-    key went out and when each frame ended."""
+class Viewer(Typist):
+    """A Typist that starts reading (and acknowledging every frame at once) before it types,
+    types when asked, and notes when each key went out."""
 
-    ws: ClientConnection
-    frames: list[float] = field(default_factory=list)
-    frame_bytes: int = 0
     sent: list[float] = field(default_factory=list)
 
     async def start(self) -> asyncio.Task[None]:
@@ -71,13 +68,12 @@ class Viewer:
 
     async def type(self, seconds: float, every: float = 0.25) -> None:
         end = time.monotonic() + seconds
-        n = 0
         while time.monotonic() < end:
             await self.ws.send(w.encode(w.Pointer(100, 100, 0)))
             self.sent.append(time.monotonic())
             for down in (True, False):
-                await self.ws.send(w.encode(w.Key(0x61 + n % 26, down)))
-            n += 1
+                await self.ws.send(w.encode(w.Key(0x61 + self.keys % 26, down)))
+            self.keys += 1
             await asyncio.sleep(every)
 
     async def flowing(self, limit: float) -> None:
@@ -95,18 +91,6 @@ class Viewer:
             after = [f for f in self.frames if f > t]
             out.append(after[0] - t if after else 99.0)
         return out
-
-    async def _read(self) -> None:
-        decoder = w.DisplayDecoder(w.Direction.TO_VIEWER)
-        async for data in self.ws:
-            if not isinstance(data, bytes):
-                continue
-            self.frame_bytes += len(data)
-            decoder.feed(data)
-            while not isinstance(message := decoder.next_event(), w.Sentinel):
-                if isinstance(message, w.Sync):
-                    self.frames.append(time.monotonic())
-                    await self.ws.send(w.encode(w.Ack(message.frame_id)))
 
 
 async def logged_in(world: World, user: str, tunnels: contextlib.AsyncExitStack
