@@ -149,9 +149,33 @@ class _FileParser:
         for section, keys in SCHEMA.items():
             for key in keys:
                 if key not in self.file.values.get(section, {}):
+                    shipped = shipped_setting(section, key)
+                    hint = f" (this version ships `{shipped}` under [{section}])" \
+                        if shipped else ""
                     self.problems.append(f"{self.file.name}:{self.file.line(section)}: "
                                          f"{section}.{key}: missing; {DEFAULT} must set every "
-                                         "key")
+                                         f"key{hint}")
+
+
+# The repository's own default.toml (what `staffroom init` copies): after an upgrade that adds
+# a key, an older DATA_DIR's copy lacks it, and the error says what to add.
+SHIPPED_DEFAULT = Path(__file__).resolve().parents[2] / "policies" / DEFAULT
+
+
+def shipped_setting(section: str, key: str) -> str | None:
+    """The `key = value` line of the shipped default.toml's [section], if there is one."""
+    try:
+        lines = SHIPPED_DEFAULT.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    current = None
+    for line in lines:
+        text = line.strip()
+        if text.startswith("[") and text.endswith("]"):
+            current = text[1:-1].strip()
+        elif current == section and text.split("=", 1)[0].strip() == key:
+            return text
+    return None
 
 
 def parse_file(path: Path, *, complete: bool) -> PolicyFile:
