@@ -30,6 +30,7 @@ from gateway.display.encoder import (
 )
 from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.link import Link
+from gateway.display.pacing import SMALL_FRAME_PIXELS, FramePacing
 from gateway.display.refine import REFINE_AFTER, REFINE_MIN_QUALITY, LossyTiles
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.viewer_actions import (
@@ -52,19 +53,6 @@ log = logging.getLogger(__name__)
 #: run's bounding box pixels outside every damaged box (issue 11 part H: window-drag replay
 #: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
 MAX_RUN_WASTE = 0.25
-
-#: Frame pacing (min_frame_gap; the live session's is 1 / policy display.max_frame_rate, off by
-#: default): a school may bound what a desktop redrawing flat out (a terminal spewing output, a
-#: slideshow) costs its gateway, for some updates a second in scrolling (docs/PERFORMANCE.md
-#: part Z). Frames of at most SMALL_FRAME_PIXELS without copies (a typed glyph) are never held
-#: back, so typing answers at once however busy the screen.
-SMALL_FRAME_PIXELS = 64 * 64
-
-
-def frame_gap(max_frame_rate: int) -> float:
-    """min_frame_gap for policy display.max_frame_rate (0: no pacing)."""
-    return 1 / max_frame_rate if max_frame_rate > 0 else 0.0
-
 
 #: Policy display.quality: how photo-like boxes go out. JPEG then lossless once still (refine.py),
 #: JPEG only (fewest bytes: metered links), or never JPEG.
@@ -174,12 +162,7 @@ class DisplayPipeline:
         self._next_id = 1
         self._reports = ReportLimiter()  # blocked attempts and refusals: one a second per kind
         self.detect_scroll = detect_scroll
-        # Frame pacing (policy display.max_frame_rate): after a frame bigger than a typed
-        # glyph, the next big one waits until this long after it, and the shell asks the desktop
-        # for no update in the first half (holding), so a desktop that redraws flat out costs
-        # the gateway a bounded share; its changes pile up in the desktop.
-        self.min_frame_gap = min_frame_gap
-        self._last_big_at = float("-inf")
+        self.pacing = FramePacing(min_frame_gap)  # policy display.max_frame_rate (pacing.py)
         self._hashes = RowHashes()
         self._lossy = LossyTiles(framebuffer.tile)  # JPEG'd tiles, re-sent lossless when still
         framebuffer.on_copy = self._on_copy
@@ -306,20 +289,8 @@ class DisplayPipeline:
         return True
 
     def holding(self, now: float) -> bool:
-        """Within the first half of min_frame_gap after the last big frame: the shell asks the
-        desktop for nothing until then (next_timer wakes it). The second half leaves the
-        desktop time to answer, so a frame is ready when the gap ends (a terminal scrolling
-        20 lines a second keeps every line's frame)."""
-        return now < self._last_big_at + self.min_frame_gap / 2
-
-    def _paced_until(self, now: float) -> float | None:
-        """When the pacing next needs a FrameDue: the end of holding (ask the desktop again),
-        then the end of the gap while a big change waits for it."""
-        ask = self._last_big_at + self.min_frame_gap / 2
-        if now < ask:
-            return ask
-        take = self._last_big_at + self.min_frame_gap
-        return take if now < take and (self.fb.damage or self.fb.copies) else None
+        """The frame pacing asks the desktop for nothing now (next_timer says until when)."""
+        return self.pacing.holding(now)
 
     def _small(self) -> bool:
         """The pending change is a typed glyph's size (SMALL_FRAME_PIXELS, no copies)."""
@@ -335,7 +306,7 @@ class DisplayPipeline:
         tiles are due to be re-sent lossless while the window is open)."""
         at = self._stamps.next_change(now)
         due = self._refine_at()
-        paced = self._paced_until(now)
+        paced = self.pacing.until(now, bool(self.fb.damage or self.fb.copies))
         if paced is not None:
             due = paced if due is None else min(due, paced)
         return due if at is None else at if due is None else min(at, due)
@@ -364,10 +335,11 @@ class DisplayPipeline:
         if not (key or self._observer_key or fb.damage or fb.copies or fb.cursor_dirty
                 or fb.resized or refine):  # fmt: skip
             return None
-        small = not key and self._small()  # a key frame re-sends everything: a big one
-        if not (key or self._observer_key or refine or small) \
-                and now < self._last_big_at + self.min_frame_gap:
-            return None  # next_timer says when
+        small = False
+        if self.pacing.gap:  # no pacing, no counting of the damage: nothing added per frame
+            small = not key and self._small()  # a key frame re-sends everything: a big one
+            if not (key or self._observer_key or refine or small) and self.pacing.holds_back(now):
+                return None  # next_timer says when
         self._detect_scroll(key)
         self._stamps.settle(key or fb.resized)
         touched = fb.touched
@@ -402,8 +374,7 @@ class DisplayPipeline:
         )  # fmt: skip
         self._next_id += 1
         self._need_key = self._observer_key = False
-        if not small:
-            self._last_big_at = now
+        self.pacing.taken(now, big=not small)
         return job
 
     def frame_sent(self, job: FrameJob, nbytes: int, now: float) -> None:

@@ -32,11 +32,11 @@ from gateway.audit.kinds import (
     TunnelProtocolError,
 )
 from gateway.display.framebuffer import Framebuffer
+from gateway.display.pacing import frame_gap
 from gateway.display.pipeline import (
     DisplayPipeline,
     SessionInfo,
     clipboard_flags,
-    frame_gap,
 )
 from gateway.live import session_events as ev
 from gateway.live.posture_watch import PostureWatch
@@ -329,7 +329,7 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     pile up in the desktop, not in the gateway's CPU); the frame timer says when; a typed
     glyph still goes at once."""
     r = Rig()
-    r.m.pipeline.min_frame_gap = gap = frame_gap(30)
+    r.m.pipeline.pacing.gap = gap = frame_gap(30)
     r.live()
     key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
     r.do(ev.FrameEncoded(key, b"k"))

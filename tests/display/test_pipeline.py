@@ -8,13 +8,13 @@ import pytest
 
 from gateway.display.encoder import EncodeSettings
 from gateway.display.framebuffer import MAX_PENDING_COPIES, Framebuffer
+from gateway.display.pacing import frame_gap
 from gateway.display.pipeline import (
     DisplayPipeline,
     SessionInfo,
     UnsupportedVersion,
     ViewerMisbehaved,
     encode_frame,
-    frame_gap,
 )
 from gateway.display.viewer_actions import KeyInput, PointerInput, Reply
 from gateway.display.watermark import Watermark
