@@ -169,6 +169,13 @@ async def test_to_remote_policy_lets_text_in_one_way_only(to_remote_world: World
 
             async def arrived() -> bool:
                 return desktop_clipboard(xenv) == "家庭から 2027"
+            # Once in a CI run (of dozens) Chromium fired no paste event for the first Ctrl+V
+            # (nothing reached the gateway, nothing was audited): the teacher presses it again.
+            for _ in range(2):
+                if await wait_until(arrived, timeout=8):
+                    break
+                await page.locator("canvas").click(position={"x": 100, "y": 80})
+                await page.keyboard.press("Control+V")
             assert await wait_until(arrived), "text pasted at home never reached the desktop"
             owner = copy_in_desktop(xenv, SECRET)
             request_cleanup(owner)
