@@ -274,6 +274,67 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_upgrade(args: argparse.Namespace) -> int:
+    import os
+    import shutil
+    from datetime import UTC, datetime
+
+    from gateway.policy.load import DEFAULT, SHIPPED_DEFAULT, check_dir, key_lines
+    from gateway.policy.upgrade import UpgradeError, merge, missing
+
+    directory = _policy_dir(args)
+    target = directory / DEFAULT
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"There is no {target}: name the policy folder, or the gateway's data "
+                       "directory with --data.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CliError(f"Cannot read {target}: {e}") from None
+    try:
+        additions = missing(text, SHIPPED_DEFAULT.read_text(encoding="utf-8"))
+        merged = merge(text, additions) if additions else text
+    except UpgradeError as e:
+        raise CliError(str(e)) from None
+    backup = None
+    if additions and not args.dry_run:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        backup = target.with_name(f"{DEFAULT}.before-upgrade-{stamp}")
+        tmp = target.with_name(f".{DEFAULT}.upgrade")
+        try:
+            shutil.copy2(target, backup)
+            tmp.write_text(merged, encoding="utf-8")
+            shutil.copymode(target, tmp)
+            os.replace(tmp, target)  # atomic: the gateway never reads half a file
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise CliError(f"Cannot write {target} ({e.strerror or e}): run this as the user "
+                           "who owns the policy folder.") from None
+    problems = [] if args.dry_run else check_dir(directory)
+    at = key_lines(merged)
+    added = [{"section": a.section, "key": a.key, "setting": a.setting,
+              "line": at.get((a.section, a.key))} for a in additions]
+    if args.json:
+        print_json({"file": str(target), "added": added, "written": backup is not None,
+                    "backup": str(backup) if backup else None, "problems": problems})
+        return 1 if problems else 0
+    if not additions:
+        print(f"{target} already sets every key this version ships; nothing to do.")
+    else:
+        verb = "would add" if args.dry_run else "added"
+        print(f"{target}: {verb} {len(additions)} setting(s) this version ships:")
+        for a in added:
+            print(f"  line {a['line']}: [{a['section']}] {a['setting']}")
+        if args.dry_run:
+            print("Nothing was written (--dry-run).")
+        else:
+            print(f"The previous file is kept as {backup}. Reload the gateway (SIGHUP) or "
+                  "restart it to apply.")
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
+
+
 def register_policy(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     policy = sub.add_parser("policy", help="check policies and explain decisions")
     psub = policy.add_subparsers(dest="policy_cmd", required=True, metavar="COMMAND")
@@ -287,6 +348,13 @@ def register_policy(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--at", help="ISO time to decide for (default: now)")
     p.add_argument("--posture", help="a posture report (JSON, as `agent check --json` prints)")
     p.set_defaults(func=cmd_policy_explain)
+    p = psub.add_parser("upgrade", help="add to default.toml the keys a newer Staffroom ships "
+                        "(your values and comments stay)")
+    p.add_argument("dir", nargs="?", help="the folder (default: DATA_DIR/policies)")
+    p.add_argument("--data", metavar="DATA_DIR")
+    p.add_argument("--dry-run", action="store_true", help="show what would be added")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_policy_upgrade)
 
 
 def cmd_recordings_verify(args: argparse.Namespace) -> int:

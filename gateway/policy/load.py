@@ -59,6 +59,12 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
+def table_header(line: str) -> tuple[str, ...] | None:
+    """The table a `[name]` line opens (its dotted parts), or None for any other line."""
+    m = _TABLE.match(line)
+    return _parts(m[1]) if m else None
+
+
 def _parts(path: str) -> tuple[str, ...]:
     return tuple(p.strip("\"'") for p in _SPLIT.findall(path))
 
@@ -150,8 +156,8 @@ class _FileParser:
             for key in keys:
                 if key not in self.file.values.get(section, {}):
                     shipped = shipped_setting(section, key)
-                    hint = f" (this version ships `{shipped}` under [{section}])" \
-                        if shipped else ""
+                    hint = f" (this version ships `{shipped}` under [{section}]: " \
+                        "`staffroom policy upgrade` adds it)" if shipped else ""
                     self.problems.append(f"{self.file.name}:{self.file.line(section)}: "
                                          f"{section}.{key}: missing; {DEFAULT} must set every "
                                          f"key{hint}")

@@ -103,7 +103,8 @@ def test_default_toml_is_required_and_complete(policy_dir: Path) -> None:
     # As an older DATA_DIR's copy reads after an upgrade added a key: what to add is named.
     assert check_dir(policy_dir) == [f"default.toml:{default_line('[auth]')}: auth.second_factor: "
                                      "missing; default.toml must set every key (this version "
-                                     'ships `second_factor = "password"` under [auth])']
+                                     'ships `second_factor = "password"` under [auth]: '
+                                     "`staffroom policy upgrade` adds it)"]
     default.write_text(text + '\n[match]\nroles = ["cio"]\n', encoding="utf-8")
     assert check_dir(policy_dir) == [f"default.toml:{len(text.splitlines()) + 2}: [match]: "
                                      "default.toml applies to everyone: put [match] in a "
