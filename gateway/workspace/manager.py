@@ -180,8 +180,11 @@ class WorkspaceManager:
         """Stop every desktop unattached for ``stop_unattached_after``; return whose."""
         now = self._clock() if now is None else now
         running = [d.spec.user_id for d in self.xvnc.desktops()]
+        # Only a desktop nobody is attached to needs its user's limit (a policy lookup that
+        # reads the store): during the school day that is few of them.
+        unattached = idle_desktops(self._usage, running, now, 0.0)
         stopped = []
-        for user in [u for u in running
+        for user in [u for u in unattached
                      if idle_desktops(self._usage, [u], now, self._stop_after(u))]:
             async with self._lock(user):
                 # Re-decide under the lock: a session may have attached while we waited.

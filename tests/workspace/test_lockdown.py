@@ -359,7 +359,13 @@ async def test_each_desktop_follows_its_own_teachers_policy(
     }
     mgr = WorkspaceManager(workspace_data_dir, session_command=SESSION, geometry="800x600",
                            **sealed(workspace_data_dir), input_method=False, display_base=820,
-                           home_quota_bytes=QUOTA, settings_for=own.__getitem__)
+                           home_quota_bytes=QUOTA, settings_for=lambda u: looked_up(u))
+    lookups: list[str] = []
+
+    def looked_up(user: str) -> DesktopSettings:
+        lookups.append(user)
+        return own[user]
+
     try:
         for user in own:
             await mgr.attach(user)
@@ -381,6 +387,9 @@ async def test_each_desktop_follows_its_own_teachers_policy(
         assert lockdown.PRINTING_OFF not in on.stderr, on.stderr  # CUPS's own answer
         # Idle stop per policy: minami's desktop goes after 1 s unattached, kita's (15 min)
         # stays.
+        # While both are attached the reaper reads nobody's policy (a store query each).
+        lookups.clear()
+        assert await mgr.reap_idle(time.monotonic() + 5) == [] and lookups == []
         mgr.detach("p.kita")
         mgr.detach("p.minami")
         assert await mgr.reap_idle(time.monotonic() + 5) == ["p.minami"]
