@@ -90,6 +90,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                 xvnc = ProcSampler([desktop.xvnc_pid])
                 wall = gw_cpu = xvnc_cpu = 0.0
                 updates: dict[str, float] = {}  # per workload: frames drawn per second per page
+                by_workload: dict[str, float] = {}  # per workload: gateway core-s/s per session
                 machine.start()
                 for wl in mix:
                     await wl.setup(desktop)
@@ -106,7 +107,9 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
                         after = [await page_counters(p) for p in pages]
                         drawn = sum(a.frames - b.frames for a, b in zip(after, before, strict=True))
                         updates[wl.name] = round(drawn / len(pages) / elapsed, 2)
-                        gw_cpu += await gateway.stop()
+                        part = await gateway.stop()
+                        gw_cpu += part
+                        by_workload[wl.name] = round(part / elapsed / sessions, 5)
                         xvnc_cpu += await xvnc.stop()
                     finally:
                         await wl.teardown(desktop)
@@ -132,6 +135,9 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
         # The frames each page drew: a busier machine coalesces more, and then each session
         # costs less CPU; read sessions per core beside the frame rate it was measured at.
         "updates_per_s_per_session": updates,
+        # Per part of the mix, the cores one session kept the gateway busy (typing's is the
+        # per-message overhead, scrolling's the display path's).
+        "cpu_per_session_by_workload": by_workload,
         "cpu_per_session": round(per_session, 5),
         "sessions_per_core": round(1 / per_session, 1) if per_session else None,
         "cpu_per_session_with_desktop": round(with_desktop, 5),
