@@ -285,7 +285,7 @@ def cmd_policy_upgrade(args: argparse.Namespace) -> int:
     directory = _policy_dir(args)
     target = directory / DEFAULT
     try:
-        text = target.read_text(encoding="utf-8")
+        text = target.read_bytes().decode("utf-8")  # line ends as they are
     except FileNotFoundError:
         raise CliError(f"There is no {target}: name the policy folder, or the gateway's data "
                        "directory with --data.") from None
@@ -303,7 +303,7 @@ def cmd_policy_upgrade(args: argparse.Namespace) -> int:
         tmp = target.with_name(f".{DEFAULT}.upgrade")
         try:
             shutil.copy2(target, backup)
-            tmp.write_text(merged, encoding="utf-8")
+            tmp.write_bytes(merged.encode("utf-8"))
             shutil.copymode(target, tmp)
             os.replace(tmp, target)  # atomic: the gateway never reads half a file
         except OSError as e:

@@ -94,7 +94,8 @@ def merge(admin_text: str, additions: list[Addition]) -> str:
         while out and not out[-1].strip():
             out.pop()
         out.extend(["", f"[{section}]", *body])
-    merged = "\n".join(out) + "\n"
+    newline = "\r\n" if "\r\n" in admin_text else "\n"  # a file edited on Windows stays so
+    merged = newline.join(out) + newline
     _check(have, merged, additions)
     return merged
 

@@ -73,6 +73,14 @@ def test_the_next_tables_heading_comment_stays_with_it() -> None:
                       "# ---- recording ----\n[recording]\nenabled = true\n")
 
 
+def test_a_file_with_windows_line_ends_keeps_them() -> None:
+    text = older().replace("\n", "\r\n")
+    merged = merge(text, missing(text, SHIPPED))
+    assert "\n" not in merged.replace("\r\n", "")
+    assert is_subsequence(text.split("\r\n"), merged.split("\r\n"))
+    assert missing(merged, SHIPPED) == []
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("display = { quality = \"lossy\" }\n",
      "default.toml sets [display] without a `[display]` header: add `max_frame_rate = 0` to it "
@@ -122,6 +130,16 @@ def test_the_command_upgrades_a_data_dir_once(tmp_path: Path,
 
     assert main(["policy", "upgrade", str(policies)]) == 0
     assert "already sets every key" in capsys.readouterr().out
+
+
+def test_the_command_keeps_windows_line_ends(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "default.toml"
+    target.write_bytes(older().replace("\n", "\r\n").encode())
+    assert main(["policy", "upgrade", str(tmp_path)]) == 0
+    data = target.read_bytes()
+    assert data.count(b"\n") == data.count(b"\r\n") and b"max_frame_rate = 0\r\n" in data
+    assert check_dir(tmp_path) == []
 
 
 def test_a_broken_file_gets_one_sentence(tmp_path: Path,
