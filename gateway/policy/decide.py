@@ -115,6 +115,11 @@ def explain(resolved: ResolvedPolicy, *, now: datetime, active_sessions: int = 0
                  f"{format_duration(p.session.max_duration)}, "
                  f"watermark {'on' if p.watermark.enabled else 'off'}, recording "
                  f"{'on' if p.recording.enabled else 'off'}")
+    rate = p.display.max_frame_rate
+    lines.append(f"Display: {p.display.quality}, "
+                 f"{f'at most {rate} frames a second' if rate else 'no frame-rate limit'} "
+                 f"({_rule(resolved, 'display.quality')}; "
+                 f"{_rule(resolved, 'display.max_frame_rate')})")
     for key, (file, line) in sorted(resolved.provenance.items()):
         if file != resolved.files[0]:
             lines.append(f"  {key} set by {file}:{line}")

@@ -24,6 +24,12 @@ HOURS = ('[match]\nroles = ["teacher"]\n\n[session]\nallowed_hours = "07:00-21:0
 TWO = '[match]\nusers = ["t.two"]\n\n[session]\nmax_concurrent = 2\n'
 
 
+def default_line(key: str) -> int:
+    """The line of the shipped default.toml that sets ``key``."""
+    text = (SHIPPED_POLICIES / "default.toml").read_text(encoding="utf-8")
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"{key} ="))
+
+
 @pytest.fixture
 def teacher(policy_dir: Path, add_policy: Callable[[str, str], Path]) -> ResolvedPolicy:
     add_policy("10-hours.toml", HOURS)
@@ -114,6 +120,21 @@ def test_explain_why_refused_at_22_10(teacher: ResolvedPolicy) -> None:
     ]
     assert "  session.allowed_days set by 10-hours.toml:6" in lines
     assert any(line.startswith("Second factor: password (default.toml:") for line in lines)
+
+
+def test_explain_names_the_display_settings_and_their_files(
+        policy_dir: Path, add_policy: Callable[[str, str], Path]) -> None:
+    """A metered school that caps frames: explain says so, and which file did."""
+    add_policy("10-metered.toml", '[match]\nschools = ["yama-es"]\n\n[display]\n'
+                                  'quality = "lossy"\nmax_frame_rate = 15\n')
+    policies = load_policies(policy_dir)
+    rate = default_line("max_frame_rate")
+    assert f"Display: build-to-lossless, no frame-rate limit (default.toml:"  \
+        f"{default_line('quality')} display.quality; default.toml:{rate} display.max_frame_rate)" \
+        in explain(policies.resolve("t.kita", "teacher", "kita-es"), now=at(25, 10))
+    assert "Display: lossy, at most 15 frames a second (10-metered.toml:5 display.quality; " \
+        "10-metered.toml:6 display.max_frame_rate)" in \
+        explain(policies.resolve("t.yama", "teacher", "yama-es"), now=at(25, 10))
 
 
 def test_explain_allowed_and_with_posture(teacher: ResolvedPolicy) -> None:
