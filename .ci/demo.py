@@ -76,11 +76,12 @@ def main() -> int:
     print(f"Staffroom demo in {root}")
     print(f"- the school-affairs system answers on http://127.0.0.1:{port}/ (an allowed host)")
     print("- creating the gateway (CA, TLS, state, audit, policies) and starting it…")
-    world = build_world(root, policy_overrides=(
-        '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "staffroom-session"\n'
-        f'allowed_hosts = ["127.0.0.1:{port}"]\nhome_url = "http://127.0.0.1:{port}/"\n'))
-    agent = None
+    world = agent = None
     try:
+        world = build_world(root, policy_overrides=(
+            '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = '
+            f'"staffroom-session"\nallowed_hosts = ["127.0.0.1:{port}"]\n'
+            f'home_url = "http://127.0.0.1:{port}/"\n'))
         print("- a CIO issues teacher t.sato a key on a SoftHSM2 token…")
         teacher = world.add_teacher("t.sato")
         conf = definitions(root)
@@ -120,12 +121,20 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        print("\nStopping…")
+        # A second Ctrl+C (or a wrapper's SIGTERM) must not cut the stop short: it would leave
+        # the gateway and the teacher's desktop running with nobody to stop them.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("\nStopping…", flush=True)
         if agent is not None and agent.poll() is None:
             agent.terminate()
-            agent.wait(timeout=10)
-        stop_gateway(world.gateway)
-        print(f"Stopped. The demo's data stays in {root} (audit log, state, CA).")
+            try:
+                agent.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        if world is not None:
+            stop_gateway(world.gateway)
+        print(f"Stopped. The demo's data stays in {root} (audit log, state, CA).", flush=True)
     return 0
 
 
