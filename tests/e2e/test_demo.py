@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -108,7 +107,7 @@ async def test_the_demo_shows_the_desktop_and_two_ctrl_c_stop_everything() -> No
     root: Path | None = None
     try:
         demo.until(READY, timeout=240)
-        root = Path(re.sub(r"^Staffroom demo in ", "", demo.lines[0].strip()))
+        root = Path(demo.value("Staffroom demo in "))
         desktops = _xvnc_pids() - before
         assert desktops, "the demo started no desktop"
         gateways = _gateway_pids(root / "data")
