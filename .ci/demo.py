@@ -70,6 +70,8 @@ def definitions(root: Path) -> Path:
 
 
 def main() -> int:
+    # Each line as soon as it is printed, also into a pipe (`bash .ci/demo | tee demo.log`).
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     root = Path(tempfile.mkdtemp(prefix="staffroom-demo-"))
     root.chmod(0o711)
     port = school_system()

@@ -26,6 +26,7 @@ from tests.fixtures.workspace import AS_ROOT, needs_sandbox
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(300),
     pytest.mark.skipif(not AS_ROOT, reason="the demo's sealed desktop needs root"),
     needs_sandbox,
 ]
@@ -53,14 +54,35 @@ def _gateway_pids(data: Path) -> list[int]:
     return [int(p) for p in found.split()]
 
 
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in found.split()]
+
+
+def _data_dirs_under(pid: int) -> list[Path]:
+    """The --data folder of each gateway the demo started (its own session, so a kill of the
+    demo's group misses it): what a failed test must still stop."""
+    out = []
+    for child in _children(pid):
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gateway" in argv and b"--data" in argv:
+            out.append(Path(argv[argv.index(b"--data") + 1].decode()))
+    return out
+
+
 class Demo:
     """`.ci/demo.py` in its own process group (a terminal's foreground job), its output read
     by a thread so that every wait has a deadline."""
 
     def __init__(self) -> None:
+        # As CI and a user's pipe run it: no PYTHONUNBUFFERED to hide a buffered line.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         self.proc = subprocess.Popen([sys.executable, str(REPO / ".ci" / "demo.py")], cwd=REPO,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -106,8 +128,9 @@ async def test_the_demo_shows_the_desktop_and_two_ctrl_c_stop_everything() -> No
     demo = Demo()
     root: Path | None = None
     try:
-        demo.until(READY, timeout=240)
+        demo.until("Staffroom demo in ", timeout=30)
         root = Path(demo.value("Staffroom demo in "))
+        demo.until(READY, timeout=200)
         desktops = _xvnc_pids() - before
         assert desktops, "the demo started no desktop"
         gateways = _gateway_pids(root / "data")
@@ -142,12 +165,16 @@ async def test_the_demo_shows_the_desktop_and_two_ctrl_c_stop_everything() -> No
         with pytest.raises(ProcessLookupError):  # the agent and anything else of the demo
             os.killpg(demo.proc.pid, 0)
     finally:
+        # After a failure too, nothing of the demo outlives the test.
+        data_dirs = set(_data_dirs_under(demo.proc.pid))
+        if root is not None:
+            data_dirs.add(root / "data")
         if demo.proc.poll() is None:
             os.killpg(demo.proc.pid, signal.SIGKILL)
             demo.proc.wait(timeout=10)
         demo.close()
-        if root is not None:
-            for pid in _gateway_pids(root / "data"):
+        for data in data_dirs:
+            for pid in _gateway_pids(data):
                 os.kill(pid, signal.SIGKILL)
-            end_desktops_of(root / "data")  # after a failure: no desktop outlives the test
-            shutil.rmtree(root, ignore_errors=True)
+            end_desktops_of(data)
+            shutil.rmtree(data.parent, ignore_errors=True)
