@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ class PolicyError(ValueError):
         self.problems = problems
 
 
+def scan(text: str) -> Iterator[tuple[int, tuple[str, ...] | None, tuple[str, ...] | None]]:
+    """Per line outside multi-line strings: (line number from 1, the table a `[name]` header
+    opens or None, the dotted path a `key = …` line sets or None)."""
+    in_string = False
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not in_string and (m := _TABLE.match(line)):
+            yield number, _parts(m[1]), None
+        elif not in_string and (m := _KEY.match(line)):
+            yield number, None, _parts(m[1])
+        # A multi-line string may hold lines that look like keys: skip until it closes.
+        if (line.count('"""') + line.count("'''")) % 2:
+            in_string = not in_string
+
+
 def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Key path -> first line number, from a scan of the file (tomllib gives no positions).
 
@@ -44,25 +59,15 @@ def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """
     lines: dict[tuple[str, ...], int] = {}
     table: tuple[str, ...] = ()
-    in_string = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not in_string and (m := _TABLE.match(line)):
-            table = _parts(m[1])
+    for number, header, key in scan(text):
+        if header is not None:
+            table = header
             lines.setdefault(table, number)
-        elif not in_string and (m := _KEY.match(line)):
-            path = table + _parts(m[1])
+        elif key is not None:
+            path = table + key
             for end in range(len(table) + 1, len(path) + 1):
                 lines.setdefault(path[:end], number)
-        # A multi-line string may hold lines that look like keys: skip until it closes.
-        if (line.count('"""') + line.count("'''")) % 2:
-            in_string = not in_string
     return lines
-
-
-def table_header(line: str) -> tuple[str, ...] | None:
-    """The table a `[name]` line opens (its dotted parts), or None for any other line."""
-    m = _TABLE.match(line)
-    return _parts(m[1]) if m else None
 
 
 def _parts(path: str) -> tuple[str, ...]:
@@ -168,20 +173,32 @@ class _FileParser:
 SHIPPED_DEFAULT = Path(__file__).resolve().parents[2] / "policies" / DEFAULT
 
 
+def shipped_lines(text: str) -> dict[tuple[str, str], tuple[str, ...]]:
+    """Per (section, key) of a default.toml like the shipped one: the comment block right above
+    the key, then its `key = value` line."""
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    lines = text.splitlines()
+    section = ""
+    for number, header, key in scan(text):
+        if header is not None:
+            section = ".".join(header)
+            continue
+        above, n = [], number - 1
+        while n > 0 and lines[n - 1].strip().startswith("#"):
+            above.insert(0, lines[n - 1])
+            n -= 1
+        if key is not None and len(key) == 1:
+            out[(section, key[0])] = (*above, lines[number - 1])
+    return out
+
+
 def shipped_setting(section: str, key: str) -> str | None:
     """The `key = value` line of the shipped default.toml's [section], if there is one."""
     try:
-        lines = SHIPPED_DEFAULT.read_text(encoding="utf-8").splitlines()
+        found = shipped_lines(SHIPPED_DEFAULT.read_text(encoding="utf-8")).get((section, key))
     except OSError:
         return None
-    current = None
-    for line in lines:
-        text = line.strip()
-        if text.startswith("[") and text.endswith("]"):
-            current = text[1:-1].strip()
-        elif current == section and text.split("=", 1)[0].strip() == key:
-            return text
-    return None
+    return found[-1].strip() if found else None
 
 
 def parse_file(path: Path, *, complete: bool) -> PolicyFile:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 
-from gateway.policy.load import table_header
+from gateway.policy.load import scan, shipped_lines
 from gateway.policy.schema import SCHEMA
 
 
@@ -32,25 +32,6 @@ class Addition:
     @property
     def setting(self) -> str:
         return self.lines[-1].strip()
-
-
-def shipped_lines(shipped_text: str) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Per (section, key) of the shipped default.toml: its comment block and its line."""
-    out: dict[tuple[str, str], tuple[str, ...]] = {}
-    section, comments = "", []
-    for line in shipped_text.splitlines():
-        text = line.strip()
-        if (table := table_header(line)) is not None:
-            section, comments = ".".join(table), []
-        elif text.startswith("#"):
-            comments.append(line)
-        elif "=" in text:
-            key = text.split("=", 1)[0].strip()
-            out[(section, key)] = (*comments, line)
-            comments = []
-        else:
-            comments = []
-    return out
 
 
 def missing(admin_text: str, shipped_text: str) -> list[Addition]:
@@ -74,12 +55,13 @@ def merge(admin_text: str, additions: list[Addition]) -> str:
     an inline table), which a line cannot safely be added to."""
     lines = admin_text.splitlines()
     have = tomllib.loads(admin_text)
-    headers = _headers(lines)
+    headers = _headers(admin_text)
     inserts: dict[int, list[str]] = {}  # before line index -> lines
     appended: dict[str, list[str]] = {}
     for add in additions:
         if add.section in headers:
-            inserts.setdefault(_table_end(lines, headers[add.section]), []).extend(add.lines)
+            end = _table_end(lines, headers[add.section], headers)
+            inserts.setdefault(end, []).extend(add.lines)
         elif add.section in have:
             raise UpgradeError(f"default.toml sets [{add.section}] without a `[{add.section}]` "
                                f"header: add `{add.setting}` to it yourself.")
@@ -105,28 +87,22 @@ def _table(doc: dict[str, object], section: str) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def _headers(lines: list[str]) -> dict[str, int]:
-    """Table name -> the index of its `[name]` line (multi-line strings skipped)."""
+def _headers(text: str) -> dict[str, int]:
+    """Table name -> the index of its `[name]` line."""
     found: dict[str, int] = {}
-    in_string = False
-    for i, line in enumerate(lines):
-        if not in_string and (table := table_header(line)) is not None:
-            found.setdefault(".".join(table), i)
-        if (line.count('"""') + line.count("'''")) % 2:
-            in_string = not in_string
+    for number, header, _ in scan(text):
+        if header is not None:
+            found.setdefault(".".join(header), number - 1)
     return found
 
 
-def _table_end(lines: list[str], header: int) -> int:
+def _table_end(lines: list[str], header: int, headers: dict[str, int]) -> int:
     """Where a line added to the table whose header is at ``header`` goes: after its last
     setting, before the blank lines and the comment block that lead into the next table."""
-    end = len(lines)
-    for i in range(header + 1, len(lines)):
-        if table_header(lines[i]) is not None:
-            end = i
-            while end > header + 1 and lines[end - 1].strip().startswith("#"):
-                end -= 1  # the next table's own heading comment
-            break
+    end = min((i for i in headers.values() if i > header), default=len(lines))
+    if end < len(lines):
+        while end > header + 1 and lines[end - 1].strip().startswith("#"):
+            end -= 1  # the next table's own heading comment
     while end > header + 1 and not lines[end - 1].strip():
         end -= 1
     return end

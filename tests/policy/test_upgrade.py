@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gateway.cli.main import main
-from gateway.policy.load import check_dir, key_lines, parse_file
+from gateway.policy.load import check_dir, key_lines, parse_file, shipped_lines
 from gateway.policy.schema import SCHEMA
-from gateway.policy.upgrade import UpgradeError, merge, missing, shipped_lines
+from gateway.policy.upgrade import UpgradeError, merge, missing
 from tests.fixtures.policy import SHIPPED_POLICIES
 
 SHIPPED = (SHIPPED_POLICIES / "default.toml").read_text(encoding="utf-8")
