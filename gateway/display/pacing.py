@@ -37,7 +37,9 @@ class FramePacing:
 
     def until(self, now: float, pending: bool) -> float | None:
         """When the pacing next needs a FrameDue: the end of holding (ask the desktop again),
-        then the end of the gap while a big change is ``pending``."""
+        then the end of the gap while a big change is ``pending``. None without a limit."""
+        if not self.gap:
+            return None
         ask = self.last_big_at + self.gap / 2
         if now < ask:
             return ask
