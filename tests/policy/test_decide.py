@@ -15,19 +15,13 @@ from hypothesis import strategies as st
 from gateway.policy.decide import decide_session_start, explain
 from gateway.policy.effective import ResolvedPolicy
 from gateway.policy.load import load_policies
-from tests.fixtures.policy import SHIPPED_POLICIES
+from tests.fixtures.policy import SHIPPED_POLICIES, default_line
 
 JST = timezone(timedelta(hours=9))
 HOURS = ('[match]\nroles = ["teacher"]\n\n[session]\nallowed_hours = "07:00-21:00"\n'
          'allowed_days = ["mon", "tue", "wed", "thu", "fri"]\n'
          'calendar_exceptions = ["2027-01-04"]\n')
 TWO = '[match]\nusers = ["t.two"]\n\n[session]\nmax_concurrent = 2\n'
-
-
-def default_line(key: str) -> int:
-    """The line of the shipped default.toml that sets ``key``."""
-    text = (SHIPPED_POLICIES / "default.toml").read_text(encoding="utf-8")
-    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"{key} ="))
 
 
 @pytest.fixture
@@ -128,10 +122,10 @@ def test_explain_names_the_display_settings_and_their_files(
     add_policy("10-metered.toml", '[match]\nschools = ["yama-es"]\n\n[display]\n'
                                   'quality = "lossy"\nmax_frame_rate = 15\n')
     policies = load_policies(policy_dir)
-    rate = default_line("max_frame_rate")
-    assert f"Display: build-to-lossless, no frame-rate limit (default.toml:"  \
-        f"{default_line('quality')} display.quality; default.toml:{rate} display.max_frame_rate)" \
-        in explain(policies.resolve("t.kita", "teacher", "kita-es"), now=at(25, 10))
+    quality, rate = default_line("quality ="), default_line("max_frame_rate =")
+    assert f"Display: build-to-lossless, no frame-rate limit (default.toml:{quality} " \
+        f"display.quality; default.toml:{rate} display.max_frame_rate)" in \
+        explain(policies.resolve("t.kita", "teacher", "kita-es"), now=at(25, 10))
     assert "Display: lossy, at most 15 frames a second (10-metered.toml:5 display.quality; " \
         "10-metered.toml:6 display.max_frame_rate)" in \
         explain(policies.resolve("t.yama", "teacher", "yama-es"), now=at(25, 10))

@@ -11,16 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.policy.load import PolicyError, check_dir, key_lines, load_policies
-from tests.fixtures.policy import SHIPPED_POLICIES
+from tests.fixtures.policy import SHIPPED_POLICIES, default_line
 
 AddPolicy = Callable[[str, str], Path]
 HEAD = '# a school\'s policy\n[match]\nschools = ["s1"]\n'  # the body starts on line 4
-DEFAULT_TEXT = (SHIPPED_POLICIES / "default.toml").read_text(encoding="utf-8")
-
-
-def default_line(start: str) -> int:
-    """The line of default.toml that starts with `start` (so tests follow edits to it)."""
-    return next(n for n, line in enumerate(DEFAULT_TEXT.splitlines(), 1) if line.startswith(start))
 
 ERRORS = [
     ("unknown key", '[redirection]\nclipbord = "off"\n',
