@@ -2,7 +2,8 @@
 CIO-issued key on a SoftHSM2 token, the teacher's sealed desktop with the school apps and the
 connected agent, and its viewer shows that desktop in Chromium. Ctrl+C, pressed twice as an
 impatient user does, stops everything: no traceback, and no gateway, desktop or agent is left
-running (a second Ctrl+C once cut the stop short and left them all)."""
+running (a second Ctrl+C once cut the stop short and left them all), nor after a Ctrl+C while
+the gateway is still being created (which once left that gateway running)."""
 
 from __future__ import annotations
 
@@ -165,16 +166,41 @@ async def test_the_demo_shows_the_desktop_and_two_ctrl_c_stop_everything() -> No
         with pytest.raises(ProcessLookupError):  # the agent and anything else of the demo
             os.killpg(demo.proc.pid, 0)
     finally:
-        # After a failure too, nothing of the demo outlives the test.
-        data_dirs = set(_data_dirs_under(demo.proc.pid))
-        if root is not None:
-            data_dirs.add(root / "data")
-        if demo.proc.poll() is None:
-            os.killpg(demo.proc.pid, signal.SIGKILL)
-            demo.proc.wait(timeout=10)
-        demo.close()
-        for data in data_dirs:
-            for pid in _gateway_pids(data):
-                os.kill(pid, signal.SIGKILL)
-            end_desktops_of(data)
-            shutil.rmtree(data.parent, ignore_errors=True)
+        _clean_up(demo, root)
+
+
+def test_a_ctrl_c_while_the_gateway_is_created_leaves_no_gateway() -> None:
+    demo = Demo()
+    root: Path | None = None
+    try:
+        demo.until("Staffroom demo in ", timeout=30)
+        root = Path(demo.value("Staffroom demo in "))
+        demo.until("creating the gateway", timeout=30)
+        end = time.monotonic() + 60
+        while not (gateways := _gateway_pids(root / "data")):  # started, not yet set up
+            assert time.monotonic() < end, f"no gateway started:\n{demo.output}"
+            time.sleep(0.05)
+        demo.ctrl_c()
+        demo.until("Stopped.", timeout=60)
+        assert demo.proc.wait(timeout=30) == 0
+        assert "a CIO issues" not in demo.output, "the Ctrl+C came after the gateway was set up"
+        assert "Traceback" not in demo.output, demo.output
+        assert not [pid for pid in gateways if _alive(pid)], "the gateway was left running"
+    finally:
+        _clean_up(demo, root)
+
+
+def _clean_up(demo: Demo, root: Path | None) -> None:
+    """After a failure too, nothing of the demo outlives the test."""
+    data_dirs = set(_data_dirs_under(demo.proc.pid))
+    if root is not None:
+        data_dirs.add(root / "data")
+    if demo.proc.poll() is None:
+        os.killpg(demo.proc.pid, signal.SIGKILL)
+        demo.proc.wait(timeout=10)
+    demo.close()
+    for data in data_dirs:
+        for pid in _gateway_pids(data):
+            os.kill(pid, signal.SIGKILL)
+        end_desktops_of(data)
+        shutil.rmtree(data.parent, ignore_errors=True)
