@@ -39,6 +39,12 @@ NORMAL_ENDS = {display.EndCode.NORMAL, display.EndCode.IDLE_TIMEOUT, display.End
 # or it is (re)starting.
 RETRY_CODES = frozenset({"session-connected", "busy", "gateway-unavailable"})
 MAX_RESUME_DELAY = 5.0
+# A first login refused at its Hello for the network's login rate: many teachers behind one
+# address (a school's or a mobile carrier's NAT) connecting at once. Nothing was asked for or
+# checked yet, so the agent asks again after a short random wait, as the teacher would have to,
+# for up to LOGIN_RETRY_FOR seconds.
+LOGIN_RETRY_CODES = frozenset({"too-many-attempts"})
+LOGIN_RETRY_FOR = 60.0
 NOT_RESUMED = ("The connection to the gateway was lost and the session could not be resumed "
                "in time: run `staffroom agent connect` again.")
 
@@ -103,15 +109,29 @@ async def _login(ws: ClientConnection, identity: Identity, options: ConnectOptio
                            credentials=options.credentials, resume=resume)
 
 
+async def _first_login(identity: Identity, options: ConnectOptions
+                       ) -> tuple[ClientConnection, Any]:
+    """The tunnel and its Welcome; a refusal is a CliError with the gateway's sentence."""
+    deadline = time.monotonic() + LOGIN_RETRY_FOR
+    while True:
+        ws = await _open(options)
+        try:
+            return ws, await _login(ws, identity, options, resume=None)
+        except LoginDenied as e:
+            await ws.close()
+            wait = random.uniform(1.0, 4.0)  # spread out: the others behind the address retry too
+            if not (e.at_hello and e.code in LOGIN_RETRY_CODES) \
+                    or time.monotonic() + wait > deadline:
+                raise CliError(str(e)) from None
+            progress(f"Many logins from your network right now; trying again in "
+                     f"{wait:.0f} s…")
+            await asyncio.sleep(wait)
+
+
 async def run_session(identity: Identity, options: ConnectOptions,
                       on_viewer_url: Callable[[str], None]) -> int:
     """Connect, serve the viewer, relay until the session ends. Returns the exit code."""
-    ws = await _open(options)
-    try:
-        welcome = await _login(ws, identity, options, resume=None)
-    except LoginDenied as e:
-        await ws.close()
-        raise CliError(str(e)) from None
+    ws, welcome = await _first_login(identity, options)
     grace = float(welcome.policy.get("reconnect_grace_seconds", 45))
     identity = replace(identity, sign=_one_at_a_time(identity.sign))
     where = f" at {welcome.school}" if welcome.school else ""

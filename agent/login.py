@@ -36,9 +36,12 @@ class Credentials:
 
 
 class LoginDenied(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    """``at_hello``: refused before the challenge (no factor was asked for or checked)."""
+
+    def __init__(self, code: str, message: str, *, at_hello: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.at_hello = at_hello
 
 
 def server_end_point(ws: Any) -> bytes:
@@ -73,7 +76,7 @@ async def handshake(
     await ws.send(conn.send(Hello(user=user, certificate=certificate_der, resume=resume)))
     message = conn.receive(await asyncio.wait_for(ws.recv(), HANDSHAKE_TIMEOUT))
     if isinstance(message, Denied):
-        raise LoginDenied(message.code, clean(message.message))
+        raise LoginDenied(message.code, clean(message.message), at_hello=True)
     assert isinstance(message, Challenge)
     password = credentials.password() if "password" in message.factors and not resume else None
     code = credentials.totp() if "totp" in message.factors and not resume else None

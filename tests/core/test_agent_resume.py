@@ -81,3 +81,71 @@ async def test_a_refusal_for_good_ends_the_retries_at_once(
     with pytest.raises(CliError, match=r"The session could not be resumed\."):
         await asyncio.wait_for(connect._resume(identity(), options(1, tmp_path), "s", 30), 5)
     assert calls == [1]
+
+
+class _Tunnel:
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def _logins(monkeypatch: pytest.MonkeyPatch, outcomes: list[Exception | str]) -> list[_Tunnel]:
+    """``_first_login`` against scripted gateways: each login raises or returns the next
+    outcome; waits are cut to 10 ms. Returns the tunnels it opened."""
+    opened: list[_Tunnel] = []
+
+    async def fake_open(options: ConnectOptions) -> _Tunnel:
+        opened.append(_Tunnel())
+        return opened[-1]
+
+    async def fake_login(ws: object, identity: Identity, options: ConnectOptions,
+                         resume: str | None) -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(connect, "_open", fake_open)
+    monkeypatch.setattr(connect, "_login", fake_login)
+    monkeypatch.setattr(connect.random, "uniform", lambda a, b: 0.01)
+    return opened
+
+
+RATE = "Too many login attempts from your network: wait 3 seconds and try again."
+
+
+async def test_a_first_login_refused_for_the_networks_rate_is_tried_again(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Many teachers behind one address: refused at the Hello (nothing asked for yet), the
+    agent waits and asks again, saying so; the refused tunnels are closed."""
+    denied = connect.LoginDenied("too-many-attempts", RATE, at_hello=True)
+    opened = _logins(monkeypatch, [denied, denied, "welcome"])
+    ws, welcome = await connect._first_login(identity(), options(1, Path("ca.pem")))
+    assert welcome == "welcome" and ws is opened[-1] and len(opened) == 3
+    assert [t.closed for t in opened] == [True, True, False]
+    assert capsys.readouterr().err.splitlines() == [
+        "Many logins from your network right now; trying again in 0 s…"] * 2
+
+
+@pytest.mark.parametrize("denied", [
+    connect.LoginDenied("too-many-attempts", RATE),  # after the password: not asked again
+    connect.LoginDenied("cert-revoked", "Your key has been revoked: ask your school's IT lead "
+                        "for a new one.", at_hello=True),
+])
+async def test_other_refusals_end_the_first_login_at_once(
+        monkeypatch: pytest.MonkeyPatch, denied: connect.LoginDenied) -> None:
+    opened = _logins(monkeypatch, [denied, "welcome"])
+    with pytest.raises(CliError) as e:
+        await connect._first_login(identity(), options(1, Path("ca.pem")))
+    assert str(e.value) == str(denied) and len(opened) == 1 and opened[0].closed
+
+
+async def test_the_rate_retry_gives_up_with_the_gateways_sentence(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(connect, "LOGIN_RETRY_FOR", 0.05)
+    denied = connect.LoginDenied("too-many-attempts", RATE, at_hello=True)
+    opened = _logins(monkeypatch, [denied] * 100)
+    with pytest.raises(CliError) as e:
+        await connect._first_login(identity(), options(1, Path("ca.pem")))
+    assert str(e.value) == RATE and 2 <= len(opened) < 100
