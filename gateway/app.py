@@ -39,6 +39,7 @@ from gateway.live.broker import SessionBroker
 from gateway.live.desktop_policy import desktop_settings, settings_lookup
 from gateway.live.nodes import NodeLink
 from gateway.live.tunnel import tunnel
+from gateway.malloc_arenas import trim
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
 from gateway.monitoring.endpoints import parse_networks
 from gateway.monitoring.metrics import metrics_of
@@ -188,6 +189,10 @@ async def _refresh_crl(context: GatewayContext) -> None:
 
 
 RETENTION_CHECK = 24 * 3600.0
+# glibc keeps what the frame path frees (multi-MB frames, then the dynamic mmap threshold puts
+# them on the heap) and hands it back only when asked: 40 sessions held 1.1 GiB, 0.46 without
+# (docs/PERFORMANCE.md, issue 11 part AC).
+TRIM_EVERY = 10.0
 
 
 def apply_retention(context: GatewayContext) -> list[str]:
@@ -218,6 +223,14 @@ def apply_retention(context: GatewayContext) -> list[str]:
             deleted.append(info.id)
     context.audit.keep_reserve()
     return deleted
+
+
+async def _give_back_memory() -> None:
+    """Every TRIM_EVERY seconds, the pages malloc holds free go back to the system (in a thread:
+    after a burst of key frames one call takes tens of ms)."""
+    while True:
+        await asyncio.sleep(TRIM_EVERY)
+        await asyncio.to_thread(trim)
 
 
 async def _retention(context: GatewayContext) -> None:
@@ -268,6 +281,7 @@ async def serve(context: GatewayContext, host: str, port: int,
     workspaces.start_reaper()
     crl_task = asyncio.create_task(_refresh_crl(context))
     retention_task = asyncio.create_task(_retention(context))
+    trim_task = asyncio.create_task(_give_back_memory(), name="malloc-trim")
     watchdog_task = asyncio.create_task(watchdog(context, recordings_root(
         context.data.root, context.config.recordings_dir)))
     broker = SessionBroker(context, workspaces)
@@ -308,6 +322,7 @@ async def serve(context: GatewayContext, host: str, port: int,
         log.info("gateway stopping")
         crl_task.cancel()
         retention_task.cancel()
+        trim_task.cancel()
         watchdog_task.cancel()
         bus_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

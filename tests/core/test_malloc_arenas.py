@@ -60,3 +60,32 @@ def test_an_operators_malloc_arena_max_wins() -> None:
     limited, count = arenas("limit", MALLOC_ARENA_MAX="4")
     assert limited == "False"  # left to the environment
     assert 2 < count <= 4
+
+
+# What the frame path does to the heap: one multi-MB frame buffer, freed (glibc raises its mmap
+# threshold past it), then more of them on the heap with small objects between, all freed. The
+# pages stay resident until trim() gives them back.
+TRIM_PROBE = r"""
+from gateway.malloc_arenas import trim
+def rss_mib():
+    line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+    return int(line.split()[1]) // 1024
+first = bytearray(8 << 20)
+del first
+frames, pins = [], []
+for _ in range(40):
+    frames.append(bytearray(6 << 20))
+    pins.append(bytearray(1024))  # past pymalloc: on the glibc heap, after the frame
+del frames
+held = rss_mib()
+print(held, trim(), rss_mib())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_trim_gives_freed_frame_buffers_back() -> None:
+    out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    held, trimmed, after = int(out[0]), out[1], int(out[2])
+    assert held > 200, "the freed buffers were not kept resident: the probe tests nothing"
+    assert trimmed == "True" and after < held - 200, (held, after)
