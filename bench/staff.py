@@ -65,14 +65,16 @@ async def measure(teachers: int, hold: float) -> dict[str, object]:
             finally:
                 for agent in agents:
                     agent.stop()
-    per = {name: round((m[i] - before[i]) / teachers, 1)
-           for name, m in (("after", after), ("held", held)) for i in (0,)}
+    def rss_per_session(now: tuple[float, float]) -> float:
+        return round((now[0] - before[0]) / teachers, 1)
+
     return {
         "teachers": teachers, "load": os.getloadavg(), "cpus": os.cpu_count(),
         "all_connected_s": round(connected, 1), "all_first_frames_s": round(shown, 1),
         "gateway_cpu_s": round(cpu, 1),
         "gateway_mib": {"before": before, "after": after, f"after_{hold:.0f}_s": held},
-        "rss_mib_per_session": {"right_after": per["after"], f"after_{hold:.0f}_s": per["held"]},
+        "rss_mib_per_session": {"right_after": rss_per_session(after),
+                                f"after_{hold:.0f}_s": rss_per_session(held)},
     }
 
 

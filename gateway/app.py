@@ -189,9 +189,9 @@ async def _refresh_crl(context: GatewayContext) -> None:
 
 
 RETENTION_CHECK = 24 * 3600.0
-# glibc keeps what the frame path frees (multi-MB frames, then the dynamic mmap threshold puts
-# them on the heap) and hands it back only when asked: 40 sessions held 1.1 GiB, 0.46 without
-# (docs/PERFORMANCE.md, issue 11 part AC).
+# glibc keeps what the frame path frees (multi-MB frames, which its dynamic mmap threshold puts
+# on the heap) and hands it back only when asked: forty sessions held 1.1 GiB without this,
+# 0.46 GiB with it (docs/PERFORMANCE.md, issue 11 part AC).
 TRIM_EVERY = 10.0
 
 

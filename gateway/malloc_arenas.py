@@ -14,7 +14,7 @@ An operator's own ``MALLOC_ARENA_MAX`` in the environment wins (glibc reads it a
 What an arena keeps free stays resident until ``malloc_trim``: a 1080p frame's buffers are
 several MB, and once one is freed glibc raises its mmap threshold, so later ones come from the
 heap and stay there. ``trim`` (the gateway calls it every few seconds, gateway.app) gives those
-pages back: forty teachers' sessions held 1,133 MiB, 457 MiB with it (part AC). A fixed mmap
+pages back: forty teachers' sessions held 1,132 MiB, 471 MiB with it (RSS, part AC). A fixed mmap
 threshold did as well for memory but cost 15–40 % more display CPU, a page fault per frame.
 """
 
@@ -43,7 +43,8 @@ def limit_arenas(count: int = ARENAS) -> bool:
 
 def trim() -> bool:
     """Give the pages glibc holds free back to the system (``malloc_trim(0)``: the heap's top and
-    every whole free page inside it). False where there is no malloc_trim."""
+    every whole free page inside it). True if any were given back; False if none were, or where
+    there is no malloc_trim."""
     try:
         malloc_trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
