@@ -26,12 +26,13 @@ from gateway.wire import display as w
 from gateway.wire.login import Welcome
 from tests.fixtures.gateway import World
 
+# No XIM for the typed-into xterm: see tests/e2e/test_nodes.py's NO_XIM.
 POLICY = """
 [match]
 roles = ["teacher"]
 
 [workspace]
-session_command = "xterm -geometry 80x24+10+10"
+session_command = "xterm -geometry 80x24+10+10 -xrm '*openIm: false'"
 """
 
 

@@ -53,12 +53,13 @@ pytestmark = [
     needs_sandbox,
 ]
 
+# No XIM for the typed-into xterm: see tests/e2e/test_nodes.py's NO_XIM.
 POLICY = """
 [match]
 roles = ["teacher"]
 
 [workspace]
-session_command = "xterm -geometry 80x20+40+40 -fa Monospace -fs 14"
+session_command = "xterm -geometry 80x20+40+40 -fa Monospace -fs 14 -xrm '*openIm: false'"
 
 [session]
 reconnect_grace = "60s"
