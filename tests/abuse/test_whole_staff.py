@@ -29,6 +29,7 @@ from gateway.wire import display as w
 from gateway.wire.login import Hello, encode
 from tests.abuse.helpers import POLICY, tls
 from tests.fixtures.agent import Agent, freshclam_conf
+from tests.fixtures.desktop_view import descends_from
 from tests.fixtures.gateway import World, running_world
 from tests.fixtures.staff import enrol, first_frame, gateway_memory_mib
 from tests.fixtures.workspace import AS_ROOT
@@ -57,21 +58,10 @@ def desktop_accounts(world: World) -> dict[int, int]:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-        if argv and argv[0].endswith(b"Xvnc") and _descends_from(int(pid), gateway):
+        if argv and argv[0].endswith(b"Xvnc") and descends_from(int(pid), gateway):
             found[int(pid)] = int(next(line for line in status.splitlines()
                                        if line.startswith("Uid:")).split()[1])
     return found
-
-
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-        except OSError:
-            return False
-    return False
 
 
 def records(world: World, kind: str) -> list[dict[str, object]]:
