@@ -65,6 +65,7 @@ async def measure(teachers: int, hold: float) -> dict[str, object]:
             finally:
                 for agent in agents:
                     agent.stop()
+
     def rss_per_session(now: tuple[float, float]) -> float:
         return round((now[0] - before[0]) / teachers, 1)
 
