@@ -66,7 +66,7 @@ def test_an_operators_malloc_arena_max_wins() -> None:
 # threshold past it), then more of them on the heap with small objects between, all freed. The
 # pages stay resident until trim() gives them back.
 TRIM_PROBE = r"""
-from gateway.malloc_arenas import trim
+from gateway.malloc_arenas import free_bytes, trim
 def rss_mib():
     line = next(l for l in open("/proc/self/status") if l.startswith("VmRSS:"))
     return int(line.split()[1]) // 1024
@@ -78,14 +78,16 @@ for _ in range(40):
     pins.append(bytearray(1024))  # past pymalloc: on the glibc heap, after the frame
 del frames
 held = rss_mib()
-print(held, trim(), rss_mib())
+print(held, free_bytes() >> 20, trim(), rss_mib())
 """
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_trim_gives_freed_frame_buffers_back() -> None:
+    """free_bytes sees what is kept (the gateway trims early past TRIM_ABOVE); trim returns it."""
     out = subprocess.run([sys.executable, "-c", TRIM_PROBE], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
-    held, trimmed, after = int(out[0]), out[1], int(out[2])
+    held, free, trimmed, after = int(out[0]), int(out[1]), out[2], int(out[3])
     assert held > 200, "the freed buffers were not kept resident: the probe tests nothing"
+    assert free >= 200, free  # 40 × 6 MiB freed on the heap
     assert trimmed == "True" and after < held - 200, (held, after)
