@@ -40,7 +40,7 @@ from gateway.live.broker import SessionBroker
 from gateway.live.desktop_policy import desktop_settings, settings_lookup
 from gateway.live.nodes import NodeLink
 from gateway.live.tunnel import tunnel
-from gateway.malloc_arenas import free_bytes, trim
+from gateway.malloc_arenas import TrimPacer, free_bytes, trim
 from gateway.monitoring.endpoints import add_routes as add_monitoring_routes
 from gateway.monitoring.endpoints import parse_networks
 from gateway.monitoring.metrics import metrics_of
@@ -193,9 +193,9 @@ RETENTION_CHECK = 24 * 3600.0
 # glibc keeps what the frame path frees (multi-MB frames, which its dynamic mmap threshold puts
 # on the heap) and hands it back only when asked: forty sessions held 1.1 GiB without this,
 # 0.46 GiB with it (docs/PERFORMANCE.md, issue 11 part AC). Asked every TRIM_EVERY seconds, and
-# at the next TRIM_CHECK once more than TRIM_ABOVE is free (a burst of key frames: forty
-# teachers starting at once); not every second always, as the pages given back cost a page
-# fault each when the next frames take them again.
+# at the next TRIM_CHECK once TRIM_ABOVE more is free (a burst of key frames: forty teachers
+# starting at once; gateway.malloc_arenas.TrimPacer); not every second always, as the pages
+# given back cost a page fault each when the next frames take them again.
 TRIM_EVERY = 10.0
 TRIM_CHECK = 1.0
 TRIM_ABOVE = 128 << 20
@@ -234,13 +234,13 @@ def apply_retention(context: GatewayContext) -> list[str]:
 async def _give_back_memory() -> None:
     """The pages malloc holds free go back to the system (in a thread: after a burst of key
     frames one call takes tens of ms)."""
-    last = time.monotonic()
+    pacer = TrimPacer(TRIM_EVERY, TRIM_ABOVE)
+    pacer.trimmed(time.monotonic(), free_bytes())
     while True:
         await asyncio.sleep(TRIM_CHECK)
-        held = free_bytes()  # 12 µs
-        if (held is not None and held > TRIM_ABOVE) or time.monotonic() - last >= TRIM_EVERY:
+        if pacer.due(time.monotonic(), free_bytes()):  # free_bytes: 12 µs
             await asyncio.to_thread(trim)
-            last = time.monotonic()
+            pacer.trimmed(time.monotonic(), free_bytes())
 
 
 async def _retention(context: GatewayContext) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from dataclasses import dataclass
 
 M_ARENA_MAX = -8  # glibc's <malloc.h>
 ARENAS = 2
@@ -69,3 +70,26 @@ def free_bytes() -> int | None:
     mallinfo2.argtypes = []
     mallinfo2.restype = _MallInfo2
     return int(mallinfo2().fordblks)
+
+
+@dataclass(slots=True)
+class TrimPacer:
+    """When to trim: every ``every`` seconds, and at once when what glibc holds free has grown by
+    more than ``above`` bytes since its lowest point after the last trim (a burst of freed key
+    frames). Not on the free total itself: a trim leaves the free chunks counted (only their
+    pages go), so a fragmented heap would be trimmed at every check."""
+
+    every: float
+    above: int
+    last: float = 0.0  # monotonic time of the last trim
+    floor: int | None = None  # the least free seen since then (None: not known yet)
+
+    def due(self, now: float, free: int | None) -> bool:
+        if free is not None:
+            self.floor = free if self.floor is None else min(self.floor, free)
+            if free - self.floor > self.above:
+                return True
+        return now - self.last >= self.every
+
+    def trimmed(self, now: float, free: int | None) -> None:
+        self.last, self.floor = now, free

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from gateway.malloc_arenas import TrimPacer
+
 # Eight threads allocate small objects, all alive at once (a Barrier: a finished thread's arena
 # would be handed to the next), then glibc's malloc_info counts the arenas.
 PROBE = r"""
@@ -91,3 +93,18 @@ def test_trim_gives_freed_frame_buffers_back() -> None:
     assert held > 200, "the freed buffers were not kept resident: the probe tests nothing"
     assert free >= 200, free  # 40 × 6 MiB freed on the heap
     assert trimmed == "True" and after < held - 200, (held, after)
+
+
+def test_trims_come_on_time_or_after_a_burst_of_freed_memory() -> None:
+    MiB = 1 << 20
+    pacer = TrimPacer(every=10.0, above=128 * MiB)
+    pacer.trimmed(0.0, 300 * MiB)  # a fragmented heap: 300 MiB of free chunks, pages given back
+    assert not pacer.due(1.0, 300 * MiB)  # the total alone never asks again (it stays counted)
+    assert not pacer.due(2.0, 250 * MiB)  # frames take 50 MiB of it again ...
+    assert pacer.due(3.0, 400 * MiB)  # ... then 150 MiB more is freed: trim now
+    pacer.trimmed(3.0, 400 * MiB)
+    assert not pacer.due(12.9, 400 * MiB)
+    assert pacer.due(13.0, 400 * MiB)  # and every 10 s anyway
+    assert pacer.due(30.0, None)  # where glibc cannot say: on time only
+    pacer.trimmed(30.0, None)
+    assert not pacer.due(31.0, None)
