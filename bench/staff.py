@@ -30,12 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def measure(teachers: int, hold: float) -> dict[str, object]:
+    from bench.measure import cpu_seconds
     from tests.abuse.helpers import POLICY
     from tests.fixtures.agent import Agent, freshclam_conf
     from tests.fixtures.gateway import running_world
@@ -51,14 +47,14 @@ async def measure(teachers: int, hold: float) -> dict[str, object]:
             assert world.gateway.process is not None
             pid = world.gateway.process.pid
             before = gateway_memory_mib(world)
-            cpu0, start = _cpu_seconds(pid), time.monotonic()
+            cpu0, start = cpu_seconds(pid), time.monotonic()
             agents = [Agent(world, user, fresh) for user in users]
             try:
                 urls = [await asyncio.to_thread(a.viewer_url, 300) for a in agents]
                 connected = time.monotonic() - start
                 await asyncio.gather(*(first_frame(url) for url in urls))
                 shown = time.monotonic() - start
-                cpu = _cpu_seconds(pid) - cpu0
+                cpu = cpu_seconds(pid) - cpu0
                 after = gateway_memory_mib(world)
                 await asyncio.sleep(hold)
                 held = gateway_memory_mib(world)

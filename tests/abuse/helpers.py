@@ -142,3 +142,8 @@ async def api(world: World, method: str, path: str, *, body: object = None,
             method, world.gateway.url + path, json=body, ssl=tls(world),
             headers=headers) as r:
         return r.status, await r.json(), dict(r.headers)
+
+
+def records(world: World, kind: str) -> list[dict[str, object]]:
+    """The audit trail's records of one kind, as an officer exports them."""
+    return world.admin.run("audit", "export", "--json", "--kind", kind).json()  # type: ignore

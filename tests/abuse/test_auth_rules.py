@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 
 from agent.login import LoginDenied
 from gateway.wire.login import Hello, encode
-from tests.abuse.helpers import POLICY, api, teacher_key, tls, tunnel
+from tests.abuse.helpers import POLICY, api, records, teacher_key, tls, tunnel
 from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
@@ -30,10 +30,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root.chmod(0o711)  # the desktop's account passes through to DATA_DIR
     with running_world(root, policy_overrides=POLICY) as w:
         yield w
-
-
-def records(world: World, kind: str) -> list[dict[str, object]]:
-    return world.admin.run("audit", "export", "--json", "--kind", kind).json()  # type: ignore
 
 
 async def test_a_teachers_right_password_answers_like_a_wrong_one(world: World) -> None:

@@ -27,7 +27,7 @@ from websockets.asyncio.client import connect
 
 from gateway.wire import display as w
 from gateway.wire.login import Hello, encode
-from tests.abuse.helpers import POLICY, tls
+from tests.abuse.helpers import POLICY, records, tls
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import descends_from
 from tests.fixtures.gateway import World, running_world
@@ -62,10 +62,6 @@ def desktop_accounts(world: World) -> dict[int, int]:
             found[int(pid)] = int(next(line for line in status.splitlines()
                                        if line.startswith("Uid:")).split()[1])
     return found
-
-
-def records(world: World, kind: str) -> list[dict[str, object]]:
-    return world.admin.run("audit", "export", "--json", "--kind", kind).json()  # type: ignore
 
 
 async def test_forty_teachers_connect_in_the_same_minute_each_to_her_own_desktop(
