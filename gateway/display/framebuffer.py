@@ -9,6 +9,10 @@ framebuffer after the viewer replays the recorded copies in order. It is kept pe
 bounding box of what was drawn there (RFB says exactly which rectangles changed: a typed glyph is
 16x18 pixels, not a 64x64 tile), so the encoder only re-sends those boxes. A blit damages its
 boxes; a copy moves the damage of its source with it and clears destination boxes it covers.
+
+Compiled with mypyc where installed (gateway.display.compiled): its annotations are checked at run
+time there, so they must say what really comes in (a ``# type: ignore`` would become a TypeError),
+and a compiled class cannot be patched from outside.
 """
 
 from __future__ import annotations
@@ -91,7 +95,7 @@ class Framebuffer:
         self._rows[y : y + h, x * 4 : (x + w) * 4].reshape(h, w, 4)[:] = px
         self.damage_rect(x, y, w, h)
 
-    def blit(self, x: int, y: int, w: int, h: int, data: bytes) -> None:
+    def blit(self, x: int, y: int, w: int, h: int, data: bytes | bytearray | memoryview) -> None:
         if len(data) != w * h * 4:
             raise ValueError("blit data size does not match the rectangle")
         if x >= 0 and y >= 0 and x + w <= self.width and y + h <= self.height:

@@ -20,11 +20,16 @@ edge or a terminal's border cuts a tile, no stamp is re-sent either.
 Copies are applied to the parts exactly as RFB applies them (in order, each reading its source
 before writing), and only settled when the frame is taken: the several CopyRects Xvnc cuts one
 scrolled or dragged region into (same delta, one update) thus leave no seams where they meet.
+
+Compiled with mypyc where installed (gateway.display.compiled): its annotations are checked at run
+time there, so they must say what really comes in (a ``# type: ignore`` would become a TypeError),
+and a compiled class cannot be patched from outside.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from gateway.display.encoder import Drift
 from gateway.display.framebuffer import Box, CopyOp, tiles_in
@@ -123,20 +128,23 @@ class StampDrift:
     def _one_drift(self, x0: int, y0: int, x1: int, y1: int,
                    ones: dict[tuple[int, int], Vec | None]) -> Vec | None:
         """The one drift every part under the rectangle shows, or None if they show several."""
-        tile, found = self.tile, None
+        tile = self.tile
+        found: Vec | None = None
         for s in tiles_in(x0, y0, x1 - x0, y1 - y0, tile):
+            ds: Vec | None
             if s in ones:
                 ds = ones[s]
             else:
-                state = self.parts.get(s)
+                state: Sequence[Part] | None = self.parts.get(s)
                 if state is None:
-                    state = self.drift.get(s, (0, 0))  # type: ignore[assignment]
-                    if isinstance(state[0], int):  # type: ignore[index]
-                        ones[s] = state  # type: ignore[assignment]
-                        state = None
+                    d = self.drift.get(s, (0, 0))
+                    if isinstance(d[0], int):
+                        ones[s] = cast(Vec, d)
+                    else:
+                        state = cast("tuple[Part, ...]", d)
                 ds = ones.get(s)
                 if state is not None:  # parts: only those under the rectangle count
-                    for (a0, b0, a1, b1), dp in state:  # type: ignore[misc]
+                    for (a0, b0, a1, b1), dp in state:
                         if a0 < x1 and x0 < a1 and b0 < y1 and y0 < b1:
                             if found is not None and dp != found:
                                 return None
@@ -220,8 +228,8 @@ class StampDrift:
             return parts
         d = self.drift.get(t, (0, 0))
         if isinstance(d[0], int):
-            return [(self._rect(t), d)]  # type: ignore[list-item]
-        return list(d)  # type: ignore[arg-type]
+            return [(self._rect(t), cast(Vec, d))]
+        return list(cast("tuple[Part, ...]", d))
 
     def _after(self, t: tuple[int, int], op: CopyOp, d: Vec) -> list[Part]:
         """The parts of destination tile ``t`` once ``op`` is applied (reading the state before
@@ -242,16 +250,16 @@ class StampDrift:
         moved, pitch, tile = self.moved, self.pitch, self.tile
         width, height, parts, drift = self.width, self.height, self.parts, self.drift
         for s in tiles_in(sx0, sy0, sx1 - sx0, sy1 - sy0, tile):
-            state = parts.get(s)
+            state: Sequence[Part] | None = parts.get(s)
             if state is None:
-                ds = drift.get(s, (0, 0))
-                if isinstance(ds[0], int):  # one drift: the tile's rectangle, inlined
+                sd = drift.get(s, (0, 0))
+                if isinstance(sd[0], int):  # one drift: the tile's rectangle, inlined
                     a0, b0 = s[0] * tile, s[1] * tile
                     a1, b1 = a0 + tile, b0 + tile
                     state = [((a0, b0, a1 if a1 < width else width,
-                               b1 if b1 < height else height), ds)]  # type: ignore[list-item]
+                               b1 if b1 < height else height), cast(Vec, sd))]
                 else:
-                    state = ds  # type: ignore[assignment]
+                    state = cast("tuple[Part, ...]", sd)
             for (a0, b0, a1, b1), ds in state:
                 c0, c1 = (a0 if a0 > sx0 else sx0), (b0 if b0 > sy0 else sy0)
                 c2, c3 = (a1 if a1 < sx1 else sx1), (b1 if b1 < sy1 else sy1)

@@ -24,7 +24,7 @@ class Surface(Protocol):
     def copy(self, src_x: int, src_y: int, x: int, y: int, w: int, h: int) -> None:
         """CopyRect: copy a w×h rectangle from (src_x, src_y) to (x, y); regions may overlap."""
 
-    def blit(self, x: int, y: int, w: int, h: int, data: bytes | memoryview) -> None:
+    def blit(self, x: int, y: int, w: int, h: int, data: bytes | bytearray | memoryview) -> None:
         """Draw w×h BGRX pixels given row by row (len(data) == w * h * 4). ``data`` may be a
         read-only view into the receive buffer, valid only during the call: copy, never keep."""
 

@@ -1,0 +1,81 @@
+"""Which display modules run compiled, and the source whenever a compiled copy may be stale.
+
+``setup.py`` compiles COMPILED with mypyc (plain typed Python turned into C extensions) when the
+gateway is installed on Linux with a C compiler; Python then imports the extension in place of
+the ``.py`` beside it. The source stays the reference: the tests compare both on random input
+(tests/display/test_compiled.py). An extension older than its source (the source was edited or
+checked out after the last install) or ``STAFFROOM_PURE_PYTHON`` set makes every one of them load
+from source instead, all together: a compiled module may call the other compiled one directly.
+
+Measured (docs/PERFORMANCE.md, issue 11 part AD): the tile bookkeeping of the watermark's stamps
+and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 % of a scroll or
+a drag; compiled, they take a quarter to a half of that.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+PACKAGE = "gateway.display"
+#: In import order (stamp_drift imports framebuffer).
+COMPILED = ("framebuffer", "stamp_drift")
+PURE_ENV = "STAFFROOM_PURE_PYTHON"
+
+
+def _extension(folder: Path, name: str) -> Path | None:
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / f"{name}{suffix}"
+        if path.exists():
+            return path
+    return None
+
+
+def stale(folder: Path, names: tuple[str, ...] = COMPILED) -> list[str]:
+    """The modules in ``folder`` whose extension is older than their source."""
+    out = []
+    for name in names:
+        ext = _extension(folder, name)
+        if ext is not None and (folder / f"{name}.py").stat().st_mtime > ext.stat().st_mtime:
+            out.append(name)
+    return out
+
+
+def use_sources(folder: Path, package: str, names: tuple[str, ...] = COMPILED) -> str | None:
+    """Load ``names`` from their ``.py`` files when an extension would be wrong to use; returns
+    why (for the log), or None when the extensions (if any) are used. Call before anything
+    imports them."""
+    if os.environ.get(PURE_ENV):
+        why = f"{PURE_ENV} is set"
+    else:
+        old = stale(folder, names)
+        if not old:
+            return None
+        why = (f"{', '.join(n + '.py' for n in old)} changed after the last build "
+               "(pip install -e . compiles it again)")
+    for name in names:
+        full = f"{package}.{name}"
+        if full in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(full, folder / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[full] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[full]
+            raise
+    return why
+
+
+def status() -> dict[str, bool]:
+    """Per module in COMPILED, whether the running gateway uses its compiled copy."""
+    out = {}
+    for name in COMPILED:
+        module = importlib.import_module(f"{PACKAGE}.{name}")
+        out[name] = not (module.__file__ or "").endswith(".py")
+    return out

@@ -1,0 +1,44 @@
+"""Build step beside pyproject.toml: the display path's hot modules compiled with mypyc.
+
+Only on Linux (the gateway's platform; the teachers' agent never imports them) and only where a C
+compiler and the Python headers are at hand: each extension is optional, so an install without
+them still works, on the pure-Python modules, and the gateway says so in its log at start
+(gateway.display.compiled). STAFFROOM_PURE_PYTHON=1 skips the build.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+#: Keep in step with gateway.display.compiled.COMPILED.
+COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
+
+#: The setup commands that build extensions (pip runs setup.py for metadata too).
+BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+
+
+def compiled_modules() -> list[Extension]:
+    if not sys.platform.startswith("linux") or os.environ.get("STAFFROOM_PURE_PYTHON"):
+        return []
+    if not BUILDS & set(sys.argv[1:]):
+        return []  # metadata only (pip asks for it first): no need to run mypyc for that
+    try:
+        from mypyc.build import mypycify
+    except ImportError:  # a build without the build-system requirements (pip --no-build-isolation)
+        return []
+    # numpy and Pillow are not in the build environment: their types are Any, which mypyc
+    # leaves unchecked; the modules imported but not compiled are type-checked silently.
+    # One module per build: each extension then carries its own runtime next to it (mypyc's
+    # shared "group" library would otherwise be a top-level module outside the package).
+    exts = [ext for path in COMPILED
+            for ext in mypycify(["--ignore-missing-imports", "--follow-imports=silent", path],
+                                opt_level="3")]
+    for ext in exts:
+        ext.optional = True  # no compiler: a warning, and the pure-Python modules
+    return exts
+
+
+setup(ext_modules=compiled_modules())

@@ -1,0 +1,161 @@
+"""The display modules mypyc compiles (gateway.display.compiled): the compiled copy does what its
+source does, CI runs the compiled copy, and a stale one is never used."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.machinery
+import os
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+import gateway.app
+from gateway.display import compiled
+from gateway.display.framebuffer import Framebuffer
+from gateway.display.stamp_drift import StampDrift
+from tests.display.sources import source_module
+from tests.display.test_stamp_drift import H, T, W, layer, random_frames
+
+COMPILED = all(compiled.status().values())
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="the display path is not compiled here")
+
+
+def test_ci_runs_the_compiled_display_path() -> None:
+    """.ci/test sets STAFFROOM_EXPECT_COMPILED: there, a missing compiler or a build that failed
+    (each extension is optional, so the install itself would pass) fails here."""
+    if not os.environ.get("STAFFROOM_EXPECT_COMPILED"):
+        pytest.skip("STAFFROOM_EXPECT_COMPILED is not set (only .ci/test sets it)")
+    assert compiled.status() == {name: True for name in compiled.COMPILED}, \
+        "the display path runs from source: was `pip install -e .` run with gcc and python3-dev?"
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_stamp_drift_does_what_its_source_does(seed: int) -> None:
+    lay, rng = layer(), random.Random(seed)
+    ours, source = StampDrift(W, H, T, lay.pitch), source_module("stamp_drift").StampDrift(
+        W, H, T, lay.pitch)
+    for ops, damage in random_frames(rng):
+        for op in ops:
+            assert ours.copy(op) == source.copy(op)
+            assert (ours.drift, ours.parts, ours.moved) == (source.drift, source.parts,
+                                                           source.moved)
+        if damage is not None:
+            assert ours.settle(lay, damage) == source.settle(lay, damage)
+            assert (ours.drift, ours.parts) == (source.drift, source.parts)
+    assert ours.drifted() == source.drifted()
+    assert ours.shown_ink(lay) == source.shown_ink(lay)
+    rects = [(0, 0, 17, 9), (100, 40, 300, 200)]
+    assert ours.shown(rects) == source.shown(rects)
+
+
+def _taken(fb: object) -> tuple[object, ...]:
+    copies, damage, resized = fb.take()  # type: ignore[attr-defined]
+    return [dataclasses.astuple(c) for c in copies], damage, resized
+
+
+@needs_compiled
+@pytest.mark.parametrize("seed", range(4))
+def test_compiled_framebuffer_does_what_its_source_does(seed: int) -> None:
+    """Random fills, blits (bytes and views of a bigger buffer, some past the edges), copies
+    (sometimes more than a frame keeps) and cursors, frame after frame: the same pixels, damage,
+    copies and touched tiles."""
+    rng = random.Random(seed)
+    ours, source = Framebuffer(W, H), source_module("framebuffer").Framebuffer(W, H)
+    copied: list[tuple[int, ...]] = []
+    ours.on_copy = lambda op: copied.append(dataclasses.astuple(op))
+    assert _taken(ours) == _taken(source)
+    for _ in range(30):
+        for _ in range(rng.randint(1, 90)):
+            kind = rng.random()
+            w, h = rng.randint(1, 150), rng.randint(1, 150)
+            x, y = rng.randint(-40, W), rng.randint(-40, H)
+            if kind < 0.3:
+                data = rng.randbytes(w * h * 4 + 8)
+                args = (x, y, w, h, memoryview(data)[8:] if kind < 0.15 else data[8:])
+                ours.blit(*args)
+                source.blit(*args)
+            elif kind < 0.4:
+                pixel = rng.randbytes(4)
+                ours.fill(x, y, w, h, pixel)
+                source.fill(x, y, w, h, pixel)
+            elif kind < 0.95:
+                a = (rng.randint(-5, W), rng.randint(-5, H), rng.randint(0, W), rng.randint(0, H),
+                     w, h)
+                ours.copy(*a)
+                source.copy(*a)
+            else:
+                cw, ch = rng.randint(0, 20), rng.randint(0, 20)
+                pixels, mask = rng.randbytes(cw * ch * 4), rng.randbytes((cw + 7) // 8 * ch)
+                ours.set_cursor(3, 4, cw, ch, pixels, mask)
+                source.set_cursor(3, 4, cw, ch, pixels, mask)
+                assert dataclasses.astuple(ours.cursor) == dataclasses.astuple(source.cursor)
+        assert ours.touched == source.touched
+        assert _taken(ours) == _taken(source)
+        assert ours.pixels == source.pixels
+    assert copied  # the hook ran
+    with pytest.raises(ValueError, match="size"):
+        ours.blit(0, 0, 2, 2, b"\0" * 15)
+
+
+@pytest.fixture
+def package(tmp_path: Path) -> tuple[Path, str]:
+    """A package ``stalepkg`` with one module ``mod`` whose "extension" is not loadable: any
+    import of it instead of the source fails."""
+    folder = tmp_path / "stalepkg"
+    folder.mkdir()
+    (folder / "mod.py").write_text('WHERE = "source"\n')
+    ext = folder / f"mod{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    ext.write_bytes(b"not a shared object")
+    yield folder, "stalepkg"
+    sys.modules.pop("stalepkg.mod", None)
+
+
+def test_an_extension_older_than_its_source_is_not_used(package: tuple[Path, str]) -> None:
+    folder, name = package
+    ext = next(folder.glob("mod.*"))
+    os.utime(ext, (1_000_000, 1_000_000))
+    why = compiled.use_sources(folder, name, ("mod",))
+    assert why is not None and "mod.py changed after the last build" in why
+    assert sys.modules["stalepkg.mod"].WHERE == "source"
+
+
+def test_a_fresh_extension_is_left_to_the_import_system(package: tuple[Path, str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, name = package
+    os.utime(folder / "mod.py", (1_000_000, 1_000_000))
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    assert compiled.use_sources(folder, name, ("mod",)) is None
+    assert "stalepkg.mod" not in sys.modules
+
+
+def test_staffroom_pure_python_loads_the_sources(package: tuple[Path, str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, name = package
+    os.utime(folder / "mod.py", (1_000_000, 1_000_000))
+    monkeypatch.setenv(compiled.PURE_ENV, "1")
+    assert compiled.use_sources(folder, name, ("mod",)) == f"{compiled.PURE_ENV} is set"
+    assert sys.modules["stalepkg.mod"].WHERE == "source"
+
+
+@pytest.mark.parametrize(("used", "because", "said"), [
+    ({"framebuffer": True, "stamp_drift": True}, None,
+     "display path: compiled (framebuffer, stamp_drift)"),
+    ({"framebuffer": False, "stamp_drift": False}, "STAFFROOM_PURE_PYTHON is set",
+     "display path: pure Python, because STAFFROOM_PURE_PYTHON is set"),
+    ({"framebuffer": False, "stamp_drift": False}, None,
+     "display path: pure Python (not compiled at install"),
+])
+def test_the_gateway_says_at_start_whether_its_display_path_is_compiled(
+        used: dict[str, bool], because: str | None, said: str,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(compiled, "status", lambda: used)
+    monkeypatch.setattr(gateway.app, "SOURCES_BECAUSE", because)
+    with caplog.at_level("INFO", logger="gateway.app"):
+        gateway.app._log_display_build()
+    assert [r.getMessage()[:len(said)] for r in caplog.records] == [said]
+    assert caplog.records[0].levelname == ("INFO" if because is None and all(used.values())
+                                           else "WARNING")
