@@ -40,6 +40,7 @@ from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, 
 from bench.report import capacity_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
+from gateway.display import SOURCES_BECAUSE, compiled
 
 log = logging.getLogger("bench.capacity")
 MiB = 1024 * 1024
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     runs = [asyncio.run(measure(args.client, n, args.duration)) for n in args.sessions]
     result = {"runs": runs, "memory": per_session_memory(runs),
+              "display_path": compiled.describe(SOURCES_BECAUSE)[1],
               "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")}
     out = Path(args.out) if args.out else \
         RESULTS_DIR / f"capacity-{runs[0]['client']}-{runs[0]['started']}.json"

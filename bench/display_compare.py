@@ -3,7 +3,9 @@
 Runs ``bench.display_cpu replay`` in subprocesses, alternating the working tree's gateway/ with
 ``baseline``'s (a git revision, exported with `git archive` into a temporary directory put first
 on PYTHONPATH), ``rounds`` times each, and keeps the best (least CPU) round per side: least CPU
-is the least disturbed by other processes on a shared machine.
+is the least disturbed by other processes on a shared machine. Both sides run the display path
+from source (STAFFROOM_PURE_PYTHON): an exported baseline has no compiled modules, so a compiled
+working tree would win by the build, not by the change (gateway.display.compiled).
 
 Nothing here is attacker-facing: the recording is the bench's own file.
 """
@@ -22,7 +24,7 @@ CLI = Path(__file__).resolve().with_name("display_cpu.py")  # run by path: see i
 
 def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list[str]
              ) -> dict[str, object]:
-    env = dict(os.environ)
+    env = dict(os.environ, STAFFROOM_PURE_PYTHON="1")
     if gateway_root is not None:
         env["PYTHONPATH"] = str(gateway_root) + os.pathsep + env.get("PYTHONPATH", "")
     argv = [sys.executable, str(CLI), "replay", str(rec), "--json"]

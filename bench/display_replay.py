@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.display_record import MARK, RECORD_ENCODINGS, default_watermark, read_recording
+from gateway.display import SOURCES_BECAUSE, compiled
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pipeline import DisplayPipeline, SessionInfo, encode_frame
 from gateway.rfb.client import RfbClient
@@ -234,7 +235,7 @@ def summary(result: Replay) -> dict[str, object]:
                       "cpu_s_per_min": round(t.cpu / t.seconds * 60, 2) if t.seconds else None}
     mix = [result.tallies[n] for n in OFFICE_MIX if n in result.tallies]
     secs, cpu = sum(t.seconds for t in mix), sum(t.cpu for t in mix)
-    return {"workloads": rows,
+    return {"display_path": compiled.describe(SOURCES_BECAUSE)[1], "workloads": rows,
             "office_mix": {"seconds": round(secs, 2), "cpu_s": round(cpu, 3),
                            "cpu_s_per_min": round(cpu / secs * 60, 2) if secs else None,
                            "sessions_per_core": round(secs / cpu, 1) if cpu else None},

@@ -34,6 +34,7 @@ from bench.measure import (
 )
 from bench.report import markdown, ratios
 from bench.workloads import WORKLOADS, Workload, probe_key_latency
+from gateway.display import SOURCES_BECAUSE, compiled
 
 log = logging.getLogger("bench")
 
@@ -162,6 +163,7 @@ async def main(args: argparse.Namespace) -> Path:
         "meta": {"started": started, "duration_s": args.duration, "keys": args.keys,
                  "geometry": f"{c.width}x{c.height}x{c.depth}", "cpus": _cpus(),
                  "host": platform.platform(), "chromium": chromium,
+                 "display_path": compiled.describe(SOURCES_BECAUSE)[1],
                  "xvnc": _version(["Xvnc", "-version"]),
                  "websockify": _version(["dpkg-query", "-W", "-f", "${Version}", "websockify"]),
                  "novnc": _version(["dpkg-query", "-W", "-f", "${Version}", "novnc"]) +

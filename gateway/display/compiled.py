@@ -4,8 +4,8 @@
 gateway is installed on Linux with a C compiler; Python then imports the extension in place of
 the ``.py`` beside it. The source stays the reference: the tests compare both on random input
 (tests/display/test_compiled.py). An extension older than its source (the source was edited or
-checked out after the last install) or ``STAFFROOM_PURE_PYTHON`` set makes every one of them load
-from source instead, all together: a compiled module may call the other compiled one directly.
+checked out after the last install) or ``STAFFROOM_PURE_PYTHON`` set makes all of them load from
+source, so a gateway runs either the compiled path or the source, as its log says.
 
 Measured (docs/PERFORMANCE.md, issue 11 part AD): the tile bookkeeping of the watermark's stamps
 and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 % of a scroll or
@@ -79,3 +79,15 @@ def status() -> dict[str, bool]:
         module = importlib.import_module(f"{PACKAGE}.{name}")
         out[name] = not (module.__file__ or "").endswith(".py")
     return out
+
+
+def describe(because: str | None) -> tuple[bool, str]:
+    """(compiled?, a sentence for the gateway's log and the benchmarks' results); ``because`` is
+    what use_sources returned."""
+    used = status()
+    if all(used.values()):
+        return True, f"display path: compiled ({', '.join(used)})"
+    if because is not None:
+        return False, f"display path: pure Python, because {because}"
+    return False, ("display path: pure Python (not compiled at install: Linux, a C compiler and "
+                   "the Python headers are needed; see docs/ADMINS.md)")

@@ -154,6 +154,7 @@ def test_the_gateway_says_at_start_whether_its_display_path_is_compiled(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(compiled, "status", lambda: used)
     monkeypatch.setattr(gateway.app, "SOURCES_BECAUSE", because)
+    assert compiled.describe(because)[1].startswith(said)  # what the benchmarks record
     with caplog.at_level("INFO", logger="gateway.app"):
         gateway.app._log_display_build()
     assert [r.getMessage()[:len(said)] for r in caplog.records] == [said]
