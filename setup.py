@@ -8,10 +8,14 @@ them still works, on the pure-Python modules, and the gateway says so in its log
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
+from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 #: Keep in step with gateway.display.compiled.COMPILED.
 COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
@@ -41,4 +45,31 @@ def compiled_modules() -> list[Extension]:
     return exts
 
 
-setup(ext_modules=compiled_modules())
+class BuildExt(build_ext):
+    """build_ext that also writes, beside the extensions, the SHA-256 of each source they were
+    compiled from (gateway.display.compiled uses an extension only while its source matches:
+    file times cannot tell, an installer writes both files in the same instant)."""
+
+    def run(self) -> None:
+        super().run()
+        record = self._record()
+        if record is not None:
+            sums = {Path(p).stem: hashlib.sha256(Path(p).read_bytes()).hexdigest()
+                    for p in COMPILED}
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(sums, indent=1) + "\n")
+
+    def get_outputs(self) -> list[str]:
+        record = self._record()
+        return [*super().get_outputs(), *([str(record)] if record is not None else [])]
+
+    def _record(self) -> Path | None:
+        if not self.extensions:
+            return None
+        return Path(self.get_ext_fullpath("gateway.display.framebuffer")).with_name(RECORD)
+
+
+#: Keep in step with gateway.display.compiled.RECORD.
+RECORD = "compiled_sources.json"
+
+setup(ext_modules=compiled_modules(), cmdclass={"build_ext": BuildExt})

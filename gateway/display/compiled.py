@@ -3,9 +3,10 @@
 ``setup.py`` compiles COMPILED with mypyc (plain typed Python turned into C extensions) when the
 gateway is installed on Linux with a C compiler; Python then imports the extension in place of
 the ``.py`` beside it. The source stays the reference: the tests compare both on random input
-(tests/display/test_compiled.py). An extension older than its source (the source was edited or
-checked out after the last install) or ``STAFFROOM_PURE_PYTHON`` set makes all of them load from
-source, so a gateway runs either the compiled path or the source, as its log says.
+(tests/display/test_compiled.py). An extension not compiled from its source as it is now (the
+source was edited or checked out after the last install: setup.py records each source's SHA-256)
+or ``STAFFROOM_PURE_PYTHON`` set makes all of them load from source, so a gateway runs either the
+compiled path or the source, as its log says.
 
 Measured (docs/PERFORMANCE.md, issue 11 part AD): the tile bookkeeping of the watermark's stamps
 and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 % of a scroll or
@@ -14,8 +15,10 @@ a drag; compiled, they take a quarter to a half of that.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
 COMPILED = ("framebuffer", "stamp_drift")
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
+RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 
 
 def _extension(folder: Path, name: str) -> Path | None:
@@ -35,13 +39,14 @@ def _extension(folder: Path, name: str) -> Path | None:
 
 
 def stale(folder: Path, names: tuple[str, ...] = COMPILED) -> list[str]:
-    """The modules in ``folder`` whose extension is older than their source."""
-    out = []
-    for name in names:
-        ext = _extension(folder, name)
-        if ext is not None and (folder / f"{name}.py").stat().st_mtime > ext.stat().st_mtime:
-            out.append(name)
-    return out
+    """The modules in ``folder`` whose extension was not compiled from their source as it is
+    now (setup.py records each source's SHA-256 in RECORD when it builds)."""
+    try:
+        built = json.loads((folder / RECORD).read_text())
+    except (OSError, ValueError):
+        built = {}
+    return [name for name in names if _extension(folder, name) is not None
+            and built.get(name) != hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest()]
 
 
 def use_sources(folder: Path, package: str, names: tuple[str, ...] = COMPILED) -> str | None:
@@ -54,7 +59,7 @@ def use_sources(folder: Path, package: str, names: tuple[str, ...] = COMPILED) -
         old = stale(folder, names)
         if not old:
             return None
-        why = (f"{', '.join(n + '.py' for n in old)} changed after the last build "
+        why = (f"{', '.join(n + '.py' for n in old)} changed since the last build "
                "(pip install -e . compiles it again)")
     for name in names:
         full = f"{package}.{name}"

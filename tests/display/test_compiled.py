@@ -4,10 +4,13 @@ source does, CI runs the compiled copy, and a stale one is never used."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.machinery
+import json
 import os
 import random
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -102,32 +105,51 @@ def test_compiled_framebuffer_does_what_its_source_does(seed: int) -> None:
 
 
 @pytest.fixture
-def package(tmp_path: Path) -> tuple[Path, str]:
-    """A package ``stalepkg`` with one module ``mod`` whose "extension" is not loadable: any
-    import of it instead of the source fails."""
+def package(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A package ``stalepkg`` with one module ``mod`` whose "extension" is not loadable (any
+    import of it instead of the source fails) and a build record that matches its source."""
     folder = tmp_path / "stalepkg"
     folder.mkdir()
     (folder / "mod.py").write_text('WHERE = "source"\n')
-    ext = folder / f"mod{importlib.machinery.EXTENSION_SUFFIXES[0]}"
-    ext.write_bytes(b"not a shared object")
+    (folder / f"mod{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"not an .so")
+    record(folder, "mod")
     yield folder, "stalepkg"
     sys.modules.pop("stalepkg.mod", None)
 
 
-def test_an_extension_older_than_its_source_is_not_used(package: tuple[Path, str]) -> None:
+def record(folder: Path, name: str) -> None:
+    """What setup.py writes once it has compiled ``name``."""
+    digest = hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest()
+    (folder / compiled.RECORD).write_text(json.dumps({name: digest}))
+
+
+def test_a_source_changed_since_the_build_is_used_instead(package: tuple[Path, str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     folder, name = package
-    ext = next(folder.glob("mod.*"))
-    os.utime(ext, (1_000_000, 1_000_000))
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    (folder / "mod.py").write_text('WHERE = "source"  # edited\n')
     why = compiled.use_sources(folder, name, ("mod",))
-    assert why is not None and "mod.py changed after the last build" in why
+    assert why is not None and "mod.py changed since the last build" in why
     assert sys.modules["stalepkg.mod"].WHERE == "source"
 
 
-def test_a_fresh_extension_is_left_to_the_import_system(package: tuple[Path, str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_build_record_means_the_source(package: tuple[Path, str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     folder, name = package
-    os.utime(folder / "mod.py", (1_000_000, 1_000_000))
     monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    (folder / compiled.RECORD).write_text("{not json")
+    assert compiled.use_sources(folder, name, ("mod",)) is not None
+    assert sys.modules["stalepkg.mod"].WHERE == "source"
+
+
+def test_the_extension_built_from_this_source_is_left_to_the_import_system(
+        package: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Also when the source is the newer file, as an installer that writes both in one instant
+    leaves it."""
+    folder, name = package
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    ext = folder / f"mod{importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    os.utime(ext, (1_000_000, 1_000_000))
     assert compiled.use_sources(folder, name, ("mod",)) is None
     assert "stalepkg.mod" not in sys.modules
 
@@ -135,7 +157,6 @@ def test_a_fresh_extension_is_left_to_the_import_system(package: tuple[Path, str
 def test_staffroom_pure_python_loads_the_sources(package: tuple[Path, str],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder, name = package
-    os.utime(folder / "mod.py", (1_000_000, 1_000_000))
     monkeypatch.setenv(compiled.PURE_ENV, "1")
     assert compiled.use_sources(folder, name, ("mod",)) == f"{compiled.PURE_ENV} is set"
     assert sys.modules["stalepkg.mod"].WHERE == "source"
