@@ -17,8 +17,10 @@ from pathlib import Path
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-#: Keep in step with gateway.display.compiled.COMPILED.
+#: The same modules and record file as gateway.display.compiled's COMPILED and RECORD (a test
+#: checks; setup.py cannot import the package it builds).
 COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
+RECORD = "compiled_sources.json"
 
 #: The setup commands that build extensions (pip runs setup.py for metadata too).
 BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
@@ -68,8 +70,5 @@ class BuildExt(build_ext):
             return None
         return Path(self.get_ext_fullpath("gateway.display.framebuffer")).with_name(RECORD)
 
-
-#: Keep in step with gateway.display.compiled.RECORD.
-RECORD = "compiled_sources.json"
 
 setup(ext_modules=compiled_modules(), cmdclass={"build_ext": BuildExt})

@@ -3,6 +3,7 @@ source does, CI runs the compiled copy, and a stale one is never used."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import importlib.machinery
@@ -33,6 +34,14 @@ def test_ci_runs_the_compiled_display_path() -> None:
         pytest.skip("STAFFROOM_EXPECT_COMPILED is not set (only .ci/test sets it)")
     assert compiled.status() == {name: True for name in compiled.COMPILED}, \
         "the display path runs from source: was `pip install -e .` run with gcc and python3-dev?"
+
+
+def test_setup_compiles_the_modules_the_gateway_looks_for() -> None:
+    tree = ast.parse((Path(__file__).parents[2] / "setup.py").read_text())
+    values = {t.id: ast.literal_eval(node.value) for node in tree.body
+              if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
+    assert values["COMPILED"] == [f"gateway/display/{n}.py" for n in compiled.COMPILED]
+    assert values["RECORD"] == compiled.RECORD
 
 
 @needs_compiled
