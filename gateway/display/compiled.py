@@ -94,5 +94,6 @@ def describe(because: str | None) -> tuple[bool, str]:
         return True, f"display path: compiled ({', '.join(used)})"
     if because is not None:
         return False, f"display path: pure Python, because {because}"
-    return False, ("display path: pure Python (not compiled at install: Linux, a C compiler and "
-                   "the Python headers are needed; see docs/ADMINS.md)")
+    return False, ("display path: pure Python (not compiled at install: that needs Linux, a C "
+                   "compiler and the Python headers, and the install's output says what failed; "
+                   "see docs/ADMINS.md)")
