@@ -22,6 +22,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
@@ -62,19 +63,24 @@ def use_sources(folder: Path, package: str, names: tuple[str, ...] = COMPILED) -
         why = (f"{', '.join(n + '.py' for n in old)} changed since the last build "
                "(pip install -e . compiles it again)")
     for name in names:
-        full = f"{package}.{name}"
-        if full in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(full, folder / f"{name}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[full] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[full]
-            raise
+        if f"{package}.{name}" not in sys.modules:
+            load_source(folder / f"{name}.py", f"{package}.{name}")
     return why
+
+
+def load_source(path: Path, name: str) -> ModuleType:
+    """Run ``path`` as module ``name`` (registered in sys.modules, as dataclasses need),
+    whatever extension lies beside it."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def status() -> dict[str, bool]:
