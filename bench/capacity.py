@@ -37,7 +37,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from bench.clients import Client, load_client
 from bench.desktop import Desktop
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
-from bench.report import capacity_table
+from bench.report import capacity_table, capacity_versus, capacity_versus_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
 from gateway.display import SOURCES_BECAUSE, compiled
@@ -165,8 +165,13 @@ def per_session_memory(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--client", default="novnc",
-                   help="novnc, staffroom, staffroom-nowm (watermark off) or module:Class")
+    p.add_argument("--client", nargs="+", default=["novnc"],
+                   help="novnc, staffroom, staffroom-nowm (watermark off) or module:Class; "
+                        "several (e.g. novnc staffroom) run one after the other, and each is "
+                        "then also given as a ratio to the first, measured in the same run")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="times to run every client, alternating (the machine's load moves "
+                        "between runs; the ratios use each client's mean)")
     p.add_argument("--sessions", type=int, nargs="+", default=[1],
                    help="concurrent sessions; several values (e.g. 1 4) run one after the other "
                         "and give the memory each extra session costs")
@@ -174,8 +179,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    runs = [asyncio.run(measure(args.client, n, args.duration)) for n in args.sessions]
-    result = {"runs": runs, "memory": per_session_memory(runs),
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+    runs = [asyncio.run(measure(client, n, args.duration))
+            for _ in range(args.rounds) for client in args.client for n in args.sessions]
+    names = list(dict.fromkeys(r["client"] for r in runs))
+    # One client: its memory figures as before; several: per client name.
+    memory = per_session_memory(runs) if len(names) == 1 else \
+        {name: per_session_memory([r for r in runs if r["client"] == name]) for name in names}
+    result = {"runs": runs, "memory": memory,
+              "versus": capacity_versus(runs) if len(names) > 1 else [],
               "display_path": compiled.describe(SOURCES_BECAUSE)[1],
               "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")}
     out = Path(args.out) if args.out else \
@@ -188,10 +201,13 @@ def main(argv: list[str] | None = None) -> None:
               f"-> {r['sessions_per_core']} sessions/core (gateway only); "
               f"{r['sessions_per_core_with_desktop']} with the desktop's Xvnc; gateway RSS "
               f"{r['gateway_idle_rss_mib']} MiB idle, {r['gateway_peak_rss_mib']} MiB peak")
-    if result["memory"]:
-        print("per extra session:", result["memory"])
+    if memory and ("from_sessions" in memory or any(memory.values())):
+        print("per extra session:", memory)
     print()
     print(capacity_table([result]))
+    if result["versus"]:
+        print()
+        print(capacity_versus_table(result["versus"]))
 
 
 if __name__ == "__main__":

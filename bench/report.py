@@ -232,14 +232,16 @@ def capacity_table(captures: Sequence[dict[str, Any]]) -> str:
              f"PSS / RSS (aim ≤ {MIB_PER_SESSION_AIM:.0f}) |",
              "|---|---:|---:|---:|---|---|---|---|"]
     for cap in captures:
-        mem = cap.get("memory")
-        for i, r in enumerate(cap["runs"]):
+        runs = cap["runs"]
+        for i, r in enumerate(runs):
+            mem = _memory_of(cap.get("memory"), r["client"])
+            last = all(o["client"] != r["client"] for o in runs[i + 1:])
             spc = r["sessions_per_core"]
             core = f"{_num(spc, 1)} {Check(spc, SESSIONS_PER_CORE_AIM, False).mark}"
             m = r.get("machine")
             load = f"{m['loadavg_start']:.1f} → {m['loadavg_end']:.1f}" if m else "–"
             per = "–"
-            if mem and i == len(cap["runs"]) - 1:
+            if mem and last:
                 pss, rss = mem["mib_per_session_peak_pss"], mem["mib_per_session_peak_rss"]
                 per = (f"{pss:.1f} / {rss:.1f} {Check(pss, MIB_PER_SESSION_AIM, True).mark} "
                        f"(N={mem['from_sessions']}→{mem['to_sessions']})")
@@ -249,6 +251,86 @@ def capacity_table(captures: Sequence[dict[str, Any]]) -> str:
                          f"{_num(r['sessions_per_core_with_desktop'], 1)} | {rate} | "
                          f"{r['gateway_idle_rss_mib']:.0f} / {r['gateway_peak_rss_mib']:.0f} | "
                          f"{load} | {per} |")
+    return "\n".join(lines)
+
+
+def _memory_of(memory: dict[str, Any] | None, client: str) -> dict[str, Any] | None:
+    """A capture's per-extra-session memory for one client: files of one client hold it as is,
+    files of several clients per client name."""
+    if not memory or "from_sessions" in memory:
+        return memory
+    return memory.get(client)
+
+
+def capacity_versus(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every other client against the first (noVNC, the baseline), per session count, from runs
+    of one `bench.capacity` invocation; each client's mean over its rounds.
+
+    The fair figure is the whole chain: with noVNC, Xvnc encodes (Tight) and websockify relays;
+    with Staffroom, Xvnc sends Raw and the gateway encodes. So ``chain`` compares sessions per
+    core of gateway + Xvnc, and ``scrolling_updates`` the frames each drew per second (a chain
+    that draws fewer frames does less work)."""
+    if not runs:
+        return []
+    base = runs[0]["client"]
+
+    def mean(client: str, n: int, get: Any) -> float | None:
+        vals = [get(r) for r in runs if r["client"] == client and r["sessions"] == n]
+        vals = [v for v in vals if v]
+        return sum(vals) / len(vals) if vals else None
+
+    def chain(r: dict[str, Any]) -> float | None:
+        return r.get("sessions_per_core_with_desktop")
+
+    def gateway(r: dict[str, Any]) -> float | None:
+        return r.get("sessions_per_core")
+
+    def scrolling(r: dict[str, Any]) -> float | None:
+        return (r.get("updates_per_s_per_session") or {}).get("scrolling")
+
+    out = []
+    clients = list(dict.fromkeys(r["client"] for r in runs))
+    for n in dict.fromkeys(r["sessions"] for r in runs):
+        theirs = {k: mean(base, n, f) for k, f in (("chain", chain), ("scroll", scrolling))}
+        for client in clients[1:]:
+            ours = {k: mean(client, n, f) for k, f in
+                    (("chain", chain), ("scroll", scrolling), ("gateway", gateway))}
+            rounds = sum(r["client"] == client and r["sessions"] == n for r in runs)
+            out.append({
+                "client": client, "baseline": base, "sessions": n, "rounds": rounds,
+                "chain_sessions_per_core": _round(ours["chain"], 1),
+                "baseline_chain_sessions_per_core": _round(theirs["chain"], 1),
+                "chain_ratio": _ratio(ours["chain"], theirs["chain"]),
+                "gateway_sessions_per_core": _round(ours["gateway"], 1),
+                "scrolling_updates_per_s": _round(ours["scroll"], 2),
+                "baseline_scrolling_updates_per_s": _round(theirs["scroll"], 2),
+                "scrolling_updates_ratio": _ratio(ours["scroll"], theirs["scroll"]),
+            })
+    return out
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return None if x is None else round(x, digits)
+
+
+def _ratio(ours: float | None, theirs: float | None) -> float | None:
+    return round(ours / theirs, 2) if ours and theirs else None
+
+
+def capacity_versus_table(versus: Sequence[dict[str, Any]]) -> str:
+    """capacity_versus as markdown: sessions per core of the whole chain, as a ratio to the
+    baseline's in the same run (above 1: more sessions per core than noVNC)."""
+    lines = ["| client | vs | sessions | rounds | sessions / core, gateway + Xvnc | "
+             "the baseline's | ratio | scrolling updates/s | the baseline's | ratio |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for v in versus:
+        lines.append(
+            f"| {v['client']} | {v['baseline']} | {v['sessions']} | {v['rounds']} | "
+            f"{_num(v['chain_sessions_per_core'], 1)} | "
+            f"{_num(v['baseline_chain_sessions_per_core'], 1)} | "
+            f"{_num(v['chain_ratio'])}x | {_num(v['scrolling_updates_per_s'], 1)} | "
+            f"{_num(v['baseline_scrolling_updates_per_s'], 1)} | "
+            f"{_num(v['scrolling_updates_ratio'])}x |")
     return "\n".join(lines)
 
 
@@ -272,6 +354,9 @@ def render(paths: Sequence[Path], labels: Sequence[str] | None = None) -> str:
                     load_table(d)]
     if captures:
         out += (["", ""] if out else []) + [capacity_table(captures)]
+        versus = [v for cap in captures for v in cap.get("versus") or []]
+        if versus:
+            out += ["", capacity_versus_table(versus)]
     return "\n".join(out) + "\n"
 
 

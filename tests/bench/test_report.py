@@ -11,6 +11,8 @@ import pytest
 from bench.report import (
     Check,
     capacity_table,
+    capacity_versus,
+    capacity_versus_table,
     comparison_table,
     load_table,
     markdown,
@@ -153,6 +155,51 @@ def test_capacity_against_its_aims() -> None:
     assert lines[2] == "| staffroom | 1 | 8.0 ✘ | 6.0 | – / – | 115 / 132 | 1.5 → 2.2 | – |"
     assert lines[3].startswith("| staffroom | 4 | 30.0 ✔ | 9.4 | 8.1 / 5.0 |")
     assert lines[3].endswith("| 21.2 / 22.5 ✘ (N=1→4) |")
+
+
+def cap_run(client: str, chain: float, scrolling: float, sessions: int = 1,
+            peak_rss: float = 130.0) -> dict[str, Any]:
+    return {"client": client, "sessions": sessions, "sessions_per_core": chain * 2,
+            "sessions_per_core_with_desktop": chain, "gateway_idle_rss_mib": 100.0,
+            "gateway_peak_rss_mib": peak_rss, "machine": MACHINE,
+            "updates_per_s_per_session": {"typing": 8.0, "scrolling": scrolling}}
+
+
+def test_capacity_versus_the_first_client_uses_each_clients_mean_over_rounds() -> None:
+    runs = [cap_run("novnc", 12.0, 19.0), cap_run("staffroom", 5.0, 10.0),
+            cap_run("novnc", 10.0, 21.0), cap_run("staffroom", 4.0, 11.0)]
+    [v] = capacity_versus(runs)
+    assert (v["client"], v["baseline"], v["sessions"], v["rounds"]) == ("staffroom", "novnc", 1, 2)
+    assert v["chain_sessions_per_core"] == 4.5 and v["baseline_chain_sessions_per_core"] == 11.0
+    assert v["chain_ratio"] == round(4.5 / 11.0, 2)
+    assert v["gateway_sessions_per_core"] == 9.0
+    assert v["scrolling_updates_ratio"] == round(10.5 / 20.0, 2)
+    table = capacity_versus_table([v]).splitlines()
+    assert table[2] == "| staffroom | novnc | 1 | 2 | 4.5 | 11.0 | 0.41x | 10.5 | 20.0 | 0.53x |"
+
+
+def test_capacity_versus_pairs_equal_session_counts_and_survives_missing_figures() -> None:
+    runs = [cap_run("novnc", 12.0, 19.0), cap_run("novnc", 30.0, 18.0, sessions=4),
+            cap_run("staffroom", 5.0, 10.0), cap_run("staffroom", 9.0, 9.0, sessions=4)]
+    runs[3]["updates_per_s_per_session"] = None  # an older file, or a page that drew nothing
+    one, four = capacity_versus(runs)
+    assert (one["sessions"], one["chain_ratio"]) == (1, round(5 / 12, 2))
+    assert (four["sessions"], four["chain_ratio"]) == (4, 0.3)
+    assert four["scrolling_updates_ratio"] is None
+    assert "| – | 18.0 | –x |" in capacity_versus_table([four])
+    assert capacity_versus([]) == [] and capacity_versus(runs[:2]) == []
+
+
+def test_capacity_of_several_clients_shows_each_clients_memory_on_its_last_row() -> None:
+    mem = {"from_sessions": 1, "to_sessions": 4, "mib_per_session_peak_pss": 16.0,
+           "mib_per_session_peak_rss": 17.0}
+    cap = {"runs": [cap_run("novnc", 12.0, 19.0), cap_run("staffroom", 5.0, 10.0),
+                    cap_run("novnc", 30.0, 18.0, 4), cap_run("staffroom", 9.0, 9.0, 4)],
+           "memory": {"novnc": None, "staffroom": mem}}
+    lines = capacity_table([cap]).splitlines()[2:]
+    assert [line.split(" | ")[0] for line in lines] == ["| novnc", "| staffroom"] * 2
+    assert lines[3].endswith("| 16.0 / 17.0 ✔ (N=1→4) |")
+    assert all(line.endswith("| – |") for line in lines[:3])
 
 
 def test_render_reads_files_and_needs_one_label_per_run(tmp_path: Path) -> None:
