@@ -305,17 +305,25 @@ def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
     rx, ry = x - shift[0], y - shift[1]
     if not layer.has_ink(bx0, by0, bx1 - bx0, by1 - by0):
         return img
-    sw, sh = layer.stamp.size
+    stamp = layer.stamp
+    sw, sh = stamp.size
+    # Pillow's core crop and paste, which Image.crop and Image.paste wrap: a region in a
+    # drifted tile is composited part by part, tens of times a frame, and the wrappers' checks
+    # were half of each call (issue 11 part AE). The same C calls, so the same pixels.
+    img.load()
+    if img.readonly:  # shares memory (frombuffer): Image.paste would have copied it first
+        raise ValueError("composite blends into an image that owns its pixels")
+    core, dest = stamp.im, img.im
     for ox, oy in layer.stamps_in(bx0, by0, bx1 - bx0, by1 - by0):
         # The overlap of this stamp and the box, in stamp coordinates.
         sx0, sy0 = max(0, bx0 - ox), max(0, by0 - oy)
         sx1, sy1 = min(sw, bx1 - ox), min(sh, by1 - oy)
-        at = (ox + sx0 - rx, oy + sy0 - ry)  # in region coordinates
+        ax, ay = ox + sx0 - rx, oy + sy0 - ry  # in region coordinates
         whole = (sx0, sy0, sx1, sy1) == (0, 0, sw, sh)
-        part = layer.stamp if whole else layer.stamp.crop((sx0, sy0, sx1, sy1))
+        part = core if whole else core.crop((sx0, sy0, sx1, sy1))
         # The stamp as its own mask: the same pixels as alpha_composite onto an opaque image
         # (test_watermark_composite.py), without the region's round trip through RGBA.
-        img.paste(part, at, part)
+        dest.paste(part, (ax, ay, ax + sx1 - sx0, ay + sy1 - sy0), part)
     return img
 
 
