@@ -69,3 +69,16 @@ def test_composite_in_a_box_equals_compositing_a_crop_of_it(seed: int) -> None:
                 want.paste(composite(want.crop(at), layer, p0, q0, d), at[:2])
         got = composite_at(img.copy(), layer, x, y, where, box)  # type: ignore[arg-type]
         assert got.tobytes() == want.tobytes()
+
+
+def test_composite_refuses_an_image_that_shares_its_pixels() -> None:
+    """It blends through Pillow's core paste, which would write into a buffer the image only
+    borrows (Image.paste would have copied it first): a caller passes an image of its own."""
+    layer = Watermark("{user_id}", {"user_id": "t-0042"}, spacing=(120, 70)).layer(
+        400, 300, 64, T0)
+    shared = bytearray(400 * 300 * 4)
+    view = Image.frombuffer("RGBA", (400, 300), shared, "raw", "RGBA", 0, 1)
+    assert view.readonly
+    with pytest.raises(ValueError, match="owns its pixels"):
+        composite(view, layer, 0, 0)
+    assert not any(shared)
