@@ -86,15 +86,15 @@ class CanvasStamps:
         self.layer = new
         return True
 
-    def on_copy(self, op: CopyOp) -> None:
+    def on_copy(self, op: CopyOp, detected: bool = False) -> None:
         """A copy moves the stamps of its source with it (stamp_drift keeps count); tiles cut
-        into too many parts are re-sent whole."""
+        into too many parts are re-sent whole. ``detected``: a scroll found in a redrawn view."""
         if self.watermark is None or self.layer is None:
             return  # no layer yet: the first frame is a key frame
         st, fb = self._drift, self.fb
         if (st.width, st.height) != (fb.width, fb.height):
             st.clear(fb.width, fb.height, self.layer.pitch)  # resized: everything is re-sent
-        for x0, y0, x1, y1 in st.copy(op):
+        for x0, y0, x1, y1 in st.copy(op, detected=detected):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
 
     def settle(self, everything: bool) -> None:

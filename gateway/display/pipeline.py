@@ -457,9 +457,10 @@ class DisplayPipeline:
         return RegionSnapshot(x0, y0, x1 - x0, y1 - y0, self.fb.read(x0, y0, x1 - x0, y1 - y0),
                               self.fb.tile)  # fmt: skip
 
-    def _on_copy(self, op: CopyOp) -> None:
-        """A copy (the desktop's, or a detected scroll) moves the stamps and the JPEG'd tiles."""
-        self._stamps.on_copy(op)
+    def _on_copy(self, op: CopyOp, detected: bool = False) -> None:
+        """A copy (the desktop's, or a ``detected`` scroll) moves the stamps and the JPEG'd
+        tiles."""
+        self._stamps.on_copy(op, detected)
         self._lossy.copy(op)
 
     def _detect_scroll(self, key: bool) -> None:
@@ -476,4 +477,4 @@ class DisplayPipeline:
         # The stamps ride along with the detected copy as with the desktop's own (measured on
         # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with
         # the view, which re-sent the stamps of the static toolbar and status bar each step).
-        self._on_copy(found.copy)
+        self._on_copy(found.copy, detected=True)

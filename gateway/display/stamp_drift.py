@@ -65,6 +65,7 @@ class StampDrift:
     drift: Drift = field(default_factory=dict)
     parts: dict[tuple[int, int], list[Part]] = field(default_factory=dict)  # since the last settle
     moved: dict[Vec, int] = field(default_factory=dict)  # pixels copied per drift, this frame
+    redrawn: bool = False  # this frame's copy is a detected scroll (see _free)
 
     def clear(self, width: int, height: int, pitch: Vec) -> None:
         """Everything goes back to the grid (the caller re-sends every affected tile)."""
@@ -72,20 +73,23 @@ class StampDrift:
         self.drift.clear()
         self.parts.clear()
         self.moved.clear()
+        self.redrawn = False
 
     def drifted(self) -> set[tuple[int, int]]:
         """Tiles whose stamps may sit off the grid."""
         return set(self.drift) | set(self.parts)
 
-    def copy(self, op: CopyOp, *, fast: bool = True) -> list[Box]:
+    def copy(self, op: CopyOp, *, fast: bool = True, detected: bool = False) -> list[Box]:
         """Apply one copy to the parts; returns boxes to re-send now (tiles cut into too many
-        parts, re-sent whole and put back on one drift).
+        parts, re-sent whole and put back on one drift). ``detected``: the copy is a scroll the
+        gateway found in a redrawn view, not one the desktop asked for (see _free).
 
         ``fast`` (the default) takes a shortcut for each destination tile the copy covers whole
         and whose source tiles all sit at one drift without parts (most of a scroll or a
         drag): the tile gets that drift moved by the copy at once, where ``_after`` would cut
         the source tiles into pieces that all carry it. Same result, same ``moved`` counts
         (tests/display/test_stamp_drift.py compares both on random copies)."""
+        self.redrawn = self.redrawn or detected
         d = (op.dst_x - op.src_x, op.dst_y - op.src_y)
         tile, width, height = self.tile, self.width, self.height
         ox0, oy0, ox1, oy1 = op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h
@@ -167,11 +171,18 @@ class StampDrift:
         that scrolls in from there carries the scrolled region's drift. Only a tile left with
         more than KEEP_PARTS parts goes back to one drift, chosen to re-send the fewest pixels
         beside its damage; the ink of its other parts (as shown and as it should be) is
-        returned."""
+        returned. After a detected scroll, a tile re-sent whole takes the scroll's drift (see
+        _free)."""
         out: list[Box] = []
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
+        if self.redrawn and main is not None:
+            # A detected scroll: the tiles the frame re-sends whole outside the copy (the
+            # newly exposed lines) join its drift too (see _free).
+            for t, box in damage.items():
+                if t not in self.parts and box == self._rect(t):
+                    self._set(t, main)
         for t, parts in self.parts.items():
-            parts = _free(parts, damage.get(t), main)
+            parts = _free(parts, damage.get(t), main, self.redrawn)
             if layer is not None and len(parts) > 1:
                 parts = _inkless(parts, layer, main)
             if len(parts) == 1:
@@ -186,6 +197,7 @@ class StampDrift:
                 self._set(t, target)
         self.parts.clear()
         self.moved.clear()
+        self.redrawn = False
         return out
 
     def shown_ink(self, layer: WatermarkLayer) -> list[Box]:
@@ -270,11 +282,20 @@ class StampDrift:
         return out
 
 
-def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part]:
+def _free(parts: list[Part], damaged: Box | None, main: Vec | None, redrawn: bool = False
+          ) -> list[Part]:
     """Parts inside the tile's damage box are re-sent anyway, so they may show any drift: those
     whose drift no other part shows take the one that leaves the tile fewest parts once merged
     (then ``main``, then the largest area's), so a window's trail or a terminal's new line does
-    not leave a part per step behind."""
+    not leave a part per step behind.
+
+    ``redrawn``: the frame's copy is a detected scroll (the desktop redrew the view, and every
+    row the copy does not explain is re-sent). Then a tile re-sent whole may also take ``main``,
+    which none of its parts shows: the view's newly exposed lines join the drift of the lines
+    scrolled above them, where keeping their old drift left a band one wheel step apart per
+    step (issue 11 part AE: GTK scrolling's tiles in parts 244 → 150). Not for the desktop's
+    own copies: a terminal's new line leaves rows neither copied nor re-sent (part Q), and
+    those bands then multiplied instead."""
     if damaged is None:
         return _merge(parts)
     x0, y0, x1, y1 = damaged
@@ -288,9 +309,11 @@ def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part
     inside = [i and d not in area for (_, d), i in zip(parts, inside, strict=True)] \
         if kept else inside
     best: tuple[tuple[int, bool, int], list[Part]] | None = None
-    for to in area:
+    targets = [*area, main] if redrawn and not kept and main is not None and main not in area \
+        else list(area)
+    for to in targets:
         merged = _merge([(b, to if i else d) for (b, d), i in zip(parts, inside, strict=True)])
-        rank = (len(merged), to != main, -area[to])
+        rank = (len(merged), to != main, -area.get(to, 0))
         if best is None or rank < best[0]:
             best = (rank, merged)
     assert best is not None

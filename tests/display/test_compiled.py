@@ -51,10 +51,15 @@ def test_compiled_stamp_drift_does_what_its_source_does(seed: int) -> None:
     ours, source = StampDrift(W, H, T, lay.pitch), source_module("stamp_drift").StampDrift(
         W, H, T, lay.pitch)
     for ops, damage in random_frames(rng):
+        detected = rng.random() < 0.4  # a scroll the gateway found: whole re-sent tiles join it
+        if damage is not None and detected:
+            damage |= {(tx, ty): (tx * T, ty * T, tx * T + T, min(H, ty * T + T))
+                       for tx, ty in rng.sample([(a, b) for a in range(W // T)
+                                                 for b in range(-(-H // T))], 6)}  # fmt: skip
         for op in ops:
-            assert ours.copy(op) == source.copy(op)
-            assert (ours.drift, ours.parts, ours.moved) == (source.drift, source.parts,
-                                                           source.moved)
+            assert ours.copy(op, detected=detected) == source.copy(op, detected=detected)
+            assert (ours.drift, ours.parts, ours.moved, ours.redrawn) == (
+                source.drift, source.parts, source.moved, source.redrawn)
         if damage is not None:
             assert ours.settle(lay, damage) == source.settle(lay, damage)
             assert (ours.drift, ours.parts) == (source.drift, source.parts)

@@ -131,3 +131,23 @@ def test_the_first_scroll_after_a_window_opens_is_detected() -> None:
                                                                  H - 2 * LINE)]
     assert sum(m.w * m.h for m in msgs if isinstance(m, w.Tile | w.Fill)) <= W * 2 * LINE
     assert_canvas_exact(p, canvas)
+
+
+def test_wheel_steps_keep_the_scrolled_view_on_one_drift_and_exact() -> None:
+    """Each step re-sends the lines it exposes; those tiles take the drift of the lines that
+    scrolled above them, so the view stays one region of one drift instead of a band per step
+    (issue 11 part AE) and the canvas stays exact."""
+    rows = document(random.Random(11), 140)
+    fb = Framebuffer(W, H)
+    show(fb, rows, 0)
+    p, canvas = attach(fb, small_watermark())
+    step(p, canvas, T0)
+    for i in range(1, 13):
+        show(fb, rows, i * 3 * LINE)  # a wheel step: three lines, not a whole tile
+        msgs = step(p, canvas, T0 + i)
+        assert [m for m in msgs if isinstance(m, w.Copy)] == [
+            w.Copy(0, 3 * LINE, 0, 0, W, H - 3 * LINE)]
+        assert_canvas_exact(p, canvas)
+        drifts = set(p._drift.values())
+        assert len(drifts) == 1 and isinstance(next(iter(drifts))[0], int), (i, drifts)
+    assert len(p._drift) == (W // 64) * -(-H // 64)  # every tile, the exposed ones too
