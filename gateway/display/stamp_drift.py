@@ -293,9 +293,10 @@ def _free(parts: list[Part], damaged: Box | None, main: Vec | None, redrawn: boo
     row the copy does not explain is re-sent). Then a tile re-sent whole may also take ``main``,
     which none of its parts shows: the view's newly exposed lines join the drift of the lines
     scrolled above them, where keeping their old drift left a band one wheel step apart per
-    step (issue 11 part AE: GTK scrolling's tiles in parts 244 → 150). Not for the desktop's
-    own copies: a terminal's new line leaves rows neither copied nor re-sent (part Q), and
-    those bands then multiplied instead."""
+    step (issue 11 part AE: the recorded GTK scroll's tiles in parts 244 → 140). Not for the
+    desktop's own copies: their frames may re-send tiles that have nothing to do with the copy
+    (a window mapped in the same update as a small copy elsewhere), which would all leave the
+    grid for it. On the recorded terminal and drag the rule changes no byte either way."""
     if damaged is None:
         return _merge(parts)
     x0, y0, x1, y1 = damaged
