@@ -86,24 +86,24 @@ class CanvasStamps:
         self.layer = new
         return True
 
-    def on_copy(self, op: CopyOp, detected: bool = False) -> None:
+    def on_copy(self, op: CopyOp) -> None:
         """A copy moves the stamps of its source with it (stamp_drift keeps count); tiles cut
-        into too many parts are re-sent whole. ``detected``: a scroll found in a redrawn view."""
+        into too many parts are re-sent whole."""
         if self.watermark is None or self.layer is None:
             return  # no layer yet: the first frame is a key frame
         st, fb = self._drift, self.fb
         if (st.width, st.height) != (fb.width, fb.height):
             st.clear(fb.width, fb.height, self.layer.pitch)  # resized: everything is re-sent
-        for x0, y0, x1, y1 in st.copy(op, detected=detected):
+        for x0, y0, x1, y1 in st.copy(op):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
 
-    def settle(self, everything: bool) -> None:
+    def settle(self, everything: bool, detected: bool = False) -> None:
         """The frame's copies are known: re-send the ink where stamps of different drift meet.
         A key frame or a resize (``everything``) re-sends every tile, so every stamp goes back
-        to the grid."""
+        to the grid. ``detected``: the frame's copy is a scroll found in a redrawn view."""
         fb = self.fb
         if everything:
             self._drift.clear(fb.width, fb.height, self.layer.pitch if self.layer else (0, 0))
             return
-        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.damage):
+        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.damage, detected):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)

@@ -65,7 +65,6 @@ class StampDrift:
     drift: Drift = field(default_factory=dict)
     parts: dict[tuple[int, int], list[Part]] = field(default_factory=dict)  # since the last settle
     moved: dict[Vec, int] = field(default_factory=dict)  # pixels copied per drift, this frame
-    redrawn: bool = False  # this frame's copy is a detected scroll (see _free)
 
     def clear(self, width: int, height: int, pitch: Vec) -> None:
         """Everything goes back to the grid (the caller re-sends every affected tile)."""
@@ -73,23 +72,20 @@ class StampDrift:
         self.drift.clear()
         self.parts.clear()
         self.moved.clear()
-        self.redrawn = False
 
     def drifted(self) -> set[tuple[int, int]]:
         """Tiles whose stamps may sit off the grid."""
         return set(self.drift) | set(self.parts)
 
-    def copy(self, op: CopyOp, *, fast: bool = True, detected: bool = False) -> list[Box]:
+    def copy(self, op: CopyOp, *, fast: bool = True) -> list[Box]:
         """Apply one copy to the parts; returns boxes to re-send now (tiles cut into too many
-        parts, re-sent whole and put back on one drift). ``detected``: the copy is a scroll the
-        gateway found in a redrawn view, not one the desktop asked for (see _free).
+        parts, re-sent whole and put back on one drift).
 
         ``fast`` (the default) takes a shortcut for each destination tile the copy covers whole
         and whose source tiles all sit at one drift without parts (most of a scroll or a
         drag): the tile gets that drift moved by the copy at once, where ``_after`` would cut
         the source tiles into pieces that all carry it. Same result, same ``moved`` counts
         (tests/display/test_stamp_drift.py compares both on random copies)."""
-        self.redrawn = self.redrawn or detected
         d = (op.dst_x - op.src_x, op.dst_y - op.src_y)
         tile, width, height = self.tile, self.width, self.height
         ox0, oy0, ox1, oy1 = op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h
@@ -159,8 +155,8 @@ class StampDrift:
             found = ds
         return found
 
-    def settle(self, layer: WatermarkLayer | None, damage: Mapping[tuple[int, int], Box]
-               ) -> list[Box]:
+    def settle(self, layer: WatermarkLayer | None, damage: Mapping[tuple[int, int], Box],
+               detected: bool = False) -> list[Box]:
         """End of a frame's copies; returns the ink to re-send. ``damage`` is the box per tile
         the frame re-sends anyway.
 
@@ -171,18 +167,18 @@ class StampDrift:
         that scrolls in from there carries the scrolled region's drift. Only a tile left with
         more than KEEP_PARTS parts goes back to one drift, chosen to re-send the fewest pixels
         beside its damage; the ink of its other parts (as shown and as it should be) is
-        returned. After a detected scroll, a tile re-sent whole takes the scroll's drift (see
-        _free)."""
+        returned. ``detected``: the frame's copy is a scroll the gateway found in a redrawn
+        view; then a tile re-sent whole takes the scroll's drift (see _free)."""
         out: list[Box] = []
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
-        if self.redrawn and main is not None:
+        if detected and main is not None:
             # A detected scroll: the tiles the frame re-sends whole outside the copy (the
             # newly exposed lines) join its drift too (see _free).
             for t, box in damage.items():
                 if t not in self.parts and box == self._rect(t):
                     self._set(t, main)
         for t, parts in self.parts.items():
-            parts = _free(parts, damage.get(t), main, self.redrawn)
+            parts = _free(parts, damage.get(t), main, detected)
             if layer is not None and len(parts) > 1:
                 parts = _inkless(parts, layer, main)
             if len(parts) == 1:
@@ -197,7 +193,6 @@ class StampDrift:
                 self._set(t, target)
         self.parts.clear()
         self.moved.clear()
-        self.redrawn = False
         return out
 
     def shown_ink(self, layer: WatermarkLayer) -> list[Box]:
