@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLI = Path(__file__).resolve().with_name("display_cpu.py")  # run by path: see its sys.path
 
 
-def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list[str]
-             ) -> dict[str, object]:
+def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list[str],
+             clean_start: bool = False) -> dict[str, object]:
     env = dict(os.environ, STAFFROOM_PURE_PYTHON="1")
     if gateway_root is not None:
         env["PYTHONPATH"] = str(gateway_root) + os.pathsep + env.get("PYTHONPATH", "")
@@ -32,27 +32,31 @@ def run_side(rec: Path, gateway_root: Path | None, memory: bool, workloads: list
         argv.append("--memory")
     if workloads:
         argv += ["--workloads", *workloads]
+    if clean_start:
+        argv.append("--clean-start")
     out = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if out.returncode:
         raise SystemExit(f"replay failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def compare(rec: Path, baseline: str, rounds: int, workloads: list[str], memory: bool
-            ) -> dict[str, object]:
+def compare(rec: Path, baseline: str, rounds: int, workloads: list[str], memory: bool,
+            clean_start: bool = False) -> dict[str, object]:
     from bench.baseline import alternate, baseline_tree  # the parent's side only
 
     with baseline_tree(baseline, "display-cpu-") as tmp:
         def side_root(side: str) -> Path | None:
             return tmp if side == "before" else None
 
-        sides = alternate(rounds, lambda side: run_side(rec, side_root(side), False, workloads))
-        mem = {side: run_side(rec, side_root(side), True, workloads)
+        sides = alternate(rounds, lambda side: run_side(rec, side_root(side), False, workloads,
+                                                        clean_start))
+        mem = {side: run_side(rec, side_root(side), True, workloads, clean_start)
                for side in ("before", "after")} if memory else {}  # fmt: skip
     best = {side: min(runs, key=lambda r: r["office_mix"]["cpu_s"])  # type: ignore[index]
             for side, runs in sides.items()}
     return {"baseline": baseline, "rounds": rounds, "recording": str(rec),
-            "load": os.getloadavg(), "before": best["before"], "after": best["after"],
+            "clean_start": clean_start, "load": os.getloadavg(), "before": best["before"],
+            "after": best["after"],
             "all_cpu": {s: [r["office_mix"]["cpu_s"] for r in runs]  # type: ignore[index]
                         for s, runs in sides.items()},
             "memory": {s: m["memory"] for s, m in mem.items()} or None}

@@ -1,8 +1,8 @@
 """CPU and memory of the gateway's display path, offline and deterministic: `bench.display_cpu`.
 
     python -m bench.display_cpu record [--duration 20] [--workloads typing scrolling ...] [--out F]
-    python -m bench.display_cpu replay F [--profile OUT.prof] [--memory] [--json]
-    python -m bench.display_cpu compare F [--baseline main] [--rounds 2]
+    python -m bench.display_cpu replay F [--profile OUT.prof] [--memory] [--json] [--clean-start]
+    python -m bench.display_cpu compare F [--baseline main] [--rounds 2] [--clean-start]
 
 ``record`` starts the bench desktop (bench.desktop: Xvnc 1920x1080 + openbox), runs the
 workloads one after the other and saves every byte Xvnc sends to one RFB client, with the time
@@ -20,7 +20,10 @@ policies/default.toml), at a fixed clock that changes minute 30 s into the repla
 same bytes in, the same work done, on every run. CPU is process time (the whole path runs in
 this one thread). ``--memory`` adds tracemalloc: what the session's objects hold at the end and
 the largest transient allocation of one update (Python and numpy allocations; Pillow's image
-buffers are not traced, so the process's VmHWM growth is reported beside it).
+buffers are not traced, so the process's VmHWM growth is reported beside it). By default the
+workloads run on in one session, as a teacher's would, so each starts from the watermark's
+drift map the one before left; ``--clean-start`` starts each from a key frame instead (as after
+a reconnect, tallied apart as "(clean start)"), so that a change's per-workload figures compare.
 
 ``compare`` runs ``replay`` in subprocesses, alternating the working tree's gateway/ with
 ``--baseline``'s (a git revision, exported with `git archive` into a temporary directory put
@@ -52,6 +55,9 @@ from bench.display_compare import compare, markdown  # noqa: E402
 from bench.display_record import DEFAULT_WORKLOADS, record  # noqa: E402
 from bench.display_replay import OFFICE_MIX, replay, summary  # noqa: E402
 
+CLEAN_HELP = ("each workload starts from a key frame, as after a reconnect (its figures then "
+              "do not depend on the workload before it); the key frames are counted apart")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.display_cpu", description=__doc__.split("\n")[0])
@@ -67,6 +73,7 @@ def main() -> None:
     rep.add_argument("--memory", action="store_true")
     rep.add_argument("--workloads", nargs="+", default=[], help="stop once these have ended")
     rep.add_argument("--json", action="store_true")
+    rep.add_argument("--clean-start", action="store_true", help=CLEAN_HELP)
     cmp_ = sub.add_parser("compare")
     cmp_.add_argument("recording", type=Path)
     cmp_.add_argument("--baseline", default="main")
@@ -75,6 +82,7 @@ def main() -> None:
     cmp_.add_argument("--workloads", nargs="+", default=list(OFFICE_MIX),
                       help="replay until these have ended ('all': the whole recording)")
     cmp_.add_argument("--memory", action="store_true", help="one more run each with tracemalloc")
+    cmp_.add_argument("--clean-start", action="store_true", help=CLEAN_HELP)
     args = parser.parse_args()
     if args.cmd == "record":
         asyncio.run(record(args.out, args.workloads, args.duration))
@@ -82,14 +90,16 @@ def main() -> None:
         prof = cProfile.Profile() if args.profile else None
         result = summary(replay(args.recording, profile=prof, memory=args.memory,
                                 profiled=tuple(args.profile_workloads),
-                                workloads=tuple(args.workloads)))
+                                workloads=tuple(args.workloads),
+                                clean_start=args.clean_start))
         print(json.dumps(result, indent=None if args.json else 2))
         if prof is not None:
             prof.dump_stats(args.profile)
             pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(30)
     else:
         wl = [] if args.workloads == ["all"] else args.workloads
-        result = compare(args.recording, args.baseline, args.rounds, wl, args.memory)
+        result = compare(args.recording, args.baseline, args.rounds, wl, args.memory,
+                         clean_start=args.clean_start)
         text = markdown(result)
         print(text)
         if args.out:

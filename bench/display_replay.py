@@ -32,6 +32,7 @@ from gateway.rfb.messages import BGRX
 from gateway.wire import display as wire
 
 OFFICE_MIX = ("typing", "scrolling")  # bench.capacity's office mix
+CLEAN_START = "(clean start)"  # the key frames of --clean-start, apart from the workloads
 # A fixed clock for the watermark: a minute boundary 30 s into the replay.
 BASE_TIME = 1_796_083_200.0 + 30.0
 
@@ -152,10 +153,15 @@ def _rss(field_name: str) -> int:
 
 
 def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool = False,
-           profiled: tuple[str, ...] = OFFICE_MIX, workloads: tuple[str, ...] = ()) -> Replay:
+           profiled: tuple[str, ...] = OFFICE_MIX, workloads: tuple[str, ...] = (),
+           clean_start: bool = False) -> Replay:
     """Replay the recording through a fresh session's display path; ``profile`` is enabled
     around the updates of the ``profiled`` workloads only. With ``workloads``, the replay stops
-    once all of those have ended (the recording's first ones are the office mix)."""
+    once all of those have ended (the recording's first ones are the office mix).
+
+    ``clean_start``: each workload starts as if the viewer had just reconnected (a Resume, and
+    the key frame it asks for, counted apart as CLEAN_START), so its figures do not depend on
+    the watermark's drift map the workload before it left (docs/PERFORMANCE.md, part AF)."""
     updates = raw_updates(path)
     first = next(updates)
     if memory:
@@ -180,6 +186,9 @@ def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool 
             ended.add(up.workload) if up.ended else None
             if workloads and ended.issuperset(workloads):
                 break
+            if clean_start and not up.ended:
+                _clean_start(pipeline, BASE_TIME + up.t, out.tallies.setdefault(CLEAN_START,
+                                                                                Tally()))
             continue
         if memory:
             start_mem = tracemalloc.get_traced_memory()[0]
@@ -200,7 +209,7 @@ def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool 
         tally.bytes_out += nbytes
     for name, tally in out.tallies.items():
         tally.seconds = tally.last - (tally.first or 0.0)
-        if name == "(between)":
+        if name in ("(between)", CLEAN_START):
             tally.seconds = 0.0
     if memory:
         del up
@@ -208,6 +217,17 @@ def replay(path: Path, *, profile: cProfile.Profile | None = None, memory: bool 
         tracemalloc.stop()
     out.hwm_growth = _rss("VmHWM") - rss_before
     return out
+
+
+def _clean_start(pipeline: DisplayPipeline, now: float, tally: Tally) -> None:
+    """The viewer reconnects: Resume, and the key frame it asks for (which puts every tile's
+    stamps back on the grid), tallied apart."""
+    cpu = time.process_time()
+    pipeline.receive(wire.Resume(wire.VERSION), now)
+    frames, nbytes = _frame(pipeline, now)
+    tally.cpu += time.process_time() - cpu
+    tally.frames += frames
+    tally.bytes_out += nbytes
 
 
 def _step(client: RfbClient, pipeline: DisplayPipeline, raw: bytes, now: float
@@ -218,6 +238,10 @@ def _step(client: RfbClient, pipeline: DisplayPipeline, raw: bytes, now: float
         client.feed(bytes(view[i : i + READ_SIZE]))
         while client.next_event() is not NEED_DATA:
             pass
+    return _frame(pipeline, now)
+
+
+def _frame(pipeline: DisplayPipeline, now: float) -> tuple[int, int]:
     job = pipeline.take_frame(now)
     if job is None:
         return 0, 0
