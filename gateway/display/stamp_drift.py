@@ -156,7 +156,7 @@ class StampDrift:
         return found
 
     def settle(self, layer: WatermarkLayer | None, damage: Mapping[tuple[int, int], Box],
-               detected: bool = False) -> list[Box]:
+               scroll: CopyOp | None = None) -> list[Box]:
         """End of a frame's copies; returns the ink to re-send. ``damage`` is the box per tile
         the frame re-sends anyway.
 
@@ -167,18 +167,36 @@ class StampDrift:
         that scrolls in from there carries the scrolled region's drift. Only a tile left with
         more than KEEP_PARTS parts goes back to one drift, chosen to re-send the fewest pixels
         beside its damage; the ink of its other parts (as shown and as it should be) is
-        returned. ``detected``: the frame's copy is a scroll the gateway found in a redrawn
-        view; then a tile re-sent whole takes the scroll's drift (see _free)."""
+        returned.
+
+        ``scroll``: the frame's copy, when it is a scroll the gateway found in a redrawn view.
+        Then every pixel the frame re-sends in the scrolled region (the copy's source and
+        destination) takes the scroll's drift, and so do tiles re-sent whole anywhere: the
+        view's newly drawn lines join the lines scrolled above them, also where they share a
+        tile with something that stays (a status bar below the view). Where they kept the drift
+        they had before (or the fewest-parts choice above gave them another), each step left a
+        band of another drift that the next steps carried up through the view, and most of the
+        view's tiles were cut into parts (issue 11 parts AE, AF). Not for the desktop's own
+        copies: their frames may re-send tiles that have nothing to do with the copy (a window
+        mapped in the same update as a small copy elsewhere), which would all leave the grid.
+        Pixels that the step does not re-send keep what they show, even where the next step
+        brings them into the view (a blank margin beside a new line): switching those would
+        re-send their ink, which cost more bytes than their parts cost time (part AF)."""
         out: list[Box] = []
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
-        if detected and main is not None:
-            # A detected scroll: the tiles the frame re-sends whole outside the copy (the
-            # newly exposed lines) join its drift too (see _free).
+        pinned: set[tuple[int, int]] = set()
+        if scroll is not None and main is not None:
+            span = _span(scroll)
             for t, box in damage.items():
-                if t not in self.parts and box == self._rect(t):
+                rect, parts = self._rect(t), self.parts.get(t)
+                if parts is None and box == rect:
                     self._set(t, main)
+                elif _overlaps(rect, span):
+                    self.parts[t] = _pin(parts if parts is not None else self._state(t), box,
+                                         main)
+                    pinned.add(t)
         for t, parts in self.parts.items():
-            parts = _free(parts, damage.get(t), main, detected)
+            parts = _merge(parts) if t in pinned else _free(parts, damage.get(t), main)
             if layer is not None and len(parts) > 1:
                 parts = _inkless(parts, layer, main)
             if len(parts) == 1:
@@ -277,21 +295,11 @@ class StampDrift:
         return out
 
 
-def _free(parts: list[Part], damaged: Box | None, main: Vec | None, redrawn: bool = False
-          ) -> list[Part]:
+def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part]:
     """Parts inside the tile's damage box are re-sent anyway, so they may show any drift: those
     whose drift no other part shows take the one that leaves the tile fewest parts once merged
     (then ``main``, then the largest area's), so a window's trail or a terminal's new line does
-    not leave a part per step behind.
-
-    ``redrawn``: the frame's copy is a detected scroll (the desktop redrew the view, and every
-    row the copy does not explain is re-sent). Then a tile re-sent whole may also take ``main``,
-    which none of its parts shows: the view's newly exposed lines join the drift of the lines
-    scrolled above them, where keeping their old drift left a band one wheel step apart per
-    step (issue 11 part AE: the recorded GTK scroll's tiles in parts 244 → 140). Not for the
-    desktop's own copies: their frames may re-send tiles that have nothing to do with the copy
-    (a window mapped in the same update as a small copy elsewhere), which would all leave the
-    grid for it. On the recorded terminal and drag the rule changes no byte either way."""
+    not leave a part per step behind."""
     if damaged is None:
         return _merge(parts)
     x0, y0, x1, y1 = damaged
@@ -305,15 +313,28 @@ def _free(parts: list[Part], damaged: Box | None, main: Vec | None, redrawn: boo
     inside = [i and d not in area for (_, d), i in zip(parts, inside, strict=True)] \
         if kept else inside
     best: tuple[tuple[int, bool, int], list[Part]] | None = None
-    targets = [*area, main] if redrawn and not kept and main is not None and main not in area \
-        else list(area)
-    for to in targets:
+    for to in area:
         merged = _merge([(b, to if i else d) for (b, d), i in zip(parts, inside, strict=True)])
         rank = (len(merged), to != main, -area.get(to, 0))
         if best is None or rank < best[0]:
             best = (rank, merged)
     assert best is not None
     return best[1]
+
+
+def _pin(parts: Sequence[Part], box: Box, d: Vec) -> list[Part]:
+    """The tile's parts with ``box`` (inside the tile) cut out of them and showing ``d``."""
+    return [*((b, pd) for pb, pd in parts for b in outside(pb, box)), (box, d)]
+
+
+def _span(op: CopyOp) -> Box:
+    """The bounding box of a copy's source and destination."""
+    return (min(op.src_x, op.dst_x), min(op.src_y, op.dst_y),
+            max(op.src_x, op.dst_x) + op.w, max(op.src_y, op.dst_y) + op.h)
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list[Part]:

@@ -51,8 +51,9 @@ def test_compiled_stamp_drift_does_what_its_source_does(seed: int) -> None:
     ours, source = StampDrift(W, H, T, lay.pitch), source_module("stamp_drift").StampDrift(
         W, H, T, lay.pitch)
     for ops, damage in random_frames(rng):
-        detected = rng.random() < 0.4  # a scroll the gateway found: whole re-sent tiles join it
-        if damage is not None and detected:
+        # A scroll the gateway found: re-sent pixels in its span, and whole tiles, join it.
+        scroll = ops[-1] if ops and rng.random() < 0.4 else None
+        if damage is not None and scroll is not None:
             damage |= {(tx, ty): (tx * T, ty * T, tx * T + T, min(H, ty * T + T))
                        for tx, ty in rng.sample([(a, b) for a in range(W // T)
                                                  for b in range(-(-H // T))], 6)}  # fmt: skip
@@ -61,7 +62,7 @@ def test_compiled_stamp_drift_does_what_its_source_does(seed: int) -> None:
             assert (ours.drift, ours.parts, ours.moved) == (source.drift, source.parts,
                                                            source.moved)
         if damage is not None:
-            assert ours.settle(lay, damage, detected) == source.settle(lay, damage, detected)
+            assert ours.settle(lay, damage, scroll) == source.settle(lay, damage, scroll)
             assert (ours.drift, ours.parts) == (source.drift, source.parts)
     assert ours.drifted() == source.drifted()
     assert ours.shown_ink(lay) == source.shown_ink(lay)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.scroll import MIN_TILES
 from gateway.wire import display as w
@@ -151,3 +153,49 @@ def test_wheel_steps_keep_the_scrolled_view_on_one_drift_and_exact() -> None:
         drifts = set(p._drift.values())
         assert len(drifts) == 1 and isinstance(next(iter(drifts))[0], int), (i, drifts)
     assert len(p._drift) == (W // 64) * -(-H // 64)  # every tile, the exposed ones too
+
+
+def redraw_changed(fb: Framebuffer, rows: list[bytes]) -> None:
+    """Draw ``rows`` from the top, damaging only the pixels that change in each row, as a VNC
+    server sends them: a blank margin that stays blank is not sent again."""
+    for y, new in enumerate(rows):
+        old = fb.read(0, y, W, 1)
+        differs = [x for x in range(W) if old[x * 4 : x * 4 + 3] != new[x * 4 : x * 4 + 3]]
+        if differs:
+            x0, x1 = differs[0], differs[-1] + 1
+            fb.blit(x0, y, x1 - x0, 1, new[x0 * 4 : x1 * 4])
+
+
+@pytest.mark.parametrize("redraw", ["view", "changed pixels"])
+def test_a_view_above_a_status_bar_in_the_same_tile_row_stays_on_one_drift(redraw: str) -> None:
+    """The view ends inside a tile row whose last pixel rows are a static status bar, as most
+    windows do. The lines a step re-sends at the view's bottom take the scroll's drift although
+    they share their tiles with the bar, so the next step does not carry a band of the bar's
+    drift up into the view (issue 11 part AF: most of the recorded view's tiles were cut into
+    parts by such bands). With only the changed pixels re-sent (``changed pixels``), the blank
+    pixels beside a new line keep their drift and may ride up as parts: the canvas stays
+    exact either way."""
+    view, bar = 440, b"\xc0\xc0\xc0\x00"  # the view's rows 0..440; the bar fills 440..480
+    rows = document(random.Random(12), 140)
+    fb = Framebuffer(W, H)
+    fb.blit(0, 0, W, view, b"".join(rows[:view]))
+    fb.fill(0, view, W, H - view, bar)
+    fb.fill(20, view + 12, 200, 10, b"\x20\x20\x20\x00")  # the bar's text
+    p, canvas = attach(fb, small_watermark())
+    step(p, canvas, T0)
+    for i in range(1, 13):
+        shown = rows[i * 3 * LINE : i * 3 * LINE + view]
+        if redraw == "view":
+            fb.blit(0, 0, W, view, b"".join(shown))
+        else:
+            redraw_changed(fb, shown)
+        msgs = step(p, canvas, T0 + i)
+        (c,) = [m for m in msgs if isinstance(m, w.Copy)]
+        assert c.src_y - c.dst_y == 3 * LINE and c.h >= view - 4 * LINE
+        assert_canvas_exact(p, canvas)
+        if redraw != "view":
+            continue
+        inside = {p._drift.get((tx, ty), (0, 0)) for tx in range(W // 64) for ty in range(H // 64)
+                  if c.dst_x <= tx * 64 and (tx + 1) * 64 <= c.dst_x + c.w
+                  and c.dst_y <= ty * 64 and (ty + 1) * 64 <= c.dst_y + c.h}
+        assert len(inside) == 1 and isinstance(next(iter(inside))[0], int), (i, inside)
