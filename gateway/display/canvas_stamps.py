@@ -97,13 +97,14 @@ class CanvasStamps:
         for x0, y0, x1, y1 in st.copy(op):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
 
-    def settle(self, everything: bool, scroll: CopyOp | None = None) -> None:
+    def settle(self, everything: bool, detected: bool = False) -> None:
         """The frame's copies are known: re-send the ink where stamps of different drift meet.
         A key frame or a resize (``everything``) re-sends every tile, so every stamp goes back
-        to the grid. ``scroll``: the frame's copy, if it is a scroll found in a redrawn view."""
+        to the grid. ``detected``: the frame's copy is a scroll found in a redrawn view."""
         fb = self.fb
         if everything:
             self._drift.clear(fb.width, fb.height, self.layer.pitch if self.layer else (0, 0))
             return
-        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.damage, scroll):
+        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.damage, fb.copies,
+                                                       detected):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)

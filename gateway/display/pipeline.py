@@ -340,8 +340,8 @@ class DisplayPipeline:
             small = not key and self._small()  # a key frame re-sends everything: a big one
             if not (key or self._observer_key or refine or small) and self.pacing.holds_back(now):
                 return None  # next_timer says when
-        scroll = self._detect_scroll(key)
-        self._stamps.settle(key or fb.resized, scroll)
+        detected = self._detect_scroll(key)
+        self._stamps.settle(key or fb.resized, detected)
         touched = fb.touched
         copies, damage, resized = fb.take()
         if key or resized or not self._hashes.matches(fb):
@@ -462,20 +462,20 @@ class DisplayPipeline:
         self._stamps.on_copy(op)
         self._lossy.copy(op)
 
-    def _detect_scroll(self, key: bool) -> CopyOp | None:
-        """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take(); that
-        copy, if it did."""
+    def _detect_scroll(self, key: bool) -> bool:
+        """Replace redrawn-but-shifted damage by a Copy (see scroll.py), before fb.take();
+        whether it did."""
         fb = self.fb
         if (not self.detect_scroll or key or fb.resized or fb.copies
                 or len(fb.damage) < MIN_TILES or not self._hashes.matches(fb)):  # fmt: skip
-            return None
+            return False
         found = self._hashes.detect(fb, fb.damage)
         if found is None:
-            return None
+            return False
         fb.damage = found.damage
         fb.copies = [found.copy]
         # The stamps ride along with the detected copy as with the desktop's own (measured on
         # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with
         # the view, which re-sent the stamps of the static toolbar and status bar each step).
         self._on_copy(found.copy)
-        return found.copy
+        return True

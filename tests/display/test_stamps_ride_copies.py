@@ -232,3 +232,50 @@ def test_a_new_minute_re_sends_only_the_changed_digits_and_keeps_the_canvas_exac
     ink = sum((x1 - x0) * (y1 - y0)
               for x0, y0, x1, y1 in run.p._layer.ink_in(0, 0, W, H))  # type: ignore[union-attr]
     assert run.tile_pixels[-1] < ink / 3, (run.tile_pixels[-1], ink)
+
+
+def draw_changed(fb: Framebuffer, x: int, y: int, rows: list[bytes]) -> None:
+    """Draw ``rows`` at (x, y), damaging only the pixels that change in each row, as Xvnc sends
+    them: a blank tail that stays blank is not sent again."""
+    w_ = len(rows[0]) // 4
+    for i, new in enumerate(rows):
+        old = fb.read(x, y + i, w_, 1)
+        differs = [c for c in range(w_) if old[c * 4 : c * 4 + 3] != new[c * 4 : c * 4 + 3]]
+        if differs:
+            a, b = differs[0], differs[-1] + 1
+            fb.blit(x + a, y + i, b - a, 1, new[a * 4 : b * 4])
+
+
+def short_line(w_: int, rng: random.Random) -> list[bytes]:
+    """A terminal line: glyphs from the left to a random length, then blank to the edge."""
+    rows = [bytearray(b"\xff\xff\xff\x00" * w_) for _ in range(LINE)]
+    for gx in range(2, rng.randrange(40, w_ // 2), 8):
+        for r in range(2, 13):
+            for c in range(6):
+                if rng.random() < 0.5:
+                    rows[r][(gx + c) * 4 : (gx + c) * 4 + 3] = b"\x00\x00\x00"
+    return [bytes(r) for r in rows]
+
+
+def test_a_scrolled_terminal_stays_on_one_drift_when_line_ends_are_not_redrawn() -> None:
+    """The blank end of a terminal's last line is neither drawn again nor copied into when the
+    terminal scrolls, so it keeps the drift it had; each scroll brings it up into the terminal.
+    It takes the drift of the lines around it there (its ink re-sent), instead of every line
+    becoming a band of its own drift and every tile of the terminal several parts (issue 11
+    part AF); the canvas stays exact."""
+    run, rng = Run(), random.Random(4)
+    x, y, w_, h = 40, 20, 560, 448
+    run.frame()
+    for i in range(h // LINE):
+        draw_changed(run.fb, x, y + i * LINE, short_line(w_, rng))
+    run.frame()
+    run.exact()
+    for _ in range(40):
+        run.fb.copy(x, y + LINE, x, y, w_, h - LINE)
+        draw_changed(run.fb, x, y + h - LINE, short_line(w_, rng))
+        run.frame()
+        run.exact()
+        inside = {run.p._drift.get((tx, ty), (0, 0))
+                  for tx in range(-(-x // 64), (x + w_) // 64)
+                  for ty in range(-(-y // 64), (y + h - LINE) // 64)}
+        assert len(inside) == 1 and isinstance(next(iter(inside))[0], int), inside
