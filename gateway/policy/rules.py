@@ -6,7 +6,6 @@ each rule refuses with "expected …, got …", long values cut, digit counts an
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import shlex
 import string
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from gateway.net.address import not_one_host
 from gateway.policy.units import MAX_DURATION, parse_duration, parse_size
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -221,11 +221,7 @@ def hosts() -> Rule:
 def _not_one_host(entry: str) -> bool:
     host = entry[1:].partition("]")[0] if entry.startswith("[") else entry.rpartition(":")[0] \
         if entry.count(":") == 1 else entry
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_unspecified or address.is_multicast
+    return not_one_host(host)
 
 
 def url() -> Rule:

@@ -14,6 +14,7 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.net.address import not_one_host
 from gateway.workspace.base import InvalidAssignment
 from gateway.workspace.netns import NetNamespace
 
@@ -90,15 +91,14 @@ def _split(entry: str) -> tuple[str, int | None]:
 
 
 def _check_host(host: str, entry: str) -> None:
+    if not_one_host(host):
+        raise InvalidAssignment(f"{entry!r} is not a single host.")
     try:
-        address = ipaddress.ip_address(host)
+        ipaddress.ip_address(host)
     except ValueError:
         labels = host.removesuffix(".").split(".")
         if not (0 < len(host) <= 253 and all(_label_ok(label) for label in labels)):
             raise InvalidAssignment(f"{entry!r} is not a host or host:port.") from None
-        return
-    if address.is_unspecified or address.is_multicast:
-        raise InvalidAssignment(f"{entry!r} is not a single host.")
 
 
 def _label_ok(label: str) -> bool:
