@@ -214,7 +214,7 @@ class StampDrift:
                         if self.drift.get(t, (0, 0)) == main:
                             continue  # most of the region: nothing to do
                         parts = self._state(t)
-                    if any(d != main for _, d in parts):
+                    if any(d != main and _overlaps(b, dst) for b, d in parts):
                         self.parts[t] = _join(parts, dst, main, layer, damage.get(t), out)
         for t, parts in self.parts.items():
             parts = _merge(parts) if t in pinned else _free(parts, damage.get(t), main)
@@ -478,10 +478,6 @@ def _has_ink(layer: WatermarkLayer, box: Box, shift: Vec) -> bool:
             if b is not None and b[0] < x1 and x0 < b[2] and b[1] < y1 and y0 < b[3]:
                 return True
     return False
-
-
-def _ink_area(layer: WatermarkLayer, box: Box, shift: Vec) -> int:
-    return sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in _ink(layer, box, shift))
 
 
 def outside(box: Box, rect: Box) -> list[Box]:
