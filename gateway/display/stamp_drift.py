@@ -2,10 +2,10 @@
 
 Attacker-controlled: copy rectangles from the VNC server (already clipped to the desktop by the
 framebuffer) and, through the desktop's content, how many copies a frame holds. Limits: a tile
-holds at most MAX_PARTS rectangles of different drift while a frame's copies are applied (beyond
-that it is re-sent whole) and KEEP_PARTS between frames (beyond that it goes back to one drift
-and the ink of its other parts is re-sent); the framebuffer records at most MAX_PENDING_COPIES
-copies per frame. Pure: no I/O; the pipeline damages the boxes this returns.
+holds at most MAX_PARTS rectangles of different drift while a frame's copies are applied and
+settled (beyond that it is re-sent whole) and KEEP_PARTS between frames (beyond that it goes
+back to one drift and the ink of its other parts is re-sent); the framebuffer records at most
+MAX_PENDING_COPIES copies per frame. Pure: no I/O; the pipeline damages the boxes this returns.
 
 A copy moves the canvas's pixels and with them the stamps composited into them, so after copies
 a tile of the canvas may show the layer moved by different vectors (*drifts*) in different
@@ -187,9 +187,11 @@ class StampDrift:
         showed another drift there was brought in from pixels that had not moved with the
         region: in a terminal, the blank end of its last line, which is neither drawn again nor
         copied into, so that every line scrolled up from there formed a band of its own and
-        every tile of the terminal held several parts (part AF: 18 % of terminal scrolling's CPU
-        for 37 % more of its bytes, still 0.55x noVNC's). Not for detected scrolls, where the
-        pixels brought in are few and the re-sent ink cost bytes without saving time."""
+        every tile of the terminal held several parts (part AF: a sixth to a fifth of terminal
+        scrolling's CPU, for 40-60 % more of its bytes, still under 0.7x noVNC's). Not for
+        detected scrolls, where the pixels brought in are few and the re-sent ink cost bytes
+        without saving time. A tile these rules would cut into more than MAX_PARTS parts is
+        re-sent whole at the region's drift."""
         out: list[Box] = []
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
         pinned: set[tuple[int, int]] = set()
@@ -199,9 +201,9 @@ class StampDrift:
                 rect, parts = self._rect(t), self.parts.get(t)
                 if parts is None and box == rect:
                     self._set(t, main)
-                elif _overlaps(rect, span):
-                    self.parts[t] = _pin(parts if parts is not None else self._state(t), box,
-                                         main)
+                elif _overlaps(rect, span) and self._keep(
+                        t, _pin(parts if parts is not None else self._state(t), box, main),
+                        main, out):
                     pinned.add(t)
         elif main is not None and len({(op.dst_x - op.src_x, op.dst_y - op.src_y)
                                        for op in copies}) == 1:
@@ -215,7 +217,8 @@ class StampDrift:
                             continue  # most of the region: nothing to do
                         parts = self._state(t)
                     if any(d != main and _overlaps(b, dst) for b, d in parts):
-                        self.parts[t] = _join(parts, dst, main, layer, damage.get(t), out)
+                        self._keep(t, _join(parts, dst, main, layer, damage.get(t), out), main,
+                                   out)
         for t, parts in self.parts.items():
             parts = _merge(parts) if t in pinned else _free(parts, damage.get(t), main)
             if layer is not None and len(parts) > 1:
@@ -257,6 +260,18 @@ class StampDrift:
         return out
 
     # --- internals -------------------------------------------------------------------------
+
+    def _keep(self, t: tuple[int, int], parts: list[Part], main: Vec, out: list[Box]) -> bool:
+        """Tile ``t`` takes ``parts`` (cut by the rules of settle), or, past MAX_PARTS (each cut
+        may split a part in up to five, and the desktop chooses the copies), goes back to one
+        drift and is re-sent whole; whether it kept them."""
+        if len(parts) <= MAX_PARTS:
+            self.parts[t] = parts
+            return True
+        self.parts.pop(t, None)
+        self._set(t, main)
+        out.append(self._rect(t))
+        return False
 
     def _rect(self, t: tuple[int, int]) -> Box:
         x, y = t[0] * self.tile, t[1] * self.tile

@@ -4,6 +4,7 @@ applies them, and a frame's same-delta pieces that leave no seams."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -219,3 +220,28 @@ def test_has_ink_answers_as_the_ink_boxes_do() -> None:
         assert _has_ink(lay, box, shift) is want, (box, shift)
         seen.add(want)
     assert seen == {True, False}
+
+
+def test_many_small_copies_of_one_vector_cannot_cut_a_tile_without_bound() -> None:
+    """A hostile desktop sends the frame's limit of one-pixel copies of one vector into a tile
+    whose parts show several drifts: each copy cuts the parts it touches (up to five pieces
+    each), so a tile past MAX_PARTS is re-sent whole at the copies' drift instead of being cut
+    further; settling stays quick and leaves at most KEEP_PARTS parts anywhere."""
+    lay = layer()
+    st = StampDrift(W, H, T, lay.pitch)
+    # Frame 1: bands of three drifts across tile (1, 1), kept as parts.
+    for i, dy in enumerate((-7, -19, -31)):
+        st.copy(CopyOp(64, 64 + 21 * i + dy * -1, 64, 64 + 21 * i, 64, 21))
+    st.settle(lay, {})
+    assert not isinstance(st.drift[(1, 1)][0], int)  # parts
+    # Frame 2: 64 one-pixel copies of one vector, scattered over the tile.
+    ops = [CopyOp(64 + (i * 37) % 63 + 1, 64 + (i * 23) % 60 + 2, 64 + (i * 37) % 63,
+                  64 + (i * 23) % 60, 1, 1) for i in range(64)]
+    for op in ops:
+        st.copy(op)
+    start = time.process_time()
+    boxes = st.settle(lay, {}, ops)
+    assert time.process_time() - start < 0.5
+    assert (64, 64, 128, 128) in boxes  # re-sent whole
+    assert isinstance(st.drift.get((1, 1), (0, 0))[0], int)
+    assert all(isinstance(v[0], int) or len(v) <= KEEP_PARTS for v in st.drift.values())
