@@ -196,29 +196,10 @@ class StampDrift:
         main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
         pinned: set[tuple[int, int]] = set()
         if detected and main is not None:
-            span = _span(copies)
-            for t, box in damage.items():
-                rect, parts = self._rect(t), self.parts.get(t)
-                if parts is None and box == rect:
-                    self._set(t, main)
-                elif _overlaps(rect, span) and self._keep(
-                        t, _pin(parts if parts is not None else self._state(t), box, main),
-                        main, out):
-                    pinned.add(t)
+            pinned = self._pin_resent(damage, _span(copies), main, out)
         elif main is not None and len({(op.dst_x - op.src_x, op.dst_y - op.src_y)
                                        for op in copies}) == 1:
-            # The desktop moved one region (in pieces): all of it shows its drift.
-            for op in copies:
-                dst = (op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h)
-                for t in tiles_in(op.dst_x, op.dst_y, op.w, op.h, self.tile):
-                    parts = self.parts.get(t)
-                    if parts is None:
-                        if self.drift.get(t, (0, 0)) == main:
-                            continue  # most of the region: nothing to do
-                        parts = self._state(t)
-                    if any(d != main and _overlaps(b, dst) for b, d in parts):
-                        self._keep(t, _join(parts, dst, main, layer, damage.get(t), out), main,
-                                   out)
+            self._join_region(copies, main, layer, damage, out)
         for t, parts in self.parts.items():
             parts = _merge(parts) if t in pinned else _free(parts, damage.get(t), main)
             if layer is not None and len(parts) > 1:
@@ -260,6 +241,36 @@ class StampDrift:
         return out
 
     # --- internals -------------------------------------------------------------------------
+
+    def _pin_resent(self, damage: Mapping[tuple[int, int], Box], span: Box, main: Vec,
+                    out: list[Box]) -> set[tuple[int, int]]:
+        """A detected scroll (see settle): tiles re-sent whole take ``main``, and so do the boxes
+        re-sent in tiles that touch ``span``; those tiles, whose parts need only merging."""
+        pinned: set[tuple[int, int]] = set()
+        for t, box in damage.items():
+            rect, parts = self._rect(t), self.parts.get(t)
+            if parts is None and box == rect:
+                self._set(t, main)
+            elif _overlaps(rect, span) and self._keep(
+                    t, _pin(parts if parts is not None else self._state(t), box, main), main,
+                    out):
+                pinned.add(t)
+        return pinned
+
+    def _join_region(self, copies: Sequence[CopyOp], main: Vec, layer: WatermarkLayer | None,
+                     damage: Mapping[tuple[int, int], Box], out: list[Box]) -> None:
+        """The desktop moved one region, in pieces (see settle): what shows another drift inside
+        the pieces takes ``main``, its ink added to ``out``."""
+        for op in copies:
+            dst = (op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h)
+            for t in tiles_in(op.dst_x, op.dst_y, op.w, op.h, self.tile):
+                parts = self.parts.get(t)
+                if parts is None:
+                    if self.drift.get(t, (0, 0)) == main:
+                        continue  # most of the region: nothing to do
+                    parts = self._state(t)
+                if any(d != main and _overlaps(b, dst) for b, d in parts):
+                    self._keep(t, _join(parts, dst, main, layer, damage.get(t), out), main, out)
 
     def _keep(self, t: tuple[int, int], parts: list[Part], main: Vec, out: list[Box]) -> bool:
         """Tile ``t`` takes ``parts`` (cut by the rules of settle), or, past MAX_PARTS (each cut
@@ -338,8 +349,7 @@ def _free(parts: list[Part], damaged: Box | None, main: Vec | None) -> list[Part
     not leave a part per step behind."""
     if damaged is None:
         return _merge(parts)
-    x0, y0, x1, y1 = damaged
-    inside = [x0 <= b[0] and y0 <= b[1] and b[2] <= x1 and b[3] <= y1 for b, _ in parts]
+    inside = [_contains(damaged, b) for b, _ in parts]
     if not any(inside):
         return _merge(parts)
     kept = [p for p, i in zip(parts, inside, strict=True) if not i]
@@ -384,9 +394,7 @@ def _join(parts: Sequence[Part], dst: Box, main: Vec, layer: WatermarkLayer | No
             continue
         out.extend((b, d) for b in outside(box, c))
         out.append((c, main))
-        if layer is not None and not (damaged is not None and damaged[0] <= c[0]
-                                      and damaged[1] <= c[1] and c[2] <= damaged[2]
-                                      and c[3] <= damaged[3]):
+        if layer is not None and not (damaged is not None and _contains(damaged, c)):
             ink.extend(_ink(layer, c, d))
             ink.extend(_ink(layer, c, main))
     return out
@@ -394,6 +402,11 @@ def _join(parts: Sequence[Part], dst: Box, main: Vec, layer: WatermarkLayer | No
 
 def _overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] \
+        and inner[3] <= outer[3]
 
 
 def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list[Part]:
