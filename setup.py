@@ -1,9 +1,10 @@
-"""Build step beside pyproject.toml: the display path's hot modules compiled with mypyc.
+"""Build step beside pyproject.toml: the display path's hot modules compiled with mypyc, and its
+C kernels.
 
 Only on Linux (the gateway's platform; the teachers' agent never imports them) and only where a C
-compiler and the Python headers are at hand: each extension is optional, and a type error mypyc
-reports skips them all, so an install without them still works, on the pure-Python modules, and
-the gateway says so in its log at start (gateway.display.compiled; CI fails on it:
+compiler and the Python headers are at hand: each extension is optional (a type error mypyc
+reports skips the mypyc modules), so an install without them still works, on the pure-Python
+modules, and the gateway says so in its log at start (gateway.display.compiled; CI fails on it:
 tests/display/test_compiled.py). STAFFROOM_PURE_PYTHON=1 skips the build.
 """
 
@@ -21,6 +22,8 @@ from setuptools.command.build_ext import build_ext
 #: The same modules and record file as gateway.display.compiled's COMPILED and RECORD (a test
 #: checks; setup.py cannot import the package it builds).
 COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
+#: C kernels (gateway.display.compiled's NATIVE): plain CPython extensions, no build dependency.
+NATIVE = ["gateway/display/palette_index.c"]
 RECORD = "compiled_sources.json"
 
 #: The setup commands that build extensions (pip runs setup.py for metadata too).
@@ -32,6 +35,16 @@ def compiled_modules() -> list[Extension]:
         return []
     if not BUILDS & set(sys.argv[1:]):
         return []  # metadata only (pip asks for it first): no need to run mypyc for that
+    exts = [*_mypyc_modules(),
+            *(Extension(path.removesuffix(".c").replace("/", "."), [path],
+                        extra_compile_args=["-O2", "-Wall", "-Wextra", "-Werror=vla"])
+              for path in NATIVE)]
+    for ext in exts:
+        ext.optional = True  # no compiler: a warning, and the pure-Python modules
+    return exts
+
+
+def _mypyc_modules() -> list[Extension]:
     try:
         from mypyc.build import mypycify
     except ImportError:  # a build without the build-system requirements (pip --no-build-isolation)
@@ -41,16 +54,13 @@ def compiled_modules() -> list[Extension]:
     # One module per build: each extension then carries its own runtime next to it (mypyc's
     # shared "group" library would otherwise be a top-level module outside the package).
     try:
-        exts = [ext for path in COMPILED
+        return [ext for path in COMPILED
                 for ext in mypycify(["--ignore-missing-imports", "--follow-imports=silent", path],
                                     opt_level="3")]
     except SystemExit:  # mypyc type-checks first and exits on an error it printed above
         print("warning: the display path could not be compiled (mypyc's errors above); "
               "installing it as plain Python", file=sys.stderr)
         return []
-    for ext in exts:
-        ext.optional = True  # no compiler: a warning, and the pure-Python modules
-    return exts
 
 
 class BuildExt(build_ext):
@@ -63,7 +73,7 @@ class BuildExt(build_ext):
         record = self._record()
         if record is not None:
             sums = {Path(p).stem: hashlib.sha256(Path(p).read_bytes()).hexdigest()
-                    for p in COMPILED}
+                    for p in COMPILED + NATIVE}
             record.parent.mkdir(parents=True, exist_ok=True)
             record.write_text(json.dumps(sums, indent=1) + "\n")
 

@@ -8,9 +8,15 @@ source was edited or checked out after the last install: setup.py records each s
 or ``STAFFROOM_PURE_PYTHON`` set makes all of them load from source, so a gateway runs either the
 compiled path or the source, as its log says.
 
-Measured (docs/PERFORMANCE.md, issue 11 part AD): the tile bookkeeping of the watermark's stamps
-and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 % of a scroll or
-a drag; compiled, they take a quarter to a half of that.
+NATIVE are kernels written in C (``NAME.c``): no ``.py`` stands beside them; the module that calls
+one keeps a numpy path that gives the same bytes (the reference the tests compare it with), and
+uses it whenever the kernel is not importable. A stale kernel or ``STAFFROOM_PURE_PYTHON`` makes
+its import fail, so the pure path is then all Python, as before.
+
+Measured (docs/PERFORMANCE.md, issue 11 parts AD and AG): the tile bookkeeping of the
+watermark's stamps and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 %
+of a scroll or a drag; compiled, they take a quarter to a half of that. The palette kernel takes
+7-11 % off a scroll.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from types import ModuleType
 PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
 COMPILED = ("framebuffer", "stamp_drift")
+#: C kernels (gateway/display/NAME.c), each optional for the module that calls it.
+NATIVE = ("palette_index",)
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
 RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 
@@ -39,32 +47,45 @@ def _extension(folder: Path, name: str) -> Path | None:
     return None
 
 
-def stale(folder: Path, names: tuple[str, ...] = COMPILED) -> list[str]:
+def source(folder: Path, name: str) -> Path:
+    """What ``name``'s extension is built from: its ``.py`` (mypyc), else its ``.c``."""
+    py = folder / f"{name}.py"
+    return py if py.exists() else folder / f"{name}.c"
+
+
+def stale(folder: Path, names: tuple[str, ...] = COMPILED + NATIVE) -> list[str]:
     """The modules in ``folder`` whose extension was not compiled from their source as it is
     now (setup.py records each source's SHA-256 in RECORD when it builds)."""
     try:
         built = json.loads((folder / RECORD).read_text())
     except (OSError, ValueError):
         built = {}
+    # A wheel installs a C kernel without its .c: nothing there can have changed since the build.
     return [name for name in names if _extension(folder, name) is not None
-            and built.get(name) != hashlib.sha256((folder / f"{name}.py").read_bytes()).hexdigest()]
+            and source(folder, name).exists()
+            and built.get(name) != hashlib.sha256(source(folder, name).read_bytes()).hexdigest()]
 
 
-def use_sources(folder: Path, package: str, names: tuple[str, ...] = COMPILED) -> str | None:
-    """Load ``names`` from their ``.py`` files when an extension would be wrong to use; returns
-    why (for the log), or None when the extensions (if any) are used. Call before anything
-    imports them."""
+def use_sources(folder: Path, package: str,
+                names: tuple[str, ...] = COMPILED + NATIVE) -> str | None:
+    """Load ``names`` from their ``.py`` files (and make C kernels, which have none, fail to
+    import) when an extension would be wrong to use; returns why (for the log), or None when the
+    extensions (if any) are used. Call before anything imports them."""
     if os.environ.get(PURE_ENV):
         why = f"{PURE_ENV} is set"
     else:
         old = stale(folder, names)
         if not old:
             return None
-        why = (f"{', '.join(n + '.py' for n in old)} changed since the last build "
+        why = (f"{', '.join(source(folder, n).name for n in old)} changed since the last build "
                "(pip install -e . compiles it again)")
     for name in names:
-        if f"{package}.{name}" not in sys.modules:
+        if f"{package}.{name}" in sys.modules:
+            continue
+        if (folder / f"{name}.py").exists():
             load_source(folder / f"{name}.py", f"{package}.{name}")
+        else:
+            sys.modules[f"{package}.{name}"] = None  # type: ignore[assignment]  # ImportError
     return why
 
 
@@ -84,11 +105,18 @@ def load_source(path: Path, name: str) -> ModuleType:
 
 
 def status() -> dict[str, bool]:
-    """Per module in COMPILED, whether the running gateway uses its compiled copy."""
+    """Per module in COMPILED and NATIVE, whether the running gateway uses its compiled copy."""
     out = {}
     for name in COMPILED:
         module = importlib.import_module(f"{PACKAGE}.{name}")
         out[name] = not (module.__file__ or "").endswith(".py")
+    for name in NATIVE:
+        try:
+            importlib.import_module(f"{PACKAGE}.{name}")
+        except ImportError:
+            out[name] = False
+        else:
+            out[name] = True
     return out
 
 

@@ -1,4 +1,8 @@
-"""Few-colour images to PALETTE tiles (gateway.wire.display.palette has the layout), in numpy.
+"""Few-colour images to PALETTE tiles (gateway.wire.display.palette has the layout).
+
+The palette and index rows come from the C kernel gateway/display/palette_index.c when it is
+built (gateway.display.compiled), else from numpy here (``numpy_index``): the same bytes either
+way, which tests/display/test_palette_index.py checks.
 
 Attacker-controlled: pixel content (whatever the desktop shows). Limits: images of up to
 encoder.MAX_MERGE_PIXELS; a palette is given up on past MAX_COLORS colours (the caller falls back
@@ -9,6 +13,7 @@ one zlib pass.
 from __future__ import annotations
 
 import io
+import os
 import zlib
 
 import numpy as np
@@ -33,6 +38,14 @@ MULTIPLIER_TRIES = 32
 _MULTIPLIERS = tuple(np.random.default_rng(0x5A1E77E).integers(0, 2**31, MULTIPLIER_TRIES,
                                                                np.uint32) * 2 + 1)  # fmt: skip
 
+try:
+    from gateway.display import palette_index as _kernel
+except ImportError:  # not built, stale, or STAFFROOM_PURE_PYTHON (gateway.display.compiled)
+    _kernel = None
+#: The kernel's colour hash multiplier, random per process (the bytes out do not depend on it):
+#: the desktop's pixels cannot aim at long probe runs they cannot see.
+_KERNEL_MULTIPLIER = int.from_bytes(os.urandom(4), "little") | 1
+
 
 def rgb_keys(rgb: np.ndarray) -> np.ndarray:
     """h×w×3 uint8 → h×w uint32 colour keys (0xRRGGBB)."""
@@ -41,12 +54,35 @@ def rgb_keys(rgb: np.ndarray) -> np.ndarray:
 
 
 def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
-    """PALETTE tile data for an RGB image, or None if it has more than max_colors colours.
+    """PALETTE tile data for an RGB image, or None if it has more than max_colors colours."""
+    found = index(img, max_colors)
+    if found is None:
+        return None
+    palette, rows = found
+    return wire_palette.pack(palette, rows, rows_level(rows))
+
+
+def index(img: Image.Image, max_colors: int = MAX_COLORS) -> tuple[bytes, bytes] | None:
+    """(palette, packed index rows) of an RGB image, or None past ``max_colors`` colours (or
+    for an empty image): the palette 3 bytes a colour, sorted by 0xRRGGBB; the rows as
+    gateway.wire.display.palette lays them out."""
+    if _kernel is None:
+        return numpy_index(img, max_colors)
+    w, h = img.size
+    found: tuple[bytes, bytes] | None = _kernel.index(img.tobytes("raw", "RGBX"), w, h,
+                                                      max_colors, _KERNEL_MULTIPLIER)
+    return found
+
+
+def numpy_index(img: Image.Image, max_colors: int = MAX_COLORS) -> tuple[bytes, bytes] | None:
+    """index() without the C kernel, and its reference.
 
     Pillow counts the colours (a C pass that stops at max_colors); each pixel's 0xRRGGBB key
     (Pillow packs them as little-endian words) finds its palette slot through a collision-free
     multiplicative hash table (see slot_table), one gather for the whole image; a binary search
     in the sorted palette, a few rows at a time, where no such table was found."""
+    if 0 in img.size:
+        return None
     found = img.getcolors(max_colors)
     if found is None:
         return None
@@ -61,8 +97,7 @@ def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
         index = search_index(img, colors)
     palette = np.empty((len(colors), 3), np.uint8)
     palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
-    rows = pack_rows(index, wire_palette.bits_for(len(colors)))
-    return wire_palette.pack(palette.tobytes(), rows, rows_level(rows))
+    return palette.tobytes(), pack_rows(index, wire_palette.bits_for(len(colors)))
 
 
 def rows_level(rows: bytes) -> int:

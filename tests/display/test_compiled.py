@@ -32,7 +32,7 @@ def test_ci_runs_the_compiled_display_path() -> None:
     (each extension is optional, so the install itself would pass) fails here."""
     if not os.environ.get("STAFFROOM_EXPECT_COMPILED"):
         pytest.skip("STAFFROOM_EXPECT_COMPILED is not set (only .ci/test sets it)")
-    assert compiled.status() == {name: True for name in compiled.COMPILED}, \
+    assert compiled.status() == {name: True for name in compiled.COMPILED + compiled.NATIVE}, \
         "the display path runs from source: was `pip install -e .` run with gcc and python3-dev?"
 
 
@@ -41,6 +41,7 @@ def test_setup_compiles_the_modules_the_gateway_looks_for() -> None:
     values = {t.id: ast.literal_eval(node.value) for node in tree.body
               if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)}
     assert values["COMPILED"] == [f"gateway/display/{n}.py" for n in compiled.COMPILED]
+    assert values["NATIVE"] == [f"gateway/display/{n}.c" for n in compiled.NATIVE]
     assert values["RECORD"] == compiled.RECORD
 
 
@@ -180,6 +181,47 @@ def test_staffroom_pure_python_loads_the_sources(package: tuple[Path, str],
     monkeypatch.setenv(compiled.PURE_ENV, "1")
     assert compiled.use_sources(folder, name, ("mod",)) == f"{compiled.PURE_ENV} is set"
     assert sys.modules["stalepkg.mod"].WHERE == "source"
+
+
+@pytest.fixture
+def kernel_package(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A package ``kernelpkg`` with a C kernel ``kern`` (a ``.c``, no ``.py``) whose
+    "extension" is not loadable, and a build record that matches its source."""
+    folder = tmp_path / "kernelpkg"
+    folder.mkdir()
+    (folder / "kern.c").write_text("/* the kernel */\n")
+    (folder / f"kern{importlib.machinery.EXTENSION_SUFFIXES[0]}").write_bytes(b"not an .so")
+    digest = hashlib.sha256((folder / "kern.c").read_bytes()).hexdigest()
+    (folder / compiled.RECORD).write_text(json.dumps({"kern": digest}))
+    yield folder, "kernelpkg"
+    sys.modules.pop("kernelpkg.kern", None)
+
+
+@pytest.mark.parametrize("why", ["pure", "edited"])
+def test_a_c_kernel_is_not_imported_when_pure_python_is_asked_or_its_source_changed(
+        kernel_package: tuple[Path, str], why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module that calls the kernel then takes its numpy path (ImportError)."""
+    folder, name = kernel_package
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    if why == "pure":
+        monkeypatch.setenv(compiled.PURE_ENV, "1")
+    else:
+        (folder / "kern.c").write_text("/* the kernel, edited */\n")
+    said = compiled.use_sources(folder, name, ("kern",))
+    assert said == (f"{compiled.PURE_ENV} is set" if why == "pure"
+                    else "kern.c changed since the last build (pip install -e . compiles it again)")
+    with pytest.raises(ImportError):
+        __import__("kernelpkg.kern")
+
+
+def test_a_c_kernel_built_from_its_source_or_installed_without_it_is_used(
+        kernel_package: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, name = kernel_package
+    monkeypatch.delenv(compiled.PURE_ENV, raising=False)
+    assert compiled.use_sources(folder, name, ("kern",)) is None
+    (folder / "kern.c").unlink()  # as a wheel installs it: the extension alone
+    assert compiled.use_sources(folder, name, ("kern",)) is None
+    assert "kernelpkg.kern" not in sys.modules
 
 
 @pytest.mark.parametrize(("used", "because", "said"), [
