@@ -34,7 +34,7 @@ PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
 COMPILED = ("framebuffer", "stamp_drift")
 #: C kernels (gateway/display/NAME.c), each optional for the module that calls it.
-NATIVE = ("palette_index",)
+NATIVE = ("palette_index", "row_copy")
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
 RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 
@@ -79,7 +79,8 @@ def use_sources(folder: Path, package: str,
             return None
         why = (f"{', '.join(source(folder, n).name for n in old)} changed since the last build "
                "(pip install -e . compiles it again)")
-    for name in names:
+    # The kernels first: a module loaded from source below may import one.
+    for name in sorted(names, key=lambda n: (folder / f"{n}.py").exists()):
         if f"{package}.{name}" in sys.modules:
             continue
         if (folder / f"{name}.py").exists():

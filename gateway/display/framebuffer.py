@@ -17,8 +17,10 @@ and a compiled class cannot be patched from outside.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +28,18 @@ from gateway.rfb.surface import BYTES_PER_PIXEL
 
 TILE = 64
 MAX_PENDING_COPIES = 64
+
+
+def _row_copy() -> Any:
+    """The C kernel gateway/display/row_copy.c, or None (not built, stale, or pure Python asked:
+    gateway.display.compiled); numpy slicing does the same, and is its reference."""
+    try:
+        return importlib.import_module("gateway.display.row_copy")
+    except ImportError:
+        return None
+
+
+_ROW_COPY: Any = _row_copy()
 
 #: A damaged box inside one tile: (x0, y0, x1, y1), absolute desktop coordinates, x1/y1 exclusive.
 Box = tuple[int, int, int, int]
@@ -102,8 +116,11 @@ class Framebuffer:
             if w <= 0 or h <= 0:
                 return
             # The usual case (RFB rectangles lie inside the framebuffer): no clipping.
-            self._rows[y : y + h, x * 4 : (x + w) * 4] = \
-                np.frombuffer(data, np.uint8).reshape(h, w * 4)
+            if _ROW_COPY is not None:
+                _ROW_COPY.blit(self.pixels, self.stride, x * 4, y, w * 4, h, data)
+            else:
+                self._rows[y : y + h, x * 4 : (x + w) * 4] = \
+                    np.frombuffer(data, np.uint8).reshape(h, w * 4)
             self.damage_rect(x, y, w, h)
             return
         cx, cy, cw, ch = self._clip(x, y, w, h)
@@ -121,10 +138,13 @@ class Framebuffer:
             and src_y + h <= self.height and y + h <= self.height
         ):  # fmt: skip
             return
-        rows = self._rows
-        # A snapshot of the source makes overlapping copies safe.
-        rows[y : y + h, x * 4 : (x + w) * 4] = rows[src_y : src_y + h,
-                                                    src_x * 4 : (src_x + w) * 4].copy()
+        if _ROW_COPY is not None:  # overlap-safe, without numpy's snapshot of the source
+            _ROW_COPY.move(self.pixels, self.stride, src_x * 4, src_y, x * 4, y, w * 4, h)
+        else:
+            rows = self._rows
+            # A snapshot of the source makes overlapping copies safe.
+            rows[y : y + h, x * 4 : (x + w) * 4] = rows[src_y : src_y + h,
+                                                        src_x * 4 : (src_x + w) * 4].copy()
         op = CopyOp(src_x, src_y, x, y, w, h)
         self._record_copy(op)
         if self.on_copy is not None:

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import subprocess
-import sys
-import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -21,8 +17,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gateway.display import compiled, palette
-
-SOURCE = Path(palette.__file__).with_name("palette_index.c")
+from tests.display.sanitized import run_sanitized
 
 
 def kernel() -> ModuleType:
@@ -141,13 +136,9 @@ def test_the_gateway_uses_the_kernel_where_it_is_built() -> None:
     assert palette.index(img, 16) == k.index(img.tobytes("raw", "RGBX"), 30, 10, 16, 1)
 
 
-# The whole file, compiled with AddressSanitizer and UBSan, driven by random and edge input in
-# its own interpreter (ASan must be loaded first). What each call returns is checked there too.
+# The whole file, compiled with AddressSanitizer and UBSan, driven by random and edge input;
+# what each call returns is checked there too.
 _DRIVER = textwrap.dedent("""
-    import importlib.util, random, sys
-    spec = importlib.util.spec_from_file_location("palette_index", sys.argv[1])
-    k = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(k)
     rng = random.Random(11)
     calls = 0
     for _ in range(3000):
@@ -166,42 +157,16 @@ _DRIVER = textwrap.dedent("""
         calls += 1
         bad = [(px + b"x", w, h), (px, -w - 1, h), (px, 2**62, 2**62)]
         bad += [(px, w + 1, h)] if h else [(px, w, h + 1)] if w else []
-        for bad in bad:
+        for args in bad:
             try:
-                k.index(*bad, 16, 1)
+                k.index(*args, 16, 1)
             except ValueError:
                 pass
             else:
-                raise AssertionError(f"accepted {bad[1]}x{bad[2]}")
+                raise AssertionError(f"accepted {args[1]}x{args[2]}")
     print("calls", calls)
 """)
 
 
-def _asan_runtime(cc: str) -> str | None:
-    out = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True, text=True)
-    path = out.stdout.strip()
-    return path if out.returncode == 0 and os.path.isabs(path) else None
-
-
 def test_the_kernel_under_address_and_undefined_behaviour_sanitizers(tmp_path: Path) -> None:
-    cc = shutil.which("gcc")
-    include = sysconfig.get_paths()["include"]
-    runtime = _asan_runtime(cc) if cc else None
-    if cc is None or runtime is None or not Path(include, "Python.h").exists():
-        if os.environ.get("STAFFROOM_EXPECT_COMPILED"):
-            pytest.fail("gcc, its AddressSanitizer runtime and Python.h are needed here")
-        pytest.skip("no gcc with AddressSanitizer, or no Python headers")
-    lib = tmp_path / f"palette_index{sysconfig.get_config_var('EXT_SUFFIX')}"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
-                    "-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-                    f"-I{include}", str(SOURCE), "-o", str(lib)], check=True)
-    driver = tmp_path / "drive.py"
-    driver.write_text(_DRIVER)
-    env = {**os.environ, "LD_PRELOAD": runtime,
-           "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
-    run = subprocess.run([sys.executable, str(driver), str(lib)], env=env, capture_output=True,
-                         text=True, timeout=240)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "calls 3000" in run.stdout
-    assert "AddressSanitizer" not in run.stderr and "runtime error" not in run.stderr
+    assert "calls 3000" in run_sanitized("palette_index", _DRIVER, tmp_path)
