@@ -15,8 +15,8 @@ its import fail, so the pure path is then all Python, as before.
 
 Measured (docs/PERFORMANCE.md, issue 11 parts AD and AG): the tile bookkeeping of the
 watermark's stamps and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 %
-of a scroll or a drag; compiled, they take a quarter to a half of that. The palette kernel takes
-7-11 % off a scroll.
+of a scroll or a drag; compiled, they take a quarter to a half of that. The two C kernels take
+about another tenth off a scroll or a drag.
 """
 
 from __future__ import annotations

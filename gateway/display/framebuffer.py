@@ -75,8 +75,9 @@ def tiles_in(x: int, y: int, w: int, h: int, tile: int = TILE) -> Iterator[tuple
 
 
 class Framebuffer:
-    """Implements gateway.rfb.surface.Surface. Pixels are one bytearray, row-major BGRX; the
-    drawing goes through a numpy view of it (one C copy per rectangle, not one per row)."""
+    """Implements gateway.rfb.surface.Surface. Pixels are one bytearray, row-major BGRX; a
+    rectangle is drawn or copied by one C call (the row_copy kernel, or numpy slicing of a view
+    of the bytes where it is not built), not one per row."""
 
     def __init__(self, width: int = 0, height: int = 0, tile: int = TILE) -> None:
         self.tile = tile

@@ -92,12 +92,12 @@ def numpy_index(img: Image.Image, max_colors: int = MAX_COLORS) -> tuple[bytes, 
     if lookup is not None:
         mul, table = lookup
         keys = np.frombuffer(img.tobytes("raw", "BGRX"), np.uint32).reshape(h, w)
-        index = table[(keys * mul) >> np.uint32(32 - HASH_BITS)]
+        places = table[(keys * mul) >> np.uint32(32 - HASH_BITS)]
     else:
-        index = search_index(img, colors)
+        places = search_index(img, colors)
     palette = np.empty((len(colors), 3), np.uint8)
     palette[:, 0], palette[:, 1], palette[:, 2] = colors >> 16, colors >> 8 & 0xFF, colors & 0xFF
-    return palette.tobytes(), pack_rows(index, wire_palette.bits_for(len(colors)))
+    return palette.tobytes(), pack_rows(places, wire_palette.bits_for(len(colors)))
 
 
 def rows_level(rows: bytes) -> int:
