@@ -1,4 +1,5 @@
-"""A C kernel of the display path (gateway/display/*.c) compiled with AddressSanitizer and UBSan
+"""The display path's C kernels (gateway/display/*.c) in tests: the one the gateway uses (or a
+skip where it is not built; a failure in CI), and each compiled with AddressSanitizer and UBSan
 and driven in its own interpreter (ASan's runtime must be loaded first): any out-of-bounds
 access, use after free or undefined behaviour aborts the run, which the caller asserts on."""
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,6 +25,15 @@ spec = importlib.util.spec_from_file_location(sys.argv[2], sys.argv[1])
 k = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(k)
 """
+
+
+def in_use(kernel: ModuleType | None, what: str) -> ModuleType:
+    """``kernel`` (the handle its caller keeps), or a skip (a failure in CI) when it is None."""
+    if kernel is None:
+        if os.environ.get("STAFFROOM_EXPECT_COMPILED"):
+            pytest.fail(f"the {what} is not built, but CI expects the compiled path")
+        pytest.skip(f"the {what} is not in use here (not built, stale, or pure Python)")
+    return kernel
 
 
 def _asan_runtime(cc: str) -> str | None:

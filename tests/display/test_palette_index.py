@@ -4,7 +4,6 @@ bounded; and the whole file run under AddressSanitizer and UBSan on random and e
 
 from __future__ import annotations
 
-import os
 import random
 import textwrap
 import time
@@ -17,15 +16,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gateway.display import compiled, palette
-from tests.display.sanitized import run_sanitized
+from tests.display.sanitized import in_use, run_sanitized
 
 
 def kernel() -> ModuleType:
-    if palette._kernel is None:
-        if os.environ.get("STAFFROOM_EXPECT_COMPILED"):
-            pytest.fail("the palette kernel is not built, but CI expects the compiled path")
-        pytest.skip("the palette kernel is not in use here (not built, stale, or pure Python)")
-    return palette._kernel
+    return in_use(palette._kernel, "palette kernel")
 
 
 def image(w: int, h: int, colors: int, rng: random.Random, runs: bool = False) -> Image.Image:

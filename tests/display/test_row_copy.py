@@ -4,7 +4,6 @@ are refused before a byte moves; and the whole file under AddressSanitizer and U
 
 from __future__ import annotations
 
-import os
 import random
 import textwrap
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 
 from gateway.display import compiled, framebuffer
-from tests.display.sanitized import run_sanitized
+from tests.display.sanitized import in_use, run_sanitized
 from tests.display.sources import source_module
 
 W, H = 97, 61  # odd sizes: no rectangle lines up with anything by chance
@@ -22,11 +21,7 @@ STRIDE = W * 4
 
 
 def kernel() -> ModuleType:
-    if framebuffer._ROW_COPY is None:
-        if os.environ.get("STAFFROOM_EXPECT_COMPILED"):
-            pytest.fail("the row kernel is not built, but CI expects the compiled path")
-        pytest.skip("the row kernel is not in use here (not built, stale, or pure Python)")
-    return framebuffer._ROW_COPY
+    return in_use(framebuffer._ROW_COPY, "row kernel")
 
 
 def rect(rng: random.Random) -> tuple[int, int, int, int]:
