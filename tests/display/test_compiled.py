@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import gateway.app
-from gateway.display import compiled
+from gateway.display import compiled, framebuffer
 from gateway.display.framebuffer import CopyOp, Framebuffer
 from gateway.display.stamp_drift import StampDrift
 from tests.display.sources import source_module
@@ -210,8 +210,35 @@ def test_a_c_kernel_is_not_imported_when_pure_python_is_asked_or_its_source_chan
     said = compiled.use_sources(folder, name, ("kern",))
     assert said == (f"{compiled.PURE_ENV} is set" if why == "pure"
                     else "kern.c changed since the last build (pip install -e . compiles it again)")
-    with pytest.raises(ImportError):
-        __import__("kernelpkg.kern")
+    assert sys.modules["kernelpkg.kern"] is None  # what makes `import kernelpkg.kern` fail
+
+
+def test_a_module_loaded_from_source_never_sees_a_blocked_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pure Python asked: a module run from its source that imports a kernel gets ImportError,
+    even when the kernel's extension is built and loadable (the kernels are blocked first)."""
+    built = framebuffer._ROW_COPY
+    if built is None:
+        pytest.skip("needs the built row_copy kernel")
+    folder = tmp_path / "orderpkg"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "mod.py").write_text("try:\n    from orderpkg import row_copy as K\n"
+                                   "except ImportError:\n    K = None\n")
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (folder / f"mod{suffix}").write_bytes(b"not an .so")
+    (folder / f"row_copy{suffix}").write_bytes(Path(built.__file__).read_bytes())
+    (folder / "row_copy.c").write_text("/* the kernel */\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(compiled.PURE_ENV, "1")
+    try:
+        assert compiled.use_sources(folder, "orderpkg", ("mod", "row_copy")) is not None
+        assert sys.modules["orderpkg.mod"].K is None
+        del sys.modules["orderpkg.row_copy"]  # unblocked, the same extension loads
+        assert hasattr(importlib.import_module("orderpkg.row_copy"), "move")
+    finally:
+        for name in ("orderpkg.mod", "orderpkg.row_copy", "orderpkg"):
+            sys.modules.pop(name, None)
 
 
 def test_a_c_kernel_built_from_its_source_or_installed_without_it_is_used(
