@@ -124,11 +124,22 @@ def test_pixels_may_come_from_any_buffer_and_are_not_kept() -> None:
         kernel().index("not bytes", 1, 1, 16, 1)
 
 
-def test_the_gateway_uses_the_kernel_where_it_is_built() -> None:
+def test_the_gateway_uses_the_kernel_where_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     k = kernel()
     assert compiled.status()["palette_index"] is True
+    calls: list[tuple[int, int, int]] = []
+
+    class Spy:
+        @staticmethod
+        def index(px: bytes, w: int, h: int, limit: int, mul: int) -> object:
+            calls.append((w, h, limit))
+            return k.index(px, w, h, limit, mul)
+
+    monkeypatch.setattr(palette, "_kernel", Spy)
     img = image(30, 10, 5, random.Random(1))
-    assert palette.index(img, 16) == k.index(img.tobytes("raw", "RGBX"), 30, 10, 16, 1)
+    assert palette.encode(img, 16) is not None
+    assert calls == [(30, 10, 16)]
+    assert palette.index(img, 16) == palette.numpy_index(img, 16)
 
 
 # The whole file, compiled with AddressSanitizer and UBSan, driven by random and edge input;

@@ -115,6 +115,32 @@ def test_the_framebuffer_draws_the_same_with_and_without_the_kernel(
     assert compiled.status()["row_copy"] is True
 
 
+def test_the_installed_framebuffer_draws_through_the_kernel(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's own Framebuffer (compiled, where built) calls the kernel for a blit inside
+    the framebuffer and for a copy."""
+    k = kernel()
+    calls: list[str] = []
+
+    class Spy:
+        @staticmethod
+        def blit(*args: object) -> None:
+            calls.append("blit")
+            k.blit(*args)
+
+        @staticmethod
+        def move(*args: object) -> None:
+            calls.append("move")
+            k.move(*args)
+
+    monkeypatch.setattr(framebuffer, "_ROW_COPY", Spy)
+    fb = framebuffer.Framebuffer(W, H)
+    fb.blit(3, 4, 5, 6, b"\x09" * 5 * 6 * 4)
+    fb.copy(3, 4, 20, 30, 5, 6)
+    assert calls == ["blit", "move"]
+    assert bytes(fb.pixels).count(9) == 2 * 5 * 6 * 4
+
+
 _DRIVER = textwrap.dedent("""
     rng = random.Random(13)
 
