@@ -23,7 +23,8 @@ from setuptools.command.build_ext import build_ext
 #: checks; setup.py cannot import the package it builds).
 COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
 #: C kernels (gateway.display.compiled's NATIVE): plain CPython extensions, no build dependency.
-NATIVE = ["gateway/display/palette_index.c", "gateway/display/row_copy.c"]
+NATIVE = ["gateway/display/palette_index.c", "gateway/display/row_copy.c",
+          "gateway/display/drift_copy.c"]
 RECORD = "compiled_sources.json"
 
 #: The setup commands that build extensions (pip runs setup.py for metadata too).

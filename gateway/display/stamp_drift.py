@@ -27,9 +27,10 @@ and a compiled class cannot be patched from outside.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from gateway.display.encoder import Drift
 from gateway.display.framebuffer import Box, CopyOp, tiles_in
@@ -40,6 +41,19 @@ Part = tuple[Box, Vec]  # a rectangle of a tile (desktop coordinates) and the dr
 
 MAX_PARTS = 24  # parts of one tile within a frame's copies
 KEEP_PARTS = 8  # parts a tile keeps between frames
+
+
+def _drift_copy() -> Any:
+    """The C kernel gateway/display/drift_copy.c, or None (not built, stale, or pure Python asked:
+    gateway.display.compiled); ``StampDrift.copy``'s Python does the same, and is its
+    reference."""
+    try:
+        return importlib.import_module("gateway.display.drift_copy")
+    except ImportError:
+        return None
+
+
+_DRIFT_COPY: Any = _drift_copy()
 
 
 def reduce_drift(d: Vec, pitch: Vec) -> Vec:
@@ -85,7 +99,16 @@ class StampDrift:
         and whose source tiles all sit at one drift without parts (most of a scroll or a
         drag): the tile gets that drift moved by the copy at once, where ``_after`` would cut
         the source tiles into pieces that all carry it. Same result, same ``moved`` counts
-        (tests/display/test_stamp_drift.py compares both on random copies)."""
+        (tests/display/test_stamp_drift.py compares both on random copies). The C kernel
+        gateway/display/drift_copy.c does the same walk, shortcut included, where it is built
+        (tests/display/test_drift_copy.py compares it with the walk below)."""
+        if fast and _DRIFT_COPY is not None and self.pitch[0] > 0 and self.pitch[1] > 0:
+            # The kernel stores every tile's new state itself, and returns the tiles cut into
+            # more than MAX_PARTS parts, which _store then merges or re-sends.
+            return self._store(dict(_DRIFT_COPY.copy(
+                self.parts, self.drift, self.moved, self.width, self.height, self.tile,
+                self.pitch[0], self.pitch[1], op.src_x, op.src_y, op.dst_x, op.dst_y, op.w,
+                op.h, MAX_PARTS)))
         d = (op.dst_x - op.src_x, op.dst_y - op.src_y)
         tile, width, height = self.tile, self.width, self.height
         ox0, oy0, ox1, oy1 = op.dst_x, op.dst_y, op.dst_x + op.w, op.dst_y + op.h
@@ -105,6 +128,11 @@ class StampDrift:
                         new[t] = dn
                         continue
             new[t] = self._after(t, op, d)
+        return self._store(new)
+
+    def _store(self, new: dict[tuple[int, int], list[Part] | Vec]) -> list[Box]:
+        """Each destination tile takes its new state (all worked out before any is stored);
+        returns the tiles re-sent whole."""
         redo: list[Box] = []
         for t, parts in new.items():
             if isinstance(parts, tuple):

@@ -186,8 +186,11 @@ def test_the_whole_tile_shortcut_equals_cutting_every_tile(seed: int,
     (drifts, parts, moved pixels per drift, boxes to re-send) that cutting every destination
     tile into its sources' pieces leaves, over random scrolls, drags, region copies in pieces
     and stray copies, with frames settled in between. (On the module's source: a compiled
-    class calls its own methods directly, past the counting patch.)"""
-    cls = source_module("stamp_drift").StampDrift
+    class calls its own methods directly, past the counting patch. Without the C kernel,
+    which takes the same shortcut: tests/display/test_drift_copy.py compares the two.)"""
+    source = source_module("stamp_drift")
+    monkeypatch.setattr(source, "_DRIFT_COPY", None)
+    cls = source.StampDrift
     lay = layer()
     fast, slow = (cls(W, H, T, lay.pitch) for _ in range(2))
     taken: list[object] = []
