@@ -15,12 +15,26 @@ only the band-rows that do not match (the newly exposed lines) are encoded.
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from gateway.display.framebuffer import Box, CopyOp, Damage, Framebuffer
+
+
+def _row_hash() -> Any:
+    """The C kernel gateway/display/row_hash.c, or None (not built, stale, or pure Python asked:
+    gateway.display.compiled); band_hashes gives the same hashes, and is its reference."""
+    try:
+        return importlib.import_module("gateway.display.row_hash")
+    except ImportError:
+        return None
+
+
+_ROW_HASH: Any = _row_hash()
 
 MAX_SHIFT = 1024
 MIN_VOTES = 16  # matching band-rows needed before a shift is believed
@@ -41,8 +55,10 @@ class Scroll:
 class RowHashes:
     """A 32-bit hash per (band, row) of the framebuffer as of the last frame taken, in one
     numpy table (bands × rows). A band is BAND_TILES tiles wide. Every row of a band is hashed
-    by one vectorised multiply-sum (see band_hashes), so hashing the whole redrawn view costs
-    about as much as copying it once; per-row zlib.crc32 calls used to be most of take_frame."""
+    by one vectorised multiply-sum (see band_hashes; the C kernel row_hash.c computes the same
+    hashes a run of rows per call, about three times as fast), so hashing the whole redrawn
+    view costs about as much as copying it once; per-row zlib.crc32 calls used to be most of
+    take_frame."""
 
     def __init__(self, seed: bytes | None = None) -> None:
         self.width = self.height = self.tile = self.band_w = 0
@@ -58,6 +74,9 @@ class RowHashes:
         self.band_w = fb.tile * BAND_TILES
         self._fresh = None
         self.coeffs = self._rng.integers(0, 2**64, self.band_w, np.uint64, endpoint=False)
+        # The coefficients' halves, as the C kernel takes them.
+        self._lo = (self.coeffs & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        self._hi = (self.coeffs >> np.uint64(32)).astype(np.uint32)
         n = -(-fb.width // self.band_w)
         self.table = np.zeros((n, fb.height), np.uint32)
         for band in range(n):
@@ -86,7 +105,11 @@ class RowHashes:
     def _hash_into(self, fb: Framebuffer, band: int, y0: int, y1: int, out: np.ndarray) -> None:
         x0 = band * self.band_w * 4
         x1 = min(fb.stride, x0 + self.band_w * 4)
-        out[band, y0:y1] = band_hashes(fb.array[y0:y1, x0:x1], self.coeffs)
+        if _ROW_HASH is not None and out.flags.c_contiguous:
+            _ROW_HASH.hash_rows(fb.pixels, fb.stride, x0, y0, y1 - y0, (x1 - x0) // 4, self._lo,
+                                self._hi, out, band * out.shape[1] + y0)
+        else:
+            out[band, y0:y1] = band_hashes(fb.array[y0:y1, x0:x1], self.coeffs)
 
     def detect(self, fb: Framebuffer, damage: Damage) -> Scroll | None:
         """A vertical shift explaining most of ``damage`` (new pixels vs the hashed old ones)."""
