@@ -16,6 +16,7 @@ Fill. Everything here may run in an executor thread.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -45,6 +46,13 @@ WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
 MAX_MERGE_PIXELS = 1920 * 128
+
+try:
+    from gateway.display import column_kinds as _column_kinds
+except ImportError:  # not built, stale, or STAFFROOM_PURE_PYTHON (gateway.display.compiled)
+    _column_kinds = None
+#: The kernel's colour hash multiplier, random per process (its answer does not depend on it).
+_KINDS_MULTIPLIER = int.from_bytes(os.urandom(4), "little") | 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +164,22 @@ def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
 def _kinds(img: Image.Image, x: int, cuts: list[int]
            ) -> list[tuple[str, tuple[int, int, int] | None]]:
     """classify() of each tile column of a region (columns between consecutive ``cuts``).
+
+    The C kernel gateway/display/column_kinds.c answers for a region of at most PHOTO_COLORS
+    colours in one pass over its pixels; numpy_kinds, its reference, answers otherwise (and
+    where the kernel is not built)."""
+    if _column_kinds is not None:
+        found: list[tuple[int, int, int] | None] | None = _column_kinds.kinds(
+            img.tobytes("raw", "RGBX"), img.width, img.height, [c - x for c in cuts],
+            PHOTO_COLORS, _KINDS_MULTIPLIER)
+        if found is not None:
+            return [("text", None) if color is None else ("solid", color) for color in found]
+    return numpy_kinds(img, x, cuts)
+
+
+def numpy_kinds(img: Image.Image, x: int, cuts: list[int]
+                ) -> list[tuple[str, tuple[int, int, int] | None]]:
+    """_kinds without the C kernel, and its reference.
 
     A region with at most PHOTO_COLORS colours has no photo-like column (a column has no more
     colours than the whole), so one count of the whole and a numpy pass for the single-colour
