@@ -58,7 +58,9 @@ def run_sanitized(name: str, driver: str, tmp_path: Path) -> str:
                     f"-I{include}", str(KERNELS / f"{name}.c"), "-o", str(lib)], check=True)
     script = tmp_path / f"drive_{name}.py"
     script.write_text(_PRELUDE + driver)
-    env = {**os.environ, "LD_PRELOAD": runtime,
+    # PYTHONMALLOC=malloc: every Python object from malloc, where ASan sees a use after free
+    # (pymalloc's arenas would hide it from ASan).
+    env = {**os.environ, "LD_PRELOAD": runtime, "PYTHONMALLOC": "malloc",
            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
     run = subprocess.run([sys.executable, str(script), str(lib), name], env=env,
