@@ -34,8 +34,7 @@ PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
 COMPILED = ("framebuffer", "stamp_drift")
 #: C kernels (gateway/display/NAME.c), each optional for the module that calls it.
-NATIVE = ("palette_index", "row_copy", "drift_copy", "row_hash", "column_kinds",
-          "damage_map")
+NATIVE = ("palette_index", "row_copy", "drift_copy", "row_hash", "column_kinds")
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
 RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 

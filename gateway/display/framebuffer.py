@@ -41,18 +41,6 @@ def _row_copy() -> Any:
 
 _ROW_COPY: Any = _row_copy()
 
-
-def _damage_map() -> Any:
-    """The C kernel gateway/display/damage_map.c, or None (as for row_copy); damage_rect's
-    Python does the same, and is its reference."""
-    try:
-        return importlib.import_module("gateway.display.damage_map")
-    except ImportError:
-        return None
-
-
-_DAMAGE_MAP: Any = _damage_map()
-
 #: A damaged box inside one tile: (x0, y0, x1, y1), absolute desktop coordinates, x1/y1 exclusive.
 Box = tuple[int, int, int, int]
 Damage = dict[tuple[int, int], Box]
@@ -183,9 +171,6 @@ class Framebuffer:
 
     def damage_rect(self, x: int, y: int, w: int, h: int) -> None:
         if w <= 0 or h <= 0:
-            return
-        if _DAMAGE_MAP is not None:  # the same, in one C call (damage_map.c)
-            _DAMAGE_MAP.damage_rect(self.damage, self._touched, self.tile, x, y, w, h)
             return
         t, damage = self.tile, self.damage
         x1, y1 = x + w, y + h
