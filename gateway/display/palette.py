@@ -29,6 +29,13 @@ ZLIB_LEVEL = 6
 # DecompressionStream's several task hops (docs/PERFORMANCE.md, issue 11 part J).
 STORED_MAX_ROWS = 1024
 STORED_SLACK = 16
+# Rows of at least WIDE_ROWS bytes (a scrolled view's new lines, 8-bit indices) deflate at
+# WIDE_ZLIB_LEVEL: on the recorded GTK scroll, level 1 took deflating from 249 to 115 ms (about
+# a twentieth of the workload's CPU) for 29 % more PALETTE bytes, which its bytes aim (0.09x
+# noVNC's, aim ≤ 0.8x) can carry; the gateway's CPU aim cannot (docs/PERFORMANCE.md, part AH).
+# Smaller rows (typing) keep ZLIB_LEVEL, where the bytes aims are tighter.
+WIDE_ROWS = 24576
+WIDE_ZLIB_LEVEL = 1
 
 
 ROWS_PER_PASS = 16  # numpy temporaries stay near 16 bytes × width × this (0.5 MB at 1920)
@@ -102,7 +109,10 @@ def numpy_index(img: Image.Image, max_colors: int = MAX_COLORS) -> tuple[bytes, 
 
 def rows_level(rows: bytes) -> int:
     """The zlib level for packed index rows: 0 (stored) for small rows that deflate saves at most
-    STORED_SLACK bytes on (a stored stream is the rows + 11 bytes), else ZLIB_LEVEL."""
+    STORED_SLACK bytes on (a stored stream is the rows + 11 bytes), WIDE_ZLIB_LEVEL from
+    WIDE_ROWS bytes on, else ZLIB_LEVEL."""
+    if len(rows) >= WIDE_ROWS:
+        return WIDE_ZLIB_LEVEL
     if len(rows) > STORED_MAX_ROWS:
         return ZLIB_LEVEL
     saved = len(rows) + 11 - len(zlib.compress(rows, ZLIB_LEVEL))

@@ -139,8 +139,26 @@ def test_small_tiles_go_as_stored_blocks_large_ones_deflated() -> None:
     data = palette.encode(flat)
     assert data is not None and data[1 + 6 + 2] & 0x06 != 0
     assert palette.decode(64, 16, data).tobytes() == flat.tobytes()
-    # Past STORED_MAX_ROWS the level is ZLIB_LEVEL, even for noise (zlib may still store it).
-    assert palette.rows_level(random.Random(4).randbytes(palette.STORED_MAX_ROWS + 1)) == 6
+    # Past STORED_MAX_ROWS the level is ZLIB_LEVEL, even for noise (zlib may still store it),
+    # and from WIDE_ROWS (a scrolled view's new lines) WIDE_ZLIB_LEVEL.
+    noise = random.Random(4).randbytes(palette.WIDE_ROWS)
+    assert palette.rows_level(noise[: palette.STORED_MAX_ROWS + 1]) == 6
+    assert palette.rows_level(noise[:-1]) == 6
+    assert palette.rows_level(noise) == palette.WIDE_ZLIB_LEVEL == 1
+
+
+def test_a_scrolled_views_new_lines_deflate_fast_and_decode_the_same() -> None:
+    """A 1920×13 line of 120 colours (8-bit rows past WIDE_ROWS) goes at WIDE_ZLIB_LEVEL; the
+    viewer's decoder does not care which level made the stream."""
+    rng = random.Random(6)
+    colors = [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(120)]
+    line = Image.new("RGB", (1920, 13))
+    line.putdata([colors[min(119, (i // 7) % 150)] for i in range(1920 * 13)])
+    data = palette.encode(line, 256)
+    assert data is not None
+    start = 1 + 3 * (data[0] + 1)
+    assert data[start + 1] >> 6 == 0  # zlib's header: FLEVEL 0, the fastest levels
+    assert palette.decode(1920, 13, data).tobytes() == line.tobytes() == wp.unpack(1920, 13, data)
 
 
 def test_rows_level_saves_at_most_the_slack() -> None:
