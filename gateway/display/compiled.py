@@ -13,10 +13,11 @@ one keeps a numpy path that gives the same bytes (the reference the tests compar
 uses it whenever the kernel is not importable. A stale kernel or ``STAFFROOM_PURE_PYTHON`` makes
 its import fail, so the pure path is then all Python, as before.
 
-Measured (docs/PERFORMANCE.md, issue 11 parts AD and AG): the tile bookkeeping of the
+Measured (docs/PERFORMANCE.md, issue 11 parts AD, AG and AH): the tile bookkeeping of the
 watermark's stamps and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 %
-of a scroll or a drag; compiled, they take a quarter to a half of that. The two C kernels take
-about another tenth off a scroll or a drag.
+of a scroll or a drag; compiled, they take a quarter to a half of that. Part AG's two C kernels
+take about another tenth off a scroll or a drag, part AH's three (the drift map's copies, the
+row hashes, the column kinds) a further fifth to a third.
 """
 
 from __future__ import annotations
