@@ -16,8 +16,8 @@ its import fail, so the pure path is then all Python, as before.
 Measured (docs/PERFORMANCE.md, issue 11 parts AD, AG and AH): the tile bookkeeping of the
 watermark's stamps and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 %
 of a scroll or a drag; compiled, they take a quarter to a half of that. Part AG's two C kernels
-take about another tenth off a scroll or a drag, part AH's three (the drift map's copies, the
-row hashes, the column kinds) a further fifth to a third.
+take about another tenth off a scroll or a drag, part AH's four (the drift map's copies, the
+row hashes and the vote of scroll detection, the column kinds) a further fifth to a third.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
 COMPILED = ("framebuffer", "stamp_drift")
 #: C kernels (gateway/display/NAME.c), each optional for the module that calls it.
-NATIVE = ("palette_index", "row_copy", "drift_copy", "row_hash", "column_kinds")
+NATIVE = ("palette_index", "row_copy", "drift_copy", "row_hash", "column_kinds",
+          "scroll_vote")
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
 RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 

@@ -36,6 +36,18 @@ def _row_hash() -> Any:
 
 _ROW_HASH: Any = _row_hash()
 
+
+def _scroll_vote() -> Any:
+    """The C kernel gateway/display/scroll_vote.c, or None (as for row_hash); RowHashes.
+    numpy_vote gives the same shift, and is its reference."""
+    try:
+        return importlib.import_module("gateway.display.scroll_vote")
+    except ImportError:
+        return None
+
+
+_SCROLL_VOTE: Any = _scroll_vote()
+
 MAX_SHIFT = 1024
 MIN_VOTES = 16  # matching band-rows needed before a shift is believed
 MIN_ROWS = 32  # a copy shorter than this is not worth a message
@@ -119,11 +131,11 @@ class RowHashes:
         for band, r0, r1 in _runs(hashed):  # consecutive tile rows hashed in one call
             self._hash_into(fb, band, r0 * t, min(fb.height, r1 * t), new)
         self._fresh = (new, hashed)
-        dy = self._vote(new, damage)
+        cols, boxes = _arrays(damage)
+        dy = self._vote(new, damage, cols, boxes)
         if dy is None:
             return None
         # The copy spans the damaged tile columns and rows whose source stays on the desktop.
-        cols, boxes = _arrays(damage)
         x0, x1 = int(cols.min()) * t, min(fb.width, (int(cols.max()) + 1) * t)
         y0 = max(int(boxes[:, 1].min()), -dy)
         y1 = min(int(boxes[:, 3].max()), fb.height - dy)
@@ -146,10 +158,24 @@ class RowHashes:
             return None  # a wrong guess (or barely a scroll): plain damage is cheaper
         return Scroll(CopyOp(x0, y0 + dy, x0, y0, x1 - x0, y1 - y0), rest)
 
-    def _vote(self, new: np.ndarray, damage: Damage) -> int | None:
+    def _vote(self, new: np.ndarray, damage: Damage, cols: np.ndarray | None = None,
+              boxes: np.ndarray | None = None) -> int | None:
         """The shift most damaged band-rows agree on: each damaged row votes for every old row
-        with its hash (unless that hash is too common to be evidence), in numpy; ties go to
-        the shift voted for first, rows in ascending order."""
+        with its hash (unless that hash is too common to be evidence); ties go to the shift
+        voted for first, rows in ascending order. In one C call (scroll_vote.c) where built;
+        ``cols`` and ``boxes``: the damage as _arrays gives it, if the caller has it."""
+        if cols is None or boxes is None:
+            cols, boxes = _arrays(damage)
+        if _SCROLL_VOTE is not None and new.flags.c_contiguous \
+                and self.table.flags.c_contiguous:
+            found: int | None = _SCROLL_VOTE.vote(
+                self.table, new, self.table.shape[1], cols, boxes, BAND_TILES, VOTING_BANDS,
+                MAX_REPEATS, MAX_SHIFT, MIN_VOTES)
+            return found
+        return self.numpy_vote(new, damage)
+
+    def numpy_vote(self, new: np.ndarray, damage: Damage) -> int | None:
+        """_vote in numpy, and the kernel's reference."""
         rows = _damaged_rows(damage, self.table.shape[1])
         shifts = []
         for band in sorted(rows, key=lambda b: -len(rows[b]))[:VOTING_BANDS]:
