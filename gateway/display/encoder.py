@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-from PIL import Image
+from PIL import Image, WebPImagePlugin  # noqa: F401  (registers WEBP: see below)
 
 from gateway.display import palette
 from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
@@ -123,6 +123,8 @@ def classify(img: Image.Image) -> tuple[str, tuple[int, int, int] | None]:
 
 
 def encode_image(img: Image.Image, fmt: TileFormat, quality: int) -> bytes:
+    # WEBP is registered by the import above: else Pillow's first save of a format it has not
+    # loaded imports all of its ~45 plugins (Image.init), 50 ms of a session's first frame.
     out = io.BytesIO()
     if fmt is TileFormat.JPEG:
         img.save(out, "JPEG", quality=quality)

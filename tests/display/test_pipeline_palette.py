@@ -97,3 +97,24 @@ def test_a_stamp_adds_at_most_two_colours_to_a_text_box() -> None:
     assert len(plain.getcolors()) == 2
     assert len(img.getcolors()) <= 2 * 3  # each colour, under the dark ink, under the light ink
     assert img.tobytes() != plain.tobytes()  # the stamps are there
+
+
+def test_the_first_lossless_webp_tile_does_not_load_every_pillow_plugin() -> None:
+    """Pillow imports all of its plugins (Image.init, about 50 ms) on the first save in a format
+    it has not loaded; the encoder registers WEBP up front, so a session's first frame does not
+    pay for that (a fresh interpreter: this one's Pillow may have loaded them already)."""
+    import json
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from PIL import Image\n"
+            "from gateway.display.encoder import encode_image\n"
+            "from gateway.wire.display import TileFormat\n"
+            "data = encode_image(Image.new('RGB', (64, 64), (1, 2, 3)), TileFormat.WEBP, 80)\n"
+            "assert data[8:12] == b'WEBP', data[:16]\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.endswith('ImagePlugin'))))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = json.loads(out.stdout)
+    assert "PIL.WebPImagePlugin" in loaded
+    assert "PIL.TiffImagePlugin" not in loaded and len(loaded) < 10, loaded
