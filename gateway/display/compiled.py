@@ -30,6 +30,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 PACKAGE = "gateway.display"
 #: In import order (stamp_drift imports framebuffer).
@@ -105,6 +106,16 @@ def load_source(path: Path, name: str) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def kernel(name: str) -> Any:
+    """The C kernel ``name`` (gateway/display/NAME.c) for the module that calls it, or None where
+    it cannot be imported (not built, stale, or pure Python asked: use_sources blocks it); the
+    caller then takes its own Python or numpy path, the kernel's reference."""
+    try:
+        return importlib.import_module(f"{PACKAGE}.{name}")
+    except ImportError:
+        return None
 
 
 def status() -> dict[str, bool]:

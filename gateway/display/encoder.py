@@ -19,11 +19,13 @@ import io
 import os
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 from PIL import Image, WebPImagePlugin  # noqa: F401  (registers WEBP: see below)
 
 from gateway.display import palette
+from gateway.display.compiled import kernel
 from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
 from gateway.wire.display import Fill, Tile, TileFormat
 
@@ -47,10 +49,8 @@ WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 640×64 up) but cost encoder memory (libwebp holds several bytes per pixel while encoding).
 MAX_MERGE_PIXELS = 1920 * 128
 
-try:
-    from gateway.display import column_kinds as _column_kinds
-except ImportError:  # not built, stale, or STAFFROOM_PURE_PYTHON (gateway.display.compiled)
-    _column_kinds = None
+#: The C kernel gateway/display/column_kinds.c, or None; numpy_kinds is its reference.
+_column_kinds: Any = kernel("column_kinds")
 #: The kernel's colour hash multiplier, random per process (its answer does not depend on it).
 _KINDS_MULTIPLIER = int.from_bytes(os.urandom(4), "little") | 1
 

@@ -17,29 +17,22 @@ and a compiled class cannot be patched from outside.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gateway.display.compiled import kernel
 from gateway.rfb.surface import BYTES_PER_PIXEL
 
 TILE = 64
 MAX_PENDING_COPIES = 64
 
 
-def _row_copy() -> Any:
-    """The C kernel gateway/display/row_copy.c, or None (not built, stale, or pure Python asked:
-    gateway.display.compiled); numpy slicing does the same, and is its reference."""
-    try:
-        return importlib.import_module("gateway.display.row_copy")
-    except ImportError:
-        return None
-
-
-_ROW_COPY: Any = _row_copy()
+#: The C kernel gateway/display/row_copy.c, or None; numpy slicing does the same, and is its
+#: reference.
+_ROW_COPY: Any = kernel("row_copy")
 
 #: A damaged box inside one tile: (x0, y0, x1, y1), absolute desktop coordinates, x1/y1 exclusive.
 Box = tuple[int, int, int, int]

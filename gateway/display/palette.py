@@ -15,10 +15,12 @@ from __future__ import annotations
 import io
 import os
 import zlib
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from gateway.display.compiled import kernel
 from gateway.wire.display import TileFormat
 from gateway.wire.display import palette as wire_palette
 
@@ -45,10 +47,8 @@ MULTIPLIER_TRIES = 32
 _MULTIPLIERS = tuple(np.random.default_rng(0x5A1E77E).integers(0, 2**31, MULTIPLIER_TRIES,
                                                                np.uint32) * 2 + 1)  # fmt: skip
 
-try:
-    from gateway.display import palette_index as _kernel
-except ImportError:  # not built, stale, or STAFFROOM_PURE_PYTHON (gateway.display.compiled)
-    _kernel = None
+#: The C kernel gateway/display/palette_index.c, or None; numpy_index is its reference.
+_kernel: Any = kernel("palette_index")
 #: The kernel's colour hash multiplier, random per process (the bytes out do not depend on it):
 #: the desktop's pixels cannot aim at long probe runs they cannot see.
 _KERNEL_MULTIPLIER = int.from_bytes(os.urandom(4), "little") | 1

@@ -15,38 +15,19 @@ only the band-rows that do not match (the newly exposed lines) are encoded.
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gateway.display.compiled import kernel
 from gateway.display.framebuffer import Box, CopyOp, Damage, Framebuffer
 
-
-def _row_hash() -> Any:
-    """The C kernel gateway/display/row_hash.c, or None (not built, stale, or pure Python asked:
-    gateway.display.compiled); band_hashes gives the same hashes, and is its reference."""
-    try:
-        return importlib.import_module("gateway.display.row_hash")
-    except ImportError:
-        return None
-
-
-_ROW_HASH: Any = _row_hash()
-
-
-def _scroll_vote() -> Any:
-    """The C kernel gateway/display/scroll_vote.c, or None (as for row_hash); RowHashes.
-    numpy_vote gives the same shift, and is its reference."""
-    try:
-        return importlib.import_module("gateway.display.scroll_vote")
-    except ImportError:
-        return None
-
-
-_SCROLL_VOTE: Any = _scroll_vote()
+#: The C kernels gateway/display/row_hash.c and scroll_vote.c, or None; band_hashes and
+#: RowHashes.numpy_vote give the same hashes and shift, and are their references.
+_ROW_HASH: Any = kernel("row_hash")
+_SCROLL_VOTE: Any = kernel("scroll_vote")
 
 MAX_SHIFT = 1024
 MIN_VOTES = 16  # matching band-rows needed before a shift is believed

@@ -27,11 +27,11 @@ and a compiled class cannot be patched from outside.
 """
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from gateway.display.compiled import kernel
 from gateway.display.encoder import Drift
 from gateway.display.framebuffer import Box, CopyOp, tiles_in
 from gateway.display.watermark import WatermarkLayer
@@ -43,17 +43,9 @@ MAX_PARTS = 24  # parts of one tile within a frame's copies
 KEEP_PARTS = 8  # parts a tile keeps between frames
 
 
-def _drift_copy() -> Any:
-    """The C kernel gateway/display/drift_copy.c, or None (not built, stale, or pure Python asked:
-    gateway.display.compiled); ``StampDrift.copy``'s Python does the same, and is its
-    reference."""
-    try:
-        return importlib.import_module("gateway.display.drift_copy")
-    except ImportError:
-        return None
-
-
-_DRIFT_COPY: Any = _drift_copy()
+#: The C kernel gateway/display/drift_copy.c, or None; ``StampDrift.copy``'s Python does the
+#: same, and is its reference.
+_DRIFT_COPY: Any = kernel("drift_copy")
 
 
 def reduce_drift(d: Vec, pitch: Vec) -> Vec:
