@@ -25,7 +25,8 @@ COMPILED = ["gateway/display/framebuffer.py", "gateway/display/stamp_drift.py"]
 #: C kernels (gateway.display.compiled's NATIVE): plain CPython extensions, no build dependency.
 NATIVE = ["gateway/display/palette_index.c", "gateway/display/row_copy.c",
           "gateway/display/drift_copy.c", "gateway/display/row_hash.c",
-          "gateway/display/column_kinds.c", "gateway/display/scroll_vote.c"]
+          "gateway/display/column_kinds.c", "gateway/display/scroll_vote.c",
+          "gateway/display/stamp_blend.c"]
 #: row_hash's loop is vectorised from -O3 on (it is 2-3 times as fast as with -O2).
 VECTORISED = {"gateway/display/row_hash.c"}
 RECORD = "compiled_sources.json"

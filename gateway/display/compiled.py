@@ -37,7 +37,7 @@ PACKAGE = "gateway.display"
 COMPILED = ("framebuffer", "stamp_drift")
 #: C kernels (gateway/display/NAME.c), each optional for the module that calls it.
 NATIVE = ("palette_index", "row_copy", "drift_copy", "row_hash", "column_kinds",
-          "scroll_vote")
+          "scroll_vote", "stamp_blend")
 PURE_ENV = "STAFFROOM_PURE_PYTHON"
 RECORD = "compiled_sources.json"  # written by setup.py beside the extensions
 

@@ -26,7 +26,7 @@ from PIL import Image, WebPImagePlugin  # noqa: F401  (registers WEBP: see below
 
 from gateway.display import palette
 from gateway.display.compiled import kernel
-from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
+from gateway.display.watermark import Place, TileDrift, WatermarkLayer, paste, places, places_at
 from gateway.wire.display import Fill, Tile, TileFormat
 
 PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like
@@ -51,6 +51,8 @@ MAX_MERGE_PIXELS = 1920 * 128
 
 #: The C kernel gateway/display/column_kinds.c, or None; numpy_kinds is its reference.
 _column_kinds: Any = kernel("column_kinds")
+#: The C kernel gateway/display/stamp_blend.c, or None; to_rgb is its reference.
+_stamp_blend: Any = kernel("stamp_blend")
 #: The kernel's colour hash multiplier, random per process (its answer does not depend on it).
 _KINDS_MULTIPLIER = int.from_bytes(os.urandom(4), "little") | 1
 
@@ -88,7 +90,7 @@ class _Segment:
     w: int
     h: int
     key: tuple[object, ...]  # ("solid", rgb) | ("text",) | ("photo",)
-    parts: list[Image.Image]  # stacked top to bottom, each w wide
+    parts: list[bytes]  # RGBX rows (see to_rgbx) stacked top to bottom, each w wide
 
 
 #: Per grid tile, how far the viewer's stamps sit from the layer's grid (see stamp_drift).
@@ -97,20 +99,53 @@ Drift = dict[tuple[int, int], TileDrift]
 
 def to_rgb(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | None = None
            ) -> Image.Image:
+    """The region as an RGB image with the watermark blended in: to_rgbx's reference."""
     img = Image.frombytes("RGB", (snap.w, snap.h), snap.bgrx, "raw", "BGRX")
-    if layer is None or not drift:
-        return composite(img, layer, snap.x, snap.y)
+    return img if layer is None else paste(img, layer, _places(snap, layer, drift))
+
+
+def to_rgbx(snap: RegionSnapshot, layer: WatermarkLayer | None, drift: Drift | None = None
+            ) -> bytes:
+    """The region's pixels with the watermark blended in, as the bytes
+    ``to_rgb(...).tobytes("raw", "RGBX")`` gives; what follows reads only R, G and B.
+
+    The C kernel gateway/display/stamp_blend.c does it in one pass (issue 11 part AI); without
+    it, Pillow does (to_rgb)."""
+    if _stamp_blend is None:
+        return to_rgb(snap, layer, drift).tobytes("raw", "RGBX")
+    if layer is None:
+        return _stamp_blend.rgbx(snap.bgrx, snap.w, snap.h, b"", 0, 0, ())  # type: ignore[no-any-return]
+    sw, sh = layer.stamp.size
+    return _stamp_blend.rgbx(snap.bgrx, snap.w, snap.h, layer.stamp_rgba,  # type: ignore[no-any-return]
+                             sw, sh, _places(snap, layer, drift))
+
+
+def _places(snap: RegionSnapshot, layer: WatermarkLayer, drift: Drift | None) -> list[Place]:
+    """The stamp pieces a region shows: each tile column's stamps sit as its drift says."""
+    if not drift:
+        return places(layer, snap.x, snap.y, snap.w, snap.h)
     t, row = snap.tile, snap.y // snap.tile  # a snapshot lies in one tile row
     cols = range(snap.x // t, (snap.x + snap.w - 1) // t + 1)
     wheres = [drift.get((col, row), (0, 0)) for col in cols]
     if isinstance(wheres[0][0], int) and wheres.count(wheres[0]) == len(wheres):
-        return composite(img, layer, snap.x, snap.y, wheres[0])  # type: ignore[arg-type]
+        return places(layer, snap.x, snap.y, snap.w, snap.h, wheres[0])  # type: ignore[arg-type]
     y0, y1 = snap.y, snap.y + snap.h
+    out: list[Place] = []
     for col, where in zip(cols, wheres, strict=True):
         x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
-        # Each column blended in place (no crop and paste back): the same pixels.
-        composite_at(img, layer, snap.x, snap.y, where, (x0, y0, x1, y1))
-    return img
+        out += places_at(layer, snap.x, snap.y, snap.w, snap.h, where, (x0, y0, x1, y1))
+    return out
+
+
+def rgbx_image(rgbx: bytes, w: int, h: int) -> Image.Image:
+    """An RGBX image on the bytes themselves (no copy; read-only): WebP and JPEG take it as
+    they take RGB (the same output, tested)."""
+    return Image.frombuffer("RGBX", (w, h), rgbx, "raw", "RGBX", 0, 1)
+
+
+def rgb_image(rgbx: bytes, w: int, h: int) -> Image.Image:
+    """An RGB image of RGBX bytes (the fourth byte dropped), for the numpy paths."""
+    return Image.frombytes("RGB", (w, h), rgbx, "raw", "RGBX")
 
 
 def classify(img: Image.Image) -> tuple[str, tuple[int, int, int] | None]:
@@ -130,8 +165,8 @@ def encode_image(img: Image.Image, fmt: TileFormat, quality: int) -> bytes:
         img.save(out, "JPEG", quality=quality)
     elif fmt is TileFormat.WEBP:
         img.save(out, "WEBP", lossless=True, method=WEBP_METHOD, quality=WEBP_EFFORT)
-    else:
-        img.save(out, "PNG", compress_level=1)
+    else:  # PNG has no RGBX
+        (img.convert("RGB") if img.mode == "RGBX" else img).save(out, "PNG", compress_level=1)
     return out.getvalue()
 
 
@@ -144,11 +179,12 @@ def encode_cursor(w: int, h: int, rgba: bytes) -> bytes:
 def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
               drift: Drift | None = None) -> list[_Segment]:
     """Cut a region at tile-column boundaries into runs of equal kind (and colour for solids)."""
-    img = to_rgb(snap, layer, drift)
+    rgbx = to_rgbx(snap, layer, drift)
     t = snap.tile
     cuts = [snap.x, *range((snap.x // t + 1) * t, snap.x + snap.w, t), snap.x + snap.w]
     out: list[_Segment] = []
-    for (c0, c1), (kind, color) in zip(pairwise(cuts), _kinds(img, snap.x, cuts), strict=True):
+    kinds = _kinds(rgbx, snap.w, snap.h, snap.x, cuts)
+    for (c0, c1), (kind, color) in zip(pairwise(cuts), kinds, strict=True):
         if kind == "photo" and not lossy:
             kind = "text"
         key: tuple[object, ...] = (kind, color) if kind == "solid" else (kind,)
@@ -158,25 +194,30 @@ def _segments(snap: RegionSnapshot, layer: WatermarkLayer | None, lossy: bool,
         else:
             out.append(_Segment(c0, snap.y, c1 - c0, snap.h, key, []))
     for seg in out:
-        seg.parts.append(img if seg.w == snap.w else
-                         img.crop((seg.x - snap.x, 0, seg.x - snap.x + seg.w, snap.h)))
+        seg.parts.append(rgbx if seg.w == snap.w else
+                         _columns(rgbx, snap.w, snap.h, seg.x - snap.x, seg.w))
     return out
 
 
-def _kinds(img: Image.Image, x: int, cuts: list[int]
+def _columns(rgbx: bytes, w: int, h: int, x: int, cw: int) -> bytes:
+    """Columns x … x + cw of a w×h region's RGBX bytes."""
+    return np.frombuffer(rgbx, np.uint8).reshape(h, w * 4)[:, x * 4:(x + cw) * 4].tobytes()
+
+
+def _kinds(rgbx: bytes, w: int, h: int, x: int, cuts: list[int]
            ) -> list[tuple[str, tuple[int, int, int] | None]]:
-    """classify() of each tile column of a region (columns between consecutive ``cuts``).
+    """classify() of each tile column of a w×h region at column ``x`` of the desktop (columns
+    between consecutive ``cuts``), from its RGBX bytes.
 
     The C kernel gateway/display/column_kinds.c answers for a region of at most PHOTO_COLORS
     colours in one pass over its pixels; numpy_kinds, its reference, answers otherwise (and
     where the kernel is not built)."""
     if _column_kinds is not None:
         found: list[tuple[int, int, int] | None] | None = _column_kinds.kinds(
-            img.tobytes("raw", "RGBX"), img.width, img.height, [c - x for c in cuts],
-            PHOTO_COLORS, _KINDS_MULTIPLIER)
+            rgbx, w, h, [c - x for c in cuts], PHOTO_COLORS, _KINDS_MULTIPLIER)
         if found is not None:
             return [("text", None) if color is None else ("solid", color) for color in found]
-    return numpy_kinds(img, x, cuts)
+    return numpy_kinds(rgb_image(rgbx, w, h), x, cuts)
 
 
 def numpy_kinds(img: Image.Image, x: int, cuts: list[int]
@@ -241,18 +282,12 @@ def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
     if seg.key[0] == "solid":
         r, g, b = seg.key[1]  # type: ignore[misc]
         return Fill(seg.x, seg.y, seg.w, seg.h, r, g, b)
-    if len(seg.parts) == 1:
-        img = seg.parts[0]
-    else:
-        img = Image.new("RGB", (seg.w, seg.h))
-        y = 0
-        for part in seg.parts:
-            img.paste(part, (0, y))
-            y += part.height
-    seg.parts = []  # the stack's images are freed once encoded
-    data = palette.encode(img, palette_colors(seg.w * seg.h)) \
+    rgbx = seg.parts[0] if len(seg.parts) == 1 else b"".join(seg.parts)  # equal widths
+    seg.parts = []  # the stack's pixels are freed once encoded
+    data = palette.encode_rgbx(rgbx, seg.w, seg.h, palette_colors(seg.w * seg.h)) \
         if settings.palette and seg.key[0] == "text" else None
     if data is not None:
         return Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data)
     fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
-    return Tile(seg.x, seg.y, seg.w, seg.h, fmt, encode_image(img, fmt, settings.jpeg_quality))
+    return Tile(seg.x, seg.y, seg.w, seg.h, fmt,
+                encode_image(rgbx_image(rgbx, seg.w, seg.h), fmt, settings.jpeg_quality))

@@ -62,7 +62,17 @@ def rgb_keys(rgb: np.ndarray) -> np.ndarray:
 
 def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
     """PALETTE tile data for an RGB image, or None if it has more than max_colors colours."""
-    found = index(img, max_colors)
+    return _pack(index(img, max_colors))
+
+
+def encode_rgbx(rgbx: bytes, w: int, h: int, max_colors: int = MAX_COLORS) -> bytes | None:
+    """``encode`` of a w×h image given as RGBX bytes (the fourth byte of each pixel unread)."""
+    if _kernel is None:
+        return encode(Image.frombytes("RGB", (w, h), rgbx, "raw", "RGBX"), max_colors)
+    return _pack(_kernel.index(rgbx, w, h, max_colors, _KERNEL_MULTIPLIER))
+
+
+def _pack(found: tuple[bytes, bytes] | None) -> bytes | None:
     if found is None:
         return None
     palette, rows = found

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -63,6 +64,19 @@ class WatermarkLayer:
                                                                         repr=False)
     #: The grid's step (x, y): a stamp's drift past it leaves rows or columns of the screen bare.
     pitch: tuple[int, int] = (0, 0)
+    #: The stamp's RGBA bytes, for gateway/display/stamp_blend.c (taken once per layer).
+    stamp_rgba: bytes = field(default=b"", repr=False, compare=False)
+    #: The origins sorted top to bottom, and their rows: stamps_in bisects them.
+    _by_row: tuple[tuple[int, int], ...] = field(default=(), init=False, repr=False,
+                                                 compare=False)
+    _rows: tuple[int, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.stamp_rgba:
+            object.__setattr__(self, "stamp_rgba", self.stamp.tobytes())
+        by_row = tuple(sorted(self.origins, key=lambda o: o[1]))
+        object.__setattr__(self, "_by_row", by_row)
+        object.__setattr__(self, "_rows", tuple(oy for _, oy in by_row))
 
     def ink_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int, int, int]]:
         """Ink boxes clipped to a rectangle (empty where the rectangle has no ink)."""
@@ -77,18 +91,21 @@ class WatermarkLayer:
         return out
 
     def has_ink(self, x: int, y: int, w: int, h: int) -> bool:
-        t = self.tile
-        return any(
-            (tx, ty) in self.ink_boxes
-            for ty in range(y // t, (y + h - 1) // t + 1)
-            for tx in range(x // t, (x + w - 1) // t + 1)
-        )
+        t, ink = self.tile, self.ink_boxes
+        columns = range(x // t, (x + w - 1) // t + 1)
+        for ty in range(y // t, (y + h - 1) // t + 1):
+            for tx in columns:  # loops, not any() over a generator: half the time
+                if (tx, ty) in ink:
+                    return True
+        return False
 
     def stamps_in(self, x: int, y: int, w: int, h: int) -> list[tuple[int, int]]:
         """Origins of the stamps whose box overlaps the rectangle."""
         sw, sh = self.stamp.size
-        return [(ox, oy) for ox, oy in self.origins
-                if ox < x + w and x < ox + sw and oy < y + h and y < oy + sh]
+        # Only the stamps whose row can reach the rectangle (y - sh < oy < y + h) are looked
+        # at: a region is one or two of a layer's ~20 rows of stamps (issue 11 part AI).
+        rows = self._by_row[bisect_right(self._rows, y - sh):bisect_left(self._rows, y + h)]
+        return [(ox, oy) for ox, oy in rows if ox < x + w and x < ox + sw]
 
 
 class Watermark:
@@ -287,63 +304,94 @@ class _Fields(dict[str, str]):
         return ""
 
 
-def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
-              shift: tuple[int, int] = (0, 0), box: Box | None = None) -> Image.Image:
-    """Blend the layer, moved by ``shift``, onto an RGB region whose top-left is (x, y); only
-    inside ``box`` (x0, y0, x1, y1 in desktop coordinates, within the region) if given.
-
-    Only the rectangles under stamps are blended (a stamp covers a few per cent of a region),
-    in ``img`` itself: the caller passes an image it owns (a fresh snapshot) and gets the same
-    object back. A ``box`` saves the caller cropping a part out and pasting it back (issue 11
-    part M: a third of to_rgb's time)."""
-    if layer is None:
-        return img
-    if box is None:
-        box = (x, y, x + img.width, y + img.height)
-    # The box, and the region's corner, in the layer's own coordinates.
-    bx0, by0, bx1, by1 = box[0] - shift[0], box[1] - shift[1], box[2] - shift[0], box[3] - shift[1]
-    rx, ry = x - shift[0], y - shift[1]
-    if not layer.has_ink(bx0, by0, bx1 - bx0, by1 - by0):
-        return img
-    stamp = layer.stamp
-    sw, sh = stamp.size
-    # Pillow's core crop and paste, which Image.crop and Image.paste wrap: a region in a
-    # drifted tile is composited part by part, tens of times a frame, and the wrappers' checks
-    # were half of each call (issue 11 part AE). The same C calls, so the same pixels.
-    img.load()
-    if img.readonly:  # shares memory (frombuffer): Image.paste would have copied it first
-        raise ValueError("composite blends into an image that owns its pixels")
-    core, dest = stamp.im, img.im
-    for ox, oy in layer.stamps_in(bx0, by0, bx1 - bx0, by1 - by0):
-        # The overlap of this stamp and the box, in stamp coordinates.
-        sx0, sy0 = max(0, bx0 - ox), max(0, by0 - oy)
-        sx1, sy1 = min(sw, bx1 - ox), min(sh, by1 - oy)
-        ax, ay = ox + sx0 - rx, oy + sy0 - ry  # in region coordinates
-        whole = (sx0, sy0, sx1, sy1) == (0, 0, sw, sh)
-        part = core if whole else core.crop((sx0, sy0, sx1, sy1))
-        # The stamp as its own mask: the same pixels as alpha_composite onto an opaque image
-        # (test_watermark_composite.py), without the region's round trip through RGBA.
-        dest.paste(part, (ax, ay, ax + sx1 - sx0, ay + sy1 - sy0), part)
-    return img
-
-
 #: How a tile's stamps sit: the layer moved by one (dx, dy), or, for a tile whose parts show
 #: the layer moved by different vectors (stamps that rode along with copies, see stamp_drift),
 #: ((x0, y0, x1, y1), (dx, dy)) per part in desktop coordinates, the parts covering the tile.
 TileDrift = tuple[int, int] | tuple[tuple[tuple[int, int, int, int], tuple[int, int]], ...]
 
 
-def composite_at(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
-                 where: TileDrift, box: Box | None = None) -> Image.Image:
-    """``composite`` for a region inside one tile whose stamps sit as ``where`` says (only
-    inside ``box``, desktop coordinates, if given)."""
+#: A piece of the stamp to blend into a region: the stamp's rectangle (sx0, sy0, sx1, sy1) with
+#: its top-left at (ax, ay) of the region. Pillow pastes it (``paste``), or the C kernel
+#: gateway/display/stamp_blend.c blends a list of them while it turns BGRX into RGBX.
+Place = tuple[int, int, int, int, int, int]
+
+
+def places(layer: WatermarkLayer, x: int, y: int, w: int, h: int,
+           shift: tuple[int, int] = (0, 0), box: Box | None = None) -> list[Place]:
+    """The stamp pieces that blend the layer, moved by ``shift``, onto a w×h region whose
+    top-left is (x, y); only inside ``box`` (x0, y0, x1, y1 in desktop coordinates, within the
+    region) if given. Only the rectangles under stamps are blended: a stamp covers a few per
+    cent of a region."""
     if box is None:
-        box = (x, y, x + img.width, y + img.height)
+        box = (x, y, x + w, y + h)
+    # The box, and the region's corner, in the layer's own coordinates.
+    bx0, by0, bx1, by1 = box[0] - shift[0], box[1] - shift[1], box[2] - shift[0], box[3] - shift[1]
+    rx, ry = x - shift[0], y - shift[1]
+    if not layer.has_ink(bx0, by0, bx1 - bx0, by1 - by0):
+        return []
+    sw, sh = layer.stamp.size
+    out = []
+    for ox, oy in layer.stamps_in(bx0, by0, bx1 - bx0, by1 - by0):
+        # The overlap of this stamp and the box, in stamp coordinates.
+        sx0, sy0 = max(0, bx0 - ox), max(0, by0 - oy)
+        out.append((sx0, sy0, min(sw, bx1 - ox), min(sh, by1 - oy), ox + sx0 - rx, oy + sy0 - ry))
+    return out
+
+
+def places_at(layer: WatermarkLayer, x: int, y: int, w: int, h: int, where: TileDrift,
+              box: Box | None = None) -> list[Place]:
+    """``places`` for a region inside one tile whose stamps sit as ``where`` says (only inside
+    ``box``, desktop coordinates, if given)."""
+    if box is None:
+        box = (x, y, x + w, y + h)
     if not where or isinstance(where[0], int):
-        return composite(img, layer, x, y, where, box)  # type: ignore[arg-type]
+        return places(layer, x, y, w, h, where, box)  # type: ignore[arg-type]
+    out: list[Place] = []
     for (x0, y0, x1, y1), shift in where:  # type: ignore[misc]
         a0, b0 = max(x0, box[0]), max(y0, box[1])
         a1, b1 = min(x1, box[2]), min(y1, box[3])
         if a0 < a1 and b0 < b1:
-            composite(img, layer, x, y, shift, (a0, b0, a1, b1))
+            out += places(layer, x, y, w, h, shift, (a0, b0, a1, b1))
+    return out
+
+
+def paste(img: Image.Image, layer: WatermarkLayer, pieces: list[Place]) -> Image.Image:
+    """Blend the stamp pieces into ``img`` itself, with Pillow (stamp_blend.c's reference).
+
+    The caller passes an image it owns (a fresh snapshot) and gets the same object back."""
+    if not pieces:
+        return img
+    # Pillow's core crop and paste, which Image.crop and Image.paste wrap: a region in a
+    # drifted tile is composited part by part, tens of times a frame, and the wrappers' checks
+    # were half of each call (issue 11 part AE). The same C calls, so the same pixels.
+    img.load()
+    if img.readonly:  # shares memory (frombuffer): Image.paste would have copied it first
+        raise ValueError("composite blends into an image that owns its pixels")
+    core, dest = layer.stamp.im, img.im
+    whole = (0, 0, *layer.stamp.size)
+    for sx0, sy0, sx1, sy1, ax, ay in pieces:
+        part = core if (sx0, sy0, sx1, sy1) == whole else core.crop((sx0, sy0, sx1, sy1))
+        # The stamp as its own mask: the same pixels as alpha_composite onto an opaque image
+        # (test_watermark_composite.py), without the region's round trip through RGBA.
+        dest.paste(part, (ax, ay, ax + sx1 - sx0, ay + sy1 - sy0), part)
     return img
+
+
+def composite(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+              shift: tuple[int, int] = (0, 0), box: Box | None = None) -> Image.Image:
+    """Blend the layer, moved by ``shift``, onto an RGB region (an image the caller owns) whose
+    top-left is (x, y), in place; only inside ``box`` if given (see ``places``). A ``box``
+    saves the caller cropping a part out and pasting it back (issue 11 part M: a third of
+    to_rgb's time)."""
+    if layer is None:
+        return img
+    return paste(img, layer, places(layer, x, y, img.width, img.height, shift, box))
+
+
+def composite_at(img: Image.Image, layer: WatermarkLayer | None, x: int, y: int,
+                 where: TileDrift, box: Box | None = None) -> Image.Image:
+    """``composite`` for a region inside one tile whose stamps sit as ``where`` says (only
+    inside ``box``, desktop coordinates, if given)."""
+    if layer is None:
+        return img
+    return paste(img, layer, places_at(layer, x, y, img.width, img.height, where, box))

@@ -37,6 +37,14 @@ def image(rng: np.random.Generator, w: int, h: int, colors: int, cuts: list[int]
     return Image.fromarray(px, "RGB")
 
 
+def rgbx(rng: np.random.Generator, img: Image.Image) -> bytes:
+    """The image's RGBX bytes with a random fourth byte: the encoder's regions carry the
+    watermark's alpha blended into it (stamp_blend.c), and no kind may depend on it."""
+    px = np.frombuffer(img.tobytes("raw", "RGBX"), np.uint8).reshape(-1, 4).copy()
+    px[:, 3] = rng.integers(0, 256, len(px), np.uint8)
+    return px.tobytes()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_the_kernel_gives_numpys_kinds(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     kernel()
@@ -49,9 +57,10 @@ def test_the_kernel_gives_numpys_kinds(seed: int, monkeypatch: pytest.MonkeyPatc
         colors = int(rng.choice([1, 2, 30, PHOTO_COLORS - 1, PHOTO_COLORS, PHOTO_COLORS + 1,
                                  5000]))
         img = image(rng, w, h, colors, cuts)
-        got = encoder._kinds(img, x, cuts)
+        got = encoder._kinds(rgbx(rng, img), w, h, x, cuts)
         monkeypatch.setattr(encoder, "_column_kinds", None)
         assert got == numpy_kinds(img, x, cuts), (w, h, colors)
+        assert encoder._kinds(rgbx(rng, img), w, h, x, cuts) == got
         monkeypatch.undo()
         seen.update(kind for kind, _ in got)
     assert seen == {"solid", "text", "photo"}

@@ -53,7 +53,7 @@ def test_column_kinds_equal_classifying_each_column(seed: int) -> None:
     img = _columns_image(rng, kinds, w, h)
     cuts = [x0, *range((x0 // 64 + 1) * 64, x0 + w, 64), x0 + w]
     expected = [encoder.classify(img.crop((c0 - x0, 0, c1 - x0, h))) for c0, c1 in pairwise(cuts)]
-    assert encoder._kinds(img, x0, cuts) == expected
+    assert encoder._kinds(img.tobytes("raw", "RGBX"), w, h, x0, cuts) == expected
 
 
 # --- scroll detection's vote ----------------------------------------------------------------
