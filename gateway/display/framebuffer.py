@@ -182,10 +182,12 @@ class Framebuffer:
                 old = damage.get(key)
                 if old is None:
                     damage[key] = (bx0, by0, bx1, by1)
-                else:
-                    o0, o1, o2, o3 = old
-                    damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
-                                   o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)  # fmt: skip
+                    continue
+                o0, o1, o2, o3 = old
+                if o0 <= bx0 and o1 <= by0 and o2 >= bx1 and o3 >= by1:
+                    continue  # already inside: no new tuple (Xvnc sends ~150 rectangles a frame)
+                damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
+                               o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)  # fmt: skip
         self._touched.update(keys)
 
     def damage_tiles(self, tiles: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> None:
