@@ -123,13 +123,16 @@ class RowHashes:
         if y1 - y0 < MIN_ROWS:
             return None
         rest: Damage = {}
-        for band in range(x0 // bw, -(-x1 // bw)):
-            bx0, bx1 = max(x0, band * bw), min(x1, (band + 1) * bw)
-            differs = new[band, y0:y1] != self.table[band, y0 + dy : y1 + dy]
-            # Consecutive mismatching rows become one box (split at tile rows by _add).
-            edges = np.flatnonzero(np.diff(differs.view(np.int8), prepend=0, append=0))
-            for a, b in edges.reshape(-1, 2).tolist():
-                _add(rest, t, (bx0, y0 + a, bx1, y0 + b))
+        # Consecutive mismatching rows of a band become one box (split at tile rows by _add),
+        # bands left to right: the edges of every band's runs in one pass over all of them.
+        b0, b1 = x0 // bw, -(-x1 // bw)
+        differs = np.zeros((b1 - b0, y1 - y0 + 2), np.int8)
+        differs[:, 1:-1] = new[b0:b1, y0:y1] != self.table[b0:b1, y0 + dy : y1 + dy]
+        bands, edges = np.nonzero(np.diff(differs, axis=1))  # each band's edges pair up
+        for band, a, b in zip(bands[::2].tolist(), edges[::2].tolist(), edges[1::2].tolist(),
+                              strict=True):
+            band += b0
+            _add(rest, t, (max(x0, band * bw), y0 + a, min(x1, (band + 1) * bw), y0 + b))
         # Damage outside the copied rows stays as it was (most boxes lie inside).
         for box in boxes[(boxes[:, 1] < y0) | (boxes[:, 3] > y1)].tolist():
             for part in _outside(box, y0, y1):
