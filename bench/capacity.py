@@ -34,7 +34,7 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from bench.clients import Client, load_client
+from bench.clients import Client, display_path_of, load_client
 from bench.desktop import Desktop
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table, capacity_versus, capacity_versus_table
@@ -126,7 +126,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
     with_desktop = (gw_cpu + xvnc_cpu) / wall / sessions
     return {
         "client": client.name, "sessions": sessions, "mix": [w.name for w in mix],
-        "started": started,
+        "started": started, "display_path": getattr(client, "display_path", None),
         "wall_s": round(wall, 2), "gateway_cpu_s": round(gw_cpu, 3),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
         "gateway_idle_rss_mib": round(idle.peak_rss / MiB, 1),
@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> None:
         {name: per_session_memory([r for r in runs if r["client"] == name]) for name in names}
     result = {"runs": runs, "memory": memory,
               "versus": capacity_versus(runs) if len(names) > 1 else [],
-              "display_path": compiled.describe(SOURCES_BECAUSE)[1],
+              "display_path": display_path_of(compiled.describe(SOURCES_BECAUSE)[1],
+                                              [r.get("display_path") for r in runs]),
               "finished": datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")}
     out = Path(args.out) if args.out else \
         RESULTS_DIR / f"capacity-{runs[0]['client']}-{runs[0]['started']}.json"

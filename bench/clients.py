@@ -8,6 +8,8 @@ a server, never logged: `public_url` is what gets printed).
 from __future__ import annotations
 
 import importlib
+import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ from playwright.async_api import Page
 from bench.desktop import Desktop, free_port, spawn, stop_group, wait_for_port
 
 NOVNC_DIR = Path("/usr/share/novnc")
+log = logging.getLogger("bench")
 
 
 class Client(Protocol):
@@ -125,6 +128,8 @@ class StaffroomClient:
 
     def __init__(self, sessions: int = 1) -> None:
         self.sessions = sessions
+        #: What the gateway logged at start ("display path: ..."), once started.
+        self.display_path: str | None = None
         self._world: object | None = None
         self._agents: list[subprocess.Popen[str]] = []
         self._urls: list[str] = []
@@ -138,6 +143,7 @@ class StaffroomClient:
         root.mkdir()
         self._world = world = await asyncio.to_thread(
             build_world, root, extra_policies=self.policies())
+        self.display_path = gateway_display_path(world.gateway.log)  # type: ignore[attr-defined]
         pw = root / "vnc.pw"
         pw.write_text(desktop.password + "\n")
         conf = self._freshclam(root)
@@ -266,3 +272,30 @@ def load_client(spec: str) -> Client:
     if not sep:
         raise ValueError(f"unknown client {spec!r}: use one of {sorted(BUILTIN)} or module:Class")
     return getattr(importlib.import_module(module), attr)()  # type: ignore[no-any-return]
+
+
+def gateway_display_path(gateway_log: Path | None) -> str | None:
+    """The display path a Staffroom gateway logged at start ("display path: compiled (...)", or
+    why it runs pure Python), or None if it logged none."""
+    if gateway_log is None or not gateway_log.exists():
+        return None
+    for line in gateway_log.read_text(errors="replace").splitlines():
+        try:
+            message = json.loads(line).get("message")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(message, str) and message.startswith("display path:"):
+            return message
+    return None
+
+
+def display_path_of(bench_path: str, gateway_paths: list[str | None]) -> str:
+    """The display path to report: the one the gateways measured logged. The bench's own
+    import can differ: a C kernel or compiled module edited after the last install makes every
+    gateway started since run pure Python (docs/ADMINS.md), which the bench's header once hid."""
+    logged = sorted({p for p in gateway_paths if p})
+    if not logged:
+        return bench_path
+    if logged != [bench_path]:
+        log.warning("the gateways ran %s, the bench itself %s", " / ".join(logged), bench_path)
+    return " / ".join(logged)

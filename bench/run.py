@@ -21,7 +21,7 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from bench.clients import Client, load_client
+from bench.clients import Client, display_path_of, load_client
 from bench.desktop import Desktop
 from bench.measure import (
     INIT_SCRIPT,
@@ -115,6 +115,7 @@ async def run_client(browser: Browser, desktop: Desktop, client: Client,
         for wl in workloads:
             log.info("%s: %s for %.0f s", client.name, wl.name, args.duration)
             rows.append(await measure_workload(desktop, client, page, counter, wl, args.duration))
+            rows[-1]["display_path"] = getattr(client, "display_path", None)
             if wl.name == probe_after and args.keys > 0:
                 lat, missed, tail = await probe_key_latency(desktop, page, client.focus_input,
                                                             args.keys)
@@ -163,7 +164,8 @@ async def main(args: argparse.Namespace) -> Path:
         "meta": {"started": started, "duration_s": args.duration, "keys": args.keys,
                  "geometry": f"{c.width}x{c.height}x{c.depth}", "cpus": _cpus(),
                  "host": platform.platform(), "chromium": chromium,
-                 "display_path": compiled.describe(SOURCES_BECAUSE)[1],
+                 "display_path": display_path_of(compiled.describe(SOURCES_BECAUSE)[1],
+                                                 [r.get("display_path") for r in rows]),
                  "xvnc": _version(["Xvnc", "-version"]),
                  "websockify": _version(["dpkg-query", "-W", "-f", "${Version}", "websockify"]),
                  "novnc": _version(["dpkg-query", "-W", "-f", "${Version}", "novnc"]) +

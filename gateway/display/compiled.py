@@ -13,11 +13,12 @@ one keeps a numpy path that gives the same bytes (the reference the tests compar
 uses it whenever the kernel is not importable. A stale kernel or ``STAFFROOM_PURE_PYTHON`` makes
 its import fail, so the pure path is then all Python, as before.
 
-Measured (docs/PERFORMANCE.md, issue 11 parts AD, AG and AH): the tile bookkeeping of the
+Measured (docs/PERFORMANCE.md, issue 11 parts AD, AG, AH and AI): the tile bookkeeping of the
 watermark's stamps and the framebuffer's damage are Python loops over tiles and rectangles, 20-30 %
 of a scroll or a drag; compiled, they take a quarter to a half of that. Part AG's two C kernels
 take about another tenth off a scroll or a drag, part AH's four (the drift map's copies, the
-row hashes and the vote of scroll detection, the column kinds) a further fifth to a third.
+row hashes and the vote of scroll detection, the column kinds) a further fifth to a third, and
+part AI's stamp blend (with the encoder carrying bytes in place of Pillow images) about a tenth.
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ static Py_ssize_t read_places(PyObject *places, Py_ssize_t w, Py_ssize_t h, Py_s
             || p.sx1 - p.sx0 > w - p.ax || p.sy1 - p.sy0 > h - p.ay) {
             PyErr_Format(PyExc_ValueError,
                          "place %zd (%zd, %zd, %zd, %zd at %zd, %zd) is outside the stamp "
-                         "(%zd × %zd) or the region (%zd × %zd)",
+                         "(%zd x %zd) or the region (%zd x %zd)",
                          i, p.sx0, p.sy0, p.sx1, p.sy1, p.ax, p.ay, sw, sh, w, h);
             goto fail;
         }
@@ -102,11 +102,12 @@ static PyObject *rgbx(PyObject *module, PyObject *args) {
     PyObject *result = NULL;
     Place *all = NULL;
     Py_ssize_t n = -1;
+    /* Error messages: PyErr_Format takes ASCII only. */
     if (!fits(src.len, w, h)) {
-        PyErr_Format(PyExc_ValueError, "%zd bytes are not %zd × %zd pixels of 4 bytes", src.len,
+        PyErr_Format(PyExc_ValueError, "%zd bytes are not %zd x %zd pixels of 4 bytes", src.len,
                      w, h);
     } else if (!fits(stamp.len, sw, sh)) {
-        PyErr_Format(PyExc_ValueError, "a stamp of %zd bytes is not %zd × %zd RGBA pixels",
+        PyErr_Format(PyExc_ValueError, "a stamp of %zd bytes is not %zd x %zd RGBA pixels",
                      stamp.len, sw, sh);
     } else {
         n = read_places(places, w, h, sw, sh, &all);

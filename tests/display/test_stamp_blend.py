@@ -127,7 +127,8 @@ def test_what_does_not_fit_is_refused(size: tuple[int, int, int], stamp: tuple[i
                                       piece: Place) -> None:
     k = kernel()
     (w, h, n), (sw, sh, sn) = size, stamp
-    with pytest.raises((ValueError, OverflowError)):
+    with pytest.raises((ValueError, OverflowError),
+                       match=r"pixels|outside the stamp|too large|too big|convert"):
         k.rgbx(bytes(n), w, h, bytes(sn), sw, sh, [(0, 0, 1, 1, 0, 0), piece])
     with pytest.raises(TypeError):
         k.rgbx(bytes(32), 4, 2, bytes(16), 2, 2, [(0, 0, 1, 1, 0)])
