@@ -347,7 +347,7 @@ class DisplayPipeline:
         if key or resized or not self._hashes.matches(fb):
             self._hashes.reset(fb)
         else:
-            self._hashes.update(fb, touched)
+            self._hashes.update(fb, touched, copies, damage)
         head: list[wire.ToViewer] = []
         if key:
             head.append(self._hello())

@@ -16,6 +16,7 @@ only the band-rows that do not match (the newly exposed lines) are encoded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,19 +82,52 @@ class RowHashes:
     def _band_rows(self, tiles: object) -> set[tuple[int, int]]:
         return {(col // BAND_TILES, row) for col, row in tiles}  # type: ignore[attr-defined]
 
-    def update(self, fb: Framebuffer, tiles: set[tuple[int, int]]) -> None:
+    def update(self, fb: Framebuffer, tiles: set[tuple[int, int]],
+               copies: Sequence[CopyOp] = (), damage: Damage | None = None) -> None:
         """Record that the tiles' pixels changed. Those detect() just hashed keep their hashes;
         the others are hashed now. (They used to be forgotten as too costly to hash: then the
         first wheel steps after a window opened matched nothing and went out whole, ~3x the
-        pixels of a detected step. Hashed in numpy, a typed glyph's band-rows cost ~30 µs.)"""
+        pixels of a detected step. Hashed in numpy, a typed glyph's band-rows cost ~30 µs.)
+
+        ``copies`` and ``damage``: the frame's, as fb.take() hands them over. A band-row the
+        copies filled from whole band-rows and no damage touched takes the hashes moved with it
+        instead (see _carry): a terminal's scroll no longer hashes every line it moved."""
         t = fb.tile
         stale = self._band_rows(tiles)
         if self._fresh is not None:
             self.table, hashed = self._fresh
             self._fresh = None
             stale -= hashed
+        elif copies:
+            stale -= self._carry(copies, t) - self._band_rows(damage or ())
         for band, r0, r1 in _runs(stale):
             self._hash_into(fb, band, r0 * t, min(fb.height, r1 * t), self.table)
+
+    def _carry(self, copies: Sequence[CopyOp], t: int) -> set[tuple[int, int]]:
+        """Apply the copies, in order, to the hash table, as the viewer applies them to its
+        canvas; returns the band-rows whose every row now holds a known hash.
+
+        A copy that keeps its column and spans a band's whole width moves that band's rows
+        whole, so their hashes move with them; one that covers a band in part leaves the rows
+        it writes unknown, and so does a row moved from an unknown one. Pixels the frame
+        re-sends are not the viewer's: their band-rows are in the damage and hashed anyway
+        (the framebuffer moves damage along with copies)."""
+        bw, table = self.band_w, self.table
+        unknown = np.zeros(table.shape, np.bool_)
+        for op in copies:
+            dst, src = slice(op.dst_y, op.dst_y + op.h), slice(op.src_y, op.src_y + op.h)
+            for band in range(op.dst_x // bw, (op.dst_x + op.w - 1) // bw + 1):
+                x0, x1 = band * bw, min((band + 1) * bw, self.width)
+                if op.src_x == op.dst_x and op.dst_x <= x0 and x1 <= op.dst_x + op.w:
+                    table[band, dst] = table[band, src].copy()
+                    unknown[band, dst] = unknown[band, src].copy()
+                else:
+                    unknown[band, dst] = True
+        rows = -(-self.height // t)
+        padded = np.zeros((table.shape[0], rows * t), np.bool_)
+        padded[:, : self.height] = unknown
+        bands, tile_rows = np.nonzero(~padded.reshape(table.shape[0], rows, t).any(axis=2))
+        return set(zip(bands.tolist(), tile_rows.tolist(), strict=True))
 
     def _hash_into(self, fb: Framebuffer, band: int, y0: int, y1: int, out: np.ndarray) -> None:
         x0 = band * self.band_w * 4

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from gateway.display.framebuffer import Framebuffer
-from gateway.display.scroll import MIN_TILES
+from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.wire import display as w
 from tests.display.canvas_model import CanvasModel
 from tests.display.test_pipeline import T0, assert_canvas_exact, attach, small_watermark, step
@@ -199,3 +199,52 @@ def test_a_view_above_a_status_bar_in_the_same_tile_row_stays_on_one_drift(redra
                   if c.dst_x <= tx * 64 and (tx + 1) * 64 <= c.dst_x + c.w
                   and c.dst_y <= ty * 64 and (ty + 1) * 64 <= c.dst_y + c.h}
         assert len(inside) == 1 and isinstance(next(iter(inside))[0], int), (i, inside)
+
+
+# --- the hash table carried along with the desktop's copies -------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hashes_carried_with_copies_equal_hashing_everything_again(seed: int) -> None:
+    """After every frame of copies (whole bands and parts of them, up and down, sideways) and
+    damage before and after them, the table update() leaves equals one hashed from scratch: a
+    hash moved with a copy is the hash of the pixels there, and rows it cannot know are
+    hashed again. (A wrong hash could make scroll detection send a wrong copy.)"""
+    rng = random.Random(seed)
+    width, height = rng.choice([(1000, 300), (1920, 200), (700, 130)])
+    fb = Framebuffer(width, height, tile=64)
+    fb.blit(0, 0, width, height, rng.randbytes(width * height * 4))
+    fb.take()
+    hashes = RowHashes(seed=bytes([seed]) * 16)
+    hashes.reset(fb)
+    carried = 0
+    hashed: list[int] = []  # band-rows hashed again in a frame, per call (a run of tile rows)
+    real = hashes._hash_into
+
+    def spy(fb: Framebuffer, band: int, y0: int, y1: int, out: object) -> None:
+        hashed.append(-(-(y1 - y0) // 64))
+        real(fb, band, y0, y1, out)  # type: ignore[arg-type]
+
+    for _ in range(40):
+        for _ in range(rng.randint(1, 6)):
+            if rng.random() < 0.7:  # a copy: often a whole-width scroll of a terminal's rows
+                w = width if rng.random() < 0.4 else rng.randint(1, width)
+                h = rng.randint(1, height - 1)
+                sx = rng.randint(0, width - w)
+                dx = sx if rng.random() < 0.8 else rng.randint(0, width - w)
+                fb.copy(sx, rng.randint(0, height - h), dx, rng.randint(0, height - h), w, h)
+            else:
+                w, h = rng.randint(1, 120), rng.randint(1, 40)
+                x, y = rng.randint(0, width - w), rng.randint(0, height - h)
+                fb.blit(x, y, w, h, rng.randbytes(w * h * 4))
+        touched = fb.touched
+        copies, damage, _ = fb.take()
+        hashed.clear()
+        hashes._hash_into = spy  # type: ignore[method-assign]
+        hashes.update(fb, touched, copies, damage)
+        del hashes._hash_into
+        carried += len(hashes._band_rows(touched)) - sum(hashed)
+        fresh = RowHashes(seed=bytes([seed]) * 16)
+        fresh.reset(fb)
+        assert (hashes.table == fresh.table).all()
+    assert carried > 0  # some band-rows took the hashes moved with them
