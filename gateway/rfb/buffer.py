@@ -11,6 +11,9 @@ a new one replaces it, so a view still held elsewhere can never make a resize fa
 
 from __future__ import annotations
 
+import struct
+from typing import Any
+
 _VIEW_ABOVE = 4096  # bytes: below this a memoryview costs more than the second copy
 #: Bytes of storage: two of the shell's reads, so a message's tail plus a full read fit
 #: without moving or growing anything; bigger only while one bounded message needs it.
@@ -110,6 +113,12 @@ class ReceiveBuffer:
         if n > _VIEW_ABOVE:  # one copy, not two (a bytearray slice, then bytes of it)
             return self._view[start : self._pos].tobytes()
         return bytes(self._data[start : self._pos])
+
+    def consume_struct(self, fmt: struct.Struct) -> tuple[Any, ...] | None:
+        """``fmt`` unpacked from the next ``fmt.size`` bytes (consumed), or None if not all
+        here: a message header without the bytes object ``consume_exactly`` would make."""
+        start = self._advance(fmt.size)
+        return None if start is None else fmt.unpack_from(self._data, start)
 
     def consume_view(self, n: int) -> memoryview | None:
         """Like ``consume_exactly`` but without a copy: a read-only view that is valid only
