@@ -131,9 +131,17 @@ def _places(snap: RegionSnapshot, layer: WatermarkLayer, drift: Drift | None) ->
         return places(layer, snap.x, snap.y, snap.w, snap.h, wheres[0])  # type: ignore[arg-type]
     y0, y1 = snap.y, snap.y + snap.h
     out: list[Place] = []
-    for col, where in zip(cols, wheres, strict=True):
-        x0, x1 = max(snap.x, col * t), min(snap.x + snap.w, (col + 1) * t)
-        out += places_at(layer, snap.x, snap.y, snap.w, snap.h, where, (x0, y0, x1, y1))
+    # Neighbouring columns at one drift share one call: a stamp across their edge is one
+    # piece, not two, and blends the same pixels (issue 11 part AJ: a scrolled view's row of
+    # thirty tiles beside a toolbar column at another drift took thirty calls).
+    first = 0
+    for i in range(1, len(wheres) + 1):
+        if i < len(wheres) and wheres[i] == wheres[first] and isinstance(wheres[i][0], int):
+            continue
+        x0 = max(snap.x, cols[first] * t)
+        x1 = min(snap.x + snap.w, (cols[i - 1] + 1) * t)
+        out += places_at(layer, snap.x, snap.y, snap.w, snap.h, wheres[first], (x0, y0, x1, y1))
+        first = i
     return out
 
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from gateway.display import compiled, encoder
 from gateway.display.encoder import RegionSnapshot, to_rgb, to_rgbx
-from gateway.display.watermark import Place, Watermark, WatermarkLayer, paste
+from gateway.display.watermark import Place, Watermark, WatermarkLayer, paste, places_at
 from tests.display.sanitized import in_use, run_sanitized
 
 
@@ -94,6 +94,40 @@ def test_the_regions_of_a_frame_equal_pillows_under_every_drift(
     plain = to_rgbx(snap, None)
     assert plain == Image.frombytes("RGB", (w, h), bgrx, "raw", "BGRX").tobytes("raw", "RGBX")
     assert plain not in blended and len(blended) == 3  # None and {} place the stamps alike
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_columns_at_one_drift_blend_as_each_column_apart(seed: int) -> None:
+    """``_places`` gives neighbouring tile columns at one drift one call (part AJ): a stamp
+    across their edge becomes one piece instead of two. The pixels must be those of each
+    column placed apart, as before, with Pillow's paste as the judge."""
+    rng = np.random.default_rng(seed)
+    wm = Watermark(fields={"user_id": f"t-{seed:04d}", "name": "佐藤 健", "school": "南中学校"})
+    layer = wm.layer(1920, 1080, 64, 0.0)
+    rows = sorted({t[1] for t in layer.ink})
+    ty = rows[int(rng.integers(0, len(rows)))]
+    x, w, h = int(rng.integers(0, 64)), 64 * 12 + int(rng.integers(1, 64)), 64
+    y = ty * 64
+    snap = RegionSnapshot(x, y, w, h, rng.integers(0, 256, w * h * 4, np.uint8).tobytes(), 64)
+    cols = range(x // 64, (x + w - 1) // 64 + 1)
+    vectors = [(0, 0), (5, -3), (-20, 11)]
+    drift: encoder.Drift = {}
+    for col in cols:  # runs of equal drift, and now and then a column cut into parts
+        pick = int(rng.integers(0, 8))
+        if pick < 6:
+            drift[(col, ty)] = vectors[pick % 3] if pick < 3 else vectors[0]
+        elif pick == 6:
+            drift[(col, ty)] = (((col * 64, y, col * 64 + 20, y + 64), (3, 3)),
+                                ((col * 64 + 20, y, col * 64 + 64, y + 64), (0, -40)))
+    apart: list[Place] = []
+    for col in cols:
+        box = (max(x, col * 64), y, min(x + w, (col + 1) * 64), y + h)
+        apart += places_at(layer, x, y, w, h, drift.get((col, ty), (0, 0)), box)
+    grouped = encoder._places(snap, layer, drift)
+    assert grouped != apart  # some stamp crossed an edge between columns at one drift
+    stamp = layer.stamp
+    assert pillow(snap.bgrx, w, h, stamp, grouped) == pillow(snap.bgrx, w, h, stamp, apart)
+    assert to_rgbx(snap, layer, drift) == pillow(snap.bgrx, w, h, stamp, apart)
 
 
 def test_pillows_paste_is_the_reference_of_the_pieces() -> None:
