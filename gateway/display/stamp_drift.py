@@ -14,7 +14,7 @@ rectangles (*parts*). The stamp layer is periodic: one stamp on the lattice gene
 lattice vector show exactly the same stamps. Drifts are kept reduced modulo that lattice
 (|dx| <= sx/2, |dy| <= sy/2: the layer's margin of off-desktop stamps covers that), so a dragged
 window or a scrolled terminal keeps its stamps however far it moves. A tile keeps its parts
-(the encoder composites each at its own drift: watermark.composite_at), so where a window's
+(the encoder blends each at its own drift: watermark.places_at), so where a window's
 edge or a terminal's border cuts a tile, no stamp is re-sent either.
 
 Copies are applied to the parts exactly as RFB applies them (in order, each reading its source
@@ -180,7 +180,7 @@ class StampDrift:
         """End of a frame's copies; returns the ink to re-send. ``damage`` is the box per tile
         the frame re-sends anyway.
 
-        A tile cut into parts keeps them (the encoder composites each part with its own drift),
+        A tile cut into parts keeps them (the encoder blends each part at its own drift),
         so the edge of a dragged window or of a scrolled terminal re-sends no stamps. Parts the
         frame re-sends whole (a newly drawn line, the background a window uncovered) may take
         any drift: they take their tile's largest part's, so that parts merge again and text
@@ -213,7 +213,7 @@ class StampDrift:
         without saving time. A tile these rules would cut into more than MAX_PARTS parts is
         re-sent whole at the region's drift."""
         out: list[Box] = []
-        main = max(self.moved.items(), key=lambda a: a[1])[0] if self.moved else None
+        main = _largest(self.moved) if self.moved else None
         pinned: set[tuple[int, int]] = set()
         if detected and main is not None:
             pinned = self._pin_resent(damage, _span(copies), main, out)
@@ -229,7 +229,7 @@ class StampDrift:
             elif len(parts) <= KEEP_PARTS:
                 self.drift[t] = tuple(parts)
             elif layer is None:
-                self._set(t, max(_areas(parts).items(), key=lambda a: a[1])[0])
+                self._set(t, _largest(_areas(parts)))
             else:
                 target, boxes = _choose(parts, layer, damage.get(t), main)
                 out.extend(boxes)
@@ -435,10 +435,22 @@ def _inkless(parts: list[Part], layer: WatermarkLayer, main: Vec | None) -> list
     Stamps are sparse, so the stripes a scrolled terminal's blank lines or a window's trail
     would leave are mostly free to join, and a tile rarely ends with more than KEEP_PARTS."""
     area = _areas(parts)
-    to = main if main in area else max(area, key=lambda d: area[d])
+    to = main if main in area else _largest(area)
     out = [(b, to if d != to and not _has_ink(layer, b, d) and not _has_ink(layer, b, to) else d)
            for b, d in parts]
     return _merge(out)
+
+
+def _largest(area: dict[Vec, int]) -> Vec:
+    """The drift of the largest area, the first of equals (as ``max`` with a key gives): a loop,
+    because a lambda is a closure object per call once compiled, and this runs per tile."""
+    best: Vec | None = None
+    size = -1
+    for d, a in area.items():
+        if a > size:
+            best, size = d, a
+    assert best is not None
+    return best
 
 
 def _merge(parts: list[Part]) -> list[Part]:
