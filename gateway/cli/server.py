@@ -94,19 +94,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     limit_arenas()  # before any thread starts: see the module
 
-    import asyncio
+    import logging
 
-    from gateway import logs
+    from gateway import event_loop, logs
     from gateway.app import StartupError, open_context, serve
 
     logs.setup()
     if args.public_url:
         _keep_public_url(Path(args.data), args.public_url)
     try:
+        loop = event_loop.choose()
         context = open_context(Path(args.data), _passphrase(args), node=_node(args.node))
         host, port = _listen(args.listen or context.config.listen)
-        asyncio.run(serve(context, host, port))
-    except StartupError as e:
+        logging.getLogger("gateway.app").info("event loop: %s", loop.name)
+        loop.run(serve(context, host, port))
+    except (StartupError, event_loop.EventLoopUnavailable) as e:
         raise CliError(str(e)) from None
     except KeyboardInterrupt:
         pass

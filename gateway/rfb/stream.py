@@ -48,8 +48,10 @@ class RfbStream(asyncio.BufferedProtocol):
 
     # -- asyncio's callbacks -------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses (gateway.event_loop): what
+        # this needs of one is reading flow control and writes.
+        assert hasattr(transport, "pause_reading") and hasattr(transport, "write")
+        self.transport = transport  # type: ignore[assignment]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         room = self._client.get_buffer(_MIN_ROOM)[: self._read_size]

@@ -226,17 +226,30 @@ def ns_members(pid_ns: str) -> list[int]:
     return found
 
 
+def umask_argv(umask: int, argv: Sequence[str]) -> list[str]:
+    """``argv`` run with the file mode mask ``umask``: /bin/sh sets it and execs ``argv`` (so
+    the PID, the descriptors passed and the environment stay those of ``argv``)."""
+    if not 0 <= umask <= 0o777:
+        raise ValueError(f"umask {umask:o} is not a file mode mask")
+    return ["/bin/sh", "-c", f'umask {umask:03o} && exec "$@"', "staffroom-umask", *argv]
+
+
 async def start(argv_before: Sequence[str], room: Room, command: Sequence[str],
-                mode: SandboxMode = "user", **popen: object) -> Sandbox:
+                mode: SandboxMode = "user", umask: int | None = None,
+                **popen: object) -> Sandbox:
     """Run ``argv_before + bwrap … -- command``; return once bwrap reported its PID 1.
 
     ``argv_before`` enters the network namespace and, in mode "user", drops to the teacher (see
-    `drop_argv`); in mode "root", ``command`` itself must drop. Raises OSError if bwrap did not
-    come up (its log says why).
+    `drop_argv`); in mode "root", ``command`` itself must drop. ``umask``: the file mode mask
+    everything in the room starts with, set by a shell that then execs the rest (the same
+    process), not by a subprocess keyword uvloop's loop does not take (gateway.event_loop).
+    Raises OSError if bwrap did not come up (its log says why).
     """
     read_fd, write_fd = os.pipe()
     try:
         argv = [*argv_before, *room_argv(room, command, write_fd, mode, outlive_parent=True)]
+        if umask is not None:
+            argv = umask_argv(umask, argv)
         proc = await asyncio.create_subprocess_exec(
             *argv, pass_fds=(write_fd,), **popen  # type: ignore[arg-type]
         )
