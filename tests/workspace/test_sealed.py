@@ -141,6 +141,14 @@ def uid_of(pid: int) -> int:
     raise AssertionError(f"no Uid: line for {pid}")
 
 
+def umask_of(pid: int) -> int:
+    """The file mode mask of a host pid (/proc/PID/status Umask:)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    raise AssertionError(f"no Umask: line for {pid}")
+
+
 async def test_each_teacher_has_an_own_uid_seen_from_the_host(
     desktops: tuple[XvncDesktop, XvncDesktop]
 ) -> None:
@@ -154,6 +162,10 @@ async def test_each_teacher_has_an_own_uid_seen_from_the_host(
         assert len(pids) >= 3  # Xvnc, the session's processes
         seen = {uid_of(pid) for pid in pids}
         assert seen == {desktop.spec.account.uid}, seen
+        # Everything in the rooms starts with umask 077 (set before bwrap: sandbox.umask_argv),
+        # so what a teacher's apps create is theirs alone.
+        masks = {pid: umask_of(pid) for pid in pids}
+        assert set(masks.values()) == {0o077}, masks
         for init in inits:  # bwrap's reaper: the teacher (user namespace) or root without caps
             assert init is not None
             assert uid_of(init) in (desktop.spec.account.uid, 0)
