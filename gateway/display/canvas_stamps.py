@@ -26,6 +26,7 @@ class CanvasStamps:
         # Tiles whose stamps rode along with copies: the viewer shows the layer moved by (dx, dy)
         # there (see stamp_drift). Absent = the layer's own grid.
         self._drift = StampDrift(fb.width, fb.height, fb.tile, (0, 0))
+        self._refreshed_at: float | None = None
 
     @property
     def drift(self) -> Drift:
@@ -33,13 +34,20 @@ class CanvasStamps:
         return self._drift.drift
 
     def next_change(self, now: float) -> float | None:
-        return self.watermark.next_change(now) if self.watermark else None
+        """When the layer the canvas shows next changes: counted from the last ``refresh``, not
+        from ``now``, so a timer that fired a little before the minute (uvloop rounds to the
+        millisecond) is followed by one at that minute, not by the next."""
+        if self.watermark is None:
+            return None
+        return self.watermark.next_change(now if self._refreshed_at is None
+                                          else self._refreshed_at)
 
     def refresh(self, now: float) -> None:
         """Take the watermark's layer for ``now``; where it differs from the canvas's, damage
         what must be re-sent."""
         if self.watermark is None:
             return
+        self._refreshed_at = now
         fb = self.fb
         new = self.watermark.layer(fb.width, fb.height, fb.tile, now)
         old = self.layer

@@ -35,16 +35,16 @@ class FramePacing:
         """A big frame taken now would come too soon after the last one."""
         return now < self.last_big_at + self.gap
 
-    def until(self, now: float, pending: bool) -> float | None:
-        """When the pacing next needs a FrameDue: the end of holding (ask the desktop again),
-        then the end of the gap while a big change is ``pending``. None without a limit."""
-        if not self.gap:
-            return None
-        ask = self.last_big_at + self.gap / 2
-        if now < ask:
-            return ask
-        take = self.last_big_at + self.gap
-        return take if pending and now < take else None
+    def until(self, *, ask: bool, take: bool) -> float | None:
+        """When the pacing next needs a FrameDue: the holding's end while the desktop is owed a
+        request (``ask``: none outstanding, the window open), the gap's end while a change
+        waits (``take``). None without a limit or with neither. Either time may be past (a
+        FrameDue is due now, and it asks or takes): the answer follows from what is owed, not
+        from comparing the clock with the boundaries, so a timer that fires a little before
+        them (uvloop rounds to the millisecond) is followed by another, never by none."""
+        owed = [at for at, due in ((self.last_big_at + self.gap / 2, ask),
+                                   (self.last_big_at + self.gap, take)) if due]
+        return min(owed) if self.gap and owed else None
 
     def taken(self, now: float, *, big: bool) -> None:
         if big:

@@ -281,7 +281,7 @@ class DisplayPipeline:
         if (not self.can_send() or fb.width == 0 or self._need_key or self._observer_key
                 or fb.copies or fb.resized or not fb.damage):  # fmt: skip
             return False
-        timer = self.next_timer(now)
+        timer = self._content_timer(now)
         if timer is not None and timer <= now:
             return False
         return self._damage_within(max_pixels)
@@ -307,14 +307,24 @@ class DisplayPipeline:
         """A recorder or live watcher joins: the next frame carries a key frame for it too."""
         self._observer_key = True
 
-    def next_timer(self, now: float) -> float | None:
+    def next_timer(self, now: float, *, asking: bool = False) -> float | None:
         """When take_frame has work even without damage (the watermark changes, or JPEG'd
-        tiles are due to be re-sent lossless while the window is open)."""
-        at = self._stamps.next_change(now)
+        tiles are due to be re-sent lossless while the window is open), or the frame pacing
+        needs a FrameDue (``asking``: the shell owes the desktop a request; pacing.py)."""
+        due = self._content_timer(now)
+        if self.pacing.gap and self.can_send():
+            fb = self.fb
+            paced = self.pacing.until(ask=asking, take=bool(fb.damage or fb.copies))
+            if paced is not None:
+                due = paced if due is None else min(due, paced)
+        return due
+
+    def _content_timer(self, now: float) -> float | None:
+        # The watermark's time may be past (a FrameDue refreshes it): only while take_frame
+        # would get that far, or the timer would spin. An Ack that opens the window wakes the
+        # sender anyway.
+        at = self._stamps.next_change(now) if self.can_send() and self.fb.width else None
         due = self._refine_at()
-        paced = self.pacing.until(now, bool(self.fb.damage or self.fb.copies))
-        if paced is not None:
-            due = paced if due is None else min(due, paced)
         return due if at is None else at if due is None else min(at, due)
 
     def _refine_at(self) -> float | None:

@@ -182,8 +182,11 @@ class SessionMachine:
         return None
 
     def frame_timer(self, now: Now) -> float | None:
-        """Unix time when a FrameDue has work even without damage (the watermark changes)."""
-        return self.pipeline.next_timer(now.wall)
+        """Unix time when a FrameDue has work even without damage (the watermark changes), or
+        the frame pacing's: a request the pacing held back is owed while none is outstanding
+        and no frame is encoding (FrameEncoded asks then)."""
+        asking = self.phase is Phase.LIVE and not (self._outstanding or self._encoding)
+        return self.pipeline.next_timer(now.wall, asking=asking)
 
     def handle(self, event: Input, now: Now) -> list[Output]:
         """Everything to do about `event`, in order. Nothing once the session has ended."""

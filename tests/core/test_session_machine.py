@@ -342,7 +342,8 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     taken_at = r.clock.wall
     r.clock.advance(0.005)
     assert r.do(ev.FrameEncoded(big[0].job, b"b")) == [ev.SendFrame(b"b", big[0].job)]
-    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap / 2)
+    # The request read ahead is outstanding: its answer wakes the sender, no timer is needed.
+    assert r.m.frame_timer(r.clock.now()) is None
     # The update read ahead brings a typed glyph: taken at once; nothing more is asked for.
     r.fb.fill(120, 110, 8, 16, b"\x00\x00\xff\x00")
     glyph = r.do(ev.DesktopUpdated())
@@ -350,6 +351,8 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     assert glyph[0].job.pixels == 8 * 16  # type: ignore[union-attr]
     r.do(ev.FrameEncoded(glyph[0].job, b"g"))  # type: ignore[union-attr]
     r.send(w.Ack(glyph[0].job.frame_id))  # type: ignore[union-attr]
+    # Nothing is outstanding now: the request is owed at the holding's end.
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap / 2, abs=1e-6)
     r.clock.advance(gap / 3)
     assert r.do(ev.FrameDue()) == []  # still in the gap's first half: nothing asked for
     r.clock.advance(gap / 3)
@@ -357,8 +360,47 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     r.fb.fill(0, 0, 200, 100, b"\x10\x10\x10\x00")  # the desktop answers with a big change
     assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
     assert r.do(ev.FrameDue()) == []  # it waits for the gap's end
-    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap)
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap, abs=1e-6)
     r.clock.wall = taken_at + gap
+    assert [type(o) for o in r.do(ev.FrameDue())] == [ev.EncodeFrame]
+
+
+def test_a_pacing_timer_that_fires_early_is_followed_by_another_never_by_none() -> None:
+    """The shell's timers may fire a little before their time (uvloop rounds them to the
+    millisecond), and its clock moves on between a FrameDue and the next frame_timer. A
+    request or a frame the pacing turned away must keep a timer all the same: with none, a
+    desktop that redraws flat out under display.max_frame_rate waited for the watermark's
+    minute (a CI run saw it draw 0.3 frames a second)."""
+    r = Rig()
+    r.m.pipeline.pacing.gap = gap = frame_gap(10)
+    r.live()
+    key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
+    r.do(ev.FrameEncoded(key, b"k"))
+    r.send(w.Ack(key.frame_id))
+    r.clock.advance(1.0)
+    r.fb.fill(0, 0, 200, 100, b"\xff\xff\xff\x00")
+    r.do(ev.DesktopUpdated())  # read ahead: a request is outstanding
+    big = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
+    taken_at = r.clock.wall
+    r.do(ev.DesktopUpdated())  # the desktop answers, unchanged: nothing outstanding now
+    assert r.do(ev.FrameEncoded(big, b"b")) == [ev.SendFrame(b"b", big)]  # holding: not asked
+    r.send(w.Ack(big.frame_id))
+    ask = taken_at + gap / 2
+    r.clock.wall = ask - 0.0001  # the timer fired a tenth of a millisecond early
+    assert r.do(ev.FrameDue()) == []
+    r.clock.wall = ask + 0.0001  # and the shell's clock has passed the holding's end since
+    timer = r.m.frame_timer(r.clock.now())
+    assert timer is not None and timer <= r.clock.wall
+    assert r.do(ev.FrameDue()) == [ev.RequestUpdate()]
+    assert r.m.frame_timer(r.clock.now()) is None  # asked: nothing owed, no timer spins
+    # The same at the gap's end, for a big change the pacing held back.
+    r.fb.fill(0, 0, 200, 100, b"\x10\x10\x10\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
+    r.clock.wall = taken_at + gap - 0.0001
+    assert r.do(ev.FrameDue()) == []
+    r.clock.wall = taken_at + gap + 0.0001
+    timer = r.m.frame_timer(r.clock.now())
+    assert timer is not None and timer <= r.clock.wall
     assert [type(o) for o in r.do(ev.FrameDue())] == [ev.EncodeFrame]
 
 

@@ -87,7 +87,7 @@ def test_a_still_photo_goes_out_as_jpeg_then_lossless_once(wm: Watermark | None)
     assert sum(m.w * m.h for m in refreshed) == 128 * 128
     assert wrong(p, canvas) == 0
     assert p.take_frame(sent + 5) is None  # once: nothing is left to refine
-    assert p.next_timer(sent + 5) == (None if wm is None else pytest.approx(T0 + 40))
+    assert p.next_timer(sent + 5) == (None if wm is None else pytest.approx(T0 + 40, abs=1e-6))
 
 
 def test_policy_quality_lossy_keeps_the_jpeg() -> None:
@@ -220,7 +220,7 @@ def test_the_refresh_waits_for_a_pause_in_typing() -> None:
         p.fb.fill(100, 100, 8, 12, b"\x00\x00\x00\x00")
         msgs = step(p, canvas, now)
         assert sum(m.w * m.h for m in tiles(msgs)) <= 8 * 12
-    assert p.next_timer(now) == pytest.approx(now + REFINE_AFTER)
+    assert p.next_timer(now) == pytest.approx(now + REFINE_AFTER, abs=1e-6)
     assert p.take_frame(now + REFINE_AFTER - 0.1) is None
     msgs = step(p, canvas, now + REFINE_AFTER)
     assert [(m.x, m.y, m.w, m.h) for m in tiles(msgs)] == [(0, 0, 64, 64)]
@@ -250,7 +250,7 @@ def test_a_congested_link_gets_no_refresh() -> None:
 def test_marks_are_due_after_the_delay_top_to_bottom_and_capped() -> None:
     lossy = LossyTiles(64)
     lossy.mark([(0, 70, 10, 80), (130, 0, 140, 10)], T0)
-    assert lossy.next_due() == pytest.approx(T0 + REFINE_AFTER)
+    assert lossy.next_due() == pytest.approx(T0 + REFINE_AFTER, abs=1e-6)
     assert lossy.take_due(T0 + REFINE_AFTER - 0.1, 1000, 1000) == {}
     # Only the JPEG'd boxes come back, the top one first; at least one whatever the cap.
     assert lossy.take_due(T0 + LATER, 1000, 1000, max_pixels=1) == {(2, 0): (130, 0, 140, 10)}
@@ -266,7 +266,7 @@ def test_a_redraw_unmarks_a_tile_only_where_it_covers_the_jpeg() -> None:
     assert lossy.sent == {(0, 0): (T0, (0, 0, 40, 40)), (1, 0): (T0 + 1, (64, 0, 128, 64))}
     lossy.resent({(0, 0): (0, 0, 64, 64), (1, 0): (64, 0, 100, 64)})
     assert lossy.sent == {(1, 0): (T0 + 1, (64, 0, 128, 64))}
-    assert lossy.next_due() == pytest.approx(T0 + 1 + REFINE_AFTER)
+    assert lossy.next_due() == pytest.approx(T0 + 1 + REFINE_AFTER, abs=1e-6)
 
 
 def test_a_copy_moves_marks_and_clears_the_boxes_it_overwrites() -> None:

@@ -88,7 +88,7 @@ def test_chunks_reach_the_disk_at_each_checkpoint(tmp_path: Path, recording_key,
     rec.write_frame(frame(9), T0 + 1.0)
     assert rec.path.stat().st_size == rec.bytes_written and len(synced) == 1
     rec.write_frame(frame(10), T0 + 2.0)
-    assert rec.next_timer() == pytest.approx(T0 + 6.0)
+    assert rec.next_timer() == pytest.approx(T0 + 6.0, abs=1e-6)
     rec.handle_timer(T0 + 5.0)
     assert len(synced) == 1
     rec.handle_timer(T0 + 6.0)  # a quiet screen still gets its chunks signed and synced
