@@ -142,10 +142,18 @@ class Watermark:
         # Ink boxes per stamp phase (see _ink_phase), for one (text, tile) at a time.
         self._phase_key: tuple[str, int] | None = None
         self._phases: dict[tuple[int, int], list[tuple[int, int, tuple[int, int, int, int]]]] = {}
+        self._text: tuple[float, str] | None = None  # (minute, text) of the last text()
 
     def text(self, now: float) -> str:
+        """The stamp's text at ``now``; formatted once a minute (time_format's finest field is
+        the minute, as next_change assumes), not for every frame."""
+        minute = now // 60
+        if self._text is not None and self._text[0] == minute:
+            return self._text[1]
         wall = datetime.fromtimestamp(now, self.tz) if self.tz else datetime.fromtimestamp(now)
-        return self.template.format_map(_Fields(self.fields, time=wall.strftime(self.time_format)))
+        text = self.template.format_map(_Fields(self.fields, time=wall.strftime(self.time_format)))
+        self._text = (minute, text)
+        return text
 
     def next_change(self, now: float) -> float:
         """When the layer may change next (the minute boundary, or the next move)."""

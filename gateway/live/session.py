@@ -264,9 +264,16 @@ class LiveSession:
     async def _send_loop(self, ws: web.WebSocketResponse) -> None:
         while not ws.closed and not self.ended:
             timer = self.machine.frame_timer(_now())
-            timeout = None if timer is None else max(0.0, timer - time.time())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            if not self._wake.is_set():
+                # The timer sets the wake-up itself: asyncio.wait_for would make a Task for every
+                # wait (0.5 % of a busy gateway, part AJ's profile).
+                handle = None if timer is None else asyncio.get_running_loop().call_later(
+                    max(0.0, timer - time.time()), self._wake.set)
+                try:
+                    await self._wake.wait()
+                finally:
+                    if handle is not None:
+                        handle.cancel()
             self._wake.clear()
             await self.feed(ev.FrameDue(observer_key=self._observer_key_due()))
 

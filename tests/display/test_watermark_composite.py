@@ -82,3 +82,23 @@ def test_composite_refuses_an_image_that_shares_its_pixels() -> None:
     with pytest.raises(ValueError, match="owns its pixels"):
         composite(view, layer, 0, 0)
     assert not any(shared)
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "Asia/Tokyo", "Asia/Kolkata"])
+def test_the_text_turns_with_the_minute_and_not_within_it(tz: str | None) -> None:
+    """text() is formatted once a minute (not per frame): the same within a minute, the new
+    minute at its first instant, and an earlier instant (the clock stepped back) is its own."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz) if tz else None
+    wm = Watermark("{user_id} {time}", {"user_id": "t-1"}, tz=zone)
+    minute = (T0 // 60 + 1) * 60
+
+    def shown(t: float) -> str:
+        wall = datetime.fromtimestamp(t, zone) if zone else datetime.fromtimestamp(t)
+        return f"t-1 {wall:%Y-%m-%d %H:%M}"
+
+    for t in (minute - 30, minute - 0.001, minute, minute + 59.999, minute - 61, minute + 60):
+        assert wm.text(t) == shown(t), t
+    assert wm.text(minute - 0.001) != wm.text(minute)
