@@ -323,19 +323,26 @@ def test_a_small_update_is_taken_in_its_own_step() -> None:
     assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
 
 
-def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends() -> None:
-    """With the live session's frame pacing, a desktop that redraws flat out is asked for its
-    next update only max_frame_rate times a second, half a gap after a big frame (its changes
-    pile up in the desktop, not in the gateway's CPU); the frame timer says when; a typed
-    glyph still goes at once."""
+def paced(rate: int) -> tuple[Rig, float]:
+    """A live rig whose frame pacing takes at most ``rate`` big frames a second: its key frame
+    went out and was acknowledged a second ago, and a big change is on its desktop now."""
     r = Rig()
-    r.m.pipeline.pacing.gap = gap = frame_gap(30)
+    r.m.pipeline.pacing.gap = gap = frame_gap(rate)
     r.live()
     key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
     r.do(ev.FrameEncoded(key, b"k"))
     r.send(w.Ack(key.frame_id))
     r.clock.advance(1.0)
-    r.fb.fill(0, 0, 200, 100, b"\xff\xff\xff\x00")  # a big change
+    r.fb.fill(0, 0, 200, 100, b"\xff\xff\xff\x00")
+    return r, gap
+
+
+def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends() -> None:
+    """With the live session's frame pacing, a desktop that redraws flat out is asked for its
+    next update only max_frame_rate times a second, half a gap after a big frame (its changes
+    pile up in the desktop, not in the gateway's CPU); the frame timer says when; a typed
+    glyph still goes at once."""
+    r, gap = paced(30)
     assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]  # read ahead
     big = r.do(ev.FrameDue())
     assert [type(o) for o in big] == [ev.EncodeFrame]
@@ -371,14 +378,7 @@ def test_a_pacing_timer_that_fires_early_is_followed_by_another_never_by_none() 
     request or a frame the pacing turned away must keep a timer all the same: with none, a
     desktop that redraws flat out under display.max_frame_rate waited for the watermark's
     minute (a CI run saw it draw 0.3 frames a second)."""
-    r = Rig()
-    r.m.pipeline.pacing.gap = gap = frame_gap(10)
-    r.live()
-    key = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
-    r.do(ev.FrameEncoded(key, b"k"))
-    r.send(w.Ack(key.frame_id))
-    r.clock.advance(1.0)
-    r.fb.fill(0, 0, 200, 100, b"\xff\xff\xff\x00")
+    r, gap = paced(10)
     r.do(ev.DesktopUpdated())  # read ahead: a request is outstanding
     big = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
     taken_at = r.clock.wall
