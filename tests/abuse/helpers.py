@@ -26,7 +26,7 @@ from gateway.wire import display as w
 from gateway.wire.login import Welcome
 from tests.fixtures.gateway import World
 
-# No XIM for the typed-into xterm: see tests/e2e/test_nodes.py's NO_XIM.
+# No XIM for the typed-into xterm: see tests/fixtures/desktops.py's NO_XIM.
 POLICY = """
 [match]
 roles = ["teacher"]

@@ -28,7 +28,7 @@ from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
-# No XIM for the spewing xterm either (see tests/e2e/test_nodes.py's NO_XIM): a fresh-Debian CI
+# No XIM for the spewing xterm either (see tests/fixtures/desktops.py's NO_XIM): a fresh-Debian CI
 # run once waited 30 s for it while it never mapped its window, and drew nothing at all.
 SPEW = "xterm -geometry 200x60+0+0 -xrm '*openIm: false' -e od -An -tx1 /dev/urandom"
 NOISE = {

@@ -53,7 +53,7 @@ pytestmark = [
     needs_sandbox,
 ]
 
-# No XIM for the typed-into xterm: see tests/e2e/test_nodes.py's NO_XIM.
+# No XIM for the typed-into xterm: see tests/fixtures/desktops.py's NO_XIM.
 POLICY = """
 [match]
 roles = ["teacher"]

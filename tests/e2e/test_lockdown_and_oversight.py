@@ -18,11 +18,12 @@ from websockets.asyncio.client import connect
 
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.desktop_view import CHROMIUM_ARGS, desktop_of, wait_until
+from tests.fixtures.desktops import NO_XIM
 from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
-SESSION = '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm"\n'
+SESSION = f'[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm {NO_XIM}"\n'
 SECRET = "成績-SECRET-4711"
 
 

@@ -33,6 +33,7 @@ from gateway.store.open import open_store
 from gateway.workspace.sandbox import start_time
 from tests.e2e.test_gateway_restart import xvnc_of
 from tests.fixtures.agent import Agent, freshclam_conf
+from tests.fixtures.desktops import NO_XIM
 from tests.fixtures.gateway import (
     STAFFROOM,
     Gateway,
@@ -47,10 +48,6 @@ from tests.fixtures.haproxy import BACKEND, HAProxy, start_haproxy, stop_haproxy
 
 pytestmark = pytest.mark.slow
 
-# No XIM for the xterm these tests type into (xdotool's keys need none): Debian 12's fcitx5 now
-# and then loses an XIM reply, and an xterm that opened its input method then never maps its
-# window (a CI run waited 30 s for it). Japanese input is tests/workspace/test_ime.py's.
-NO_XIM = "-xrm '*openIm: false'"
 SESSION = f'[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm {NO_XIM}"\n'
 GRACE = 6  # seconds: the reconnect grace of t.moved, whose session moves to the other node
 SHORT_GRACE = f'[match]\nusers = ["t.moved"]\n\n[session]\nreconnect_grace = "{GRACE}s"\n'

@@ -32,11 +32,12 @@ import pytest
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.clamav import write_cvd
 from tests.fixtures.desktop_view import CHROMIUM_ARGS, wait_until
+from tests.fixtures.desktops import NO_XIM
 from tests.fixtures.gateway import World, running_world
 
 pytestmark = pytest.mark.slow
 
-SESSION = '[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm"\n'
+SESSION = f'[match]\nroles = ["teacher"]\n\n[workspace]\nsession_command = "xterm {NO_XIM}"\n'
 # Short clocks for one teacher only, so the test runs in seconds (the defaults are 15m and 5m).
 FAST_POSTURE = ('[match]\nusers = ["t.stale", "t.silent"]\n\n[posture]\nrecheck_every = "2s"\n'
                 'fail_grace = "6s"\non_fail = "end"\n')

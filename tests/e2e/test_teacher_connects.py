@@ -29,16 +29,17 @@ from tests.fixtures.desktop_view import (
     wait_until,
     x_screenshot,
 )
+from tests.fixtures.desktops import NO_XIM
 from tests.fixtures.gateway import STAFFROOM, World, running_world
 
 pytestmark = pytest.mark.slow
 
-POLICY = """
+POLICY = f"""
 [match]
 roles = ["teacher"]
 
 [workspace]
-session_command = "xterm -geometry 100x30+40+40 -fa Monospace -fs 14"
+session_command = "xterm -geometry 100x30+40+40 -fa Monospace -fs 14 {NO_XIM}"
 """
 
 
