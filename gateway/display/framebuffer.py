@@ -89,6 +89,9 @@ class Framebuffer:
         self._rows = np.frombuffer(self.pixels, np.uint8).reshape(height, self.stride)
         self.cols = -(-width // self.tile)
         self.rows = -(-height // self.tile)
+        # One key tuple per tile, made once: damage_rect runs for each of the ~150 rectangles
+        # of a scrolled view's update, and a new (column, row) tuple each time was a third of it.
+        self._keys = [(tx, ty) for ty in range(self.rows) for tx in range(self.cols)]
         self.resized = True
         self.copies: list[CopyOp] = []
         self._touched: set[tuple[int, int]] = set()
@@ -163,32 +166,44 @@ class Framebuffer:
     # --- damage ----------------------------------------------------------------------------
 
     def damage_rect(self, x: int, y: int, w: int, h: int) -> None:
-        if w <= 0 or h <= 0:
-            return
-        t, damage = self.tile, self.damage
+        """Add a rectangle to the damage: its part in each tile it touches grows that tile's
+        box. Clipped to the framebuffer (a tile outside it has no key: the stamps' boxes of a
+        layer made before a resize may reach past the new edge). One pass, no lists: an update
+        of a scrolled view is ~150 rectangles, each across two tiles (issue 11, part AL)."""
         x1, y1 = x + w, y + h
-        # The rectangle's part in each tile column, worked out once for all its tile rows.
-        spans = []
-        for tx in range(x // t, (x1 - 1) // t + 1):
-            left = tx * t
-            spans.append((tx, x if x > left else left, x1 if x1 < left + t else left + t))
-        keys = []
-        for ty in range(y // t, (y1 - 1) // t + 1):
+        x, y = (x if x > 0 else 0), (y if y > 0 else 0)
+        x1, y1 = (x1 if x1 < self.width else self.width), (y1 if y1 < self.height else self.height)
+        if x >= x1 or y >= y1:
+            return
+        t, cols, keys = self.tile, self.cols, self._keys
+        damage, touched = self.damage, self._touched
+        tx0, tx1 = x // t, (x1 - 1) // t
+        ty, ty1 = y // t, (y1 - 1) // t
+        while ty <= ty1:
             top = ty * t
-            by0, by1 = (y if y > top else top), (y1 if y1 < top + t else top + t)
-            for tx, bx0, bx1 in spans:
-                key = (tx, ty)
-                keys.append(key)
+            by0 = y if y > top else top
+            by1 = y1 if y1 < top + t else top + t
+            tx = tx0
+            while tx <= tx1:
+                left = tx * t
+                bx0 = x if x > left else left
+                bx1 = x1 if x1 < left + t else left + t
+                key = keys[ty * cols + tx]
                 old = damage.get(key)
                 if old is None:
                     damage[key] = (bx0, by0, bx1, by1)
-                    continue
-                o0, o1, o2, o3 = old
-                if o0 <= bx0 and o1 <= by0 and o2 >= bx1 and o3 >= by1:
-                    continue  # already inside: no new tuple (Xvnc sends ~150 rectangles a frame)
-                damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
-                               o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)  # fmt: skip
-        self._touched.update(keys)
+                    touched.add(key)
+                else:
+                    o0, o1, o2, o3 = old
+                    # Already inside: nothing to do (most of an update's rectangles), not
+                    # even _touched: a damaged tile is touched (damage_rect adds both, take()
+                    # clears both; a detected scroll's damage is set just before the take).
+                    if not (o0 <= bx0 and o1 <= by0 and o2 >= bx1 and o3 >= by1):
+                        damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
+                                       o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)
+                        touched.add(key)
+                tx += 1
+            ty += 1
 
     def damage_tiles(self, tiles: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> None:
         for tx, ty in tiles:

@@ -235,6 +235,30 @@ def test_damage_boxes_equal_the_pixelwise_bounding_boxes(seed: int) -> None:
     assert fb.touched == set(fb.damage)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_damage_past_the_edges_is_clipped_to_the_framebuffer(seed: int) -> None:
+    """The stamps' boxes of a layer made before a resize may reach past the new edges: only
+    the part inside is damaged, and no tile outside the grid (nor one of the next row, which
+    a column past the right edge would name) appears."""
+    rng = random.Random(seed)
+    t = rng.choice([16, 64])
+    fb = Framebuffer(rng.randint(40, 300), rng.randint(40, 200), tile=t)
+    fb.take()
+    rects, inside = [], []
+    for _ in range(rng.randint(1, 12)):
+        x, y = rng.randint(-80, fb.width + 20), rng.randint(-80, fb.height + 20)
+        w, h = rng.randint(0, 200), rng.randint(0, 200)
+        rects.append((x, y, w, h))
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, fb.width), min(y + h, fb.height)
+        if x0 < x1 and y0 < y1:
+            inside.append((x0, y0, x1 - x0, y1 - y0))
+        fb.damage_rect(x, y, w, h)
+    assert fb.damage == _reference_damage(t, inside)
+    assert fb.touched == set(fb.damage)
+    assert all(0 <= tx < fb.cols and 0 <= ty < fb.rows for tx, ty in fb.damage)
+
+
 # --- watermark ink boxes ---------------------------------------------------------------------
 
 
