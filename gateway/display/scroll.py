@@ -156,17 +156,9 @@ class RowHashes:
         y1 = min(int(boxes[:, 3].max()), fb.height - dy)
         if y1 - y0 < MIN_ROWS:
             return None
-        rest: Damage = {}
-        # Consecutive mismatching rows of a band become one box (split at tile rows by _add),
-        # bands left to right: the edges of every band's runs in one pass over all of them.
         b0, b1 = x0 // bw, -(-x1 // bw)
-        differs = np.zeros((b1 - b0, y1 - y0 + 2), np.int8)
-        differs[:, 1:-1] = new[b0:b1, y0:y1] != self.table[b0:b1, y0 + dy : y1 + dy]
-        bands, edges = np.nonzero(np.diff(differs, axis=1))  # each band's edges pair up
-        for band, a, b in zip(bands[::2].tolist(), edges[::2].tolist(), edges[1::2].tolist(),
-                              strict=True):
-            band += b0
-            _add(rest, t, (max(x0, band * bw), y0 + a, min(x1, (band + 1) * bw), y0 + b))
+        rest = _mismatch_boxes(new[b0:b1, y0:y1] != self.table[b0:b1, y0 + dy : y1 + dy],
+                               b0, bw, x0, x1, y0, t)
         # Damage outside the copied rows stays as it was (most boxes lie inside).
         for box in boxes[(boxes[:, 1] < y0) | (boxes[:, 3] > y1)].tolist():
             for part in _outside(box, y0, y1):
@@ -229,6 +221,31 @@ def band_hashes(rows: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     words = rows.view(np.uint32)  # rows may be a strided slice: each row is contiguous
     sums = np.einsum("ij,j->i", words, coeffs[: words.shape[1]])
     return (sums >> np.uint64(32)).astype(np.uint32)
+
+
+def _mismatch_boxes(differs: np.ndarray, b0: int, bw: int, x0: int, x1: int, y0: int, t: int
+                    ) -> Damage:
+    """The damage map of the rows that do not match: ``differs`` is bands × rows (band b0 on,
+    the desktop's row y0 on). In each tile row, a band's mismatching rows make one box (from
+    the first to the last), cut at the tile columns inside [x0, x1); bands left to right, tile
+    rows top to bottom. Found for all bands and tile rows at once in numpy: a Python loop over
+    each run of mismatching rows was a sixth of scroll detection."""
+    nb, n = differs.shape
+    r0, r1 = y0 // t, -(-(y0 + n) // t)
+    rows = np.zeros((nb, (r1 - r0) * t), np.bool_)
+    rows[:, y0 - r0 * t : y0 - r0 * t + n] = differs
+    tiles = rows.reshape(nb, r1 - r0, t)
+    bands, trows = np.nonzero(tiles.any(axis=2))
+    first = tiles.argmax(axis=2)[bands, trows]
+    last = t - tiles[:, :, ::-1].argmax(axis=2)[bands, trows]  # one past the last
+    out: Damage = {}
+    for band, row, a, b in zip((bands + b0).tolist(), (trows + r0).tolist(), first.tolist(),
+                               last.tolist(), strict=True):
+        bx0, bx1 = max(x0, band * bw), min(x1, (band + 1) * bw)
+        ya, yb = row * t + a, row * t + b
+        for col in range(bx0 // t, (bx1 - 1) // t + 1):
+            out[(col, row)] = (max(bx0, col * t), ya, min(bx1, (col + 1) * t), yb)
+    return out
 
 
 def _arrays(damage: Damage) -> tuple[np.ndarray, np.ndarray]:

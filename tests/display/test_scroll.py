@@ -248,3 +248,45 @@ def test_hashes_carried_with_copies_equal_hashing_everything_again(seed: int) ->
         fresh.reset(fb)
         assert (hashes.table == fresh.table).all()
     assert carried > 0  # some band-rows took the hashes moved with them
+
+
+def _reference_mismatch_boxes(differs: list[list[bool]], b0: int, bw: int, x0: int, x1: int,
+                              y0: int, t: int) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """Row by row: every mismatching row of a band grows its tiles' boxes (inside [x0, x1))."""
+    out: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for i, band_rows in enumerate(differs):
+        bx0, bx1 = max(x0, (b0 + i) * bw), min(x1, (b0 + i + 1) * bw)
+        for r, bad in enumerate(band_rows):
+            if not bad:
+                continue
+            y = y0 + r
+            for col in range(bx0 // t, (bx1 - 1) // t + 1):
+                box = (max(bx0, col * t), y, min(bx1, (col + 1) * t), y + 1)
+                old = out.get((col, y // t))
+                out[(col, y // t)] = box if old is None else (
+                    old[0], min(old[1], y), old[2], max(old[3], y + 1))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_rows_a_scroll_leaves_to_send_are_boxed_per_tile_as_row_by_row(seed: int) -> None:
+    """scroll._mismatch_boxes (numpy over all bands and tile rows) against a row-by-row walk:
+    the same boxes, in the order bands, then tile rows, then columns."""
+    import numpy as np
+
+    from gateway.display.scroll import _mismatch_boxes
+
+    rng = random.Random(seed)
+    t = rng.choice([16, 64])
+    bw = t * 4
+    nb, b0 = rng.randint(1, 5), rng.randint(0, 3)
+    x0 = b0 * bw + rng.choice([0, rng.randrange(bw)])
+    x1 = rng.randint(max(x0 + 1, (b0 + nb - 1) * bw + 1), (b0 + nb) * bw)
+    y0, n = rng.randint(0, 200), rng.randint(1, 300)
+    density = rng.choice([0.01, 0.1, 0.5])
+    differs = [[rng.random() < density for _ in range(n)] for _ in range(nb)]
+    got = _mismatch_boxes(np.array(differs, np.bool_), b0, bw, x0, x1, y0, t)
+    want = _reference_mismatch_boxes(differs, b0, bw, x0, x1, y0, t)
+    assert got == want
+    order = sorted(want, key=lambda k: ((k[0] * t) // bw, k[1], k[0]))
+    assert list(got) == order
