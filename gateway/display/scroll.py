@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from gateway.display.compiled import kernel
-from gateway.display.framebuffer import Box, CopyOp, Damage, Framebuffer
+from gateway.display.framebuffer import CopyOp, Damage, Framebuffer
 
 #: The C kernels gateway/display/row_hash.c and scroll_vote.c, or None; band_hashes and
 #: RowHashes.numpy_vote give the same hashes and shift, and are their references.
@@ -159,10 +159,17 @@ class RowHashes:
         b0, b1 = x0 // bw, -(-x1 // bw)
         rest = _mismatch_boxes(new[b0:b1, y0:y1] != self.table[b0:b1, y0 + dy : y1 + dy],
                                b0, bw, x0, x1, y0, t)
-        # Damage outside the copied rows stays as it was (most boxes lie inside).
-        for box in boxes[(boxes[:, 1] < y0) | (boxes[:, 3] > y1)].tolist():
-            for part in _outside(box, y0, y1):
-                _add(rest, t, part)
+        # Damage outside the copied rows stays as it was (most boxes lie inside). Each box lies
+        # in one tile: its rows above y0 and below y1 stay in that tile's box.
+        kept = np.flatnonzero((boxes[:, 1] < y0) | (boxes[:, 3] > y1))
+        for col, (bx0, by0, bx1, by1) in zip(cols[kept].tolist(), boxes[kept].tolist(),
+                                             strict=True):
+            top = by0 if by0 < y0 else max(by0, y1)
+            bottom = by1 if by1 > y1 else min(by1, y0)
+            key = (col, by0 // t)
+            old = rest.get(key)
+            rest[key] = (bx0, top, bx1, bottom) if old is None else (
+                min(old[0], bx0), min(old[1], top), max(old[2], bx1), max(old[3], bottom))
         area = int(((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sum())
         if _area(rest) > MAX_REST * area:
             return None  # a wrong guess (or barely a scroll): plain damage is cheaper
@@ -281,27 +288,3 @@ def _runs(band_rows: set[tuple[int, int]]) -> list[tuple[int, int, int]]:
 
 def _area(damage: Damage) -> int:
     return sum((b[2] - b[0]) * (b[3] - b[1]) for b in damage.values())
-
-
-def _outside(box: Box, y0: int, y1: int) -> list[Box]:
-    x0, by0, x1, by1 = box
-    parts = []
-    if by0 < y0:
-        parts.append((x0, by0, x1, min(by1, y0)))
-    if by1 > y1:
-        parts.append((x0, max(by0, y1), x1, by1))
-    return [p for p in parts if p[1] < p[3]]
-
-
-def _add(damage: Damage, t: int, box: Box) -> None:
-    """Union a box into the per-tile damage map, split at tile boundaries."""
-    x0, y0, x1, y1 = box
-    for row in range(y0 // t, (y1 - 1) // t + 1):
-        for col in range(x0 // t, (x1 - 1) // t + 1):
-            part = (max(x0, col * t), max(y0, row * t), min(x1, (col + 1) * t),
-                    min(y1, (row + 1) * t))  # fmt: skip
-            old = damage.get((col, row))
-            if old is not None:
-                part = (min(old[0], part[0]), min(old[1], part[1]),
-                        max(old[2], part[2]), max(old[3], part[3]))  # fmt: skip
-            damage[(col, row)] = part
