@@ -59,6 +59,9 @@ async def measure_workload(desktop: Desktop, client: Client, page: Page, counter
         machine.start()
         gateway.start()
         xvnc.start()
+        attach = getattr(workload, "attach", None)
+        if attach is not None:  # driven through the page (window-drag-page)
+            attach(page, client.name)
         t0 = time.monotonic()
         await workload.run(desktop, duration)
         elapsed = time.monotonic() - t0

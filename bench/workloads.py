@@ -279,6 +279,64 @@ class WindowDrag:
             self._proc = None
 
 
+#: Where each client draws the desktop in its page (bench.clients' pages).
+CANVAS = {"novnc": "#screen canvas", "staffroom": "#screen"}
+
+
+def page_point(rect: dict[str, float], width: int, height: int, x: int, y: int
+               ) -> tuple[float, float]:
+    """The page position (CSS pixels) of desktop pixel (x, y)'s centre on a canvas of
+    width × height desktop pixels shown in ``rect`` (getBoundingClientRect: left, top, width,
+    height), as the viewers map it back (viewer/canvas.js toDesktop floors the same)."""
+    return (rect["left"] + (x + 0.5) * rect["width"] / width,
+            rect["top"] + (y + 0.5) * rect["height"] / height)
+
+
+class PageDrag(WindowDrag):
+    """WindowDrag as a teacher does it: Alt and mouse button 1 held and the mouse moved in the
+    client's page, which forwards them to the desktop, on the same ellipse at the same pace.
+
+    WindowDrag moves the pointer with xdotool, on the desktop's side. TigerVNC then draws the
+    pointer into the framebuffer of every client (VNCSConnectionST::needRenderedCursor: the
+    position was not the client's), so each step also re-sends the box under the old and the
+    new pointer, over the dragged text: most of window-drag's bytes (issue 11 part AL). Moved
+    by the client, the pointer is the client's own cursor and only the window moves."""
+
+    name = "window-drag-page"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.page: Page | None = None
+        self.canvas = ""
+
+    def attach(self, page: Page, client: str) -> None:
+        """The page and client this run drags through (bench.run calls it before run)."""
+        self.page, self.canvas = page, CANVAS["novnc" if client == "novnc" else "staffroom"]
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        page = self.page
+        if page is None:
+            raise RuntimeError("window-drag-page needs the client's page: bench.run attaches it")
+        rect, width, height = await page.evaluate(
+            "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
+            " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
+            " c.width, c.height]; }", self.canvas)
+        end = time.monotonic() + duration
+        while (left := end - time.monotonic()) > 0:
+            n = max(1, min(4 * self.FPS, int(left * self.FPS)))
+            await page.mouse.move(*page_point(rect, width, height, *self._point(self._t)))
+            await page.keyboard.down("Alt")
+            await page.mouse.down()
+            t0 = time.monotonic()
+            for i in range(n):
+                self._t += 2 * math.pi / (6 * self.FPS)
+                await asyncio.sleep(max(0.0, t0 + (i + 1) / self.FPS - time.monotonic()))
+                await page.mouse.move(*page_point(rect, width, height, *self._point(self._t)))
+            await page.mouse.up()
+            await page.keyboard.up("Alt")
+            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
+
+
 class Photo:
     """Photo-like full-screen changes: seeded plasma images on the root window, one a second."""
 
@@ -342,8 +400,8 @@ class Idle:
 
 WORKLOADS: dict[str, type[Workload]] = {
     w.name: w  # type: ignore[misc]
-    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, Photo, PhotoStill,
-              Idle)
+    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, PageDrag, Photo,
+              PhotoStill, Idle)
 }
 
 

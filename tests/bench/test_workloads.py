@@ -98,3 +98,31 @@ def test_the_lossy_client_sets_display_quality_for_its_teacher_only(tmp_path: Pa
     assert bench.display.quality == "lossy" and bench.watermark.enabled is True
     other = policies.resolve("t.sato", "teacher", "kita-es").policy
     assert other.display.quality == "build-to-lossless"
+
+
+def test_the_page_drag_maps_desktop_pixels_to_the_page_as_the_viewer_maps_them_back() -> None:
+    """window-drag-page presses and moves the mouse in the client's page: each desktop pixel
+    of its path must land on that pixel again through viewer/canvas.js toDesktop (floor of the
+    position scaled by the canvas), on a canvas shown scaled and offset as in the viewer."""
+    import math
+
+    from bench.workloads import CANVAS, PageDrag, page_point
+
+    for rect, (width, height) in [
+        ({"left": 0.0, "top": 0.0, "width": 1920.0, "height": 1080.0}, (1920, 1080)),
+        ({"left": 12.0, "top": 38.5, "width": 1851.0, "height": 1041.2}, (1920, 1080)),
+        ({"left": 3.0, "top": 40.0, "width": 1024.0, "height": 576.0}, (1920, 1080)),
+    ]:
+        drag = PageDrag()
+        for _ in range(200):
+            drag._t += 2 * math.pi / (6 * drag.FPS)
+            x, y = drag._point(drag._t)
+            px, py = page_point(rect, width, height, x, y)
+            back = (math.floor((px - rect["left"]) * width / rect["width"]),
+                    math.floor((py - rect["top"]) * height / rect["height"]))
+            if rect["width"] >= width:  # a canvas shown at least 1:1 hits every pixel
+                assert back == (x, y)
+            else:  # scaled down: the pixel a page position can reach nearest to it
+                assert abs(back[0] - x) <= 1 and abs(back[1] - y) <= 1
+    assert WORKLOADS["window-drag-page"]().name == "window-drag-page"
+    assert set(CANVAS) == {"novnc", "staffroom"}
