@@ -51,10 +51,19 @@ def default_watermark() -> Watermark:
 
 async def record(path: Path, workloads: list[str], duration: float) -> None:
     from bench.desktop import Desktop
-    from bench.workloads import Scrolling, Typing, WindowDrag, XtermScroll, XtermTyping
+    from bench.workloads import (
+        PageDrag,
+        RfbInput,
+        Scrolling,
+        Typing,
+        WindowDrag,
+        XtermScroll,
+        XtermTyping,
+    )
     from gateway.rfb.connection import open_rfb
 
-    known = {w.name: w for w in (Typing, Scrolling, XtermTyping, XtermScroll, WindowDrag)}
+    known = {w.name: w for w in (Typing, Scrolling, XtermTyping, XtermScroll, WindowDrag,
+                                 PageDrag)}
     desktop = Desktop()
     desktop.start()
     start = time.monotonic()
@@ -86,6 +95,8 @@ async def record(path: Path, workloads: list[str], duration: float) -> None:
         task = asyncio.create_task(pump())
         for name in workloads:
             wl = known[name]()
+            if isinstance(wl, PageDrag):  # the client's own input: through this connection
+                wl.input = RfbInput(conn)
             await wl.setup(desktop)
             await asyncio.sleep(1.0)  # the window settles before its window opens
             put(MARK, name.encode())

@@ -292,6 +292,57 @@ def page_point(rect: dict[str, float], width: int, height: int, x: int, y: int
             rect["top"] + (y + 0.5) * rect["height"] / height)
 
 
+class DragInput(Protocol):
+    """Where a client-driven drag's input goes: the client's page, or an RFB connection."""
+
+    async def move(self, x: int, y: int) -> None: ...
+    async def hold(self, down: bool) -> None: ...  # Alt and button 1 together
+
+
+class _PageInput:
+    """Mouse and keyboard in the client's page (Playwright), at each desktop pixel's place."""
+
+    def __init__(self, page: Page, rect: dict[str, float], width: int, height: int) -> None:
+        self.page, self.rect, self.width, self.height = page, rect, width, height
+
+    async def move(self, x: int, y: int) -> None:
+        await self.page.mouse.move(*page_point(self.rect, self.width, self.height, x, y))
+
+    async def hold(self, down: bool) -> None:
+        if down:
+            await self.page.keyboard.down("Alt")
+            await self.page.mouse.down()
+        else:
+            await self.page.mouse.up()
+            await self.page.keyboard.up("Alt")
+
+
+class RfbInput:
+    """KeyEvents and PointerEvents on an RFB connection (gateway.rfb.connection), as a viewer's
+    gateway sends them: bench.display_cpu record drives the drag through its own client."""
+
+    ALT_L = 0xFFE9
+
+    def __init__(self, conn: object) -> None:
+        self.conn = conn
+        self.x = self.y = 0
+        self.buttons = 0
+
+    async def move(self, x: int, y: int) -> None:
+        self.x, self.y = x, y
+        await self.conn.pointer(x, y, self.buttons)  # type: ignore[attr-defined]
+
+    async def hold(self, down: bool) -> None:
+        if down:
+            await self.conn.key(self.ALT_L, True)  # type: ignore[attr-defined]
+            self.buttons = 1
+            await self.conn.pointer(self.x, self.y, 1)  # type: ignore[attr-defined]
+        else:
+            self.buttons = 0
+            await self.conn.pointer(self.x, self.y, 0)  # type: ignore[attr-defined]
+            await self.conn.key(self.ALT_L, False)  # type: ignore[attr-defined]
+
+
 class PageDrag(WindowDrag):
     """WindowDrag as a teacher does it: Alt and mouse button 1 held and the mouse moved in the
     client's page, which forwards them to the desktop, on the same ellipse at the same pace.
@@ -308,32 +359,34 @@ class PageDrag(WindowDrag):
         super().__init__()
         self.page: Page | None = None
         self.canvas = ""
+        self.input: DragInput | None = None
 
     def attach(self, page: Page, client: str) -> None:
         """The page and client this run drags through (bench.run calls it before run)."""
         self.page, self.canvas = page, CANVAS["novnc" if client == "novnc" else "staffroom"]
 
     async def run(self, desktop: Desktop, duration: float) -> None:
-        page = self.page
-        if page is None:
-            raise RuntimeError("window-drag-page needs the client's page: bench.run attaches it")
-        rect, width, height = await page.evaluate(
-            "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
-            " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
-            " c.width, c.height]; }", self.canvas)
+        if self.page is not None:
+            rect, width, height = await self.page.evaluate(
+                "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
+                " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
+                " c.width, c.height]; }", self.canvas)
+            self.input = _PageInput(self.page, rect, width, height)
+        into = self.input
+        if into is None:
+            raise RuntimeError("window-drag-page needs the client's page (bench.run attaches "
+                               "it) or an RFB connection (bench.display_cpu record)")
         end = time.monotonic() + duration
         while (left := end - time.monotonic()) > 0:
             n = max(1, min(4 * self.FPS, int(left * self.FPS)))
-            await page.mouse.move(*page_point(rect, width, height, *self._point(self._t)))
-            await page.keyboard.down("Alt")
-            await page.mouse.down()
+            await into.move(*self._point(self._t))
+            await into.hold(True)
             t0 = time.monotonic()
             for i in range(n):
                 self._t += 2 * math.pi / (6 * self.FPS)
                 await asyncio.sleep(max(0.0, t0 + (i + 1) / self.FPS - time.monotonic()))
-                await page.mouse.move(*page_point(rect, width, height, *self._point(self._t)))
-            await page.mouse.up()
-            await page.keyboard.up("Alt")
+                await into.move(*self._point(self._t))
+            await into.hold(False)
             await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
 
