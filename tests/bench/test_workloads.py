@@ -126,3 +126,42 @@ def test_the_page_drag_maps_desktop_pixels_to_the_page_as_the_viewer_maps_them_b
                 assert abs(back[0] - x) <= 1 and abs(back[1] - y) <= 1
     assert WORKLOADS["window-drag-page"]().name == "window-drag-page"
     assert set(CANVAS) == {"novnc", "staffroom"}
+
+
+async def test_the_recorder_drags_with_alt_and_button_one_held_on_its_rfb_connection() -> None:
+    """bench.display_cpu record drives window-drag-page through its own RFB connection: the
+    pointer goes to the path's start, Alt and button 1 go down, every move keeps the button
+    held, and both come up at the end, as a gateway forwards a viewer's drag."""
+    from bench.workloads import PageDrag, RfbInput
+
+    class Conn:
+        def __init__(self) -> None:
+            self.sent: list[tuple[object, ...]] = []
+
+        async def pointer(self, x: int, y: int, mask: int) -> None:
+            self.sent.append(("pointer", x, y, mask))
+
+        async def key(self, keysym: int, down: bool) -> None:
+            self.sent.append(("key", keysym, down))
+
+    conn, drag = Conn(), PageDrag()
+    drag.input = RfbInput(conn)
+    await drag.run(None, 0.2)  # type: ignore[arg-type]  # the desktop is not used
+    sent = conn.sent
+    assert sent[0][0] == "pointer" and sent[0][3] == 0
+    assert sent[1] == ("key", RfbInput.ALT_L, True)
+    assert sent[2] == ("pointer", sent[0][1], sent[0][2], 1)
+    moves = sent[3:-2]
+    assert len(moves) >= 4 and all(m[0] == "pointer" and m[3] == 1 for m in moves)
+    assert len({(m[1], m[2]) for m in moves}) == len(moves)  # it moves at every step
+    assert sent[-2] == ("pointer", moves[-1][1], moves[-1][2], 0)
+    assert sent[-1] == ("key", RfbInput.ALT_L, False)
+
+
+async def test_the_page_drag_says_what_it_needs_when_nothing_drives_it() -> None:
+    import pytest
+
+    from bench.workloads import PageDrag
+
+    with pytest.raises(RuntimeError, match="needs the client's page"):
+        await PageDrag().run(None, 0.1)  # type: ignore[arg-type]
