@@ -36,13 +36,14 @@ PHOTO_COLORS = 768  # a tile column with more distinct colours than this is phot
 PALETTE_COLORS = 16
 # Images of at least PALETTE_WIDE_PIXELS pixels (a scrolled view's new lines, a redrawn text
 # line) may use up to PALETTE_WIDE_COLORS (8-bit indices): antialiased text with up to 256
-# colours then costs a colour count, a lookup and zlib instead of lossless WebP, and there it is
-# smaller too. Small boxes keep PALETTE_COLORS, where WebP wins on bytes (a typed glyph). Chosen
-# on the recorded office mix (docs/PERFORMANCE.md, issue 11 part M): 24576 took scrolling from
-# 1678 to 1488 KB and xterm scrolling from 1220 to 1183 KB of text tiles, typing, xterm typing
-# and dragging unchanged, with less encode CPU; 256 colours for every size added 35-39 % to
-# typing and 30 % to dragging.
-PALETTE_WIDE_PIXELS = 24576
+# colours then costs a colour count, a lookup and zlib instead of lossless WebP, which takes
+# more CPU. Small boxes keep PALETTE_COLORS, where WebP wins on bytes (a typed glyph). Part M
+# (docs/PERFORMANCE.md, issue 11) chose 24576 on bytes; part AL lowered it to a whole tile on
+# CPU, the aim that misses: on the recorded office mix, GTK scrolling -4.5 % CPU for +4 %
+# bytes and terminal scrolling -6 % for +7 %, both still far under their bytes aims; typing,
+# xterm typing and dragging unchanged. 256 colours for every size added 35-39 % to typing and
+# 30 % to dragging (part M).
+PALETTE_WIDE_PIXELS = 4096
 PALETTE_WIDE_COLORS = 256
 WEBP_METHOD, WEBP_EFFORT = 2, 10
 # 1920×64 strips stacked up to two high: bigger images buy no speed (~35 ns/pixel from

@@ -173,9 +173,9 @@ def test_rows_level_saves_at_most_the_slack() -> None:
 
 @pytest.mark.parametrize(("size", "colors", "fmt"), [
     ((1920, 13), 120, w.TileFormat.PALETTE),  # a wide new line of antialiased text
-    ((384, 64), 256, w.TileFormat.PALETTE),  # just at PALETTE_WIDE_PIXELS, 256 colours
+    ((64, 64), 256, w.TileFormat.PALETTE),  # just at PALETTE_WIDE_PIXELS, 256 colours
     ((384, 64), 300, w.TileFormat.WEBP),  # past 8-bit indices
-    ((383, 64), 17, w.TileFormat.WEBP),  # one column short: small boxes keep 16 colours
+    ((63, 64), 17, w.TileFormat.WEBP),  # one column short: small boxes keep 16 colours
     ((16, 18), 16, w.TileFormat.PALETTE),  # a typed glyph's box
     ((16, 18), 40, w.TileFormat.WEBP),
 ])
@@ -184,7 +184,7 @@ def test_large_text_images_may_use_256_colours_small_ones_16(
     """The encoder's choice by size (encoder.PALETTE_WIDE_PIXELS), and exact pixels either way."""
     from gateway.display import encoder
 
-    assert encoder.PALETTE_WIDE_PIXELS == 384 * 64
+    assert encoder.PALETTE_WIDE_PIXELS == 64 * 64
     img = image(*size, colors, seed=colors)
     assert len(img.getcolors(1 << 16)) == colors
     snap = encoder.RegionSnapshot(0, 0, *size, img.tobytes("raw", "BGRX"), 64)
