@@ -196,8 +196,9 @@ class Framebuffer:
                 else:
                     o0, o1, o2, o3 = old
                     # Already inside: nothing to do (most of an update's rectangles), not
-                    # even _touched: a damaged tile is touched (damage_rect adds both, take()
-                    # clears both; a detected scroll's damage is set just before the take).
+                    # even _touched: damage_rect adds a tile to both, take() clears both. (A
+                    # detected scroll sets damage of its own just before the take; a tile of
+                    # it no rectangle touched holds its old pixels and keeps its row hashes.)
                     if not (o0 <= bx0 and o1 <= by0 and o2 >= bx1 and o3 >= by1):
                         damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
                                        o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)
