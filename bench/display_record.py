@@ -51,9 +51,9 @@ def default_watermark() -> Watermark:
 
 async def record(path: Path, workloads: list[str], duration: float) -> None:
     from bench.desktop import Desktop
+    from bench.drag_input import RfbInput
     from bench.workloads import (
         PageDrag,
-        RfbInput,
         Scrolling,
         Typing,
         WindowDrag,

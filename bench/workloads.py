@@ -20,6 +20,7 @@ from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.desktop import Desktop
+from bench.drag_input import CANVAS, DragInput, PageInput
 from bench.measure import wait_until_quiet
 
 PARAGRAPH = (
@@ -279,70 +280,6 @@ class WindowDrag:
             self._proc = None
 
 
-#: Where each client draws the desktop in its page (bench.clients' pages).
-CANVAS = {"novnc": "#screen canvas", "staffroom": "#screen"}
-
-
-def page_point(rect: dict[str, float], width: int, height: int, x: int, y: int
-               ) -> tuple[float, float]:
-    """The page position (CSS pixels) of desktop pixel (x, y)'s centre on a canvas of
-    width × height desktop pixels shown in ``rect`` (getBoundingClientRect: left, top, width,
-    height), as the viewers map it back (viewer/canvas.js toDesktop floors the same)."""
-    return (rect["left"] + (x + 0.5) * rect["width"] / width,
-            rect["top"] + (y + 0.5) * rect["height"] / height)
-
-
-class DragInput(Protocol):
-    """Where a client-driven drag's input goes: the client's page, or an RFB connection."""
-
-    async def move(self, x: int, y: int) -> None: ...
-    async def hold(self, down: bool) -> None: ...  # Alt and button 1 together
-
-
-class _PageInput:
-    """Mouse and keyboard in the client's page (Playwright), at each desktop pixel's place."""
-
-    def __init__(self, page: Page, rect: dict[str, float], width: int, height: int) -> None:
-        self.page, self.rect, self.width, self.height = page, rect, width, height
-
-    async def move(self, x: int, y: int) -> None:
-        await self.page.mouse.move(*page_point(self.rect, self.width, self.height, x, y))
-
-    async def hold(self, down: bool) -> None:
-        if down:
-            await self.page.keyboard.down("Alt")
-            await self.page.mouse.down()
-        else:
-            await self.page.mouse.up()
-            await self.page.keyboard.up("Alt")
-
-
-class RfbInput:
-    """KeyEvents and PointerEvents on an RFB connection (gateway.rfb.connection), as a viewer's
-    gateway sends them: bench.display_cpu record drives the drag through its own client."""
-
-    ALT_L = 0xFFE9
-
-    def __init__(self, conn: object) -> None:
-        self.conn = conn
-        self.x = self.y = 0
-        self.buttons = 0
-
-    async def move(self, x: int, y: int) -> None:
-        self.x, self.y = x, y
-        await self.conn.pointer(x, y, self.buttons)  # type: ignore[attr-defined]
-
-    async def hold(self, down: bool) -> None:
-        if down:
-            await self.conn.key(self.ALT_L, True)  # type: ignore[attr-defined]
-            self.buttons = 1
-            await self.conn.pointer(self.x, self.y, 1)  # type: ignore[attr-defined]
-        else:
-            self.buttons = 0
-            await self.conn.pointer(self.x, self.y, 0)  # type: ignore[attr-defined]
-            await self.conn.key(self.ALT_L, False)  # type: ignore[attr-defined]
-
-
 class PageDrag(WindowDrag):
     """WindowDrag as a teacher does it: Alt and mouse button 1 held and the mouse moved in the
     client's page, which forwards them to the desktop, on the same ellipse at the same pace.
@@ -371,7 +308,7 @@ class PageDrag(WindowDrag):
                 "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
                 " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
                 " c.width, c.height]; }", self.canvas)
-            self.input = _PageInput(self.page, rect, width, height)
+            self.input = PageInput(self.page, rect, width, height)
         into = self.input
         if into is None:
             raise RuntimeError("window-drag-page needs the client's page (bench.run attaches "

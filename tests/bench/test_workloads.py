@@ -106,7 +106,8 @@ def test_the_page_drag_maps_desktop_pixels_to_the_page_as_the_viewer_maps_them_b
     position scaled by the canvas), on a canvas shown scaled and offset as in the viewer."""
     import math
 
-    from bench.workloads import CANVAS, PageDrag, page_point
+    from bench.drag_input import CANVAS, page_point
+    from bench.workloads import PageDrag
 
     for rect, (width, height) in [
         ({"left": 0.0, "top": 0.0, "width": 1920.0, "height": 1080.0}, (1920, 1080)),
@@ -132,7 +133,8 @@ async def test_the_recorder_drags_with_alt_and_button_one_held_on_its_rfb_connec
     """bench.display_cpu record drives window-drag-page through its own RFB connection: the
     pointer goes to the path's start, Alt and button 1 go down, every move keeps the button
     held, and both come up at the end, as a gateway forwards a viewer's drag."""
-    from bench.workloads import PageDrag, RfbInput
+    from bench.drag_input import RfbInput
+    from bench.workloads import PageDrag
 
     class Conn:
         def __init__(self) -> None:
