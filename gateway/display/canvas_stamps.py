@@ -113,6 +113,6 @@ class CanvasStamps:
         if everything:
             self._drift.clear(fb.width, fb.height, self.layer.pitch if self.layer else (0, 0))
             return
-        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.damage, fb.copies,
+        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.resent(), fb.copies,
                                                        detected):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)

@@ -28,6 +28,13 @@ from gateway.rfb.surface import BYTES_PER_PIXEL
 
 TILE = 64
 MAX_PENDING_COPIES = 64
+#: A tile keeps its damage as separate boxes (Framebuffer.parts) where their union would re-send
+#: at least this many pixels nothing drew, and they would be over a third of it, up to MAX_PARTS
+#: boxes. Chosen on the recorded office workloads (docs/PERFORMANCE.md part AM): a half left
+#: the corner of a dragged window's L whole at some steps, a quarter cut a scrolling terminal's
+#: runs of tiles into more images.
+SPLIT_WASTE = 128
+MAX_PARTS = 4
 
 
 #: The C kernel gateway/display/row_copy.c, or None; numpy slicing does the same, and is its
@@ -96,6 +103,10 @@ class Framebuffer:
         self.copies: list[CopyOp] = []
         self._touched: set[tuple[int, int]] = set()
         self.damage: Damage = {}
+        # Tiles whose damage is several boxes (damage[tile] is their union), where the union
+        # would re-send mostly pixels nothing drew: the background a dragged window uncovers,
+        # an L along the window's edge beside the window's copied title bar (issue 11 part AM).
+        self.parts: dict[tuple[int, int], list[Box]] = {}
         self.damage_all()
 
     def fill(self, x: int, y: int, w: int, h: int, pixel: bytes) -> None:
@@ -176,7 +187,7 @@ class Framebuffer:
         if x >= x1 or y >= y1:
             return
         t, cols, keys = self.tile, self.cols, self._keys
-        damage, touched = self.damage, self._touched
+        damage, touched, parts = self.damage, self._touched, self.parts
         tx0, tx1 = x // t, (x1 - 1) // t
         ty, ty1 = y // t, (y1 - 1) // t
         while ty <= ty1:
@@ -193,6 +204,9 @@ class Framebuffer:
                 if old is None:
                     damage[key] = (bx0, by0, bx1, by1)
                     touched.add(key)
+                elif parts and key in parts:
+                    if self._add_part(key, (bx0, by0, bx1, by1)):
+                        touched.add(key)
                 else:
                     o0, o1, o2, o3 = old
                     # Already inside: nothing to do (most of an update's rectangles), not
@@ -200,11 +214,48 @@ class Framebuffer:
                     # detected scroll sets damage of its own just before the take; a tile of
                     # it no rectangle touched holds its old pixels and keeps its row hashes.)
                     if not (o0 <= bx0 and o1 <= by0 and o2 >= bx1 and o3 >= by1):
-                        damage[key] = (o0 if o0 < bx0 else bx0, o1 if o1 < by0 else by0,
-                                       o2 if o2 > bx1 else bx1, o3 if o3 > by1 else by1)
+                        u0, u1 = (o0 if o0 < bx0 else bx0), (o1 if o1 < by0 else by0)
+                        u2, u3 = (o2 if o2 > bx1 else bx1), (o3 if o3 > by1 else by1)
+                        if _wasteful(old, (bx0, by0, bx1, by1), (u2 - u0) * (u3 - u1)):
+                            parts[key] = [old, (bx0, by0, bx1, by1)]
+                        damage[key] = (u0, u1, u2, u3)
                         touched.add(key)
                 tx += 1
             ty += 1
+
+    def _add_part(self, key: tuple[int, int], box: Box) -> bool:
+        """Add ``box`` to a tile kept in parts, merged with every part whose union with it
+        wastes little (and then with those the merged box reaches); the tile goes back to one
+        box when one part is left or past MAX_PARTS. Whether the damage grew."""
+        b0, b1, b2, b3 = box
+        pool = self.parts[key]
+        for p0, p1, p2, p3 in pool:
+            if p0 <= b0 and p1 <= b1 and p2 >= b2 and p3 >= b3:
+                return False
+        merged = box
+        grew = True
+        while grew:
+            grew = False
+            keep: list[Box] = []
+            for part in pool:
+                u = (part[0] if part[0] < merged[0] else merged[0],
+                     part[1] if part[1] < merged[1] else merged[1],
+                     part[2] if part[2] > merged[2] else merged[2],
+                     part[3] if part[3] > merged[3] else merged[3])
+                if _wasteful(part, merged, _area(u)):
+                    keep.append(part)
+                else:
+                    merged, grew = u, True
+            pool = keep
+        pool.append(merged)
+        if 1 < len(pool) <= MAX_PARTS:
+            self.parts[key] = pool
+        else:
+            del self.parts[key]
+        o0, o1, o2, o3 = self.damage[key]
+        self.damage[key] = (o0 if o0 < b0 else b0, o1 if o1 < b1 else b1,
+                            o2 if o2 > b2 else b2, o3 if o3 > b3 else b3)
+        return True
 
     def damage_tiles(self, tiles: set[tuple[int, int]] | frozenset[tuple[int, int]]) -> None:
         for tx, ty in tiles:
@@ -223,6 +274,22 @@ class Framebuffer:
         """Hand over (copies in order, damaged boxes per tile, resized) and start a new frame."""
         out = (self.copies, self.damage, self.resized)
         self.copies, self.damage, self._touched, self.resized = [], {}, set(), False
+        self.parts = {}
+        return out
+
+    def set_damage(self, damage: Damage) -> None:
+        """Replace the damage (a detected scroll's): one box per tile again."""
+        self.damage, self.parts = damage, {}
+
+    def resent(self) -> Damage:
+        """A box per damaged tile that the frame certainly re-sends: the damage, with a tile
+        kept in parts given its largest part (for the stamps and the JPEG marks, which may
+        treat every pixel of it as re-sent)."""
+        if not self.parts:
+            return self.damage
+        out = dict(self.damage)
+        for key, tile_parts in self.parts.items():
+            out[key] = max(tile_parts, key=_area)
         return out
 
     def _record_copy(self, op: CopyOp) -> None:
@@ -231,7 +298,7 @@ class Framebuffer:
             # Give up on copies: without them the canvas keeps its old content, so everything
             # touched since the last frame must be re-sent.
             touched = self._touched | set(tiles_in(op.dst_x, op.dst_y, op.w, op.h, t))
-            self.damage, self._touched, self.copies = {}, set(), []
+            self.damage, self._touched, self.copies, self.parts = {}, set(), [], {}
             self.damage_tiles(touched)
             return
         self.copies.append(op)
@@ -254,6 +321,7 @@ class Framebuffer:
             if box is not None and op.dst_x <= box[0] and op.dst_y <= box[1] \
                     and box[2] <= dx1 and box[3] <= dy1:
                 del self.damage[tile]
+                self.parts.pop(tile, None)
             # Tiles partly covered keep their damage; the copy changed their pixels.
             self._touched.add(tile)
         for x0, y0, x1, y1 in moved:
@@ -280,3 +348,17 @@ class Framebuffer:
         x0, y0 = max(0, x), max(0, y)
         x1, y1 = min(self.width, x + w), min(self.height, y + h)
         return x0, y0, x1 - x0, y1 - y0
+
+
+def _area(box: Box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _wasteful(a: Box, b: Box, union: int) -> bool:
+    """Whether over a third, and at least SPLIT_WASTE, of the union (``union`` pixels) of two
+    boxes in a tile would be pixels neither covers."""
+    i0, i1 = (a[0] if a[0] > b[0] else b[0]), (a[1] if a[1] > b[1] else b[1])
+    i2, i3 = (a[2] if a[2] < b[2] else b[2]), (a[3] if a[3] < b[3] else b[3])
+    both = (i2 - i0) * (i3 - i1) if i0 < i2 and i1 < i3 else 0
+    waste = union - _area(a) - _area(b) + both
+    return waste >= SPLIT_WASTE and 3 * waste > union

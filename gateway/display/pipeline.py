@@ -358,7 +358,7 @@ class DisplayPipeline:
                 return None  # next_timer says when
         detected = self._detect_scroll(key)
         self._stamps.settle(key or fb.resized, detected)
-        touched = fb.touched
+        touched, parts, resent = fb.touched, fb.parts, fb.resent()
         copies, damage, resized = fb.take()
         if key or resized or not self._hashes.matches(fb):
             self._hashes.reset(fb)
@@ -373,11 +373,11 @@ class DisplayPipeline:
             damage = self._all_tiles()
         else:
             head.extend(wire.Copy(c.src_x, c.src_y, c.dst_x, c.dst_y, c.w, c.h) for c in copies)
-        snaps = self._snapshot(damage)
+        snaps = self._snapshot(damage, {} if key or resized else parts)
         if key or resized:
             self._lossy.clear()
         else:
-            self._lossy.resent(damage)
+            self._lossy.resent(resent)
             if refine:  # tiles held still since they went out as JPEG: lossless this time
                 snaps += tuple(replace(s, lossless=True) for s in self._snapshot(
                     self._lossy.take_due(now, fb.width, fb.height)))
@@ -433,8 +433,10 @@ class DisplayPipeline:
         return {(tx, ty): (x, y, x + w, y + h) for tx, ty in tiles_in(0, 0, fb.width, fb.height,
                 fb.tile) for x, y, w, h in [fb.tile_rect(tx, ty)]}  # fmt: skip
 
-    def _snapshot(self, damage: Damage) -> tuple[RegionSnapshot, ...]:
+    def _snapshot(self, damage: Damage, parts: dict[tuple[int, int], list[Box]] | None = None
+                  ) -> tuple[RegionSnapshot, ...]:
         """Copy out one region per run of damaged tiles in a tile row: the union of their boxes.
+        A tile whose damage is kept in ``parts`` (Framebuffer.parts) is one region per part.
 
         A run's box may include pixels that did not change; re-sending them is harmless (they are
         the framebuffer's), and one larger image encodes several times faster per pixel than many
@@ -444,10 +446,18 @@ class DisplayPipeline:
         area = top = bottom = union = 0  # the run's damaged pixels, its box's rows and size
         last_col = last_row = -2
         t = self.fb.tile
+        right = [min(c * t + t, self.fb.width) for c in range(self.fb.cols)] if parts else []
         # Plain ints and comparisons in this loop: it sees every re-sent tile (450 for a
         # Page_Down), and tuples and min/max per tile were 3 % of a scrolling gateway's CPU.
         for col, row in sorted(damage, key=_row_major):
-            x0, y0, x1, y1 = box = damage[(col, row)]
+            box = damage[(col, row)]
+            if parts and (col, row) in parts:
+                # One part may run on with the tiles beside it (the best joins both edges: the
+                # strip a window uncovered at its top); the others go out alone.
+                tile_parts = parts[(col, row)]
+                box = max(tile_parts, key=lambda p: (p[0] == col * t) + 2 * (p[2] >= right[col]))
+                out.extend(self._read_run([p]) for p in tile_parts if p is not box)
+            x0, y0, x1, y1 = box
             # A run continues only where damage crosses the tile edge: two glyphs typed in
             # neighbouring tiles stay two small images, a redrawn line stays one.
             # It also ends where its box would be mostly pixels outside the damage: a dragged
@@ -491,7 +501,7 @@ class DisplayPipeline:
         found = self._hashes.detect(fb, fb.damage)
         if found is None:
             return False
-        fb.damage = found.damage
+        fb.set_damage(found.damage)
         fb.copies = [found.copy]
         # The stamps ride along with the detected copy as with the desktop's own (measured on
         # the recorded mousepad scrolling: 19 % fewer bytes than moving the whole grid with

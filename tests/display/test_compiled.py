@@ -77,8 +77,9 @@ def test_compiled_stamp_drift_does_what_its_source_does(seed: int) -> None:
 
 
 def _taken(fb: object) -> tuple[object, ...]:
+    parts = {t: list(boxes) for t, boxes in fb.parts.items()}  # type: ignore[attr-defined]
     copies, damage, resized = fb.take()  # type: ignore[attr-defined]
-    return [dataclasses.astuple(c) for c in copies], damage, resized
+    return [dataclasses.astuple(c) for c in copies], damage, parts, resized
 
 
 @needs_compiled
@@ -90,6 +91,7 @@ def test_compiled_framebuffer_does_what_its_source_does(seed: int) -> None:
     rng = random.Random(seed)
     ours, source = Framebuffer(W, H), source_module("framebuffer").Framebuffer(W, H)
     copied: list[tuple[int, ...]] = []
+    split = 0
     ours.on_copy = lambda op: copied.append(dataclasses.astuple(op))
     assert _taken(ours) == _taken(source)
     for _ in range(30):
@@ -118,9 +120,11 @@ def test_compiled_framebuffer_does_what_its_source_does(seed: int) -> None:
                 source.set_cursor(3, 4, cw, ch, pixels, mask)
                 assert dataclasses.astuple(ours.cursor) == dataclasses.astuple(source.cursor)
         assert ours.touched == source.touched
+        split += bool(ours.parts)
         assert _taken(ours) == _taken(source)
         assert ours.pixels == source.pixels
     assert copied  # the hook ran
+    assert split  # some tiles kept their damage in parts
     with pytest.raises(ValueError, match="size"):
         ours.blit(0, 0, 2, 2, b"\0" * 15)
 
