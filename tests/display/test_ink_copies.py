@@ -1,0 +1,126 @@
+"""Stamped background re-sent as a copy of the same view elsewhere on the canvas
+(gateway/display/ink_copies.py, issue 11 part AM): a dragged window's uncovered background
+goes out as Copy messages where the canvas already shows the same stamps on the same colour,
+and the canvas stays exactly the desktop plus the watermark."""
+
+from __future__ import annotations
+
+import random
+
+from gateway.display.encoder import EncodeSettings, RegionSnapshot, to_rgbx
+from gateway.display.framebuffer import Framebuffer, tiles_in
+from gateway.display.ink_copies import _pieces, _source, lattice
+from gateway.display.pipeline import DisplayPipeline
+from gateway.display.watermark import Watermark
+from gateway.wire import display as w
+from tests.display.canvas_model import CanvasModel, diff_pixels, expected
+
+T0 = 1_700_000_000.0
+W, H = 960, 640
+BG = b"\xe0\xc0\xa0\x00"
+
+
+def _stamp() -> Watermark:
+    return Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=12,
+                     spacing=(200, 120), opacity=0.4)  # fmt: skip
+
+
+def _drag(ink_copies: bool, steps: int = 30) -> tuple[int, int, int]:
+    """A text window dragged around a flat desktop, in Xvnc's order (the window's copy, then
+    the background it uncovered); the canvas checked after every frame. Returns (bytes sent,
+    copies beyond the desktop's, frames)."""
+    fb = Framebuffer(W, H)
+    fb.fill(0, 0, W, H, BG)
+    p = DisplayPipeline(fb, watermark=_stamp(), detect_scroll=False,
+                        settings=EncodeSettings(lossy=False))
+    p.ink_copies = ink_copies
+    p.receive(w.Resume(w.VERSION), T0)
+    canvas, rng = CanvasModel(), random.Random(4)
+    x, y, ww, wh = 100, 100, 240, 160
+    for i in range(wh // 16):
+        line = bytes(rng.choice((0, 255)) for _ in range(ww * 12))
+        fb.blit(x, y + i * 16, ww, 12, b"".join(bytes((v, v, v, 0)) for v in line))
+    sent = extra = 0
+    now = T0
+    for n in range(steps + 1):
+        data = p.produce_frame(now)
+        assert data is not None
+        msgs = canvas.apply_bytes(data)
+        p.receive(w.Ack(msgs[-1].frame_id), now)
+        assert canvas.image is not None
+        assert diff_pixels(canvas.image, expected(fb, p._layer, p._drift)) == 0, n
+        if n:
+            sent += len(data)
+            extra += sum(isinstance(m, w.Copy) for m in msgs) - 1
+        dx, dy = (11, 4) if n % 20 < 10 else (-9, 6)
+        dy = dy if y + dy + wh < H else -dy
+        fb.copy(x, y, x + dx, y + dy, ww, wh)
+        old = (x, y, x + ww, y + wh)
+        x, y = x + dx, y + dy
+        # What the move uncovered: the old place outside the new one.
+        top, bottom = (old[1], y) if dy > 0 else (y + wh, old[3])
+        left, right = (old[0], x) if dx > 0 else (x + ww, old[2])
+        fb.fill(old[0], top, ww, bottom - top, BG)
+        fb.fill(left, max(old[1], y), right - left, min(old[3], y + wh) - max(old[1], y), BG)
+        now += 0.04
+    return sent, extra, steps
+
+
+def test_a_dragged_window_s_stamped_background_goes_out_as_copies_and_stays_exact() -> None:
+    with_copies, copies, _ = _drag(True)
+    without, none, _ = _drag(False)
+    assert none == 0
+    assert copies > 10  # most steps found some of their stamps on the canvas
+    assert with_copies < 0.9 * without, (with_copies, without)
+
+
+def test_the_lattice_is_the_stamps_own_steps() -> None:
+    fb = Framebuffer(W, H)
+    p = DisplayPipeline(fb, watermark=_stamp())
+    p.receive(w.Resume(w.VERSION), T0)
+    p.produce_frame(T0)
+    layer = p._layer
+    assert layer is not None
+    steps = lattice(layer)
+    origins = set(layer.origins)
+    reach = max(max(abs(sx), abs(sy)) for sx, sy in steps)
+    inner = [(ox, oy) for ox, oy in origins if reach <= ox < W - reach and reach <= oy < H - reach]
+    assert inner and steps
+    # Every step moves each stamp onto another; the shortest first.
+    assert all((ox + sx, oy + sy) in origins for sx, sy in steps for ox, oy in inner)
+    lengths = [sx * sx + sy * sy for sx, sy in steps]
+    assert lengths == sorted(lengths)
+
+
+def test_a_region_is_cut_where_the_stamps_drift_changes() -> None:
+    drift = {(1, 0): (5, 0), (2, 0): (5, 0), (3, 0): (((192, 0, 224, 64), (5, 0)),
+                                                      ((224, 0, 256, 64), (-7, 2)))}
+    assert _pieces(drift, 0, 10, 256, 20, 64) == [
+        ((0, 10, 64, 30), (0, 0)), ((64, 10, 192, 30), (5, 0)),
+        ((192, 10, 224, 30), (5, 0)), ((224, 10, 256, 30), (-7, 2))]
+    gap = {(0, 0): (((0, 0, 30, 64), (1, 1)),)}  # parts that leave a gap: no cut to rely on
+    assert _pieces(gap, 0, 0, 64, 8, 64) is None
+
+
+def test_a_source_is_taken_only_where_its_pixels_as_shown_are_the_region_s() -> None:
+    """The byte comparison is the last word: the same colour at the same drift one lattice
+    step away is not enough where the pixels the viewer shows there differ."""
+    fb = Framebuffer(W, H)
+    fb.fill(0, 0, W, H, BG)
+    p = DisplayPipeline(fb, watermark=_stamp())
+    p.receive(w.Resume(w.VERSION), T0)
+    p.produce_frame(T0)
+    layer = p._layer
+    assert layer is not None
+    ox, oy = next((x, y) for x, y in layer.origins if 200 <= x < W - 400 and 150 <= y < H - 300)
+    box = (ox, oy, ox + 40, oy + 12)  # on a stamp's first line
+    region = RegionSnapshot(ox, oy, 40, 12, BG * (40 * 12), 64)
+    want = to_rgbx(region, layer, {})
+    colour = int.from_bytes(BG, "little")
+    src = _source(fb, box, (0, 0), colour, want, set(), set(), {}, layer)
+    assert src is not None and src != (ox, oy)
+    assert _source(fb, box, (0, 0), colour, bytes(len(want)), set(), set(), {}, layer) is None
+    # Nor from tiles the frame re-sends or the viewer holds as JPEG.
+    tiles = set(tiles_in(src[0], src[1], 40, 12, 64))
+    assert _source(fb, box, (0, 0), colour, want, tiles, set(), {}, layer) != src
+    assert _source(fb, box, (0, 0), colour, want, set(), tiles, {}, layer) != src
