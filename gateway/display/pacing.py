@@ -1,4 +1,4 @@
-"""Frame pacing (policy display.max_frame_rate, off by default): how often a session takes a
+"""Frame pacing (policy display.max_frame_rate, 30 by default): how often a session takes a
 frame bigger than a typed glyph. Pure: the clock is passed in.
 
 After a big frame, the next big one waits until ``gap`` after it, and the shell asks the desktop

@@ -123,7 +123,7 @@ def test_explain_names_the_display_settings_and_their_files(
                                   'quality = "lossy"\nmax_frame_rate = 15\n')
     policies = load_policies(policy_dir)
     quality, rate = default_line("quality ="), default_line("max_frame_rate =")
-    assert f"Display: build-to-lossless, no frame-rate limit (default.toml:{quality} " \
+    assert f"Display: build-to-lossless, at most 30 frames a second (default.toml:{quality} " \
         f"display.quality; default.toml:{rate} display.max_frame_rate)" in \
         explain(policies.resolve("t.kita", "teacher", "kita-es"), now=at(25, 10))
     assert "Display: lossy, at most 15 frames a second (10-metered.toml:5 display.quality; " \

@@ -25,7 +25,7 @@ def older(text: str = SHIPPED) -> str:
     display.max_frame_rate (nor its comment), their own idle timeout, a comment of their own."""
     lines = text.splitlines()
     lines = lines[:lines.index("[keys]")]
-    rate = lines.index("max_frame_rate = 0")
+    rate = next(i for i, line in enumerate(lines) if line.startswith("max_frame_rate = "))
     start = rate
     while lines[start - 1].startswith("#"):
         start -= 1
@@ -83,10 +83,10 @@ def test_a_file_with_windows_line_ends_keeps_them() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("display = { quality = \"lossy\" }\n",
-     "default.toml sets [display] without a `[display]` header: add `max_frame_rate = 0` to it "
+     "default.toml sets [display] without a `[display]` header: add `max_frame_rate = 30` to it "
      "yourself."),
     ("display.quality = \"lossy\"\n",
-     "default.toml sets [display] without a `[display]` header: add `max_frame_rate = 0` to it "
+     "default.toml sets [display] without a `[display]` header: add `max_frame_rate = 30` to it "
      "yourself."),
 ])
 def test_a_table_set_another_way_is_left_to_the_admin(text: str, message: str) -> None:
@@ -119,7 +119,7 @@ def test_the_command_upgrades_a_data_dir_once(tmp_path: Path,
 
     assert main(["policy", "upgrade", "--data", str(tmp_path / "data"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [a["setting"] for a in report["added"]] == ["max_frame_rate = 0",
+    assert [a["setting"] for a in report["added"]] == ["max_frame_rate = 30",
                                                       'valid_until = "school-year-end"']
     assert report["written"] and report["problems"] == []
     assert Path(report["backup"]).read_bytes() == before
@@ -138,7 +138,7 @@ def test_the_command_keeps_windows_line_ends(tmp_path: Path,
     target.write_bytes(older().replace("\n", "\r\n").encode())
     assert main(["policy", "upgrade", str(tmp_path)]) == 0
     data = target.read_bytes()
-    assert data.count(b"\n") == data.count(b"\r\n") and b"max_frame_rate = 0\r\n" in data
+    assert data.count(b"\n") == data.count(b"\r\n") and b"max_frame_rate = 30\r\n" in data
     assert check_dir(tmp_path) == []
 
 
