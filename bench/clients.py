@@ -250,18 +250,18 @@ class StaffroomLossyClient(StaffroomClient):
     policy = '[display]\nquality = "lossy"\n'
 
 
-class StaffroomPacedClient(StaffroomClient):
-    """Staffroom with display.max_frame_rate = 30 (the default is no limit), watermark on: what
-    the frame pacing costs or saves, measured in the same run."""
+class StaffroomUnpacedClient(StaffroomClient):
+    """Staffroom with display.max_frame_rate = 0 (no limit; the default is 30 since issue 11
+    part AM), watermark on: what the frame pacing costs or saves, measured in the same run."""
 
-    name = "staffroom-paced"
-    policy = "[display]\nmax_frame_rate = 30\n"
+    name = "staffroom-unpaced"
+    policy = "[display]\nmax_frame_rate = 0\n"
 
 
 BUILTIN: dict[str, type] = {"novnc": NoVncClient, "staffroom": StaffroomClient,
                             "staffroom-nowm": StaffroomNoWatermarkClient,
                             "staffroom-lossy": StaffroomLossyClient,
-                            "staffroom-paced": StaffroomPacedClient}
+                            "staffroom-unpaced": StaffroomUnpacedClient}
 
 
 def load_client(spec: str) -> Client:

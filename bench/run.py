@@ -180,9 +180,9 @@ async def main(args: argparse.Namespace) -> Path:
                                                     "the bench teachers",
                                   "staffroom-lossy": 'display.quality = "lossy" by a policy '
                                                      "file matching the bench teachers",
-                                  "staffroom-paced": "display.max_frame_rate = 30 by a "
-                                                       "policy file matching the bench "
-                                                       "teachers"},
+                                  "staffroom-unpaced": "display.max_frame_rate = 0 by a "
+                                                         "policy file matching the bench "
+                                                         "teachers"},
                  "loadavg_start": [round(x, 2) for x in load_start],
                  "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "results": rows,
@@ -204,7 +204,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=25.0, help="seconds per workload (25)")
     p.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     p.add_argument("--clients", nargs="+", default=list(DEFAULT_CLIENTS),
-                   help="novnc, staffroom, staffroom-nowm, staffroom-lossy, staffroom-paced or "
+                   help="novnc, staffroom, staffroom-nowm, staffroom-lossy, staffroom-unpaced or "
                         "module:Class "
                         "(default: all three; noVNC first, the others as ratios to it)")
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
