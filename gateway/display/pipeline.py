@@ -33,6 +33,7 @@ from gateway.display.ink_copies import ink_copies
 from gateway.display.link import Link
 from gateway.display.pacing import SMALL_FRAME_PIXELS, FramePacing
 from gateway.display.refine import REFINE_AFTER, REFINE_MIN_QUALITY, LossyTiles
+from gateway.display.regions import snapshot
 from gateway.display.scroll import MIN_TILES, RowHashes
 from gateway.display.viewer_actions import (
     Action,
@@ -50,20 +51,9 @@ from gateway.wire import display as wire
 
 log = logging.getLogger(__name__)
 
-#: A run of damaged tiles ends where adding the next box would make more than this share of the
-#: run's bounding box pixels outside every damaged box (issue 11 part H: window-drag replay
-#: 637 -> 419 KB; 0.1 and 0.5 gave 419 and 430 KB).
-MAX_RUN_WASTE = 0.25
-
 #: Policy display.quality: how photo-like boxes go out. JPEG then lossless once still (refine.py),
 #: JPEG only (fewest bytes: metered links), or never JPEG.
 QUALITIES = ("build-to-lossless", "lossy", "lossless")
-
-
-def _row_major(tile: tuple[int, int]) -> int:
-    """Sort key: tile rows top to bottom, columns left to right (a column index is below
-    2**16: the desktop is at most 8192 pixels wide, Limits.max_width)."""
-    return tile[1] << 16 | tile[0]
 
 
 class UnsupportedVersion(wire.ProtocolError):
@@ -375,7 +365,7 @@ class DisplayPipeline:
             damage = self._all_tiles()
         else:
             head.extend(wire.Copy(c.src_x, c.src_y, c.dst_x, c.dst_y, c.w, c.h) for c in copies)
-        snaps = self._snapshot(damage, {} if key or resized else parts)
+        snaps = snapshot(fb, damage, {} if key or resized else parts)
         if key or resized:
             self._lossy.clear()
         else:
@@ -390,8 +380,8 @@ class DisplayPipeline:
                     snaps = tuple(kept)
                     head.extend(found)
             if refine:  # tiles held still since they went out as JPEG: lossless this time
-                snaps += tuple(replace(s, lossless=True) for s in self._snapshot(
-                    self._lossy.take_due(now, fb.width, fb.height)))
+                snaps += tuple(replace(s, lossless=True) for s in snapshot(
+                    fb, self._lossy.take_due(now, fb.width, fb.height)))
         cursor = fb.cursor if (fb.cursor_dirty or key or resized) else None
         fb.cursor_dirty = False
         job = FrameJob(
@@ -435,7 +425,7 @@ class DisplayPipeline:
 
     def _key_job(self, now: float) -> FrameJob:
         return FrameJob(
-            self._next_id, int(now * 1000), (self._hello(),), self._snapshot(self._all_tiles()),
+            self._next_id, int(now * 1000), (self._hello(),), snapshot(self.fb, self._all_tiles()),
             self._layer, self.settings, self.fb.cursor, None, dict(self._drift),
         )  # fmt: skip
 
@@ -443,59 +433,6 @@ class DisplayPipeline:
         fb = self.fb
         return {(tx, ty): (x, y, x + w, y + h) for tx, ty in tiles_in(0, 0, fb.width, fb.height,
                 fb.tile) for x, y, w, h in [fb.tile_rect(tx, ty)]}  # fmt: skip
-
-    def _snapshot(self, damage: Damage, parts: dict[tuple[int, int], list[Box]] | None = None
-                  ) -> tuple[RegionSnapshot, ...]:
-        """Copy out one region per run of damaged tiles in a tile row: the union of their boxes.
-        A tile whose damage is kept in ``parts`` (Framebuffer.parts) is one region per part.
-
-        A run's box may include pixels that did not change; re-sending them is harmless (they are
-        the framebuffer's), and one larger image encodes several times faster per pixel than many
-        small ones while the exact boxes keep a typed glyph at its 16×18 pixels."""
-        out: list[RegionSnapshot] = []
-        run: list[tuple[int, int, int, int]] = []
-        area = top = bottom = union = 0  # the run's damaged pixels, its box's rows and size
-        last_col = last_row = -2
-        t = self.fb.tile
-        right = [min(c * t + t, self.fb.width) for c in range(self.fb.cols)] if parts else []
-        # Plain ints and comparisons in this loop: it sees every re-sent tile (450 for a
-        # Page_Down), and tuples and min/max per tile were 3 % of a scrolling gateway's CPU.
-        for col, row in sorted(damage, key=_row_major):
-            box = damage[(col, row)]
-            if parts and (col, row) in parts:
-                # One part may run on with the tiles beside it (the best joins both edges: the
-                # strip a window uncovered at its top); the others go out alone.
-                tile_parts = parts[(col, row)]
-                box = max(tile_parts, key=lambda p: (p[0] == col * t) + 2 * (p[2] >= right[col]))
-                out.extend(self._read_run([p]) for p in tile_parts if p is not box)
-            x0, y0, x1, y1 = box
-            # A run continues only where damage crosses the tile edge: two glyphs typed in
-            # neighbouring tiles stay two small images, a redrawn line stays one.
-            # It also ends where its box would be mostly pixels outside the damage: a dragged
-            # window's edge (a tall box) beside a tile where only one row changed.
-            size = (x1 - x0) * (y1 - y0)
-            if run:
-                top = y0 if y0 < top else top
-                bottom = y1 if y1 > bottom else bottom
-                union = (x1 - run[0][0]) * (bottom - top)
-                if (col != last_col + 1 or row != last_row or run[-1][2] != col * t
-                        or x0 != col * t or union - area - size > MAX_RUN_WASTE * union):
-                    out.append(self._read_run(run))
-                    run, area = [], 0
-            if not run:
-                top, bottom = y0, y1
-            run.append(box)
-            area += size
-            last_col, last_row = col, row
-        if run:
-            out.append(self._read_run(run))
-        return tuple(out)
-
-    def _read_run(self, boxes: list[tuple[int, int, int, int]]) -> RegionSnapshot:
-        x0, x1 = boxes[0][0], boxes[-1][2]
-        y0, y1 = min(b[1] for b in boxes), max(b[3] for b in boxes)
-        return RegionSnapshot(x0, y0, x1 - x0, y1 - y0, self.fb.read(x0, y0, x1 - x0, y1 - y0),
-                              self.fb.tile)  # fmt: skip
 
     def _on_copy(self, op: CopyOp) -> None:
         """A copy (the desktop's, or a detected scroll) moves the stamps and the JPEG'd tiles."""
