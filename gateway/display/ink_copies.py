@@ -22,7 +22,6 @@ import numpy as np
 
 from gateway.display.encoder import Drift, RegionSnapshot, to_rgbx
 from gateway.display.framebuffer import Box, Framebuffer, tiles_in
-from gateway.display.stamp_drift import _has_ink
 from gateway.display.watermark import WatermarkLayer
 from gateway.wire import display as wire
 
@@ -61,7 +60,7 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
         px = np.frombuffer(snap.bgrx, np.uint32)
         pieces = None if snap.lossless or not px.size or not (px == px[0]).all() \
             else _pieces(drift, snap.x, snap.y, snap.w, snap.h, t)
-        if pieces is None or not any(_has_ink(layer, box, d) for box, d in pieces):
+        if pieces is None or not any(_inked(layer, box, d) for box, d in pieces):
             keep.append(snap)  # not flat, or no ink on it: one Fill, as the encoder sends it
             continue
         pixel = snap.bgrx[:4]
@@ -85,6 +84,11 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
             continue
         keep.append(snap)
     return keep, out
+
+
+def _inked(layer: WatermarkLayer, box: Box, d: Vec) -> bool:
+    """Whether stamps at drift ``d`` put ink in ``box``."""
+    return bool(layer.ink_in(box[0] - d[0], box[1] - d[1], box[2] - box[0], box[3] - box[1]))
 
 
 def _pieces(drift: Drift, x: int, y: int, w: int, h: int, tile: int
@@ -150,20 +154,8 @@ def _source(fb: Framebuffer, box: Box, d: Vec, colour: int, want: bytes,
 
 
 def _one_drift(drift: Drift, x: int, y: int, w: int, h: int, tile: int) -> Vec | None:
-    """The drift of the region's pixels when it is one: each tile's, or, in a tile cut into
-    parts, the part's that holds the region's piece of it."""
-    found: Vec | None = None
-    x1, y1 = x + w, y + h
-    for k in tiles_in(x, y, w, h, tile):
-        v = drift.get(k, (0, 0))
-        if not isinstance(v[0], int):
-            piece = (max(x, k[0] * tile), max(y, k[1] * tile),
-                     min(x1, k[0] * tile + tile), min(y1, k[1] * tile + tile))
-            v = next((d for box, d in v if box[0] <= piece[0] and box[1] <= piece[1]  # type: ignore[misc]
-                      and piece[2] <= box[2] and piece[3] <= box[3]), None)
-            if v is None:
-                return None
-        if found is not None and v != found:
-            return None
-        found = v  # type: ignore[assignment]
-    return found
+    """The drift of the region's pixels when it is one drift (see _pieces)."""
+    pieces = _pieces(drift, x, y, w, h, tile)
+    if not pieces or any(d != pieces[0][1] for _, d in pieces):
+        return None
+    return pieces[0][1]
