@@ -8,6 +8,13 @@ the viewer should show them (the background's colour, the ink at the tile's drif
 the canvas already: one lattice step away, on the same background, at the same drift (or at
 another drift, moved by the difference). A Copy is 18 bytes.
 
+A flat region is first tried whole, its pieces at their drifts, with the vector the frame's last
+copy took tried first: a window's uncovered strip, cut by the drifts of the tiles it crosses,
+went out as a Copy per inked piece and a Fill per inkless one, three messages a region where the
+encoder without a watermark sends one Fill. Copies by one vector, and Fills of one colour, that
+share a whole edge (a strip down several tile rows) are joined. Together a fifth fewer bytes in
+a page-driven drag (part AN).
+
 Only where the result is exact: the source lies in tiles this frame neither re-sends nor holds
 as JPEG (so the viewer shows the framebuffer there with the ink at those tiles' drift, after the
 frame's own copies, which come first), and the source's pixels, blended as the viewer shows
@@ -16,7 +23,7 @@ them, equal the region's, compared byte for byte. Pure: no I/O, the framebuffer 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 
 import numpy as np
 
@@ -51,11 +58,13 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
                held: Collection[Vec], drift: Drift, layer: WatermarkLayer
                ) -> tuple[list[RegionSnapshot], list[wire.Copy | wire.Fill]]:
     """The snapshots still to encode, and the messages (to follow the frame's own copies) for
-    the flat ones found on the canvas: a Copy per piece at one drift, a Fill for a piece with
-    no ink. ``damage``: tiles the frame re-sends; ``held``: tiles the viewer holds as JPEG."""
+    the flat ones found on the canvas: one Copy for the whole region, or else a Copy per piece
+    at one drift and a Fill per piece with no ink. ``damage``: tiles the frame re-sends;
+    ``held``: tiles the viewer holds as JPEG."""
     keep: list[RegionSnapshot] = []
     out: list[wire.Copy | wire.Fill] = []
     t = fb.tile
+    prefer: Vec | None = None  # the vector of the last copy found: neighbours then join
     for snap in snaps:
         px = np.frombuffer(snap.bgrx, np.uint32)
         pieces = None if snap.lossless or not px.size or not (px == px[0]).all() \
@@ -63,8 +72,16 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
         if pieces is None or not any(_inked(layer, box, d) for box, d in pieces):
             keep.append(snap)  # not flat, or no ink on it: one Fill, as the encoder sends it
             continue
-        pixel = snap.bgrx[:4]
+        pixel, colour = snap.bgrx[:4], int(px[0])
         b, g, r = pixel[:3]
+        anchor = next((box, d) for box, d in pieces if _inked(layer, box, d))
+        whole = (snap.x, snap.y, snap.x + snap.w, snap.y + snap.h)
+        src = _source(fb, whole, anchor, colour, to_rgbx(snap, layer, drift), damage, held,
+                      drift, layer, prefer)
+        if src is not None:
+            out.append(wire.Copy(src[0], src[1], snap.x, snap.y, snap.w, snap.h))
+            prefer = (src[0] - snap.x, src[1] - snap.y)
+            continue
         found: list[wire.Copy | wire.Fill] = []
         for box, d in pieces:
             x0, y0, x1, y1 = box
@@ -75,7 +92,7 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
             if (shown == shown[0]).all():
                 found.append(wire.Fill(x0, y0, w, h, r, g, b))
                 continue
-            src = _source(fb, box, d, int(px[0]), want, damage, held, drift, layer)
+            src = _source(fb, box, (box, d), colour, want, damage, held, drift, layer, prefer)
             if src is None:
                 break
             found.append(wire.Copy(src[0], src[1], x0, y0, w, h))
@@ -83,7 +100,7 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
             out.extend(found)
             continue
         keep.append(snap)
-    return keep, out
+    return keep, joined(out)
 
 
 def _inked(layer: WatermarkLayer, box: Box, d: Vec) -> bool:
@@ -122,40 +139,102 @@ def _pieces(drift: Drift, x: int, y: int, w: int, h: int, tile: int
     return out
 
 
-def _source(fb: Framebuffer, box: Box, d: Vec, colour: int, want: bytes,
-            damage: Collection[Vec], held: Collection[Vec], drift: Drift, layer: WatermarkLayer
-            ) -> Vec | None:
-    """Where the canvas shows ``want`` (the box's pixels as the viewer should show them, at
-    drift ``d``) on undamaged background of the same colour, if it is found."""
+def _source(fb: Framebuffer, box: Box, anchor: tuple[Box, Vec], colour: int, want: bytes,
+            damage: Collection[Vec], held: Collection[Vec], drift: Drift, layer: WatermarkLayer,
+            prefer: Vec | None = None) -> Vec | None:
+    """Where the canvas shows ``want`` (the box's pixels as the viewer should show them) on
+    undamaged background of the same colour, if it is found: ``prefer`` first, then one
+    lattice step away from ``anchor`` (an inked piece of the box, at its drift), at the
+    anchor's drift there or at the drift of the tile the step lands in, moved by the
+    difference."""
     x, y = box[0], box[1]
     w, h, t = box[2] - x, box[3] - y, fb.tile
-    rows = fb.array
+    (ax, ay, _, _), d = anchor
     tried: set[Vec] = set()
-    for lx, ly in lattice(layer):
-        # The same stamps, one lattice step away: at the region's drift there, or at the drift
-        # of the tile they land in, moved by the difference.
-        near = drift.get(((x + lx) // t, (y + ly) // t), (0, 0))
-        for ds in (d, near) if isinstance(near[0], int) and near != d else (d,):
-            sx, sy = x + ds[0] - d[0] + lx, y + ds[1] - d[1] + ly  # type: ignore[operator]
-            if sx < 0 or sy < 0 or sx + w > fb.width or sy + h > fb.height or (sx, sy) in tried:
-                continue
-            tried.add((sx, sy))
-            tiles = list(tiles_in(sx, sy, w, h, t))
-            if any(k in damage or k in held for k in tiles) or _one_drift(
-                    drift, sx, sy, w, h, t) != ds:
-                continue
-            region = rows[sy:sy + h, sx * 4:(sx + w) * 4]
-            if not (np.ascontiguousarray(region).view(np.uint32) == colour).all():
-                continue
-            there = RegionSnapshot(sx, sy, w, h, region.tobytes(), t)
-            if to_rgbx(there, layer, dict.fromkeys(tiles, ds)) == want:  # type: ignore[arg-type]
-                return sx, sy
+    for sx, sy in _candidates(x, y, ax, ay, d, drift, t, layer, prefer):
+        if sx < 0 or sy < 0 or sx + w > fb.width or sy + h > fb.height or (sx, sy) in tried:
+            continue
+        tried.add((sx, sy))
+        if any(k in damage or k in held for k in tiles_in(sx, sy, w, h, t)) \
+                or _pieces(drift, sx, sy, w, h, t) is None:
+            continue  # re-sent, held as JPEG, or parts that are no clean cut
+        region = fb.array[sy:sy + h, sx * 4:(sx + w) * 4]
+        if (np.ascontiguousarray(region).view(np.uint32) == colour).all() \
+                and _shown(fb, sx, sy, w, h, drift, layer) == want:
+            return sx, sy
     return None
 
 
-def _one_drift(drift: Drift, x: int, y: int, w: int, h: int, tile: int) -> Vec | None:
-    """The drift of the region's pixels when it is one drift (see _pieces)."""
-    pieces = _pieces(drift, x, y, w, h, tile)
-    if not pieces or any(d != pieces[0][1] for _, d in pieces):
-        return None
-    return pieces[0][1]
+def _candidates(x: int, y: int, ax: int, ay: int, d: Vec, drift: Drift, tile: int,
+                layer: WatermarkLayer, prefer: Vec | None) -> Iterator[Vec]:
+    """Source corners to try for a region at (x, y) whose inked piece at (ax, ay) sits at
+    drift ``d``."""
+    if prefer is not None:
+        yield x + prefer[0], y + prefer[1]
+    for lx, ly in lattice(layer):
+        near = drift.get(((ax + lx) // tile, (ay + ly) // tile), (0, 0))
+        yield x + lx, y + ly
+        if isinstance(near[0], int) and near != d:
+            yield x + near[0] - d[0] + lx, y + near[1] - d[1] + ly  # type: ignore[operator]
+
+
+def _shown(fb: Framebuffer, x: int, y: int, w: int, h: int, drift: Drift,
+           layer: WatermarkLayer) -> bytes:
+    """The region as the viewer shows it: the framebuffer with the ink at each part's drift,
+    blended a tile row at a time (as the encoder's snapshots are)."""
+    t, rows, out = fb.tile, fb.array, []
+    y1 = y + h
+    while y < y1:
+        b1 = min(y1, (y // t + 1) * t)
+        out.append(to_rgbx(RegionSnapshot(x, y, w, b1 - y, rows[y:b1, x * 4:(x + w) * 4]
+                                          .tobytes(), t), layer, drift))
+        y = b1
+    return b"".join(out)
+
+
+def joined(msgs: list[wire.Copy | wire.Fill]) -> list[wire.Copy | wire.Fill]:
+    """Copies by one vector, and Fills of one colour, whose rectangles share a whole edge,
+    joined into one. Order does not matter among these messages: each writes tiles the frame
+    re-sends, and every Copy reads tiles it does not."""
+    out: list[wire.Copy | wire.Fill] = []
+    ends: dict[tuple[object, ...], int] = {}  # (kind, side, ...) -> the message ending there
+    for m in msgs:
+        key, (x, y, w, h) = _kind(m), _rect(m)
+        for end, grow in (((key, "v", x, w, y), (0, h)), ((key, "h", y, h, x), (w, 0))):
+            i = ends.get(end)
+            if i is None:
+                continue
+            ox, oy, ow, oh = _rect(out[i])
+            if end != _ends(key, ox, oy, ow, oh)[0 if end[1] == "v" else 1]:
+                continue  # that message has grown since
+            out[i] = _grown(out[i], ow + grow[0], oh + grow[1])
+            break
+        else:
+            i = len(out)
+            out.append(m)
+        x, y, w, h = _rect(out[i])
+        for end in _ends(key, x, y, w, h):
+            ends[end] = i
+    return out
+
+
+def _kind(m: wire.Copy | wire.Fill) -> tuple[object, ...]:
+    if isinstance(m, wire.Copy):
+        return "copy", m.src_x - m.dst_x, m.src_y - m.dst_y
+    return "fill", m.r, m.g, m.b
+
+
+def _rect(m: wire.Copy | wire.Fill) -> tuple[int, int, int, int]:
+    return (m.dst_x, m.dst_y, m.w, m.h) if isinstance(m, wire.Copy) else (m.x, m.y, m.w, m.h)
+
+
+def _ends(key: tuple[object, ...], x: int, y: int, w: int, h: int
+          ) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """Where a rectangle of that kind could join this one: below it, and right of it."""
+    return (key, "v", x, w, y + h), (key, "h", y, h, x + w)
+
+
+def _grown(m: wire.Copy | wire.Fill, w: int, h: int) -> wire.Copy | wire.Fill:
+    if isinstance(m, wire.Copy):
+        return wire.Copy(m.src_x, m.src_y, m.dst_x, m.dst_y, w, h)
+    return wire.Fill(m.x, m.y, w, h, m.r, m.g, m.b)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from gateway.display.encoder import EncodeSettings, RegionSnapshot, to_rgbx
 from gateway.display.framebuffer import Framebuffer, tiles_in
-from gateway.display.ink_copies import _pieces, _source, lattice
+from gateway.display.ink_copies import _inked, _pieces, _source, ink_copies, joined, lattice
 from gateway.display.pipeline import DisplayPipeline
 from gateway.display.watermark import Watermark
 from gateway.wire import display as w
@@ -112,15 +114,81 @@ def test_a_source_is_taken_only_where_its_pixels_as_shown_are_the_region_s() -> 
     p.produce_frame(T0)
     layer = p._layer
     assert layer is not None
-    ox, oy = next((x, y) for x, y in layer.origins if 200 <= x < W - 400 and 150 <= y < H - 300)
-    box = (ox, oy, ox + 40, oy + 12)  # on a stamp's first line
-    region = RegionSnapshot(ox, oy, 40, 12, BG * (40 * 12), 64)
-    want = to_rgbx(region, layer, {})
+    x0, y0 = next((x, y) for x, y in layer.origins if 200 <= x < W - 400 and 150 <= y < H - 300)
+
+    def shown(x: int, y: int) -> bytes:
+        return to_rgbx(RegionSnapshot(x, y, 40, 12, BG * (40 * 12), 64), layer, {})
+
+    def inked(x: int, y: int) -> int:
+        px = np.frombuffer(shown(x, y), np.uint32)
+        return int((px != px[0]).sum())
+
+    # The box on the stamp's text that shows the most ink.
+    ox, oy = max(((x0 + dx, y0 + dy) for dy in range(0, 48, 4) for dx in range(0, 64, 8)),
+                 key=lambda o: inked(*o))
+    assert inked(ox, oy) > 40 and _inked(layer, (ox, oy, ox + 40, oy + 12), (0, 0))
+    box, want = (ox, oy, ox + 40, oy + 12), shown(ox, oy)
     colour = int.from_bytes(BG, "little")
-    src = _source(fb, box, (0, 0), colour, want, set(), set(), {}, layer)
+    anchor = (box, (0, 0))
+    src = _source(fb, box, anchor, colour, want, set(), set(), {}, layer)
     assert src is not None and src != (ox, oy)
-    assert _source(fb, box, (0, 0), colour, bytes(len(want)), set(), set(), {}, layer) is None
+    assert _source(fb, box, anchor, colour, bytes(len(want)), set(), set(), {}, layer) is None
     # Nor from tiles the frame re-sends or the viewer holds as JPEG.
     tiles = set(tiles_in(src[0], src[1], 40, 12, 64))
-    assert _source(fb, box, (0, 0), colour, want, tiles, set(), {}, layer) != src
-    assert _source(fb, box, (0, 0), colour, want, set(), tiles, {}, layer) != src
+    assert _source(fb, box, anchor, colour, want, tiles, set(), {}, layer) != src
+    assert _source(fb, box, anchor, colour, want, set(), tiles, {}, layer) != src
+    # A preferred vector is tried first, and taken only where its pixels are the region's too.
+    assert _source(fb, box, anchor, colour, want, set(), set(), {}, layer,
+                   (src[0] - ox, src[1] - oy)) == src
+    assert _source(fb, box, anchor, colour, want, set(), set(), {}, layer, (3, 1)) == src
+
+
+def test_a_region_across_two_drifts_goes_out_as_one_copy_where_the_canvas_shows_it() -> None:
+    """A strip that crosses a tile at another drift was a Copy per inked piece and a Fill per
+    inkless one; where the canvas shows the whole strip as it should be, it is one Copy, and
+    the canvas stays exact."""
+    fb = Framebuffer(W, H)
+    fb.fill(0, 0, W, H, BG)
+    p = DisplayPipeline(fb, watermark=_stamp())
+    p.receive(w.Resume(w.VERSION), T0)
+    p.produce_frame(T0)
+    layer = p._layer
+    assert layer is not None
+    cases = 0
+    checked = 0
+    for ty, tx in ((ty, tx) for ty in range(1, 8) for tx in range(1, 12)):
+        drift = {(tx + 1, ty): (5, 0)}  # the tile right of the strip's first: stamps moved 5 px
+        for y, a, b in ((y, a, b) for y in range(ty * 64, ty * 64 + 58, 2) for a in (24, 40)
+                        for b in (4, 12)):
+            snap = RegionSnapshot((tx + 1) * 64 - a, y, a + b, 6, BG * ((a + b) * 6), 64)
+            pieces = _pieces(drift, snap.x, snap.y, snap.w, snap.h, 64)
+            assert pieces is not None and len(pieces) == 2
+            left, right = pieces
+            if not _inked(layer, *left) or _inked(layer, *right):
+                continue  # the case here: ink on the grid's side, none on the moved side
+            cases += 1
+            keep, out = ink_copies(fb, [snap], set(tiles_in(snap.x, snap.y, snap.w, snap.h, 64)),
+                                   set(), drift, layer)
+            assert keep == [] and len(out) == 1, (snap, out)
+            (m,) = out
+            assert isinstance(m, w.Copy) and (m.dst_x, m.dst_y, m.w, m.h) == (
+                snap.x, snap.y, snap.w, snap.h)
+            if checked < 3:  # the canvas as the viewer shows it, and should
+                checked += 1
+                image = expected(fb, layer, drift)
+                assert image.crop((m.src_x, m.src_y, m.src_x + m.w, m.src_y + m.h)).tobytes() \
+                    == image.crop((m.dst_x, m.dst_y, m.dst_x + m.w, m.dst_y + m.h)).tobytes()
+    assert cases > 50
+
+
+def test_copies_by_one_vector_and_fills_of_one_colour_join_where_they_share_an_edge() -> None:
+    down = [w.Copy(500, 300, 100, 0, 12, 64), w.Copy(500, 364, 100, 64, 12, 64),
+            w.Copy(500, 428, 100, 128, 12, 30)]
+    other = w.Copy(900, 0, 112, 0, 8, 64)  # beside the first, by another vector
+    fills = [w.Fill(0, 200, 30, 5, 1, 2, 3), w.Fill(30, 200, 34, 5, 1, 2, 3),
+             w.Fill(64, 200, 10, 5, 9, 9, 9)]
+    assert joined([down[0], other, *fills, down[1], down[2]]) == [
+        w.Copy(500, 300, 100, 0, 12, 158), other, w.Fill(0, 200, 64, 5, 1, 2, 3), fills[2]]
+    # Same vector but not a whole shared edge: kept apart.
+    apart = [w.Copy(500, 300, 100, 0, 12, 64), w.Copy(501, 364, 101, 64, 11, 64)]
+    assert joined(apart) == apart
