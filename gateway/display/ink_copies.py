@@ -65,15 +65,21 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
     out: list[wire.Copy | wire.Fill] = []
     t = fb.tile
     prefer: Vec | None = None  # the vector of the last copy found: neighbours then join
+    plain: dict[int, wire.Fill] = {}  # flat snapshots without ink: the Fill each would be
+    under: list[wire.Fill] = []  # flat snapshots with ink, as Fills that may join those
     for snap in snaps:
         px = np.frombuffer(snap.bgrx, np.uint32)
         pieces = None if snap.lossless or not px.size or not (px == px[0]).all() \
             else _pieces(drift, snap.x, snap.y, snap.w, snap.h, t)
         if pieces is None or not any(_inked(layer, box, d) for box, d in pieces):
             keep.append(snap)  # not flat, or no ink on it: one Fill, as the encoder sends it
+            if pieces is not None:
+                b, g, r = snap.bgrx[:3]
+                plain[id(snap)] = wire.Fill(snap.x, snap.y, snap.w, snap.h, r, g, b)
             continue
         pixel, colour = snap.bgrx[:4], int(px[0])
         b, g, r = pixel[:3]
+        under.append(wire.Fill(snap.x, snap.y, snap.w, snap.h, r, g, b))
         anchor = next((box, d) for box, d in pieces if _inked(layer, box, d))
         whole = (snap.x, snap.y, snap.x + snap.w, snap.y + snap.h)
         src = _source(fb, whole, anchor, colour, to_rgbx(snap, layer, drift), damage, held,
@@ -100,7 +106,36 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
             out.extend(found)
             continue
         keep.append(snap)
-    return keep, joined(out)
+    return _bridged(keep, joined(out), plain, under)
+
+
+def _bridged(keep: list[RegionSnapshot], msgs: list[wire.Copy | wire.Fill],
+             plain: dict[int, wire.Fill], under: list[wire.Fill]
+             ) -> tuple[list[RegionSnapshot], list[wire.Copy | wire.Fill]]:
+    """A strip of background cut into tiles with ink and tiles without went out as a Fill, a
+    Copy, a Fill...: where one Fill laid under the whole strip first (the copies and the
+    images of inked tiles then drawn over it) takes fewer messages than the inkless tiles'
+    own Fills, it replaces them. It writes only tiles the frame re-sends, so no copy's
+    source."""
+    if not msgs or not plain:
+        return keep, msgs
+    bare = joined(sorted(plain.values(), key=_corner))
+    fills = [f for f in joined(sorted([*plain.values(), *under], key=_corner))
+             if any(_meets(f, p) for p in plain.values())]
+    if len(fills) >= len(bare):
+        return keep, msgs
+    return [s for s in keep if id(s) not in plain], [*fills, *msgs]
+
+
+def _corner(m: wire.Copy | wire.Fill) -> tuple[int, int]:
+    x, y, _, _ = _rect(m)
+    return y, x
+
+
+def _meets(a: wire.Copy | wire.Fill, b: wire.Copy | wire.Fill) -> bool:
+    ax, ay, aw, ah = _rect(a)
+    bx, by, bw, bh = _rect(b)
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
 def _inked(layer: WatermarkLayer, box: Box, d: Vec) -> bool:
@@ -192,10 +227,11 @@ def _shown(fb: Framebuffer, x: int, y: int, w: int, h: int, drift: Drift,
     return b"".join(out)
 
 
-def joined(msgs: list[wire.Copy | wire.Fill]) -> list[wire.Copy | wire.Fill]:
+def joined(msgs: Iterable[wire.Copy | wire.Fill]) -> list[wire.Copy | wire.Fill]:
     """Copies by one vector, and Fills of one colour, whose rectangles share a whole edge,
-    joined into one. Order does not matter among these messages: each writes tiles the frame
-    re-sends, and every Copy reads tiles it does not."""
+    joined into one: each joins an earlier one whose right or bottom edge it continues (in
+    row order, as snapshots come, that joins strips). Order does not matter among these
+    messages: each writes tiles the frame re-sends, and every Copy reads tiles it does not."""
     out: list[wire.Copy | wire.Fill] = []
     ends: dict[tuple[object, ...], int] = {}  # (kind, side, ...) -> the message ending there
     for m in msgs:

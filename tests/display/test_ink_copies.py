@@ -192,3 +192,31 @@ def test_copies_by_one_vector_and_fills_of_one_colour_join_where_they_share_an_e
     # Same vector but not a whole shared edge: kept apart.
     apart = [w.Copy(500, 300, 100, 0, 12, 64), w.Copy(501, 364, 101, 64, 11, 64)]
     assert joined(apart) == apart
+
+
+def test_one_fill_goes_under_a_strip_whose_middle_tile_has_ink() -> None:
+    """Background strip across three tiles, ink only in the middle one: one Fill under the
+    whole strip and a Copy over its middle, not Fill, Copy, Fill."""
+    fb = Framebuffer(W, H)
+    fb.fill(0, 0, W, H, BG)
+    p = DisplayPipeline(fb, watermark=_stamp())
+    p.receive(w.Resume(w.VERSION), T0)
+    p.produce_frame(T0)
+    layer = p._layer
+    assert layer is not None
+    b, g, r = BG[:3]
+    strips = [(t_y, t_x, row) for t_y in range(1, 8) for t_x in range(1, 12)
+              for row in range(t_y * 64, t_y * 64 + 58, 2)]
+    for ty, tx, y in strips:
+        snaps = [RegionSnapshot(x, y, 64, 6, BG * (64 * 6), 64) for x in
+                 ((tx - 1) * 64, tx * 64, (tx + 1) * 64)]
+        if [_inked(layer, (s.x, y, s.x + 64, y + 6), (0, 0)) for s in snaps] != [0, 1, 0]:
+            continue
+        keep, out = ink_copies(fb, snaps, {(tx - 1, ty), (tx, ty), (tx + 1, ty)}, set(), {},
+                               layer)
+        if not any(isinstance(m, w.Copy) for m in out):
+            continue  # no source for the middle one: nothing to lay a Fill under
+        assert keep == [] and out[0] == w.Fill((tx - 1) * 64, y, 192, 6, r, g, b), out
+        assert out[1:] and all(isinstance(m, w.Copy) and m.dst_x == tx * 64 for m in out[1:])
+        return
+    raise AssertionError("no strip with ink only in its middle tile")
