@@ -6,8 +6,12 @@ for no update in the first half (``holding``): a desktop redrawing flat out (a t
 output, a slideshow) costs the gateway a bounded share and its changes pile up in the desktop.
 The second half leaves the desktop time to answer, so a frame is ready when the gap ends (a
 terminal scrolling 20 lines a second keeps every line's frame). Frames of at most
-SMALL_FRAME_PIXELS without copies (a typed glyph) are never held back. Measured trade-off:
-docs/PERFORMANCE.md part Z.
+SMALL_FRAME_PIXELS without copies within ECHO_SECONDS of the viewer's own key or pointer input
+(a typed glyph, a button lit under the pointer) are never held back. Small frames the desktop
+makes by itself are paced like the rest: a pointer a program moves (TigerVNC then draws it into
+the framebuffer), a spinner, a program drawing small boxes flat out; before, they went at once
+however many came, and an xdotool drag drew 43 frames a second under a limit of 30 (part AN).
+Measured trade-off: docs/PERFORMANCE.md part Z.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SMALL_FRAME_PIXELS = 64 * 64
+#: How long after the viewer's input a small frame counts as its echo (a slow program's too).
+ECHO_SECONDS = 0.5
 
 
 def frame_gap(max_frame_rate: int) -> float:

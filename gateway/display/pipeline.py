@@ -31,7 +31,7 @@ from gateway.display.encoder import (
 from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
 from gateway.display.ink_copies import ink_copies
 from gateway.display.link import Link
-from gateway.display.pacing import SMALL_FRAME_PIXELS, FramePacing
+from gateway.display.pacing import ECHO_SECONDS, SMALL_FRAME_PIXELS, FramePacing
 from gateway.display.refine import REFINE_AFTER, REFINE_MIN_QUALITY, LossyTiles
 from gateway.display.regions import snapshot
 from gateway.display.scroll import MIN_TILES, RowHashes
@@ -271,7 +271,8 @@ class DisplayPipeline:
         frame in the update's own step."""
         fb = self.fb
         if (not self.can_send() or fb.width == 0 or self._need_key or self._observer_key
-                or fb.copies or fb.resized or not fb.damage):  # fmt: skip
+                or fb.copies or fb.resized or not fb.damage
+                or (self.pacing.gap and not self._echo(now))):  # fmt: skip
             return False
         timer = self._content_timer(now)
         if timer is not None and timer <= now:
@@ -290,10 +291,16 @@ class DisplayPipeline:
         """The frame pacing asks the desktop for nothing now (next_timer says until when)."""
         return self.pacing.holding(now)
 
-    def _small(self) -> bool:
-        """The pending change is a typed glyph's size (SMALL_FRAME_PIXELS, no copies)."""
+    def _small(self, now: float) -> bool:
+        """The pending change is a typed glyph's size (SMALL_FRAME_PIXELS, no copies) and
+        follows the viewer's own input (pacing.py)."""
         fb = self.fb
-        return not fb.copies and not fb.resized and self._damage_within(SMALL_FRAME_PIXELS)
+        return self._echo(now) and not fb.copies and not fb.resized \
+            and self._damage_within(SMALL_FRAME_PIXELS)
+
+    def _echo(self, now: float) -> bool:
+        """Within ECHO_SECONDS of the viewer's last key or pointer input."""
+        return self.last_input is not None and now - self.last_input <= ECHO_SECONDS
 
     def request_observer_key_frame(self) -> None:
         """A recorder or live watcher joins: the next frame carries a key frame for it too."""
@@ -345,7 +352,7 @@ class DisplayPipeline:
             return None
         small = False
         if self.pacing.gap:  # no pacing, no counting of the damage: nothing added per frame
-            small = not key and self._small()  # a key frame re-sends everything: a big one
+            small = not key and self._small(now)  # a key frame re-sends everything: a big one
             if not (key or self._observer_key or refine or small) and self.pacing.holds_back(now):
                 return None  # next_timer says when
         detected = self._detect_scroll(key)

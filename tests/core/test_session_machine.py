@@ -351,11 +351,18 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     assert r.do(ev.FrameEncoded(big[0].job, b"b")) == [ev.SendFrame(b"b", big[0].job)]
     # The request read ahead is outstanding: its answer wakes the sender, no timer is needed.
     assert r.m.frame_timer(r.clock.now()) is None
-    # The update read ahead brings a typed glyph: taken at once; nothing more is asked for.
+    # The update read ahead brings a small change the desktop made by itself (a pointer a
+    # program moved): it waits for the gap's end like any other.
+    r.fb.fill(200, 110, 8, 16, b"\x00\xff\x00\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]
+    assert r.do(ev.FrameDue()) == []
+    # The teacher types: the glyph is taken at once, with the pointer's box; nothing more is
+    # asked for.
+    assert r.send(w.Key(0x61, True))[0] == ev.KeyToDesktop(0x61, True)
     r.fb.fill(120, 110, 8, 16, b"\x00\x00\xff\x00")
     glyph = r.do(ev.DesktopUpdated())
     assert [type(o) for o in glyph] == [ev.EncodeFrame]
-    assert glyph[0].job.pixels == 8 * 16  # type: ignore[union-attr]
+    assert glyph[0].job.pixels == 2 * 8 * 16  # type: ignore[union-attr]
     r.do(ev.FrameEncoded(glyph[0].job, b"g"))  # type: ignore[union-attr]
     r.send(w.Ack(glyph[0].job.frame_id))  # type: ignore[union-attr]
     # Nothing is outstanding now: the request is owed at the holding's end.

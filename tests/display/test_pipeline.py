@@ -376,7 +376,9 @@ def test_a_run_of_boxes_of_one_height_stays_one_image() -> None:
 def test_frames_are_paced_but_a_typed_glyph_goes_at_once() -> None:
     """A desktop that redraws flat out gets at most 1 / min_frame_gap frames a second; its
     changes pile up meanwhile and the held-back frame carries them all. A glyph-sized change
-    is never held back, and a pipeline without a gap (the default) takes every frame."""
+    right after the viewer's own input is never held back; one the desktop makes by itself (a
+    pointer a program moves, drawn into the framebuffer) is paced like the rest. A pipeline
+    without a gap takes every frame."""
     gap = frame_gap(30)
     fb = Framebuffer(640, 200)
     fb.fill(0, 0, 640, 200, b"\x10\x20\x30\x00")
@@ -400,10 +402,23 @@ def test_frames_are_paced_but_a_typed_glyph_goes_at_once() -> None:
     assert p.next_timer(T0 + gap * 1.75) == pytest.approx(T0 + 40, abs=1e-6)
     # A request still owed after the holding's end is due at once, whatever the clock says.
     assert p.next_timer(T0 + gap * 1.75, asking=True) == pytest.approx(T0 + gap * 1.5, abs=1e-6)
-    fb.fill(300, 50, 9, 16, b"\xee\xee\xee\x00")  # a glyph typed 5 ms later
-    msgs = step(p, canvas, T0 + gap + 0.005)
+    # A pointer the desktop moves by itself, 5 ms later: glyph-sized, but no echo of the viewer.
+    fb.fill(200, 20, 12, 18, b"\x01\x01\x01\x00")
+    assert not p.small_update(64 * 64, T0 + gap + 0.005)
+    assert p.take_frame(T0 + gap + 0.005) is None
+    assert p.next_timer(T0 + gap + 0.005) == pytest.approx(T0 + 2 * gap, abs=1e-6)
+    # The viewer types: the glyph goes at once, and carries the pointer's box with it.
+    p.receive(w.Key(0x61, True), T0 + gap + 0.006)
+    fb.fill(300, 50, 9, 16, b"\xee\xee\xee\x00")
+    assert p.small_update(64 * 64, T0 + gap + 0.010)
+    msgs = step(p, canvas, T0 + gap + 0.010)
     assert [m for m in msgs if isinstance(m, w.Tile)] != []
     assert_canvas_exact(p, canvas)
+    # Half a second on, a small change is no longer the key's echo.
+    fb.fill(300, 50, 9, 16, b"\x00\xee\xee\x00")
+    assert p.take_frame(T0 + 3 * gap + 0.6) is not None  # the gap has passed: it goes
+    fb.fill(300, 50, 9, 16, b"\xee\x00\xee\x00")
+    assert p.take_frame(T0 + 3 * gap + 0.61) is None  # within the gap: it waits
     # Policy display.max_frame_rate: 0 is no pacing, the default.
     assert (frame_gap(0), gap) == (0.0, 1 / 30)
     fast, fast_canvas = attach(Framebuffer(640, 200), small_watermark(), min_frame_gap=frame_gap(0))
