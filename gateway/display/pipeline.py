@@ -18,17 +18,12 @@ Shell usage::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from gateway.display.canvas_stamps import CanvasStamps
-from gateway.display.encoder import (
-    Drift,
-    EncodeSettings,
-    RegionSnapshot,
-    encode_cursor,
-    encode_tiles,
-)
-from gateway.display.framebuffer import Box, CopyOp, CursorImage, Damage, Framebuffer, tiles_in
+from gateway.display.encoder import Drift, EncodeSettings
+from gateway.display.frame_job import FrameJob, encode_frame
+from gateway.display.framebuffer import CopyOp, Damage, Framebuffer, tiles_in
 from gateway.display.ink_copies import ink_copies
 from gateway.display.link import Link
 from gateway.display.pacing import ECHO_SECONDS, SMALL_FRAME_PIXELS, FramePacing
@@ -82,44 +77,6 @@ class SessionInfo:
     session_id: str = ""
     info: str = ""  # shown by the viewer (e.g. "Staffroom — 東小学校")
     flags: int = 0  # wire.HelloFlags
-
-
-@dataclass(frozen=True, slots=True)
-class FrameJob:
-    """Everything needed to encode one frame, detached from the live framebuffer."""
-
-    frame_id: int
-    timestamp_ms: int
-    head: tuple[wire.ToViewer, ...]  # Hello/Resize/Copy messages, in order
-    snaps: tuple[RegionSnapshot, ...]
-    layer: WatermarkLayer | None
-    settings: EncodeSettings
-    cursor: CursorImage | None
-    observer_key: FrameJob | None = None  # a key frame of the same instant, for new observers
-    drift: Drift = field(default_factory=dict)  # per tile, where the viewer's stamps sit
-    #: Filled by encode_frame: the boxes it sent as JPEG (frame_sent marks them for refining).
-    lossy: list[Box] = field(default_factory=list)
-
-    @property
-    def pixels(self) -> int:
-        """Damaged pixels to encode (the shell encodes small frames inline, big ones in threads)."""
-        return sum(s.w * s.h for s in self.snaps)
-
-
-def encode_frame(job: FrameJob) -> bytes:
-    """Encode a frame to wire bytes: head, cursor, tiles, Sync. Pure; safe in an executor."""
-    parts = [wire.encode(m) for m in job.head]
-    if job.cursor is not None:
-        c = job.cursor
-        png = encode_cursor(c.w, c.h, c.rgba) if c.w and c.h else b""
-        parts.append(wire.encode(wire.Cursor(c.hot_x, c.hot_y, c.w, c.h, png) if png
-                                 else wire.Cursor(0, 0, 0, 0, b"")))  # fmt: skip
-    for m in encode_tiles(list(job.snaps), job.layer, job.settings, job.drift):
-        parts.append(wire.encode(m))
-        if isinstance(m, wire.Tile) and m.format is wire.TileFormat.JPEG:
-            job.lossy.append((m.x, m.y, m.x + m.w, m.y + m.h))
-    parts.append(wire.encode(wire.Sync(job.frame_id, job.timestamp_ms)))
-    return b"".join(parts)
 
 
 class DisplayPipeline:

@@ -35,9 +35,10 @@ from gateway.audit.kinds import (
 from gateway.cluster import signals
 from gateway.cluster.bus import BusError, NodeBus
 from gateway.context import GatewayContext
+from gateway.display.frame_job import encode_frame
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.pacing import frame_gap
-from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags, encode_frame
+from gateway.display.pipeline import DisplayPipeline, SessionInfo, clipboard_flags
 from gateway.health import Health, health_of
 from gateway.live.listing import SessionSummary, all_summaries, posture_summary
 from gateway.live.login import LoginDecision, ResumeTarget

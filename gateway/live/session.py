@@ -24,7 +24,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.audit.kinds import TypedEvent
-from gateway.display.pipeline import DisplayPipeline, FrameJob, encode_frame
+from gateway.display.frame_job import FrameJob, encode_frame
+from gateway.display.pipeline import DisplayPipeline
 from gateway.live import helpdesk
 from gateway.live import session_events as ev
 from gateway.live.help import HelpCase

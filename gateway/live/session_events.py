@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.audit.kinds import TypedEvent
-from gateway.display.pipeline import FrameJob
+from gateway.display.frame_job import FrameJob
 from gateway.wire import display as wire
 
 
