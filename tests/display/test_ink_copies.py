@@ -13,7 +13,7 @@ from gateway.display.encoder import EncodeSettings, RegionSnapshot, to_rgbx
 from gateway.display.framebuffer import Framebuffer, tiles_in
 from gateway.display.ink_copies import _inked, _pieces, _source, ink_copies, joined, lattice
 from gateway.display.pipeline import DisplayPipeline
-from gateway.display.watermark import Watermark
+from gateway.display.watermark import Watermark, WatermarkLayer
 from gateway.wire import display as w
 from tests.display.canvas_model import CanvasModel, diff_pixels, expected
 
@@ -25,6 +25,17 @@ BG = b"\xe0\xc0\xa0\x00"
 def _stamp() -> Watermark:
     return Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=12,
                      spacing=(200, 120), opacity=0.4)  # fmt: skip
+
+
+def _flat_desktop() -> tuple[Framebuffer, WatermarkLayer]:
+    """A flat desktop whose key frame went out: the canvas shows the background and stamps."""
+    fb = Framebuffer(W, H)
+    fb.fill(0, 0, W, H, BG)
+    p = DisplayPipeline(fb, watermark=_stamp())
+    p.receive(w.Resume(w.VERSION), T0)
+    p.produce_frame(T0)
+    assert p._layer is not None
+    return fb, p._layer
 
 
 def _drag(ink_copies: bool, steps: int = 30) -> tuple[int, int, int]:
@@ -107,13 +118,7 @@ def test_a_region_is_cut_where_the_stamps_drift_changes() -> None:
 def test_a_source_is_taken_only_where_its_pixels_as_shown_are_the_region_s() -> None:
     """The byte comparison is the last word: the same colour at the same drift one lattice
     step away is not enough where the pixels the viewer shows there differ."""
-    fb = Framebuffer(W, H)
-    fb.fill(0, 0, W, H, BG)
-    p = DisplayPipeline(fb, watermark=_stamp())
-    p.receive(w.Resume(w.VERSION), T0)
-    p.produce_frame(T0)
-    layer = p._layer
-    assert layer is not None
+    fb, layer = _flat_desktop()
     x0, y0 = next((x, y) for x, y in layer.origins if 200 <= x < W - 400 and 150 <= y < H - 300)
 
     def shown(x: int, y: int) -> bytes:
@@ -147,13 +152,7 @@ def test_a_region_across_two_drifts_goes_out_as_one_copy_where_the_canvas_shows_
     """A strip that crosses a tile at another drift was a Copy per inked piece and a Fill per
     inkless one; where the canvas shows the whole strip as it should be, it is one Copy, and
     the canvas stays exact."""
-    fb = Framebuffer(W, H)
-    fb.fill(0, 0, W, H, BG)
-    p = DisplayPipeline(fb, watermark=_stamp())
-    p.receive(w.Resume(w.VERSION), T0)
-    p.produce_frame(T0)
-    layer = p._layer
-    assert layer is not None
+    fb, layer = _flat_desktop()
     cases = 0
     checked = 0
     for ty, tx in ((ty, tx) for ty in range(1, 8) for tx in range(1, 12)):
@@ -197,13 +196,7 @@ def test_copies_by_one_vector_and_fills_of_one_colour_join_where_they_share_an_e
 def test_one_fill_goes_under_a_strip_whose_middle_tile_has_ink() -> None:
     """Background strip across three tiles, ink only in the middle one: one Fill under the
     whole strip and a Copy over its middle, not Fill, Copy, Fill."""
-    fb = Framebuffer(W, H)
-    fb.fill(0, 0, W, H, BG)
-    p = DisplayPipeline(fb, watermark=_stamp())
-    p.receive(w.Resume(w.VERSION), T0)
-    p.produce_frame(T0)
-    layer = p._layer
-    assert layer is not None
+    fb, layer = _flat_desktop()
     b, g, r = BG[:3]
     strips = [(t_y, t_x, row) for t_y in range(1, 8) for t_x in range(1, 12)
               for row in range(t_y * 64, t_y * 64 + 58, 2)]
