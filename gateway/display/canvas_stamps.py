@@ -12,8 +12,10 @@ and the frame's copies settled before the damage is taken (``settle``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gateway.display.encoder import Drift
-from gateway.display.framebuffer import CopyOp, Framebuffer, tiles_in
+from gateway.display.framebuffer import Box, CopyOp, Framebuffer, tiles_in
 from gateway.display.stamp_drift import StampDrift
 from gateway.display.watermark import Watermark, WatermarkLayer, changed_box
 
@@ -113,6 +115,23 @@ class CanvasStamps:
         if everything:
             self._drift.clear(fb.width, fb.height, self.layer.pitch if self.layer else (0, 0))
             return
-        for x0, y0, x1, y1 in self._drift.settle(self.layer, fb.resent(), fb.copies,
-                                                       detected):
+        resent = fb.resent()
+        for x0, y0, x1, y1 in self._drift.settle(self.layer, resent, fb.copies, detected):
             fb.damage_rect(x0, y0, x1 - x0, y1 - y0)
+        if not fb.copies and self._drift.drift:
+            self._regrid(resent)
+
+    def _regrid(self, resent: Mapping[tuple[int, int], Box]) -> None:
+        """Tiles a frame without copies re-sends whole go back to the grid: whatever drift their
+        stamps had, every pixel is blended again. Left at their drift, the background a closed
+        window or a finished scroll gave back kept a patchwork of drifts all session long, and
+        the copies that later moved over it (a dragged window, a scrolling terminal) found
+        their stamps at a drift other than their neighbours', and re-sent the ink where they
+        met: on the six workloads replayed in one session, 37 % of a page drag's bytes and
+        17 % of terminal scrolling's (part AN). Not in frames with copies, where a re-sent
+        tile may be a scrolled view's new line, which takes the scroll's drift (settle)."""
+        fb, drift = self.fb, self._drift.drift
+        for k in [k for k in drift if k in resent]:
+            x, y, w, h = fb.tile_rect(*k)
+            if resent[k] == (x, y, x + w, y + h):
+                del drift[k]

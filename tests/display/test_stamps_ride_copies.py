@@ -279,3 +279,35 @@ def test_a_scrolled_terminal_stays_on_one_drift_when_line_ends_are_not_redrawn()
                   for tx in range(-(-x // 64), (x + w_) // 64)
                   for ty in range(-(-y // 64), (y + h - LINE) // 64)}
         assert len(inside) == 1 and isinstance(next(iter(inside))[0], int), inside
+
+
+def test_tiles_a_frame_without_copies_re_sends_whole_go_back_to_the_grid() -> None:
+    """A window dragged away leaves tiles off the grid; once a frame without copies redraws
+    such a tile whole (the desktop repainted there: a window closed, a view redrawn), its
+    stamps are back on the grid, not left as a patchwork of drifts for later copies to meet.
+    A tile redrawn in part keeps its drift, and so does one redrawn in a frame with copies
+    (there it may be a scrolled view's new line). The canvas stays exact throughout."""
+    r, rng = Run(), random.Random(7)
+    r.frame()  # key frame
+    for i in range(8):
+        text_line(r.fb, 64, 64 + i * LINE, 256, rng)
+    r.frame()
+    r.fb.copy(64, 64, 101, 93, 256, 8 * LINE)  # the window dragged by (37, 29)
+    r.frame()
+    r.exact()
+    drifted = sorted(r.p._drift)
+    assert len(drifted) >= 6
+    whole, part, other = drifted[0], drifted[1], drifted[2]
+    tile = r.fb.tile
+    # With a copy elsewhere in the same frame, a tile redrawn whole keeps its drift.
+    r.fb.fill(other[0] * tile, other[1] * tile, tile, tile, b"\x20\x40\x60\x00")
+    r.fb.copy(500, 400, 520, 410, 40, 30)
+    r.frame()
+    r.exact()
+    assert other in r.p._drift
+    # Without copies: the tile redrawn whole goes back to the grid, the one redrawn in part not.
+    r.fb.fill(whole[0] * tile, whole[1] * tile, tile, tile, b"\x60\x40\x20\x00")
+    r.fb.fill(part[0] * tile + 3, part[1] * tile + 5, 20, 9, b"\x60\x40\x20\x00")
+    r.frame()
+    r.exact()
+    assert whole not in r.p._drift and part in r.p._drift and other in r.p._drift
