@@ -52,14 +52,8 @@ def default_watermark() -> Watermark:
 async def record(path: Path, workloads: list[str], duration: float) -> None:
     from bench.desktop import Desktop
     from bench.drag_input import RfbInput
-    from bench.workloads import (
-        PageDrag,
-        Scrolling,
-        Typing,
-        WindowDrag,
-        XtermScroll,
-        XtermTyping,
-    )
+    from bench.drag_workloads import PageDrag, WindowDrag
+    from bench.workloads import Scrolling, Typing, XtermScroll, XtermTyping
     from gateway.rfb.connection import open_rfb
 
     known = {w.name: w for w in (Typing, Scrolling, XtermTyping, XtermScroll, WindowDrag,

@@ -1,6 +1,6 @@
-"""Where a client-driven drag's input goes (bench.workloads.PageDrag): the client's page, where a
-teacher's mouse and keyboard would be (bench.run), or an RFB connection, as a gateway forwards a
-viewer's input (bench.display_cpu record).
+"""Where a client-driven drag's input goes (bench.drag_workloads.PageDrag): the client's page,
+where a teacher's mouse and keyboard would be (bench.run), or an RFB connection, as a gateway
+forwards a viewer's input (bench.display_cpu record).
 
 Nothing here is attacker-facing: it drives the bench's own desktop.
 """

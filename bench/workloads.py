@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import subprocess
 import time
@@ -20,16 +19,10 @@ from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.desktop import Desktop
-from bench.drag_input import CANVAS, DragInput, PageInput
+from bench.documents import PARAGRAPH, write_document
+from bench.drag_workloads import PageDrag, WindowDrag
 from bench.measure import wait_until_quiet
 
-PARAGRAPH = (
-    "Dear parents and guardians, the autumn sports day will take place on Saturday the "
-    "twelfth. Pupils should arrive by half past eight in their gym clothes and bring a water "
-    "bottle, a hat and a packed lunch. If it rains, the event moves to the following Monday "
-    "and lessons run as usual. Please return the attached form to the class teacher by "
-    "Wednesday. Thank you for your continued support.\n"
-)
 TYPING_RATE = 8.0  # characters per second: a steady human typist
 SCROLL_RATE = 20.0  # lines per second printed into the scrolling terminal: a build log
 # A maximised xterm as a teacher would use it: an anti-aliased monospace font, a steady cursor.
@@ -58,16 +51,6 @@ async def paced(duration: float, interval: float, step: Callable[[int], Awaitabl
         await step(i)
         i += 1
     await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
-
-
-def write_document(path: Path, lines: int) -> Path:
-    """A long, deterministic, office-looking text document."""
-    words = PARAGRAPH.split()
-    with path.open("w") as f:
-        for n in range(lines):
-            start = (n * 7) % len(words)
-            f.write(f"{n + 1:5d}  " + " ".join((words * 2)[start:start + 9 + n % 5]) + "\n")
-    return path
 
 
 class _MousepadWorkload:
@@ -236,95 +219,6 @@ class XtermScroll:
             self._proc = None
         with contextlib.suppress(OSError):
             self._fifo.unlink()
-
-
-class WindowDrag:
-    """Drag an xterm around an ellipse with Alt+button 1 (openbox's move binding), 30 moves/s,
-    4 s per drag with a 1 s pause between drags."""
-
-    name = "window-drag"
-    FPS = 30
-
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._t = 0.0
-
-    async def setup(self, desktop: Desktop) -> None:
-        doc = write_document(desktop.workdir / "drag.txt", 40)
-        self._proc = desktop.launch(
-            ["xterm", "-class", "BenchDrag", "-geometry", "100x30+200+150", "+bc", "-e", "sh", "-c",
-             f"cat {doc}; exec cat >/dev/null"], self.name)
-        wid = await desktop.wait_window("--class", "BenchDrag")
-        await desktop.xdo("windowactivate", "--sync", wid)
-        self._t = 0.0
-
-    def _point(self, t: float) -> tuple[int, int]:
-        return round(700 + 450 * math.cos(t)), round(500 + 250 * math.sin(t))
-
-    async def run(self, desktop: Desktop, duration: float) -> None:
-        end = time.monotonic() + duration
-        while (left := end - time.monotonic()) > 0:
-            n = max(1, min(4 * self.FPS, int(left * self.FPS)))
-            x, y = self._point(self._t)
-            chain = ["mousemove", str(x), str(y), "keydown", "alt", "mousedown", "1"]
-            for _ in range(n):
-                self._t += 2 * math.pi / (6 * self.FPS)  # one lap per 6 s of dragging
-                x, y = self._point(self._t)
-                chain += ["sleep", f"{1 / self.FPS:.4f}", "mousemove", str(x), str(y)]
-            await desktop.xdo(*chain, "mouseup", "1", "keyup", "alt")
-            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
-
-    async def teardown(self, desktop: Desktop) -> None:
-        if self._proc is not None:
-            desktop.close(self._proc)
-            self._proc = None
-
-
-class PageDrag(WindowDrag):
-    """WindowDrag as a teacher does it: Alt and mouse button 1 held and the mouse moved in the
-    client's page, which forwards them to the desktop, on the same ellipse at the same pace.
-
-    WindowDrag moves the pointer with xdotool, on the desktop's side. TigerVNC then draws the
-    pointer into the framebuffer of every client (VNCSConnectionST::needRenderedCursor: the
-    position was not the client's), so each step also re-sends the box under the old and the
-    new pointer, over the dragged text: most of window-drag's bytes (issue 11 part AL). Moved
-    by the client, the pointer is the client's own cursor and only the window moves."""
-
-    name = "window-drag-page"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.page: Page | None = None
-        self.canvas = ""
-        self.input: DragInput | None = None
-
-    def attach(self, page: Page, client: str) -> None:
-        """The page and client this run drags through (bench.run calls it before run)."""
-        self.page, self.canvas = page, CANVAS["novnc" if client == "novnc" else "staffroom"]
-
-    async def run(self, desktop: Desktop, duration: float) -> None:
-        if self.page is not None:
-            rect, width, height = await self.page.evaluate(
-                "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
-                " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
-                " c.width, c.height]; }", self.canvas)
-            self.input = PageInput(self.page, rect, width, height)
-        into = self.input
-        if into is None:
-            raise RuntimeError("window-drag-page needs the client's page (bench.run attaches "
-                               "it) or an RFB connection (bench.display_cpu record)")
-        end = time.monotonic() + duration
-        while (left := end - time.monotonic()) > 0:
-            n = max(1, min(4 * self.FPS, int(left * self.FPS)))
-            await into.move(*self._point(self._t))
-            await into.hold(True)
-            t0 = time.monotonic()
-            for i in range(n):
-                self._t += 2 * math.pi / (6 * self.FPS)
-                await asyncio.sleep(max(0.0, t0 + (i + 1) / self.FPS - time.monotonic()))
-                await into.move(*self._point(self._t))
-            await into.hold(False)
-            await asyncio.sleep(min(1.0, max(0.0, end - time.monotonic())))
 
 
 class Photo:

@@ -12,8 +12,9 @@ A flat region is first tried whole, its pieces at their drifts, with the vector 
 copy took tried first: a window's uncovered strip, cut by the drifts of the tiles it crosses,
 went out as a Copy per inked piece and a Fill per inkless one, three messages a region where the
 encoder without a watermark sends one Fill. Copies by one vector, and Fills of one colour, that
-share a whole edge (a strip down several tile rows) are joined. Together a fifth fewer bytes in
-a page-driven drag (part AN).
+share a whole edge (a strip down several tile rows) are joined, and one Fill goes under a strip
+whose inkless tiles would otherwise each be a Fill of their own. Together a fifth fewer bytes
+in a page-driven drag (part AN).
 
 Only where the result is exact: the source lies in tiles this frame neither re-sends nor holds
 as JPEG (so the viewer shows the framebuffer there with the ink at those tiles' drift, after the

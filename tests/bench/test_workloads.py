@@ -107,7 +107,7 @@ def test_the_page_drag_maps_desktop_pixels_to_the_page_as_the_viewer_maps_them_b
     import math
 
     from bench.drag_input import CANVAS, page_point
-    from bench.workloads import PageDrag
+    from bench.drag_workloads import PageDrag
 
     for rect, (width, height) in [
         ({"left": 0.0, "top": 0.0, "width": 1920.0, "height": 1080.0}, (1920, 1080)),
@@ -134,7 +134,7 @@ async def test_the_recorder_drags_with_alt_and_button_one_held_on_its_rfb_connec
     pointer goes to the path's start, Alt and button 1 go down, every move keeps the button
     held, and both come up at the end, as a gateway forwards a viewer's drag."""
     from bench.drag_input import RfbInput
-    from bench.workloads import PageDrag
+    from bench.drag_workloads import PageDrag
 
     class Conn:
         def __init__(self) -> None:
@@ -163,7 +163,7 @@ async def test_the_recorder_drags_with_alt_and_button_one_held_on_its_rfb_connec
 async def test_the_page_drag_says_what_it_needs_when_nothing_drives_it() -> None:
     import pytest
 
-    from bench.workloads import PageDrag
+    from bench.drag_workloads import PageDrag
 
     with pytest.raises(RuntimeError, match="needs the client's page"):
         await PageDrag().run(None, 0.1)  # type: ignore[arg-type]
