@@ -72,7 +72,9 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
         px = np.frombuffer(snap.bgrx, np.uint32)
         pieces = None if snap.lossless or not px.size or not (px == px[0]).all() \
             else _pieces(drift, snap.x, snap.y, snap.w, snap.h, t)
-        if pieces is None or not any(_inked(layer, box, d) for box, d in pieces):
+        inked = [] if pieces is None else [(box, d) for box, d in pieces
+                                           if _inked(layer, box, d)]
+        if not inked:
             keep.append(snap)  # not flat, or no ink on it: one Fill, as the encoder sends it
             if pieces is not None:
                 b, g, r = snap.bgrx[:3]
@@ -81,9 +83,9 @@ def ink_copies(fb: Framebuffer, snaps: Iterable[RegionSnapshot], damage: Collect
         pixel, colour = snap.bgrx[:4], int(px[0])
         b, g, r = pixel[:3]
         under.append(wire.Fill(snap.x, snap.y, snap.w, snap.h, r, g, b))
-        anchor = next((box, d) for box, d in pieces if _inked(layer, box, d))
+        assert pieces is not None
         whole = (snap.x, snap.y, snap.x + snap.w, snap.y + snap.h)
-        src = _source(fb, whole, anchor, colour, to_rgbx(snap, layer, drift), damage, held,
+        src = _source(fb, whole, inked[0], colour, to_rgbx(snap, layer, drift), damage, held,
                       drift, layer, prefer)
         if src is not None:
             out.append(wire.Copy(src[0], src[1], snap.x, snap.y, snap.w, snap.h))
@@ -121,8 +123,12 @@ def _bridged(keep: list[RegionSnapshot], msgs: list[wire.Copy | wire.Fill],
     if not msgs or not plain:
         return keep, msgs
     bare = joined(sorted(plain.values(), key=_corner))
-    fills = [f for f in joined(sorted([*plain.values(), *under], key=_corner))
-             if any(_meets(f, p) for p in plain.values())]
+    # Sorted with the inkless first among equals; a joined Fill is kept if one of them is in it.
+    items = sorted([(*_corner(f), 0, f) for f in plain.values()]
+                   + [(*_corner(f), 1, f) for f in under], key=lambda i: i[:3])
+    joins, owner = _join([f for *_, f in items])
+    needed = {owner[n] for n, item in enumerate(items) if item[2] == 0}
+    fills = [f for i, f in enumerate(joins) if i in needed]
     if len(fills) >= len(bare):
         return keep, msgs
     return [s for s in keep if id(s) not in plain], [*fills, *msgs]
@@ -131,12 +137,6 @@ def _bridged(keep: list[RegionSnapshot], msgs: list[wire.Copy | wire.Fill],
 def _corner(m: wire.Copy | wire.Fill) -> tuple[int, int]:
     x, y, _, _ = _rect(m)
     return y, x
-
-
-def _meets(a: wire.Copy | wire.Fill, b: wire.Copy | wire.Fill) -> bool:
-    ax, ay, aw, ah = _rect(a)
-    bx, by, bw, bh = _rect(b)
-    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
 def _inked(layer: WatermarkLayer, box: Box, d: Vec) -> bool:
@@ -233,7 +233,14 @@ def joined(msgs: Iterable[wire.Copy | wire.Fill]) -> list[wire.Copy | wire.Fill]
     joined into one: each joins an earlier one whose right or bottom edge it continues (in
     row order, as snapshots come, that joins strips). Order does not matter among these
     messages: each writes tiles the frame re-sends, and every Copy reads tiles it does not."""
+    return _join(msgs)[0]
+
+
+def _join(msgs: Iterable[wire.Copy | wire.Fill]
+          ) -> tuple[list[wire.Copy | wire.Fill], list[int]]:
+    """``joined``, and for each message given, the index of the one it went into."""
     out: list[wire.Copy | wire.Fill] = []
+    owner: list[int] = []
     ends: dict[tuple[object, ...], int] = {}  # (kind, side, ...) -> the message ending there
     for m in msgs:
         key, (x, y, w, h) = _kind(m), _rect(m)
@@ -249,10 +256,11 @@ def joined(msgs: Iterable[wire.Copy | wire.Fill]) -> list[wire.Copy | wire.Fill]
         else:
             i = len(out)
             out.append(m)
+        owner.append(i)
         x, y, w, h = _rect(out[i])
         for end in _ends(key, x, y, w, h):
             ends[end] = i
-    return out
+    return out, owner
 
 
 def _kind(m: wire.Copy | wire.Fill) -> tuple[object, ...]:
