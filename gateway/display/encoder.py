@@ -26,7 +26,8 @@ from PIL import Image, WebPImagePlugin  # noqa: F401  (registers WEBP: see below
 
 from gateway.display import palette
 from gateway.display.compiled import kernel
-from gateway.display.watermark import Place, TileDrift, WatermarkLayer, paste, places, places_at
+from gateway.display.stamp_places import Place, TileDrift, paste, places, places_at
+from gateway.display.watermark import WatermarkLayer
 from gateway.wire.display import Fill, Tile, TileFormat
 
 PHOTO_COLORS = 768  # a tile column with more distinct colours than this is photo-like

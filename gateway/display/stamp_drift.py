@@ -14,7 +14,7 @@ rectangles (*parts*). The stamp layer is periodic: one stamp on the lattice gene
 lattice vector show exactly the same stamps. Drifts are kept reduced modulo that lattice
 (|dx| <= sx/2, |dy| <= sy/2: the layer's margin of off-desktop stamps covers that), so a dragged
 window or a scrolled terminal keeps its stamps however far it moves. A tile keeps its parts
-(the encoder blends each at its own drift: watermark.places_at), so where a window's
+(the encoder blends each at its own drift: stamp_places.places_at), so where a window's
 edge or a terminal's border cuts a tile, no stamp is re-sent either.
 
 Copies are applied to the parts exactly as RFB applies them (in order, each reading its source

@@ -9,7 +9,8 @@ from PIL import Image
 
 from gateway.display.framebuffer import Framebuffer
 from gateway.display.palette import tile_image
-from gateway.display.watermark import TileDrift, WatermarkLayer, composite, composite_at
+from gateway.display.stamp_places import TileDrift, composite, composite_at
+from gateway.display.watermark import WatermarkLayer
 from gateway.wire import display as w
 
 

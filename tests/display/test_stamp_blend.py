@@ -16,7 +16,8 @@ from PIL import Image
 
 from gateway.display import compiled, encoder
 from gateway.display.encoder import RegionSnapshot, to_rgb, to_rgbx
-from gateway.display.watermark import Place, Watermark, WatermarkLayer, paste, places_at
+from gateway.display.stamp_places import Place, paste, places_at
+from gateway.display.watermark import Watermark, WatermarkLayer
 from tests.display.sanitized import in_use, run_sanitized
 
 
@@ -131,7 +132,7 @@ def test_columns_at_one_drift_blend_as_each_column_apart(seed: int) -> None:
 
 
 def test_pillows_paste_is_the_reference_of_the_pieces() -> None:
-    """watermark.paste (the fallback) and the kernel take the same pieces to the same pixels,
+    """stamp_places.paste (the fallback) and the kernel take the same pieces to the same pixels,
     whole stamps included (paste uses the stamp itself, not a crop, for those)."""
     k = kernel()
     layer: WatermarkLayer = Watermark(fields={"user_id": "t-0007"}).layer(640, 480, 64, 0.0)

@@ -12,7 +12,8 @@ from PIL import Image
 
 from gateway.display.framebuffer import Box, CopyOp, Framebuffer
 from gateway.display.stamp_drift import KEEP_PARTS, StampDrift, _has_ink, _ink, reduce_drift
-from gateway.display.watermark import Watermark, WatermarkLayer, composite
+from gateway.display.stamp_places import composite
+from gateway.display.watermark import Watermark, WatermarkLayer
 from tests.display.sources import source_module
 
 W, H, T = 640, 480, 64

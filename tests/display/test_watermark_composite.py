@@ -9,7 +9,8 @@ import random
 import pytest
 from PIL import Image
 
-from gateway.display.watermark import Watermark, composite
+from gateway.display.stamp_places import composite
+from gateway.display.watermark import Watermark
 
 T0 = 1_700_000_000.0
 
@@ -42,7 +43,7 @@ def test_composite_equals_whole_region_blend(seed: int) -> None:
 def test_composite_in_a_box_equals_compositing_a_crop_of_it(seed: int) -> None:
     """The box form (to_rgb's per-column blend in place) gives the pixels of cutting the box
     out, blending it at its own corner, with a drift, and pasting it back; the rest untouched."""
-    from gateway.display.watermark import composite_at
+    from gateway.display.stamp_places import composite_at
 
     rng = random.Random(seed)
     wm = Watermark("{user_id}\n{time}", {"user_id": "t-0042 山田"}, font_size=11,
