@@ -26,6 +26,11 @@ LATENCY_AIM = 1.0  # key-to-pixel median at most noVNC's
 IDLE_AIM_BYTES_PER_S = 1000.0  # under 1 KB/s while nothing happens
 SESSIONS_PER_CORE_AIM, SESSIONS_PER_CORE_GOAL = 25.0, 40.0  # office mix, one session
 MIB_PER_SESSION_AIM = 20.0  # per active 1080p session
+# Other processes using more than this much of a core during a measured window make its figures
+# suspect (a build or a replay beside the bench, another engineer's run): the aims table marks
+# them, and the ratios of a Staffroom variant whose noVNC window was disturbed too.
+DISTURBED_OTHERS_PCT = 25.0
+DISTURBED = "⚠"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +116,23 @@ def _num(x: float | None, digits: int = 2) -> str:
 
 
 def compare_cell(ours: float | None, theirs: float | None, limit: float | None, at_most: bool,
-                 digits: int = 2) -> str:
-    """'0.05 (0.72x) ✔': the figure, its ratio to noVNC's and, where there is an aim, pass/miss."""
+                 digits: int = 2, disturbed: bool = False) -> str:
+    """'0.05 (0.72x) ✔': the figure, its ratio to noVNC's and, where there is an aim, pass/miss;
+    ' ⚠' after it when this window or noVNC's was disturbed (``disturbed``)."""
     if ours is None:
         return "–"
     r = ratio(ours, theirs)
     text = _num(ours, digits) + ("" if r is None else f" ({r:.2f}x)")
-    if limit is None or r is None:
-        return text
-    # Judged as shown (two decimals): 0.998x of noVNC's updates is "1.00x", within any noise.
-    return f"{text} {Check(round(r, 2), limit, at_most).mark}"
+    if limit is not None and r is not None:
+        # Judged as shown (two decimals): 0.998x of noVNC's updates is "1.00x", within any noise.
+        text = f"{text} {Check(round(r, 2), limit, at_most).mark}"
+    return f"{text} {DISTURBED}" if disturbed else text
+
+
+def disturbed(row: dict[str, Any] | None) -> bool:
+    """Whether other processes used more than DISTURBED_OTHERS_PCT of a core in this window."""
+    machine = (row or {}).get("machine") or {}
+    return float(machine.get("others_cpu_pct", 0.0)) > DISTURBED_OTHERS_PCT
 
 
 def comparison_rows(result: dict[str, Any], workload: str, clients: Sequence[str]
@@ -134,8 +146,10 @@ def comparison_rows(result: dict[str, Any], workload: str, clients: Sequence[str
     def line(label: str, aim: str, get: Any, limit: float | None, at_most: bool,
              digits: int = 2) -> None:
         theirs = get(ref) if ref else None
-        cells = [(_num(get(r), digits) if r else "–") if c == REFERENCE
-                 else compare_cell(get(r) if r else None, theirs, limit, at_most, digits)
+        cells = [((_num(get(r), digits) + (f" {DISTURBED}" if disturbed(r) else "")) if r
+                  else "–") if c == REFERENCE
+                 else compare_cell(get(r) if r else None, theirs, limit, at_most, digits,
+                                   disturbed(r) or disturbed(ref))
                  for c, r in zip(clients, rows, strict=True)]
         out.append((label, aim, cells))
 
@@ -209,6 +223,15 @@ def raw_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _disturbed_note(result: dict[str, Any]) -> list[str]:
+    """The legend of ⚠, when some window of the run carries it."""
+    if not any(disturbed(r) for r in result["results"]):
+        return []
+    return [f"{DISTURBED}: other processes used more than {DISTURBED_OTHERS_PCT:.0f} % of a core "
+            "during that window, or during noVNC's window of the same workload (see the machine "
+            "load below): measure it again before quoting it.", ""]
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown file written next to each run's JSON."""
     m = result["meta"]
@@ -218,7 +241,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['duration_s']} s per workload, {m['cpus']} CPUs. noVNC {m.get('novnc', '?')}. "
         f"Staffroom's {m.get('display_path', 'display path: not recorded')}.", "",
         "Aims (issue 11, watermark on) as ratios to noVNC from this run; ✔ met, ✘ missed:", "",
-        comparison_table([result], [""]), "",
+        comparison_table([result], [""]), "", *_disturbed_note(result),
         "Machine load during each measurement:", "", load_table(result), "",
         "All figures:", "", raw_table(result), ""])
 

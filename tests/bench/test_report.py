@@ -138,6 +138,30 @@ def test_the_load_during_each_window_is_in_the_tables() -> None:
     assert "✘" in md and "Machine load" in md and "| idle | staffroom-nowm |" in md
 
 
+def test_a_window_others_disturbed_is_marked_with_its_ratios_and_explained() -> None:
+    busy = {**MACHINE, "others_cpu_pct": 101.0, "others_top": ["python3 18.8s", "cc1 1.2s"]}
+    run = result([
+        row("novnc", "xterm-typing", 0.10, 8.0, median=11.0),
+        row("novnc", "scrolling", 50.0, 20.0) | {"machine": busy},       # noVNC's window busy
+        row("staffroom", "xterm-typing", 0.08, 8.0, median=13.0) | {"machine": busy},
+        row("staffroom", "scrolling", 5.0, 10.0),
+        row("staffroom-nowm", "xterm-typing", 0.08, 8.0, median=12.0),
+        row("staffroom-nowm", "scrolling", 4.0, 10.0),
+    ])
+    table = comparison_table([run], [""])
+    # The busy Staffroom window: every figure of it carries the mark, the other variant's none.
+    assert cells(table, "xterm-typing", "key-to-pixel median ms") == [
+        "≤ noVNC", "11.0", "13.0 (1.18x) ✘ ⚠", "12.0 (1.09x) ✘"]
+    assert cells(table, "xterm-typing", "MB received")[2].endswith("✔ ⚠")
+    # noVNC's busy window: its own figure and every ratio taken against it.
+    assert cells(table, "scrolling", "MB received") == [
+        "≤ 0.8x", "50.00 ⚠", "5.00 (0.10x) ✔ ⚠", "4.00 (0.08x) ✔ ⚠"]
+    md = markdown(run)
+    assert "⚠: other processes used more than 25 % of a core" in md
+    # At 20 % of a core (MACHINE) nothing is marked, and there is no legend.
+    assert "⚠" not in comparison_table([RUN], [""]) and "⚠" not in markdown(RUN)
+
+
 def test_capacity_against_its_aims() -> None:
     cap = {"runs": [
         {"client": "staffroom", "sessions": 1, "sessions_per_core": 8.0,
