@@ -370,6 +370,8 @@ def render(paths: Sequence[Path], labels: Sequence[str] | None = None) -> str:
             raise SystemExit(f"{len(names)} labels for {len(runs)} bench.run files: "
                              "give one label per file.")
         out.append(comparison_table([d for _, d in runs], names))
+        notes = [_disturbed_note(d) for _, d in runs]
+        out += next((["", *note[:-1]] for note in notes if note), [])
         for name, (p, d) in zip(names, runs, strict=True):
             m = d["meta"]
             out += ["", f"{name or p.name}: {m['duration_s']} s per workload, "

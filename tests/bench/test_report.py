@@ -138,7 +138,7 @@ def test_the_load_during_each_window_is_in_the_tables() -> None:
     assert "✘" in md and "Machine load" in md and "| idle | staffroom-nowm |" in md
 
 
-def test_a_window_others_disturbed_is_marked_with_its_ratios_and_explained() -> None:
+def test_a_disturbed_window_is_marked_with_its_ratios_and_explained(tmp_path: Path) -> None:
     busy = {**MACHINE, "others_cpu_pct": 101.0, "others_top": ["python3 18.8s", "cc1 1.2s"]}
     run = result([
         row("novnc", "xterm-typing", 0.10, 8.0, median=11.0),
@@ -160,6 +160,12 @@ def test_a_window_others_disturbed_is_marked_with_its_ratios_and_explained() -> 
     assert "⚠: other processes used more than 25 % of a core" in md
     # At 20 % of a core (MACHINE) nothing is marked, and there is no legend.
     assert "⚠" not in comparison_table([RUN], [""]) and "⚠" not in markdown(RUN)
+    # `python -m bench.report` over several runs explains the mark once, under the table.
+    busy_file, clean_file = tmp_path / "busy.json", tmp_path / "clean.json"
+    busy_file.write_text(json.dumps(run))
+    clean_file.write_text(json.dumps(RUN))
+    assert render([clean_file, busy_file]).count("⚠: other processes used more than") == 1
+    assert "⚠" not in render([clean_file])
 
 
 def test_capacity_against_its_aims() -> None:
