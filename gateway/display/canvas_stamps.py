@@ -131,7 +131,8 @@ class CanvasStamps:
         17 % of terminal scrolling's (part AN). Not in frames with copies, where a re-sent
         tile may be a scrolled view's new line, which takes the scroll's drift (settle)."""
         fb, drift = self.fb, self._drift.drift
-        for k in [k for k in drift if k in resent]:
-            x, y, w, h = fb.tile_rect(*k)
-            if resent[k] == (x, y, x + w, y + h):
-                del drift[k]
+        for k, box in resent.items():  # the frame's tiles: a typed glyph's few, not every drift
+            if k in drift:
+                x, y, w, h = fb.tile_rect(*k)
+                if box == (x, y, x + w, y + h):
+                    del drift[k]
