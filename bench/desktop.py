@@ -74,6 +74,7 @@ class DesktopConfig:
     width: int = 1920
     height: int = 1080
     depth: int = 24
+    frame_rate: int | None = None  # Xvnc -FrameRate; None: TigerVNC's default (60)
 
 
 class Desktop:
@@ -108,6 +109,8 @@ class Desktop:
                 "-depth", str(c.depth), "-rfbport", str(self.rfb_port), "-localhost",
                 "-AlwaysShared", "-SecurityTypes", "VncAuth", "-PasswordFile", str(passwd),
                 "-nolisten", "tcp", "-br"]
+        if c.frame_rate is not None:
+            argv += ["-FrameRate", str(c.frame_rate)]
         self._xvnc = spawn(argv, self.workdir / "xvnc.log", pass_fds=(wfd,))
         os.close(wfd)
         self.display = ":" + self._read_display(rfd)

@@ -239,7 +239,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# Benchmark {m['started']}", "",
         f"Desktop {m['geometry']} Xvnc ({m['xvnc']}), Chromium {m['chromium']}, "
         f"{m['duration_s']} s per workload, {m['cpus']} CPUs. noVNC {m.get('novnc', '?')}. "
-        f"Staffroom's {m.get('display_path', 'display path: not recorded')}.", "",
+        f"Staffroom's {m.get('display_path', 'display path: not recorded')}. "
+        f"Desktop for Staffroom: {m.get('staffroom_desktop', 'shared with noVNC')}.", "",
         "Aims (issue 11, watermark on) as ratios to noVNC from this run; ✔ met, ✘ missed:", "",
         comparison_table([result], [""]), "", *_disturbed_note(result),
         "Machine load during each measurement:", "", load_table(result), "",

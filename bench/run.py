@@ -1,7 +1,10 @@
 """Staffroom vs noVNC benchmark: `python -m bench.run [--duration S] [--workloads ...] [--out F]`.
 
 One Xvnc desktop, one Chromium; each client in turn connects and sees every workload; results go
-to a JSON file and a Markdown table next to it.
+to a JSON file and a Markdown table next to it. With ``--staffroom-desktop as-shipped`` the
+Staffroom clients watch a second desktop started with the flags the gateway gives teachers'
+desktops (gateway.workspace.desktop.FRAME_RATE) while noVNC keeps TigerVNC's defaults: the
+comparison a board makes between the two products as each is deployed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import Desktop
+from bench.desktop import Desktop, DesktopConfig
 from bench.measure import (
     INIT_SCRIPT,
     MachineLoad,
@@ -35,6 +38,7 @@ from bench.measure import (
 from bench.report import markdown, ratios
 from bench.workloads import WORKLOADS, Workload, probe_key_latency
 from gateway.display import SOURCES_BECAUSE, compiled
+from gateway.workspace.desktop import FRAME_RATE
 
 log = logging.getLogger("bench")
 
@@ -148,20 +152,27 @@ async def main(args: argparse.Namespace) -> Path:
     workloads = [WORKLOADS[w]() for w in args.workloads]
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     desktop = Desktop()
+    shipped = Desktop(DesktopConfig(frame_rate=FRAME_RATE)) \
+        if args.staffroom_desktop == "as-shipped" else desktop  # fmt: skip
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()
     try:
         desktop.start()
+        if shipped is not desktop:
+            shipped.start()
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 for client in clients:
-                    rows += await run_client(browser, desktop, client, workloads, args)
+                    on = shipped if client.name.startswith("staffroom") else desktop
+                    rows += await run_client(browser, on, client, workloads, args)
                 chromium = browser.version
             finally:
                 await browser.close()
     finally:
         desktop.stop()
+        if shipped is not desktop:
+            shipped.stop()
     c = desktop.config
     result = {
         "meta": {"started": started, "duration_s": args.duration, "keys": args.keys,
@@ -183,6 +194,10 @@ async def main(args: argparse.Namespace) -> Path:
                                   "staffroom-unpaced": "display.max_frame_rate = 0 by a "
                                                          "policy file matching the bench "
                                                          "teachers"},
+                 "staffroom_desktop": (f"Staffroom's own desktop, Xvnc -FrameRate {FRAME_RATE} "
+                                       "as the gateway starts teachers' desktops; noVNC's at "
+                                       "TigerVNC's default (60)")
+                                      if shipped is not desktop else "shared with noVNC",
                  "loadavg_start": [round(x, 2) for x in load_start],
                  "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "results": rows,
@@ -208,6 +223,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "module:Class "
                         "(default: all three; noVNC first, the others as ratios to it)")
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
+    p.add_argument("--staffroom-desktop", choices=("shared", "as-shipped"), default="shared",
+                   help="Staffroom clients watch noVNC's desktop (shared, the default) or one "
+                        "started with the gateway's own Xvnc flags (as-shipped)")
     p.add_argument("--out", help="JSON path (default bench/results/<time>.json); .md next to it")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)

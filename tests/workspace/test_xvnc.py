@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.workspace import Endpoint, WorkspaceManager
-from gateway.workspace.desktop import XvncDesktop
+from gateway.workspace.desktop import FRAME_RATE, XvncDesktop
 from tests.fixtures.workspace import (
     AS_ROOT,
     in_desktop,
@@ -155,6 +155,16 @@ async def test_clipboard_into_the_desktop_is_off_in_xvnc(desktop: XvncDesktop) -
     argv = Path(f"/proc/{desktop.xvnc_pid}/cmdline").read_bytes().split(b"\0")
     for flag in (b"-AcceptCutText=0", b"-SendCutText=1", b"-SendPrimary=0", b"-AllowOverride="):
         assert flag in argv
+
+
+async def test_xvnc_runs_its_frame_clock_at_the_gateways_rate(desktop: XvncDesktop) -> None:
+    """A typed key waits half a frame of Xvnc's clock for its first update: the running server
+    has FRAME_RATE, not TigerVNC's 60 (what it saves is measured by bench.run, part AP). The
+    desktop's own vncconfig is the lock-down's notice, so the server's argv is read."""
+    assert desktop.xvnc_pid is not None
+    argv = Path(f"/proc/{desktop.xvnc_pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"-FrameRate") + 1] == str(FRAME_RATE).encode()
+    assert FRAME_RATE > 60
 
 
 async def test_reattach_returns_the_same_desktop(
