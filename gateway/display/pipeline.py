@@ -248,6 +248,16 @@ class DisplayPipeline:
         """The frame pacing asks the desktop for nothing now (next_timer says until when)."""
         return self.pacing.holding(now)
 
+    def waits_for_gap(self, now: float) -> bool:
+        """A big change is in, past the gap's first half, and its frame waits for the gap's
+        end. Updates read after it would only be merged into that frame: at the teachers' Xvnc
+        frame clock (gateway.workspace.desktop.FRAME_RATE) one came every 4 ms, each parsed,
+        so the shell asks for none until the frame is taken (part AP)."""
+        fb = self.fb
+        return bool(self.pacing.gap and (fb.damage or fb.copies)
+                    and not self.pacing.holding(now) and self.pacing.holds_back(now)
+                    and not (self._need_key or self._observer_key or self._small(now)))
+
     def _small(self, now: float) -> bool:
         """The pending change is a typed glyph's size (SMALL_FRAME_PIXELS, no copies) and
         follows the viewer's own input (pacing.py)."""

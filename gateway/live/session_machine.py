@@ -153,6 +153,7 @@ class SessionMachine:
     _attaches: int = 0
     _outstanding: bool = False  # a FramebufferUpdateRequest is outstanding
     _encoding: bool = False  # a frame was taken and is being encoded (EncodeFrame → FrameEncoded)
+    _read_ahead: bool = False  # an update came while a paced frame waits (pipeline.waits_for_gap)
     _last_input: float = 0.0
     _warned_idle: bool = False
     _warned_time: bool = False
@@ -185,7 +186,8 @@ class SessionMachine:
         """Unix time when a FrameDue has work even without damage (the watermark changes), or
         the frame pacing's: a request the pacing held back is owed while none is outstanding
         and no frame is encoding (FrameEncoded asks then)."""
-        asking = self.phase is Phase.LIVE and not (self._outstanding or self._encoding)
+        asking = self.phase is Phase.LIVE and not (self._outstanding or self._encoding
+                                                   or self._reads_ahead(now))
         return self.pipeline.next_timer(now.wall, asking=asking)
 
     def handle(self, event: Input, now: Now) -> list[Output]:
@@ -207,6 +209,7 @@ class SessionMachine:
                 return [SendFrame(data, job), *self._request_update(now)]
             case DesktopUpdated(observer_key=key):
                 self._outstanding = False
+                self._read_ahead = True
                 if (self.phase is Phase.LIVE and not self._encoding
                         and self.pipeline.small_update(FAST_FRAME_PIXELS, now.wall)):
                     # A small update (a typed glyph) is taken in this step: asking for the next
@@ -386,10 +389,17 @@ class SessionMachine:
     def _request_update(self, now: Now) -> list[Output]:
         """At most one FramebufferUpdateRequest outstanding, and only while frames may go out
         and the frame pacing is not holding (its end is a frame timer: a FrameDue asks then)."""
-        if self._outstanding or not self.pipeline.can_send() or self.pipeline.holding(now.wall):
+        if self._outstanding or not self.pipeline.can_send() or self.pipeline.holding(now.wall) \
+                or self._reads_ahead(now):  # fmt: skip
             return []
         self._outstanding = True
         return [RequestUpdate()]
+
+    def _reads_ahead(self, now: Now) -> bool:
+        """The last update came while a paced frame waits for its gap's end: the next request
+        goes with that frame (pipeline.waits_for_gap)."""
+        self._read_ahead = self._read_ahead and self.pipeline.waits_for_gap(now.wall)
+        return self._read_ahead
 
     # --- the clock -------------------------------------------------------------------------
 

@@ -339,9 +339,10 @@ def paced(rate: int) -> tuple[Rig, float]:
 
 def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends() -> None:
     """With the live session's frame pacing, a desktop that redraws flat out is asked for its
-    next update only max_frame_rate times a second, half a gap after a big frame (its changes
-    pile up in the desktop, not in the gateway's CPU); the frame timer says when; a typed
-    glyph still goes at once."""
+    next update only max_frame_rate times a second, half a gap after a big frame, and once an
+    update with a big change came, not again until its frame is taken (its changes pile up in
+    the desktop, not in the gateway's CPU); the frame timer says when; a typed glyph still
+    goes at once."""
     r, gap = paced(30)
     assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]  # read ahead
     big = r.do(ev.FrameDue())
@@ -372,11 +373,18 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     r.clock.advance(gap / 3)
     assert r.do(ev.FrameDue()) == [ev.RequestUpdate()]  # ask again, in time for the gap's end
     r.fb.fill(0, 0, 200, 100, b"\x10\x10\x10\x00")  # the desktop answers with a big change
-    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
-    assert r.do(ev.FrameDue()) == []  # it waits for the gap's end
+    # It waits for the gap's end, and so does the next request: more updates read now would
+    # only be merged into this frame, each parsed (part AP).
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]
+    assert r.do(ev.FrameDue()) == []
     assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap, abs=1e-6)
     r.clock.wall = taken_at + gap
-    assert [type(o) for o in r.do(ev.FrameDue())] == [ev.EncodeFrame]
+    second = r.do(ev.FrameDue())
+    assert [type(o) for o in second] == [ev.EncodeFrame]
+    assert r.do(ev.FrameEncoded(second[0].job, b"s")) == [  # type: ignore[union-attr]
+        ev.SendFrame(b"s", second[0].job)]  # type: ignore[union-attr]
+    # The next request is owed half a gap after that frame, as after the first.
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + 1.5 * gap, abs=1e-6)
 
 
 def test_a_pacing_timer_that_fires_early_is_followed_by_another_never_by_none() -> None:
@@ -402,7 +410,8 @@ def test_a_pacing_timer_that_fires_early_is_followed_by_another_never_by_none() 
     assert r.m.frame_timer(r.clock.now()) is None  # asked: nothing owed, no timer spins
     # The same at the gap's end, for a big change the pacing held back.
     r.fb.fill(0, 0, 200, 100, b"\x10\x10\x10\x00")
-    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]  # nothing more asked: part AP
+    assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + gap, abs=1e-6)
     r.clock.wall = taken_at + gap - 0.0001
     assert r.do(ev.FrameDue()) == []
     r.clock.wall = taken_at + gap + 0.0001

@@ -393,6 +393,10 @@ def test_frames_are_paced_but_a_typed_glyph_goes_at_once() -> None:
     fb.fill(0, 100, 640, 100, b"\x00\xff\x00\x00")  # more piles up
     assert p.take_frame(T0 + gap * 0.75) is None
     assert p.next_timer(T0 + gap * 0.75) == pytest.approx(T0 + gap, abs=1e-6)
+    # A big change waiting in the gap's second half: the shell reads no more updates until
+    # its frame; one that came in the first half does not stop the ask at its middle.
+    assert p.waits_for_gap(T0 + gap * 0.75) and not p.waits_for_gap(T0 + gap / 3)
+    assert not p.waits_for_gap(T0 + gap)
     step(p, canvas, T0 + gap)  # one frame with both
     assert_canvas_exact(p, canvas)
     assert p.holding(T0 + gap * 1.25) and not p.holding(T0 + gap * 1.5)
