@@ -35,12 +35,13 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import Desktop
+from bench.desktop import Desktop, DesktopConfig
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table, capacity_versus, capacity_versus_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
 from gateway.display import SOURCES_BECAUSE, compiled
+from gateway.workspace.desktop import FRAME_RATE
 
 log = logging.getLogger("bench.capacity")
 MiB = 1024 * 1024
@@ -65,12 +66,15 @@ async def open_pages(browser: Browser, client: Client, sessions: int
     return contexts, pages
 
 
-async def measure(client_spec: str, sessions: int, duration: float) -> dict[str, Any]:
+async def measure(client_spec: str, sessions: int, duration: float,
+                  staffroom_desktop: str = "shared") -> dict[str, Any]:
     client = load_client(client_spec)
     if hasattr(client, "sessions"):
         client.sessions = sessions  # type: ignore[attr-defined]
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    desktop = Desktop()
+    # as-shipped: a Staffroom client's desktop has the gateway's own Xvnc flags (bench.run).
+    shipped = staffroom_desktop == "as-shipped" and client.name.startswith("staffroom")
+    desktop = Desktop(DesktopConfig(frame_rate=FRAME_RATE) if shipped else None)
     contexts: list[BrowserContext] = []
     mix: list[Workload] = [Typing(), Scrolling()]
     machine = MachineLoad()
@@ -127,6 +131,7 @@ async def measure(client_spec: str, sessions: int, duration: float) -> dict[str,
     return {
         "client": client.name, "sessions": sessions, "mix": [w.name for w in mix],
         "started": started, "display_path": getattr(client, "display_path", None),
+        "xvnc_frame_rate": desktop.config.frame_rate or 60,
         "wall_s": round(wall, 2), "gateway_cpu_s": round(gw_cpu, 3),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
         "gateway_idle_rss_mib": round(idle.peak_rss / MiB, 1),
@@ -176,12 +181,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="concurrent sessions; several values (e.g. 1 4) run one after the other "
                         "and give the memory each extra session costs")
     p.add_argument("--duration", type=float, default=25.0, help="seconds per mix part (25)")
+    p.add_argument("--staffroom-desktop", choices=("shared", "as-shipped"), default="shared",
+                   help="Staffroom's desktop has TigerVNC's defaults as noVNC's (shared) or the "
+                        "gateway's own Xvnc flags (as-shipped)")
     p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    runs = [asyncio.run(measure(client, n, args.duration))
+    runs = [asyncio.run(measure(client, n, args.duration, args.staffroom_desktop))
             for _ in range(args.rounds) for client in args.client for n in args.sessions]
     names = list(dict.fromkeys(r["client"] for r in runs))
     # One client: its memory figures as before; several: per client name.
