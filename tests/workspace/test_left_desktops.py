@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.datadir import DEFAULT_DESKTOP_UIDS
 from tests.fixtures.gateway import end_desktops_of, free_port
 from tests.fixtures.workspace import random_uid_range
 
@@ -58,9 +59,17 @@ def test_desktops_a_gateway_without_its_registry_left_are_ended_and_only_they(
     assert all(proc.poll() is None for proc in outside)
 
 
-def test_a_gateway_without_a_uid_range_ends_nothing_by_uid(tmp_path: Path) -> None:
-    (tmp_path / "gateway.json").write_text(json.dumps({
-        "hostnames": ["localhost"], "public_url": "https://localhost:8443",
-        "database": f"postgresql://staffroom@127.0.0.1:{free_port()}/staffroom",
-    }))
+@pytest.mark.parametrize("uids", [None, DEFAULT_DESKTOP_UIDS])
+def test_no_range_of_its_own_no_process_ended_by_uid(
+        tmp_path: Path, sleepers: list[subprocess.Popen[bytes]], uids: str | None) -> None:
+    """Without a range, or with the default one (the demo's, which another gateway on this
+    machine may share), nothing is ended by uid."""
+    config = {"hostnames": ["localhost"], "public_url": "https://localhost:8443",
+              "database": f"postgresql://staffroom@127.0.0.1:{free_port()}/staffroom"}
+    if uids is not None:
+        config["desktop_uids"] = uids
+    (tmp_path / "gateway.json").write_text(json.dumps(config))
+    first = int(DEFAULT_DESKTOP_UIDS.split("-")[0])
+    sleepers.append(_as_uid(first))
     assert end_desktops_of(tmp_path) == []
+    assert sleepers[0].poll() is None
