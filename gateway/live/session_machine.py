@@ -46,6 +46,7 @@ from gateway.display.viewer_actions import (
 )
 from gateway.live import help as rules
 from gateway.live import posture_watch as pw
+from gateway.live.frame_flow import FrameFlow
 from gateway.live.session_events import (
     Attached,
     Audit,
@@ -58,7 +59,6 @@ from gateway.live.session_events import (
     DesktopResized,
     DesktopUpdated,
     Detached,
-    EncodeFrame,
     FrameDue,
     FrameEncoded,
     HandedOver,
@@ -72,7 +72,6 @@ from gateway.live.session_events import (
     Output,
     PointerToDesktop,
     RecordingBroken,
-    RequestUpdate,
     SendFrame,
     SendReceipt,
     SendViewer,
@@ -93,7 +92,6 @@ TIME_WARNING = 300.0  # seconds before the duration limit when the viewer is war
 NOTICE_TIME_LIMIT = wire.NoticeCode.TIME_LIMIT  # that warning's Notice code (docs/PROTOCOL.md)
 ACTIVITY_EVERY = 15 * 60.0  # seconds between work-hours checkpoints (session.activity)
 BLOCKED_RECORDS = 20  # audit records per blocked kind per session; the 20th says so
-FAST_FRAME_PIXELS = 64 * 64  # damage up to this is taken with its DesktopUpdated (one glyph box)
 
 PROTOCOL_ERROR_TEXT = ("The connection sent something invalid and was closed: reconnect with "
                        "`staffroom agent connect`.")
@@ -151,9 +149,6 @@ class SessionMachine:
     frames_sent: int = 0
     detached_at: float | None = None
     _attaches: int = 0
-    _outstanding: bool = False  # a FramebufferUpdateRequest is outstanding
-    _encoding: bool = False  # a frame was taken and is being encoded (EncodeFrame → FrameEncoded)
-    _read_ahead: bool = False  # an update came while a paced frame waits (pipeline.waits_for_gap)
     _last_input: float = 0.0
     _warned_idle: bool = False
     _warned_time: bool = False
@@ -161,8 +156,11 @@ class SessionMachine:
     _active_minutes: set[int] = field(default_factory=set)  # minutes since start with input
     _activity_logged: int = 0  # ACTIVITY_EVERY periods already audited
 
+    flow: FrameFlow = field(init=False)  # when the desktop is asked and a frame taken
+
     def __post_init__(self) -> None:
         self._last_input = self.started_mono
+        self.flow = FrameFlow(self.pipeline)
 
     @property
     def help(self) -> rules.HelpCase:
@@ -183,12 +181,8 @@ class SessionMachine:
         return None
 
     def frame_timer(self, now: Now) -> float | None:
-        """Unix time when a FrameDue has work even without damage (the watermark changes), or
-        the frame pacing's: a request the pacing held back is owed while none is outstanding
-        and no frame is encoding (FrameEncoded asks then)."""
-        asking = self.phase is Phase.LIVE and not (self._outstanding or self._encoding
-                                                   or self._reads_ahead(now))
-        return self.pipeline.next_timer(now.wall, asking=asking)
+        """Unix time when a FrameDue is due (FrameFlow.timer)."""
+        return self.flow.timer(self.phase is Phase.LIVE, now.wall)
 
     def handle(self, event: Input, now: Now) -> list[Output]:
         """Everything to do about `event`, in order. Nothing once the session has ended."""
@@ -200,30 +194,17 @@ class SessionMachine:
             case ViewerText(text=text):
                 return self._viewer_text(text, now)
             case FrameDue(observer_key=key):
-                return self._frame_due(key, now)
+                return self.flow.due(self.phase is Phase.LIVE, key, now.wall)
             case FrameEncoded(job=job, data=data):
-                self._encoding = False
-                self.pipeline.frame_sent(job, len(data), now.wall)
                 self.bytes_sent += len(data)
                 self.frames_sent += 1
-                return [SendFrame(data, job), *self._request_update(now)]
+                return [SendFrame(data, job), *self.flow.encoded(job, len(data), now.wall)]
             case DesktopUpdated(observer_key=key):
-                self._outstanding = False
-                self._read_ahead = True
-                if (self.phase is Phase.LIVE and not self._encoding
-                        and self.pipeline.small_update(FAST_FRAME_PIXELS, now.wall)):
-                    # A small update (a typed glyph) is taken in this step: asking for the next
-                    # one first, then EncodeFrame (encoded inline) without a WakeFrames hop.
-                    return self._frame_due(key, now)
-                # Keep the desktop busy: the next update is asked for before this one is taken
-                # (taking a frame is CPU on the loop), unless a frame is being encoded, when
-                # FrameEncoded asks: at most one update is read ahead of the frame encoding.
-                return [*(() if self._encoding else self._request_update(now)), WakeFrames()]
+                return self.flow.updated(self.phase is Phase.LIVE, key, now.wall)
             case DesktopResized():
                 return [WakeFrames()]
             case DesktopReady():
-                self._outstanding = True
-                return [RequestUpdate(incremental=False)]
+                return self.flow.ready()
             case DesktopClipboard(text=text, length=length):
                 return self._clipboard_out(text, length)
             case DesktopLost():
@@ -371,35 +352,6 @@ class SessionMachine:
         return [Audit(RedirectionBlocked(kind, direction=direction, bytes=nbytes,
                                          repeats=repeats, attempt=count,
                                          last_recorded=count == BLOCKED_RECORDS))]
-
-    # --- the frame path (the pipeline paces by the viewer's Acks) -------------------------
-
-    def _frame_due(self, observer_key: bool, now: Now) -> list[Output]:
-        if self.phase is not Phase.LIVE:
-            return []
-        if observer_key:
-            self.pipeline.request_observer_key_frame()
-        job = self.pipeline.take_frame(now.wall)
-        if job is None:
-            return self._request_update(now)
-        # The frame's pixels are copied out: the desktop renders the next update meanwhile.
-        self._encoding = True
-        return [*self._request_update(now), EncodeFrame(job)]
-
-    def _request_update(self, now: Now) -> list[Output]:
-        """At most one FramebufferUpdateRequest outstanding, and only while frames may go out
-        and the frame pacing is not holding (its end is a frame timer: a FrameDue asks then)."""
-        if self._outstanding or not self.pipeline.can_send() or self.pipeline.holding(now.wall) \
-                or self._reads_ahead(now):  # fmt: skip
-            return []
-        self._outstanding = True
-        return [RequestUpdate()]
-
-    def _reads_ahead(self, now: Now) -> bool:
-        """The last update came while a paced frame waits for its gap's end: the next request
-        goes with that frame (pipeline.waits_for_gap)."""
-        self._read_ahead = self._read_ahead and self.pipeline.waits_for_gap(now.wall)
-        return self._read_ahead
 
     # --- the clock -------------------------------------------------------------------------
 
