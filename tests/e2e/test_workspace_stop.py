@@ -17,7 +17,7 @@ import pytest
 from gateway.store.sqlite import SqliteStore
 from tests.fixtures.agent import Agent, freshclam_conf
 from tests.fixtures.gateway import Persona, World, running_world
-from tests.fixtures.workspace import AS_ROOT, needs_sandbox
+from tests.fixtures.workspace import AS_ROOT, needs_sandbox, processes_running_as
 
 pytestmark = [
     pytest.mark.slow,
@@ -42,19 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 def processes_of(uid: int) -> dict[int, str]:
     """Live host pids running as ``uid`` (checked from the host side), with their comm."""
-    found = {}
-    for pid_dir in Path("/proc").iterdir():
-        if not pid_dir.name.isdigit():
-            continue
-        try:
-            status = (pid_dir / "status").read_text()
-            state = next(line for line in status.splitlines() if line.startswith("State:"))
-            uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-        except (OSError, StopIteration):
-            continue
-        if int(uid_line.split()[1]) == uid and "Z" not in state.split()[1]:
-            found[int(pid_dir.name)] = (pid_dir / "comm").read_text().strip()
-    return found
+    return {pid: comm for pid, (_, comm) in processes_running_as(lambda u: u == uid).items()}
 
 
 def other_cio(world: World) -> Persona:
