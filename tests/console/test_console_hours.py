@@ -32,9 +32,11 @@ async def test_a_cio_reads_their_schools_work_hours_in_japanese(
     await page.click("#nav a[data-view=hours]")
     assert await page.text_content("#view-hours h1") == "勤務情報"
     # School-scoped: the school is theirs and fixed; the month is this one. The view's module
-    # fills the form when it mounts, which may be just after its (static) heading shows.
+    # fills the form when it mounts, which may be just after its (static) heading shows. A
+    # function, not an expression: Playwright polls an expression with eval inside the page,
+    # which the console's CSP refuses (a fresh-Debian failure whenever the form came late).
     await page.wait_for_function(
-        "document.querySelector('#hours-filter input[name=month]').value !== ''")
+        "() => document.querySelector('#hours-filter input[name=month]').value !== ''")
     assert await page.input_value("#hours-filter input[name=school]") == "kita-es"
     assert await page.get_attribute("#hours-filter input[name=school]", "readonly") is not None
     month = datetime.now().astimezone().strftime("%Y-%m")
