@@ -44,7 +44,9 @@ class FrameFlow:
     def updated(self, live: bool, observer_key: bool, now: float) -> list[Output]:
         """An update from the desktop is in the framebuffer."""
         self.outstanding = False
-        self.read_ahead = True
+        # Judged now, as it arrives: one from the gap's first half still leaves the ask at the
+        # middle (its frame waits, but the desktop has had no request since).
+        self.read_ahead = self.pipeline.waits_for_gap(now)
         if live and not self.encoding and self.pipeline.small_update(FAST_FRAME_PIXELS, now):
             # A small update (a typed glyph) is taken in this step: asking for the next one
             # first, then EncodeFrame (encoded inline) without a WakeFrames hop.
@@ -83,5 +85,6 @@ class FrameFlow:
         return [RequestUpdate()]
 
     def _reads_ahead(self, now: float) -> bool:
+        """An update came while a paced frame waited, and the frame still waits."""
         self.read_ahead = self.read_ahead and self.pipeline.waits_for_gap(now)
         return self.read_ahead

@@ -387,6 +387,23 @@ def test_after_a_big_frame_the_desktop_is_asked_again_only_when_the_pacing_ends(
     assert r.m.frame_timer(r.clock.now()) == pytest.approx(taken_at + 1.5 * gap, abs=1e-6)
 
 
+def test_an_update_from_the_gaps_first_half_does_not_stop_the_ask_at_its_middle() -> None:
+    """The one-read-ahead rule (part AP) counts only an update that came while a paced frame
+    waited, in the gap's second half: one read ahead from the first half leaves the ask at the
+    middle as it was, however the shell's calls fall in between."""
+    r, gap = paced(30)
+    assert r.do(ev.DesktopUpdated()) == [ev.RequestUpdate(), ev.WakeFrames()]  # read ahead
+    big = r.do(ev.FrameDue())[-1].job  # type: ignore[union-attr]
+    taken_at = r.clock.wall
+    r.do(ev.FrameEncoded(big, b"b"))
+    r.send(w.Ack(big.frame_id))
+    r.clock.wall = taken_at + gap / 4  # the update read ahead comes, with a big change
+    r.fb.fill(0, 100, 200, 100, b"\x10\x10\x10\x00")
+    assert r.do(ev.DesktopUpdated()) == [ev.WakeFrames()]  # holding: nothing asked
+    r.clock.wall = taken_at + gap * 0.6  # the first call after it, in the second half
+    assert r.do(ev.FrameDue()) == [ev.RequestUpdate()]
+
+
 def test_a_pacing_timer_that_fires_early_is_followed_by_another_never_by_none() -> None:
     """The shell's timers may fire a little before their time (uvloop rounds them to the
     millisecond), and its clock moves on between a FrameDue and the next frame_timer. A
