@@ -35,13 +35,12 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import Desktop, DesktopConfig
+from bench.desktop import AS_SHIPPED, Desktop, add_staffroom_desktop_option
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table, capacity_versus, capacity_versus_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
 from bench.workloads import Scrolling, Typing, Workload
 from gateway.display import SOURCES_BECAUSE, compiled
-from gateway.workspace.desktop import FRAME_RATE
 
 log = logging.getLogger("bench.capacity")
 MiB = 1024 * 1024
@@ -74,7 +73,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     # as-shipped: a Staffroom client's desktop has the gateway's own Xvnc flags (bench.run).
     shipped = staffroom_desktop == "as-shipped" and client.name.startswith("staffroom")
-    desktop = Desktop(DesktopConfig(frame_rate=FRAME_RATE) if shipped else None)
+    desktop = Desktop(AS_SHIPPED if shipped else None)
     contexts: list[BrowserContext] = []
     mix: list[Workload] = [Typing(), Scrolling()]
     machine = MachineLoad()
@@ -181,9 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="concurrent sessions; several values (e.g. 1 4) run one after the other "
                         "and give the memory each extra session costs")
     p.add_argument("--duration", type=float, default=25.0, help="seconds per mix part (25)")
-    p.add_argument("--staffroom-desktop", choices=("shared", "as-shipped"), default="shared",
-                   help="Staffroom's desktop has TigerVNC's defaults as noVNC's (shared) or the "
-                        "gateway's own Xvnc flags (as-shipped)")
+    add_staffroom_desktop_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

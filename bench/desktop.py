@@ -6,6 +6,7 @@ random VncAuth password, and every process we start is stopped again within a bo
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
@@ -20,6 +21,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.workspace.desktop import FRAME_RATE
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +78,18 @@ class DesktopConfig:
     height: int = 1080
     depth: int = 24
     frame_rate: int | None = None  # Xvnc -FrameRate; None: TigerVNC's default (60)
+
+
+#: The flags the gateway gives teachers' desktops (gateway.workspace.desktop): what
+#: ``--staffroom-desktop as-shipped`` starts for the Staffroom clients (issue 11 part AP).
+AS_SHIPPED = DesktopConfig(frame_rate=FRAME_RATE)
+
+
+def add_staffroom_desktop_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--staffroom-desktop", choices=("shared", "as-shipped"), default="shared",
+        help="Staffroom clients watch a desktop with TigerVNC's defaults, as noVNC's (shared, "
+             f"the default), or one with the gateway's own Xvnc flags (-FrameRate {FRAME_RATE})")
 
 
 class Desktop:

@@ -25,7 +25,7 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import Desktop, DesktopConfig
+from bench.desktop import AS_SHIPPED, Desktop, add_staffroom_desktop_option
 from bench.measure import (
     INIT_SCRIPT,
     MachineLoad,
@@ -152,8 +152,7 @@ async def main(args: argparse.Namespace) -> Path:
     workloads = [WORKLOADS[w]() for w in args.workloads]
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     desktop = Desktop()
-    shipped = Desktop(DesktopConfig(frame_rate=FRAME_RATE)) \
-        if args.staffroom_desktop == "as-shipped" else desktop  # fmt: skip
+    shipped = Desktop(AS_SHIPPED) if args.staffroom_desktop == "as-shipped" else desktop
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()
     try:
@@ -223,9 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "module:Class "
                         "(default: all three; noVNC first, the others as ratios to it)")
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
-    p.add_argument("--staffroom-desktop", choices=("shared", "as-shipped"), default="shared",
-                   help="Staffroom clients watch noVNC's desktop (shared, the default) or one "
-                        "started with the gateway's own Xvnc flags (as-shipped)")
+    add_staffroom_desktop_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/<time>.json); .md next to it")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
