@@ -3,6 +3,12 @@
 Attacker-controlled here: rows of `cluster_signals` (decoded with gateway.cluster.signals' bounds;
 a bad row is logged and skipped). Limits: each poll reads at most BATCH rows; rows older than
 KEEP_SECONDS are pruned by publishers, so the table stays small.
+
+Each poll first asks SQLite, on the event loop, whether any connection committed since the last
+look (``PRAGMA data_version`` on a connection of its own: a read of the shared WAL index, a few
+microseconds); only then is the table read, in a thread. Reading it every poll, a thread hop and
+a query four times a second, was 0.002 of a core per gateway process when nothing happened:
+most of what an idle session cost (docs/PERFORMANCE.md, issue 11 part AQ).
 """
 
 from __future__ import annotations
@@ -41,6 +47,22 @@ class SqliteBus:
                                    timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        # Only asks whether anything changed (the event loop's thread alone uses it); timeout 0:
+        # a busy database answers "maybe", and the thread's query finds out.
+        self._watch = sqlite3.connect(str(path), isolation_level=None, timeout=0.0)
+        self._version: int | None = None
+
+    def _changed(self) -> bool:
+        """Whether any connection (this bus's publisher included) may have committed since the
+        last call: True the first time, and whenever SQLite cannot say."""
+        try:
+            row = self._watch.execute("PRAGMA data_version").fetchone()
+        except sqlite3.Error:
+            return True
+        version = int(row[0])
+        changed = version != self._version
+        self._version = version
+        return changed
 
     def _insert(self, text: str) -> None:
         now = self._clock()
@@ -70,7 +92,12 @@ class SqliteBus:
     async def listen(self, deliver: Deliver, resync: Resync) -> None:
         last: int | None = None
         missed = True  # at start: whatever happened before we listened is read from state
+        more = False  # the last read stopped at BATCH rows
         while True:
+            # Checked before the read: a commit after the check is seen by the next one.
+            if last is not None and not (missed or more or self._changed()):
+                await asyncio.sleep(self._poll)
+                continue
             try:
                 if last is None:
                     last = await asyncio.to_thread(self._last)
@@ -86,10 +113,12 @@ class SqliteBus:
             for row_id, text in rows:
                 last = row_id
                 await deliver_text(text, deliver, f"row {row_id}")
-            if len(rows) < BATCH:
+            more = len(rows) >= BATCH
+            if not more:
                 await asyncio.sleep(self._poll)
 
     async def close(self) -> None:
+        self._watch.close()
         with self._lock:
             self._db.close()
 

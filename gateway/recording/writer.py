@@ -66,6 +66,7 @@ class RecordingWriter:
         self._last_cp = started
         self._last_t = 0
         self._last_seek: float | None = None
+        self._changed_since_seek = False  # a frame was written after the last seek point
         self.seek_points: list[SeekPoint] = []
         self.failed = False
         self.closed = False
@@ -108,6 +109,7 @@ class RecordingWriter:
     def write_frame(self, data: bytes, now: float, *, key_frame: bytes | None = None) -> None:
         """Record one frame as sent (messages ending in Sync), then its key frame if given."""
         offset = self._append(fmt.ChunkType.FRAME, data, now)
+        self._changed_since_seek = True
         if data[:1] == HELLO:  # a whole frame already: its key frame would be a duplicate
             self._seek_point(offset, now)
             key_frame = None
@@ -122,7 +124,13 @@ class RecordingWriter:
         self._maybe_checkpoint(now)
 
     def needs_key_frame(self, now: float) -> bool:
-        return self._last_seek is None or now - self._last_seek >= self._key_frame_every
+        """Whether the next frame should be followed by a key frame: the first, and then every
+        key_frame_every seconds while the screen changes. Not while nothing was sent since the
+        last one: the last seek point still shows the screen, and a full-desktop key frame each
+        interval was a third of what a quiet session cost the gateway (docs/PERFORMANCE.md,
+        issue 11 part AQ). A seek then replays at most the one frame that ended the quiet."""
+        return self._last_seek is None or (
+            self._changed_since_seek and now - self._last_seek >= self._key_frame_every)
 
     def mark(self, kind: str, text: str, now: float) -> None:
         """A session event (kind e.g. "resume", "notice", "end"; text ≤ 1024 bytes, cut to fit)."""
@@ -205,6 +213,7 @@ class RecordingWriter:
     def _seek_point(self, offset: int, now: float) -> None:
         self.seek_points.append(SeekPoint(self._last_t, offset))
         self._last_seek = now
+        self._changed_since_seek = False
 
     def _maybe_checkpoint(self, now: float) -> None:
         if self.checkpoint_due(now):

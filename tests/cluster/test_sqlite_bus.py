@@ -1,4 +1,5 @@
-"""The node bus on one machine: processes sharing one SQLite file, polled every 250 ms."""
+"""The node bus on one machine: processes sharing one SQLite file, polled every 250 ms; the
+table is read only when SQLite says something was committed since the last poll."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cluster.signals import SESSION_END, USER_END, Signal
-from gateway.cluster.sqlite_bus import KEEP_SECONDS, SqliteBus
+from gateway.cluster.sqlite_bus import BATCH, KEEP_SECONDS, SqliteBus
 
 
 class Listener:
@@ -112,3 +113,64 @@ async def test_old_rows_are_pruned_and_a_new_listener_starts_at_the_end(tmp_path
         await late.task
     await a.close()
     await late.bus.close()
+
+
+class CountingBus(SqliteBus):
+    """Counts the reads of the table (each one a thread hop and a query)."""
+
+    reads = 0
+
+    def _after(self, last: int) -> list[tuple[int, str]]:
+        self.reads += 1
+        return super()._after(last)
+
+
+async def stop(listener: Listener) -> None:
+    assert listener.task is not None
+    listener.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await listener.task
+    await listener.bus.close()
+
+
+async def test_a_quiet_bus_reads_nothing_and_its_own_signals_and_strangers_rows_still_come(
+        tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    bus = CountingBus(db, "b", poll=0.02)
+    listener = Listener(bus)
+    await listener.start()
+    await asyncio.sleep(0.1)
+    settled = bus.reads
+    await asyncio.sleep(0.5)  # 25 polls with nothing committed
+    assert bus.reads == settled <= 3
+    # Its own publisher (a node hears its own signals) and another connection both commit.
+    await bus.publish(USER_END, {"user": "t.own", "reason": ""})
+    _, signal = await listener.next()
+    assert signal.payload["user"] == "t.own"
+    raw = sqlite3.connect(db)
+    with raw:
+        raw.execute("INSERT INTO cluster_signals (at, payload) VALUES (?, ?)", (time.time(),
+                    '{"v":1,"topic":"user.end","origin":"z","payload":{"user":"t.raw",'
+                    '"reason":""}}'))
+    raw.close()
+    _, signal = await listener.next()
+    assert signal.payload["user"] == "t.raw" and signal.origin == "z"
+    assert bus.reads <= settled + 4  # a read per commit (and one more at most per poll race)
+    await stop(listener)
+
+
+async def test_more_than_a_batch_of_rows_is_read_without_waiting_for_another_commit(
+        tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    a, listener = SqliteBus(db, "a"), Listener(SqliteBus(db, "b", poll=0.05))
+    await listener.start()
+    raw = sqlite3.connect(db)
+    with raw:  # one commit of BATCH + 5 rows: the second read has no new commit to wake it
+        raw.executemany("INSERT INTO cluster_signals (at, payload) VALUES (?, ?)", [
+            (time.time(), '{"v":1,"topic":"user.end","origin":"a","payload":{"user":"t.'
+                          f'{i}","reason":""}}}}') for i in range(BATCH + 5)])
+    raw.close()
+    users = [(await listener.next())[1].payload["user"] for _ in range(BATCH + 5)]
+    assert users == [f"t.{i}" for i in range(BATCH + 5)]
+    await stop(listener)
+    await a.close()

@@ -104,12 +104,28 @@ def test_needs_key_frame_every_interval_and_after_a_hello_frame(tmp_path: Path,
     rec = new_writer(tmp_path, recording_key, key_frame_every=30.0)
     assert rec.needs_key_frame(T0)
     rec.write_frame(b"\x01" + b"hello-led frame", T0)  # after a Resume: a whole frame
+    rec.write_frame(frame(1), T0 + 1.0)
     assert not rec.needs_key_frame(T0 + 29.9)
     assert rec.needs_key_frame(T0 + 30.0)
     rec.write_frame(frame(1), T0 + 30.0, key_frame=b"\x01key")
     assert not rec.needs_key_frame(T0 + 31)
     assert [p.t_ms for p in rec.seek_points] == [0, 30_000]
     rec.close(T0 + 40)
+
+
+def test_a_screen_unchanged_since_the_last_key_frame_needs_no_other(
+        tmp_path: Path, recording_key) -> None:  # fmt: skip
+    rec = new_writer(tmp_path, recording_key, key_frame_every=30.0)
+    rec.write_frame(frame(1), T0, key_frame=b"\x01key")  # the first frame's key frame
+    assert not rec.needs_key_frame(T0 + 300.0)  # a quiet screen: the seek point still shows it
+    rec.mark("notice", "posture rechecked", T0 + 301.0)  # a mark changes no pixel
+    assert not rec.needs_key_frame(T0 + 302.0)
+    rec.write_frame(frame(2), T0 + 303.0)  # the quiet ends: the next frame brings a key frame
+    assert rec.needs_key_frame(T0 + 303.5)
+    rec.write_frame(frame(3), T0 + 303.5, key_frame=b"\x01key")
+    assert [p.t_ms for p in rec.seek_points] == [0, 303_500]
+    rec.close(T0 + 310)
+    assert verify_recording(rec.path, recording_key.public_key()).ok
 
 
 def test_a_wall_clock_stepping_back_never_reorders_chunks(tmp_path: Path, recording_key) -> None:
