@@ -44,6 +44,7 @@ from bench.workloads import Scrolling, Typing
 
 HOOK_DIR = Path(__file__).with_name("stage_hook")
 LOG_ENV = "STAFFROOM_STAGE_LOG"
+STAGES_ENV = "STAFFROOM_STAGES"  # the stages, as JSON, for the hook
 #: stage -> (module, class or "", function), as the hook wraps them.
 STAGES: dict[str, tuple[str, str, str]] = {
     "parse": ("gateway.rfb.client", "RfbClient", "next_event"),
@@ -100,8 +101,9 @@ async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
     windows = _Windows()
     with tempfile.TemporaryDirectory(prefix="staffroom-stage-cpu-") as tmp:
         log_path = Path(tmp) / "stages.jsonl"
-        saved = {k: os.environ.get(k) for k in (LOG_ENV, "PYTHONPATH")}
+        saved = {k: os.environ.get(k) for k in (LOG_ENV, STAGES_ENV, "PYTHONPATH")}
         os.environ[LOG_ENV] = str(log_path)
+        os.environ[STAGES_ENV] = json.dumps(STAGES)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(HOOK_DIR), *filter(None, [saved["PYTHONPATH"]])])
         old = capacity.Typing, capacity.Scrolling

@@ -2,9 +2,10 @@
 
 Does nothing unless STAFFROOM_STAGE_LOG names a file and the process is a gateway
 (``staffroom gateway ...``). Then, once gateway.live.session is imported, it wraps each stage of
-the per-frame path (bench.stage_cpu.STAGES) so that every call adds the CPU time of the calling
-thread (time.thread_time) to that stage's total, and a daemon thread appends all totals, with
-the process's CPU and the wall time, as one JSON line to the file every half second.
+the per-frame path that STAFFROOM_STAGES lists (bench.stage_cpu.STAGES, as JSON: the gateway
+cannot import the bench) so that every call adds the CPU time of the calling thread
+(time.thread_time) to that stage's total, and a daemon thread appends all totals, with the
+process's CPU and the wall time, as one JSON line to the file every half second.
 
 Python imports the first sitecustomize on its path: this one shadows the interpreter's own
 (Debian's sets nothing the gateway needs), and only in the processes the bench starts.
@@ -25,21 +26,7 @@ from typing import Any
 LOG_ENV = "STAFFROOM_STAGE_LOG"
 EVERY = 0.5  # seconds between two lines of totals
 
-#: stage -> (module, class or "", function): a copy of bench.stage_cpu.STAGES (this file runs in
-#: the gateway, which cannot import the bench); tests/bench/test_stage_cpu.py checks both agree.
-STAGES: dict[str, tuple[str, str, str]] = {
-    "parse": ("gateway.rfb.client", "RfbClient", "next_event"),
-    "machine": ("gateway.live.session_machine", "SessionMachine", "handle"),
-    "take": ("gateway.display.pipeline", "DisplayPipeline", "take_frame"),
-    "take.detect": ("gateway.display.pipeline", "DisplayPipeline", "_detect_scroll"),
-    "take.hash": ("gateway.display.scroll", "RowHashes", "_hash_into"),
-    "take.settle": ("gateway.display.canvas_stamps", "CanvasStamps", "settle"),
-    "take.snapshot": ("gateway.display.pipeline", "", "snapshot"),
-    "encode": ("gateway.monitoring.metrics", "Metrics", "timed_encode"),
-    "send": ("aiohttp._websocket.writer", "WebSocketWriter", "_write_websocket_frame"),
-    "record": ("gateway.recording.writer", "RecordingWriter", "write_frame"),
-    "receive": ("gateway.rfb.stream", "RfbStream", "buffer_updated"),
-}
+STAGES_ENV = "STAFFROOM_STAGES"  # JSON: stage -> [module, class or "", function]
 
 totals: dict[str, float] = {}
 
@@ -54,7 +41,7 @@ def timed(label: str, f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def install(stages: dict[str, tuple[str, str, str]] = STAGES) -> None:
+def install(stages: dict[str, tuple[str, str, str]]) -> None:
     """Wrap every stage (its module imported now). Sums may race between threads by a few
     microseconds; the figures are tenths of milliseconds a frame."""
     for label, (module_name, cls, name) in stages.items():
@@ -79,11 +66,11 @@ class _OnSessionImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
         if name == "gateway.live.session":
             sys.meta_path.remove(self)
-            install()
+            install({k: tuple(v) for k, v in json.loads(os.environ[STAGES_ENV]).items()})
             threading.Thread(target=_write_forever, args=(os.environ[LOG_ENV],),
                              name="stage-cpu", daemon=True).start()
         return None
 
 
-if os.environ.get(LOG_ENV) and "gateway" in sys.argv[1:2]:
+if os.environ.get(LOG_ENV) and os.environ.get(STAGES_ENV) and "gateway" in sys.argv[1:2]:
     sys.meta_path.insert(0, _OnSessionImport())
