@@ -47,9 +47,11 @@ class SqliteBus:
                                    timeout=5.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
-        # Only asks whether anything changed (the event loop's thread alone uses it); timeout 0:
-        # a busy database answers "maybe", and the thread's query finds out.
-        self._watch = sqlite3.connect(str(path), isolation_level=None, timeout=0.0)
+        # Only asks whether anything changed, from the event loop's thread (which need not be
+        # the one that made the bus); timeout 0: a busy database answers "maybe", and the
+        # thread's query finds out.
+        self._watch = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                      timeout=0.0)
         self._version: int | None = None
 
     def _changed(self) -> bool:
