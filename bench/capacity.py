@@ -66,7 +66,11 @@ async def open_pages(browser: Browser, client: Client, sessions: int
 
 
 async def measure(client_spec: str, sessions: int, duration: float,
-                  staffroom_desktop: str = "shared") -> dict[str, Any]:
+                  staffroom_desktop: str = "shared", mix: list[Workload] | None = None
+                  ) -> dict[str, Any]:
+    """One run of ``mix`` (default: the office mix, typing then scrolling); the result's
+    ``windows`` gives each workload's wall-clock span (time.time), for tools that read the
+    gateway's own figures over the same windows (bench.stage_cpu)."""
     client = load_client(client_spec)
     if hasattr(client, "sessions"):
         client.sessions = sessions  # type: ignore[attr-defined]
@@ -75,7 +79,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
     shipped = staffroom_desktop == "as-shipped" and client.name.startswith("staffroom")
     desktop = Desktop(AS_SHIPPED if shipped else None)
     contexts: list[BrowserContext] = []
-    mix: list[Workload] = [Typing(), Scrolling()]
+    mix = mix if mix is not None else [Typing(), Scrolling()]
     machine = MachineLoad()
     load: dict[str, Any] = {}
     try:
@@ -94,6 +98,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
                 xvnc = ProcSampler([desktop.xvnc_pid])
                 wall = gw_cpu = xvnc_cpu = 0.0
                 updates: dict[str, float] = {}  # per workload: frames drawn per second per page
+                windows: dict[str, tuple[float, float]] = {}  # per workload: wall start, end
                 by_workload: dict[str, float] = {}  # per workload: gateway core-s/s per session
                 machine.start()
                 for wl in mix:
@@ -103,10 +108,11 @@ async def measure(client_spec: str, sessions: int, duration: float,
                         gateway.start()
                         xvnc.start()
                         before = [await page_counters(p) for p in pages]
-                        t0 = time.monotonic()
+                        t0, wall_t0 = time.monotonic(), time.time()
                         log.info("%s x%d: %s for %.0f s", client.name, sessions, wl.name, duration)
                         await wl.run(desktop, duration)
                         elapsed = time.monotonic() - t0
+                        windows[wl.name] = (wall_t0, time.time())
                         wall += elapsed
                         after = [await page_counters(p) for p in pages]
                         drawn = sum(a.frames - b.frames for a, b in zip(after, before, strict=True))
@@ -140,6 +146,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
         # The frames each page drew: a busier machine coalesces more, and then each session
         # costs less CPU; read sessions per core beside the frame rate it was measured at.
         "updates_per_s_per_session": updates,
+        "windows": windows,
         # Per part of the mix, the cores one session kept the gateway busy (typing's is the
         # per-message overhead, scrolling's the display path's).
         "cpu_per_session_by_workload": by_workload,

@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import bench.capacity as capacity
-from bench.desktop import Desktop, add_staffroom_desktop_option
+from bench.desktop import add_staffroom_desktop_option
 from bench.run import RESULTS_DIR
-from bench.workloads import Scrolling, Typing
 
 HOOK_DIR = Path(__file__).with_name("stage_hook")
 LOG_ENV = "STAFFROOM_STAGE_LOG"
@@ -79,26 +78,7 @@ def rates(lines: list[dict[str, float]], start: float, end: float) -> dict[str, 
     return out
 
 
-class _Windows:
-    """The wall times each workload of the mix ran between."""
-
-    def __init__(self) -> None:
-        self.spans: dict[str, tuple[float, float]] = {}
-
-    def timed(self, base: type) -> type:
-        spans = self.spans
-
-        class Timed(base):  # type: ignore[misc, valid-type]
-            async def run(self, desktop: Desktop, duration: float) -> None:
-                start = time.time()
-                await super().run(desktop, duration)
-                spans[self.name] = (start, time.time())
-
-        return Timed
-
-
 async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
-    windows = _Windows()
     with tempfile.TemporaryDirectory(prefix="staffroom-stage-cpu-") as tmp:
         log_path = Path(tmp) / "stages.jsonl"
         saved = {k: os.environ.get(k) for k in (LOG_ENV, STAGES_ENV, "PYTHONPATH")}
@@ -106,12 +86,9 @@ async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
         os.environ[STAGES_ENV] = json.dumps(STAGES)
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(HOOK_DIR), *filter(None, [saved["PYTHONPATH"]])])
-        old = capacity.Typing, capacity.Scrolling
-        capacity.Typing, capacity.Scrolling = windows.timed(Typing), windows.timed(Scrolling)
         try:
             run = await capacity.measure("staffroom", 1, duration, staffroom_desktop)
         finally:
-            capacity.Typing, capacity.Scrolling = old
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -119,7 +96,7 @@ async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
                     os.environ[key] = value
         lines = [json.loads(line) for line in log_path.read_text().splitlines()] \
             if log_path.exists() else []
-    stages = {name: rates(lines, *span) for name, span in windows.spans.items()}
+    stages = {name: rates(lines, *span) for name, span in run["windows"].items()}
     return {"run": run, "stages": stages}
 
 
