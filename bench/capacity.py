@@ -35,7 +35,13 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import AS_SHIPPED, Desktop, add_staffroom_desktop_option
+from bench.desktop import (
+    AS_SHIPPED,
+    Desktop,
+    add_animations_option,
+    add_staffroom_desktop_option,
+    with_animations,
+)
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table, capacity_versus, capacity_versus_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
@@ -66,8 +72,8 @@ async def open_pages(browser: Browser, client: Client, sessions: int
 
 
 async def measure(client_spec: str, sessions: int, duration: float,
-                  staffroom_desktop: str = "shared", mix: list[Workload] | None = None
-                  ) -> dict[str, Any]:
+                  staffroom_desktop: str = "shared", mix: list[Workload] | None = None,
+                  animations: bool = False) -> dict[str, Any]:
     """One run of ``mix`` (default: the office mix, typing then scrolling); the result's
     ``windows`` gives each workload's wall-clock span (time.time), for tools that read the
     gateway's own figures over the same windows (bench.stage_cpu)."""
@@ -77,7 +83,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
     # as-shipped: a Staffroom client's desktop has the gateway's own Xvnc flags (bench.run).
     shipped = staffroom_desktop == "as-shipped" and client.name.startswith("staffroom")
-    desktop = Desktop(AS_SHIPPED if shipped else None)
+    desktop = Desktop(with_animations(AS_SHIPPED if shipped else None, animations))
     contexts: list[BrowserContext] = []
     mix = mix if mix is not None else [Typing(), Scrolling()]
     machine = MachineLoad()
@@ -137,6 +143,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
         "client": client.name, "sessions": sessions, "mix": [w.name for w in mix],
         "started": started, "display_path": getattr(client, "display_path", None),
         "xvnc_frame_rate": desktop.config.frame_rate or 60,
+        "desktop_animations": desktop.config.animations,
         "wall_s": round(wall, 2), "gateway_cpu_s": round(gw_cpu, 3),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
         "gateway_idle_rss_mib": round(idle.peak_rss / MiB, 1),
@@ -188,12 +195,14 @@ def main(argv: list[str] | None = None) -> None:
                         "and give the memory each extra session costs")
     p.add_argument("--duration", type=float, default=25.0, help="seconds per mix part (25)")
     add_staffroom_desktop_option(p)
+    add_animations_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
-    runs = [asyncio.run(measure(client, n, args.duration, args.staffroom_desktop))
+    runs = [asyncio.run(measure(client, n, args.duration, args.staffroom_desktop,
+                                animations=args.desktop_animations))
             for _ in range(args.rounds) for client in args.client for n in args.sessions]
     names = list(dict.fromkeys(r["client"] for r in runs))
     # One client: its memory figures as before; several: per client name.

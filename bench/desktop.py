@@ -19,9 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from gateway.workspace import toolkit_defaults
 from gateway.workspace.desktop import FRAME_RATE
 
 log = logging.getLogger(__name__)
@@ -78,11 +79,25 @@ class DesktopConfig:
     height: int = 1080
     depth: int = 24
     frame_rate: int | None = None  # Xvnc -FrameRate; None: TigerVNC's default (60)
+    #: GTK animations. Off, as the gateway's teachers' desktops start (toolkit_defaults, issue
+    #: 11 part AR), for every client; on, as every run before part AR had them.
+    animations: bool = False
 
 
 #: The flags the gateway gives teachers' desktops (gateway.workspace.desktop): what
 #: ``--staffroom-desktop as-shipped`` starts for the Staffroom clients (issue 11 part AP).
 AS_SHIPPED = DesktopConfig(frame_rate=FRAME_RATE)
+
+
+def add_animations_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--desktop-animations", action="store_true",
+        help="turn GTK's animations on in the desktop of every client (as in the runs before "
+             "issue 11 part AR); by default they are off, as in the desktops the gateway starts")
+
+
+def with_animations(config: DesktopConfig | None, on: bool) -> DesktopConfig:
+    return replace(config or DesktopConfig(), animations=on)
 
 
 def add_staffroom_desktop_option(parser: argparse.ArgumentParser) -> None:
@@ -136,11 +151,18 @@ class Desktop:
                     "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
                     "XDG_CACHE_HOME": str(home / ".cache"), "NO_AT_BRIDGE": "1",
                     "LANG": "C.UTF-8"}
-        # Steady text cursors: a blinking one would add updates to every workload and to the
-        # key-latency probe (GTK reads this file; xterms get +bc).
-        gtk = home / ".config" / "gtk-3.0"
-        gtk.mkdir(parents=True)
-        (gtk / "settings.ini").write_text("[Settings]\ngtk-cursor-blink = false\n")
+        # The toolkit defaults of a teacher's desktop, found as its session finds them: no GTK
+        # animations, steady text cursors (a blinking one would add updates to every workload
+        # and to the key-latency probe; xterms get +bc).
+        defaults = self.workdir / toolkit_defaults.DIR_NAME
+        for name, text in toolkit_defaults.files().items():
+            (defaults / name).parent.mkdir(parents=True, exist_ok=True)
+            (defaults / name).write_text(text)
+        self.env.update(toolkit_defaults.env(defaults))
+        if c.animations:  # the user's own file wins over the defaults, as a teacher's does
+            gtk = home / ".config" / "gtk-3.0"
+            gtk.mkdir(parents=True)
+            (gtk / "settings.ini").write_text("[Settings]\ngtk-enable-animations = true\n")
         self._wm = spawn(["openbox", "--sm-disable"], self.workdir / "openbox.log", self.env)
         self._wait_for_wm(10)
         log.info("desktop %s on rfb port %d", self.display, self.rfb_port)

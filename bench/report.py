@@ -232,6 +232,11 @@ def _disturbed_note(result: dict[str, Any]) -> list[str]:
             "load below): measure it again before quoting it.", ""]
 
 
+def _animations(meta: dict[str, Any]) -> str:
+    """Runs from before issue 11 part AR record nothing: their desktops animated."""
+    return "on" if meta.get("desktop_animations", True) else "off (as shipped)"
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown file written next to each run's JSON."""
     m = result["meta"]
@@ -240,7 +245,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Desktop {m['geometry']} Xvnc ({m['xvnc']}), Chromium {m['chromium']}, "
         f"{m['duration_s']} s per workload, {m['cpus']} CPUs. noVNC {m.get('novnc', '?')}. "
         f"Staffroom's {m.get('display_path', 'display path: not recorded')}. "
-        f"Desktop for Staffroom: {m.get('staffroom_desktop', 'shared with noVNC')}.", "",
+        f"Desktop for Staffroom: {m.get('staffroom_desktop', 'shared with noVNC')}. "
+        f"GTK animations {_animations(m)} in every client's desktop.", "",
         "Aims (issue 11, watermark on) as ratios to noVNC from this run; ✔ met, ✘ missed:", "",
         comparison_table([result], [""]), "", *_disturbed_note(result),
         "Machine load during each measurement:", "", load_table(result), "",

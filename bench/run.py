@@ -25,7 +25,13 @@ from typing import Any
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from bench.clients import Client, display_path_of, load_client
-from bench.desktop import AS_SHIPPED, Desktop, add_staffroom_desktop_option
+from bench.desktop import (
+    AS_SHIPPED,
+    Desktop,
+    add_animations_option,
+    add_staffroom_desktop_option,
+    with_animations,
+)
 from bench.measure import (
     INIT_SCRIPT,
     MachineLoad,
@@ -151,8 +157,9 @@ async def main(args: argparse.Namespace) -> Path:
     clients = [load_client(c) for c in args.clients]
     workloads = [WORKLOADS[w]() for w in args.workloads]
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
-    desktop = Desktop()
-    shipped = Desktop(AS_SHIPPED) if args.staffroom_desktop == "as-shipped" else desktop
+    desktop = Desktop(with_animations(None, args.desktop_animations))
+    shipped = Desktop(with_animations(AS_SHIPPED, args.desktop_animations)) \
+        if args.staffroom_desktop == "as-shipped" else desktop
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()
     try:
@@ -197,6 +204,7 @@ async def main(args: argparse.Namespace) -> Path:
                                        "as the gateway starts teachers' desktops; noVNC's at "
                                        "TigerVNC's default (60)")
                                       if shipped is not desktop else "shared with noVNC",
+                 "desktop_animations": args.desktop_animations,
                  "loadavg_start": [round(x, 2) for x in load_start],
                  "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "results": rows,
@@ -223,6 +231,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default: all three; noVNC first, the others as ratios to it)")
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
     add_staffroom_desktop_option(p)
+    add_animations_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/<time>.json); .md next to it")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)

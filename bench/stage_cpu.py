@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import bench.capacity as capacity
-from bench.desktop import add_staffroom_desktop_option
+from bench.desktop import add_animations_option, add_staffroom_desktop_option
 from bench.run import RESULTS_DIR
 
 HOOK_DIR = Path(__file__).with_name("stage_hook")
@@ -78,7 +78,8 @@ def rates(lines: list[dict[str, float]], start: float, end: float) -> dict[str, 
     return out
 
 
-async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
+async def measure(duration: float, staffroom_desktop: str, animations: bool = False
+                  ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="staffroom-stage-cpu-") as tmp:
         log_path = Path(tmp) / "stages.jsonl"
         saved = {k: os.environ.get(k) for k in (LOG_ENV, STAGES_ENV, "PYTHONPATH")}
@@ -87,7 +88,8 @@ async def measure(duration: float, staffroom_desktop: str) -> dict[str, Any]:
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(HOOK_DIR), *filter(None, [saved["PYTHONPATH"]])])
         try:
-            run = await capacity.measure("staffroom", 1, duration, staffroom_desktop)
+            run = await capacity.measure("staffroom", 1, duration, staffroom_desktop,
+                                         animations=animations)
         finally:
             for key, value in saved.items():
                 if value is None:
@@ -117,9 +119,10 @@ def main(argv: list[str] | None = None) -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=20.0, help="seconds per mix part (20)")
     add_staffroom_desktop_option(p)
+    add_animations_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/stage-cpu-<time>.json)")
     args = p.parse_args(argv)
-    result = asyncio.run(measure(args.duration, args.staffroom_desktop))
+    result = asyncio.run(measure(args.duration, args.staffroom_desktop, args.desktop_animations))
     out = Path(args.out) if args.out else \
         RESULTS_DIR / f"stage-cpu-{time.strftime('%Y-%m-%dT%H-%M-%SZ', time.gmtime())}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")

@@ -224,7 +224,8 @@ def inside_lockdown(lockdown: SessionLockdown) -> SessionLockdown:
     """The lock-down files as the session room sees them (bound at LOCKDOWN_DIR)."""
     base = Path(LOCKDOWN_DIR)
     return replace(lockdown, base=base, bin_dir=base / lockdown.bin_dir.name,
-                   bus_config=base / lockdown.bus_config.name)  # fmt: skip
+                   bus_config=base / lockdown.bus_config.name,
+                   config_dir=base / lockdown.config_dir.name)  # fmt: skip
 
 
 def _private_dir(path: Path, owner: tuple[int, int] | None) -> Path:

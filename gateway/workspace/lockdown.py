@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.workspace import toolkit_defaults
+
 PRINTING_OFF = (
     "Printing is turned off by your school's policy (Staffroom): nothing leaves the school desktop."
 )
@@ -89,11 +91,13 @@ class SessionLockdown:
     bin_dir: Path  # first on the session's PATH: refusing wrappers
     bus_config: Path
     starter: Path  # SESSION_STARTER
+    config_dir: Path  # first on XDG_CONFIG_DIRS: the toolkits' defaults (toolkit_defaults)
     printing: bool = False
     clipboard: bool = False
 
     def env(self, runtime_dir: Path) -> dict[str, str]:
-        """Variables that point apps at nothing: no CUPS, no volume monitors, no system bus."""
+        """Variables that point apps at nothing (no CUPS, no volume monitors, no system bus), and
+        the toolkits at the desktop's defaults (toolkit_defaults)."""
         env = {
             "PATH": f"{self.bin_dir}:/usr/local/bin:/usr/bin:/bin",
             "GIO_USE_VOLUME_MONITOR": "unix",  # no udisks2/gvfs volume monitor, no automount
@@ -103,6 +107,7 @@ class SessionLockdown:
             "NO_AT_BRIDGE": "1",  # the a11y bus is activated over D-Bus; it cannot be here
             # Not a socket: D-Bus clients of the system bus (udisks2, NetworkManager) fail fast.
             "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={runtime_dir / 'no-system-bus'}",
+            **toolkit_defaults.env(self.config_dir),
         }
         if not self.printing:
             # A socket path that never exists: CUPS clients report no server, not a timeout.
@@ -126,7 +131,8 @@ def wrappers(*, printing: bool, clipboard: bool) -> Mapping[str, str]:
 
 
 def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLockdown:
-    """Blocking: write the wrappers and bus config (into a new /tmp dir if ``base`` is None).
+    """Blocking: write the wrappers, the bus config and the toolkits' defaults (into a new /tmp
+    dir if ``base`` is None).
 
     Owned by the gateway's uid and read-only to others: the desktop account can run them but
     not replace them. The caller removes ``base`` when it shuts down.
@@ -148,7 +154,14 @@ def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLoc
     _write_atomic(bus_config, SESSION_BUS_CONFIG, 0o644)
     starter = base / "session-start"
     _write_atomic(starter, SESSION_STARTER, 0o755)
-    return SessionLockdown(base, bin_dir, bus_config, starter, printing=printing,
+    config_dir = base / toolkit_defaults.DIR_NAME
+    for name, text in toolkit_defaults.files().items():
+        path = config_dir / name
+        for folder in reversed([p for p in path.parents if p.is_relative_to(config_dir)]):
+            folder.mkdir(mode=0o755, exist_ok=True)
+            os.chmod(folder, 0o755)  # mkdir's mode passes through the umask
+        _write_atomic(path, text, 0o644)
+    return SessionLockdown(base, bin_dir, bus_config, starter, config_dir, printing=printing,
                            clipboard=clipboard)
 
 

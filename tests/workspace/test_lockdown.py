@@ -293,6 +293,38 @@ async def test_no_automount_or_bridge_daemons_can_run(desktop: XvncDesktop) -> N
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
 @needs_root
+async def test_gtk_apps_start_without_animations_unless_the_teacher_wants_them(
+    desktop: XvncDesktop,
+) -> None:
+    """GTK itself, inside the session, reads the desktop's defaults (toolkit_defaults); the
+    defaults file is the gateway's, and the teacher's own settings.ini still wins."""
+
+    def query(name: str) -> str:
+        done = in_session(desktop, f"gtk-query-settings {name}")
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    assert await asyncio.to_thread(query, "enable-animations") == "gtk-enable-animations: FALSE"
+    assert "gtk-cursor-blink: FALSE" in await asyncio.to_thread(query, "cursor-blink")
+    tamper = await asyncio.to_thread(
+        in_session, desktop, 'echo "gtk-enable-animations = true" >> '
+        '"${XDG_CONFIG_DIRS%%:*}/gtk-3.0/settings.ini"')
+    assert tamper.returncode != 0  # root's file, read-only to the teacher
+    own = "$HOME/.config/gtk-3.0/settings.ini"
+    wrote = await asyncio.to_thread(
+        in_session, desktop, f'mkdir -p "$HOME/.config/gtk-3.0" && '
+        f"printf '[Settings]\\ngtk-enable-animations = true\\n' > \"{own}\"")
+    assert wrote.returncode == 0, wrote.stderr
+    try:
+        assert await asyncio.to_thread(query, "enable-animations") == \
+            "gtk-enable-animations: TRUE"
+    finally:
+        await asyncio.to_thread(in_session, desktop, f'rm -f "{own}"')
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
+@needs_root
 async def test_writing_past_the_home_quota_fails(desktop: XvncDesktop) -> None:
     done = await asyncio.to_thread(
         in_session, desktop, f"dd if=/dev/zero of=big bs=1M count={2 * QUOTA // MiB} 2>&1"
