@@ -19,9 +19,10 @@ from playwright.async_api import Page
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from bench.desktop import Desktop
-from bench.documents import PARAGRAPH, write_document
+from bench.documents import MARKS_TITLE, PARAGRAPH, write_document, write_marks_page
 from bench.drag_workloads import PageDrag, WindowDrag
 from bench.measure import wait_until_quiet
+from gateway.workspace import toolkit_defaults
 
 TYPING_RATE = 8.0  # characters per second: a steady human typist
 SCROLL_RATE = 20.0  # lines per second printed into the scrolling terminal: a build log
@@ -107,14 +108,54 @@ class Scrolling(_MousepadWorkload):
         return write_document(desktop.workdir / "report.txt", 6000)
 
     async def run(self, desktop: Desktop, duration: float) -> None:
-        async def step(i: int) -> None:
-            phase = i % 40  # 40 steps of 0.125 s: 20 wheel clicks, then 3 pages one second apart
-            if phase < 20:
-                await desktop.xdo("click", "5")
-            elif phase in (24, 32, 39):
-                await desktop.xdo("key", "Page_Down")
+        await wheel_and_pages(desktop, duration)
 
-        await paced(duration, 0.125, step)
+
+async def wheel_and_pages(desktop: Desktop, duration: float) -> None:
+    """The scrolling workloads' input: 2.5 s of wheel steps, then 3 Page_Downs, repeated."""
+
+    async def step(i: int) -> None:
+        phase = i % 40  # 40 steps of 0.125 s: 20 wheel clicks, then 3 pages one second apart
+        if phase < 20:
+            await desktop.xdo("click", "5")
+        elif phase in (24, 32, 39):
+            await desktop.xdo("key", "Page_Down")
+
+    await paced(duration, 0.125, step)
+
+
+class BrowserScrolling:
+    """Scroll a long page of the school-affairs kind (a class's marks) in Chromium on the
+    desktop, with ``scrolling``'s wheel steps and Page_Downs: teachers spend most of the day in
+    the school-affairs suite, a web application. Chromium starts with the school session's
+    flags (gateway.workspace.toolkit_defaults: no smooth scrolling) unless the desktop has
+    animations on (``--desktop-animations``)."""
+
+    name = "browser-scroll"
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    async def setup(self, desktop: Desktop) -> None:
+        page = write_marks_page(desktop.workdir / "marks.html")
+        flags = [] if desktop.config.animations else list(toolkit_defaults.CHROMIUM_FLAGS)
+        if os.geteuid() == 0:
+            flags.append("--no-sandbox")  # Chromium's sandbox refuses root (the bench's CI)
+        self._proc = desktop.launch(
+            ["chromium", *flags, f"--user-data-dir={desktop.workdir / 'chromium-profile'}",
+             "--no-first-run", "--no-default-browser-check", "--password-store=basic",
+             "--disable-background-networking", "--disable-component-update",
+             f"--app={page.as_uri()}"], self.name)
+        await maximise(desktop, await desktop.wait_window("--name", MARKS_TITLE, deadline=60))
+        await asyncio.sleep(2)  # the page laid out and painted, the window settled
+
+    async def run(self, desktop: Desktop, duration: float) -> None:
+        await wheel_and_pages(desktop, duration)
+
+    async def teardown(self, desktop: Desktop) -> None:
+        if self._proc is not None:
+            desktop.close(self._proc)
+            self._proc = None
 
 
 async def maximise(desktop: Desktop, wid: str) -> None:
@@ -284,8 +325,8 @@ class Idle:
 
 WORKLOADS: dict[str, type[Workload]] = {
     w.name: w  # type: ignore[misc]
-    for w in (Typing, XtermTyping, Scrolling, XtermScroll, WindowDrag, PageDrag, Photo,
-              PhotoStill, Idle)
+    for w in (Typing, XtermTyping, Scrolling, XtermScroll, BrowserScrolling, WindowDrag,
+              PageDrag, Photo, PhotoStill, Idle)
 }
 
 

@@ -73,10 +73,10 @@ exec "$@"
 # The default school session (policy workspace.session_command = "staffroom-session"): the
 # browser on the school's system, the office suite's start centre, and the window manager,
 # which holds the session (closing the browser does not end the desktop).
-SCHOOL_SESSION = """\
+SCHOOL_SESSION = f"""\
 #!/bin/sh
 chromium $STAFFROOM_CHROMIUM_FLAGS --no-first-run --no-default-browser-check \\
-  --password-store=basic \\
+  --password-store=basic {" ".join(toolkit_defaults.CHROMIUM_FLAGS)} \\
   --disable-background-networking --disable-component-update "$STAFFROOM_HOME_URL" &
 if [ -z "$STAFFROOM_NO_OFFICE" ]; then soffice --nologo --nodefault & fi
 exec openbox

@@ -4,9 +4,9 @@ VDI desktops ship with animations off (Citrix Optimizer, VMware's OS Optimizatio
 experience flags): an animated scroll is drawn as several frames, and every frame is a full
 redraw of the view that the gateway reads, compares and re-encodes. GTK 3 animates each wheel
 step and Page Down; with ``gtk-enable-animations`` off the view jumps to its new place in one
-frame. Measured on the bench's GTK scrolling (docs/PERFORMANCE.md, issue 11 part AR): 7.6
-frames a second instead of 10.6 for the same scroll, and a third fewer gateway CPU seconds per
-office session. A steady text cursor keeps an idle desktop idle: a blinking one is two frames a
+frame. Measured on the bench's GTK scrolling (docs/PERFORMANCE.md, issue 11 part AR): 7.5
+frames a second instead of 10.1-10.8 for the same scroll, and a third less gateway CPU while
+scrolling. A steady text cursor keeps an idle desktop idle: a blinking one is two frames a
 second per teacher, all day.
 
 These are defaults only: GTK reads the system directories in XDG_CONFIG_DIRS first and the
@@ -30,6 +30,12 @@ GTK3_SETTINGS = """\
 gtk-enable-animations = false
 gtk-cursor-blink = false
 """
+
+
+#: Chromium's own animation: a wheel step scrolls the page over several frames. The school
+#: session starts it with these flags (lockdown.SCHOOL_SESSION). Measured in docs/PERFORMANCE.md,
+#: issue 11 part AR (the bench's ``browser-scroll``).
+CHROMIUM_FLAGS = ("--disable-smooth-scrolling",)
 
 
 def files() -> dict[str, str]:

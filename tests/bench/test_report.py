@@ -249,7 +249,7 @@ def test_render_reads_files_and_needs_one_label_per_run(tmp_path: Path) -> None:
 def test_every_client_runs_by_default_and_the_probe_belongs_to_the_xterm() -> None:
     args = parse_args([])
     assert args.clients == ["novnc", "staffroom", "staffroom-nowm"]
-    assert {"xterm-typing", "xterm-scroll", "typing", "scrolling", "window-drag",
+    assert {"xterm-typing", "xterm-scroll", "typing", "scrolling", "browser-scroll", "window-drag",
             "window-drag-page", "photo", "photo-still", "idle"} == set(args.workloads)
     assert probe_workload(["typing", "xterm-typing"]) == "xterm-typing"
     assert probe_workload(["typing", "idle"]) == "typing"

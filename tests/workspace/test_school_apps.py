@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from gateway.workspace import WorkspaceManager
+from gateway.workspace import WorkspaceManager, toolkit_defaults
 from gateway.workspace.desktop import XvncDesktop
 from tests.fixtures.workspace import AS_ROOT, in_desktop, needs_sandbox, sealed, unmount_under
 
@@ -167,3 +167,22 @@ async def test_policy_file_and_office_suite(desktop: XvncDesktop) -> None:
             break
         assert time.monotonic() < deadline, "LibreOffice never started"
         await asyncio.sleep(1)
+
+
+async def test_the_browser_scrolls_without_animation(desktop: XvncDesktop) -> None:
+    """The school session starts Chromium with toolkit_defaults' flags: a wheel step is one
+    redraw of the page, not several (docs/PERFORMANCE.md, issue 11 part AR)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = await asyncio.to_thread(
+            in_desktop, desktop,
+            "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = chromium ] && "
+            "tr '\\0' ' ' < $p/cmdline && echo; done",
+        )  # fmt: skip
+        browsers = [line for line in found.stdout.splitlines() if "--type=" not in line]
+        if browsers:
+            break
+        assert time.monotonic() < deadline, "Chromium never started"
+        await asyncio.sleep(1)
+    for flag in toolkit_defaults.CHROMIUM_FLAGS:
+        assert flag in browsers[0].split(), browsers[0]
