@@ -6,8 +6,9 @@ redraw of the view that the gateway reads, compares and re-encodes. GTK 3 animat
 step and Page Down; with ``gtk-enable-animations`` off the view jumps to its new place in one
 frame. Measured on the bench's GTK scrolling (docs/PERFORMANCE.md, issue 11 part AR): 7.5
 frames a second instead of 10.1-10.8 for the same scroll, and a third less gateway CPU while
-scrolling. A steady text cursor keeps an idle desktop idle: a blinking one is two frames a
-second per teacher, all day.
+scrolling. A steady text cursor saves the frames of a blinking one, about two a second while a
+teacher types or pauses (GTK stops blinking after ten idle seconds); the bench's desktop has
+always had it steady.
 
 These are defaults only: GTK reads the system directories in XDG_CONFIG_DIRS first and the
 teacher's own ``~/.config/gtk-3.0/settings.ini`` last, so a teacher who wants animations back
