@@ -79,8 +79,9 @@ class DesktopConfig:
     height: int = 1080
     depth: int = 24
     frame_rate: int | None = None  # Xvnc -FrameRate; None: TigerVNC's default (60)
-    #: GTK animations. Off, as the gateway's teachers' desktops start (toolkit_defaults, issue
-    #: 11 part AR), for every client; on, as every run before part AR had them.
+    #: GTK animations (and Chromium's smooth scrolling in browser-scroll). Off, as the gateway's
+    #: teachers' desktops start (toolkit_defaults, issue 11 part AR), for every client; on, as
+    #: every run before part AR had them.
     animations: bool = False
 
 
@@ -92,8 +93,9 @@ AS_SHIPPED = DesktopConfig(frame_rate=FRAME_RATE)
 def add_animations_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--desktop-animations", action="store_true",
-        help="turn GTK's animations on in the desktop of every client (as in the runs before "
-             "issue 11 part AR); by default they are off, as in the desktops the gateway starts")
+        help="turn GTK's animations and the browser workload's smooth scrolling on in the "
+             "desktop of every client (as in the runs before issue 11 part AR); by default both "
+             "are off, as in the desktops the gateway starts")
 
 
 def with_animations(config: DesktopConfig | None, on: bool) -> DesktopConfig:

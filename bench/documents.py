@@ -28,8 +28,8 @@ MARKS_TITLE = "Marks 3-2"  # the page's title: its window's name
 
 
 def write_marks_page(path: Path, pupils: int = 600) -> Path:
-    """A long, deterministic page of the school-affairs kind: a class's marks per subject and
-    term, one table row per pupil and term, as a web suite shows them."""
+    """A long, deterministic page of the school-affairs kind: ``pupils`` rows of marks per
+    subject, with the term and a note, striped, as a web suite shows them."""
     subjects = ("Japanese", "Mathematics", "Science", "Social studies", "English", "Music")
     words = PARAGRAPH.split()
     rows = []
