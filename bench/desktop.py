@@ -24,6 +24,7 @@ from pathlib import Path
 
 from gateway.workspace import toolkit_defaults
 from gateway.workspace.desktop import FRAME_RATE
+from gateway.workspace.lockdown import write_toolkit_defaults
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,7 @@ class Desktop:
         # The toolkit defaults of a teacher's desktop, found as its session finds them: no GTK
         # animations, steady text cursors (a blinking one would add updates to every workload
         # and to the key-latency probe; xterms get +bc).
-        defaults = self.workdir / toolkit_defaults.DIR_NAME
-        for name, text in toolkit_defaults.files().items():
-            (defaults / name).parent.mkdir(parents=True, exist_ok=True)
-            (defaults / name).write_text(text)
+        defaults = write_toolkit_defaults(self.workdir / toolkit_defaults.DIR_NAME)
         self.env.update(toolkit_defaults.env(defaults))
         if c.animations:  # the user's own file wins over the defaults, as a teacher's does
             gtk = home / ".config" / "gtk-3.0"

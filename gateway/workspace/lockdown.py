@@ -154,15 +154,22 @@ def install(base: Path | None, *, printing: bool, clipboard: bool) -> SessionLoc
     _write_atomic(bus_config, SESSION_BUS_CONFIG, 0o644)
     starter = base / "session-start"
     _write_atomic(starter, SESSION_STARTER, 0o755)
-    config_dir = base / toolkit_defaults.DIR_NAME
+    config_dir = write_toolkit_defaults(base / toolkit_defaults.DIR_NAME)
+    return SessionLockdown(base, bin_dir, bus_config, starter, config_dir, printing=printing,
+                           clipboard=clipboard)
+
+
+def write_toolkit_defaults(config_dir: Path) -> Path:
+    """Blocking: write toolkit_defaults' files under ``config_dir`` (0755 folders, 0644 files)
+    and return it; the directory to put first on XDG_CONFIG_DIRS (the bench's desktop uses it
+    too, so both start GTK from the same files)."""
     for name, text in toolkit_defaults.files().items():
         path = config_dir / name
         for folder in reversed([p for p in path.parents if p.is_relative_to(config_dir)]):
             folder.mkdir(mode=0o755, exist_ok=True)
             os.chmod(folder, 0o755)  # mkdir's mode passes through the umask
         _write_atomic(path, text, 0o644)
-    return SessionLockdown(base, bin_dir, bus_config, starter, config_dir, printing=printing,
-                           clipboard=clipboard)
+    return config_dir
 
 
 def _write_atomic(path: Path, text: str, mode: int) -> None:
