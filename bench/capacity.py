@@ -39,9 +39,11 @@ from bench.desktop import (
     AS_SHIPPED,
     Desktop,
     add_animations_option,
+    add_pointer_option,
     add_staffroom_desktop_option,
     with_animations,
 )
+from bench.drag_input import hand_pointer_to_page
 from bench.measure import INIT_SCRIPT, MachineLoad, ProcSampler, page_counters, wait_until_quiet
 from bench.report import capacity_table, capacity_versus, capacity_versus_table
 from bench.run import CHROMIUM, CHROMIUM_ARGS, RESULTS_DIR
@@ -73,7 +75,7 @@ async def open_pages(browser: Browser, client: Client, sessions: int
 
 async def measure(client_spec: str, sessions: int, duration: float,
                   staffroom_desktop: str = "shared", mix: list[Workload] | None = None,
-                  animations: bool = False) -> dict[str, Any]:
+                  animations: bool = False, pointer_in_page: bool = True) -> dict[str, Any]:
     """One run of ``mix`` (default: the office mix, typing then scrolling); the result's
     ``windows`` gives each workload's wall-clock span (time.time), for tools that read the
     gateway's own figures over the same windows (bench.stage_cpu)."""
@@ -110,6 +112,10 @@ async def measure(client_spec: str, sessions: int, duration: float,
                 for wl in mix:
                     await wl.setup(desktop)
                     try:
+                        if pointer_in_page:  # as a teacher's hand rests on it (bench.run)
+                            pointer = await desktop.pointer()
+                            for page in pages:
+                                await hand_pointer_to_page(page, client.name, pointer)
                         await wait_until_quiet(pages[0], quiet=1.0, deadline=15)
                         gateway.start()
                         xvnc.start()
@@ -144,6 +150,7 @@ async def measure(client_spec: str, sessions: int, duration: float,
         "started": started, "display_path": getattr(client, "display_path", None),
         "xvnc_frame_rate": desktop.config.frame_rate or 60,
         "desktop_animations": desktop.config.animations,
+        "pointer_in_page": pointer_in_page,
         "wall_s": round(wall, 2), "gateway_cpu_s": round(gw_cpu, 3),
         "xvnc_cpu_s": round(xvnc_cpu, 3),
         "gateway_idle_rss_mib": round(idle.peak_rss / MiB, 1),
@@ -196,13 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--duration", type=float, default=25.0, help="seconds per mix part (25)")
     add_staffroom_desktop_option(p)
     add_animations_option(p)
+    add_pointer_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/capacity-<client>-<time>.json)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     runs = [asyncio.run(measure(client, n, args.duration, args.staffroom_desktop,
-                                animations=args.desktop_animations))
+                                animations=args.desktop_animations,
+                                pointer_in_page=not args.desktop_pointer))
             for _ in range(args.rounds) for client in args.client for n in args.sessions]
     names = list(dict.fromkeys(r["client"] for r in runs))
     # One client: its memory figures as before; several: per client name.

@@ -228,6 +228,8 @@ class StaffroomClient:
 
         for agent in self._agents:
             stop_group(agent)  # type: ignore[arg-type]
+            if agent.stdout is not None:
+                agent.stdout.close()  # the pipe its "Viewer:" line came through
         self._agents, self._urls = [], []
         if self._world is not None:
             stop_gateway(self._world.gateway)  # type: ignore[attr-defined]

@@ -99,6 +99,15 @@ def add_animations_option(parser: argparse.ArgumentParser) -> None:
              "are off, as in the desktops the gateway starts")
 
 
+def add_pointer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--desktop-pointer", action="store_true",
+        help="leave the pointer to the desktop, as in the runs before issue 11 part AS: Xvnc "
+             "then draws it into the pixels of every client (its position is xdotool's, not "
+             "the client's); by default each client's page puts its mouse on the pointer "
+             "before a workload, as a teacher's hand rests on hers")
+
+
 def with_animations(config: DesktopConfig | None, on: bool) -> DesktopConfig:
     return replace(config or DesktopConfig(), animations=on)
 
@@ -219,6 +228,12 @@ class Desktop:
     async def xdo(self, *args: str, timeout: float = 120) -> str:
         """Run one xdotool command line (which may chain several commands) on the display."""
         return await self.run("xdotool", *args, timeout=timeout)
+
+    async def pointer(self) -> tuple[int, int]:
+        """Where the desktop's pointer is (xdotool getmouselocation)."""
+        fields = dict(line.split("=", 1) for line in
+                      (await self.xdo("getmouselocation", "--shell")).split() if "=" in line)
+        return int(fields["X"]), int(fields["Y"])
 
     async def run(self, *argv: str, timeout: float = 30, ok: tuple[int, ...] = (0,)) -> str:
         proc = await asyncio.create_subprocess_exec(

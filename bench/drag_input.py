@@ -24,6 +24,28 @@ def page_point(rect: dict[str, float], width: int, height: int, x: int, y: int
             rect["top"] + (y + 0.5) * rect["height"] / height)
 
 
+async def canvas_rect(page: Page, client: str) -> tuple[dict[str, float], int, int]:
+    """(getBoundingClientRect, width, height) of the client's canvas in its page."""
+    rect, width, height = await page.evaluate(
+        "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
+        " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
+        " c.width, c.height]; }", CANVAS["novnc" if client == "novnc" else "staffroom"])
+    return rect, width, height
+
+
+async def hand_pointer_to_page(page: Page, client: str, pointer: tuple[int, int]) -> None:
+    """Move the page's mouse onto the desktop's pointer, as a teacher's hand rests on it.
+
+    The workloads drive the desktop with xdotool, on its own side. TigerVNC then draws the
+    pointer into the pixels it sends every client whose last pointer event was elsewhere
+    (VNCSConnectionST::needRenderedCursor), and a scroll step re-sends the box under it. A
+    teacher scrolls with the pointer her own mouse put there, which her viewer shows as its
+    own cursor; after this move the client's last pointer event is at the pointer too, so
+    TigerVNC stops drawing it, for every client alike (issue 11 part AS)."""
+    rect, width, height = await canvas_rect(page, client)
+    await page.mouse.move(*page_point(rect, width, height, *pointer))
+
+
 class DragInput(Protocol):
     """Where a client-driven drag's input goes: the client's page, or an RFB connection."""
 

@@ -13,7 +13,7 @@ from playwright.async_api import Page
 
 from bench.desktop import Desktop
 from bench.documents import write_document
-from bench.drag_input import CANVAS, DragInput, PageInput
+from bench.drag_input import DragInput, PageInput, canvas_rect
 
 
 class WindowDrag:
@@ -73,20 +73,16 @@ class PageDrag(WindowDrag):
     def __init__(self) -> None:
         super().__init__()
         self.page: Page | None = None
-        self.canvas = ""
+        self.client = ""
         self.input: DragInput | None = None
 
     def attach(self, page: Page, client: str) -> None:
         """The page and client this run drags through (bench.run calls it before run)."""
-        self.page, self.canvas = page, CANVAS["novnc" if client == "novnc" else "staffroom"]
+        self.page, self.client = page, client
 
     async def run(self, desktop: Desktop, duration: float) -> None:
         if self.page is not None:
-            rect, width, height = await self.page.evaluate(
-                "(sel) => { const c = document.querySelector(sel), r = c.getBoundingClientRect();"
-                " return [{left: r.left, top: r.top, width: r.width, height: r.height},"
-                " c.width, c.height]; }", self.canvas)
-            self.input = PageInput(self.page, rect, width, height)
+            self.input = PageInput(self.page, *await canvas_rect(self.page, self.client))
         into = self.input
         if into is None:
             raise RuntimeError("window-drag-page needs the client's page (bench.run attaches "

@@ -237,6 +237,13 @@ def _animations(meta: dict[str, Any]) -> str:
     return "on" if meta.get("desktop_animations", True) else "off (as shipped)"
 
 
+def _pointer(meta: dict[str, Any]) -> str:
+    """Runs from before issue 11 part AS record nothing: Xvnc drew the pointer into them."""
+    return ("each client's page put its mouse on the desktop's pointer before every workload"
+            if meta.get("pointer_in_page", False) else
+            "left to the desktop (xdotool's), so Xvnc drew it into every client's pixels")
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown file written next to each run's JSON."""
     m = result["meta"]
@@ -246,7 +253,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{m['duration_s']} s per workload, {m['cpus']} CPUs. noVNC {m.get('novnc', '?')}. "
         f"Staffroom's {m.get('display_path', 'display path: not recorded')}. "
         f"Desktop for Staffroom: {m.get('staffroom_desktop', 'shared with noVNC')}. "
-        f"GTK animations {_animations(m)} in every client's desktop.", "",
+        f"GTK animations {_animations(m)} in every client's desktop. The pointer: "
+        f"{_pointer(m)}.", "",
         "Aims (issue 11, watermark on) as ratios to noVNC from this run; ✔ met, ✘ missed:", "",
         comparison_table([result], [""]), "", *_disturbed_note(result),
         "Machine load during each measurement:", "", load_table(result), "",

@@ -29,9 +29,11 @@ from bench.desktop import (
     AS_SHIPPED,
     Desktop,
     add_animations_option,
+    add_pointer_option,
     add_staffroom_desktop_option,
     with_animations,
 )
+from bench.drag_input import hand_pointer_to_page
 from bench.measure import (
     INIT_SCRIPT,
     MachineLoad,
@@ -57,9 +59,12 @@ MiB = 1024 * 1024
 
 
 async def measure_workload(desktop: Desktop, client: Client, page: Page, counter: WebSocketCounter,
-                           workload: Workload, duration: float) -> dict[str, Any]:
+                           workload: Workload, duration: float, pointer_in_page: bool = True
+                           ) -> dict[str, Any]:
     await workload.setup(desktop)
     try:
+        if pointer_in_page:
+            await hand_pointer_to_page(page, client.name, await desktop.pointer())
         if not await wait_until_quiet(page, quiet=1.0, deadline=15):  # setup is not measured
             log.warning("%s: screen still changing before %s", client.name, workload.name)
         gateway = ProcSampler(client.gateway_pids())
@@ -127,7 +132,8 @@ async def run_client(browser: Browser, desktop: Desktop, client: Client,
         probe_after = probe_workload([wl.name for wl in workloads])
         for wl in workloads:
             log.info("%s: %s for %.0f s", client.name, wl.name, args.duration)
-            rows.append(await measure_workload(desktop, client, page, counter, wl, args.duration))
+            rows.append(await measure_workload(desktop, client, page, counter, wl, args.duration,
+                                               not args.desktop_pointer))
             rows[-1]["display_path"] = getattr(client, "display_path", None)
             if wl.name == probe_after and args.keys > 0:
                 lat, missed, tail = await probe_key_latency(desktop, page, client.focus_input,
@@ -205,6 +211,7 @@ async def main(args: argparse.Namespace) -> Path:
                                        "TigerVNC's default (60)")
                                       if shipped is not desktop else "shared with noVNC",
                  "desktop_animations": args.desktop_animations,
+                 "pointer_in_page": not args.desktop_pointer,
                  "loadavg_start": [round(x, 2) for x in load_start],
                  "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "results": rows,
@@ -232,6 +239,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--keys", type=int, default=40, help="keys for the latency probe (40)")
     add_staffroom_desktop_option(p)
     add_animations_option(p)
+    add_pointer_option(p)
     p.add_argument("--out", help="JSON path (default bench/results/<time>.json); .md next to it")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)

@@ -138,6 +138,16 @@ def test_the_load_during_each_window_is_in_the_tables() -> None:
     assert "✘" in md and "Machine load" in md and "| idle | staffroom-nowm |" in md
 
 
+def test_the_markdown_says_whose_pointer_the_desktop_showed() -> None:
+    """Runs before issue 11 part AS (no ``pointer_in_page``) had Xvnc draw the pointer."""
+    def header(meta: dict[str, object]) -> str:
+        return markdown({**RUN, "meta": {**RUN["meta"], **meta}}).split("\n\n")[1]
+
+    assert "page put its mouse on the desktop's pointer" in header({"pointer_in_page": True})
+    for old in ({"pointer_in_page": False}, {}):
+        assert "Xvnc drew it into every client's pixels" in header(old)
+
+
 def test_a_disturbed_window_is_marked_with_its_ratios_and_explained(tmp_path: Path) -> None:
     busy = {**MACHINE, "others_cpu_pct": 101.0, "others_top": ["python3 18.8s", "cc1 1.2s"]}
     run = result([
