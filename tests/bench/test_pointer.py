@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.async_api import async_playwright
+from playwright.async_api import Page, async_playwright
 
 from bench.clients import load_client
 from bench.desktop import AS_SHIPPED, Desktop
@@ -24,20 +24,20 @@ pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("Xvnc", "mousepad", "xdotool", "import", CHROMIUM)),
     reason="needs Xvnc, mousepad, xdotool, ImageMagick and Chromium (.ci/apt-packages.txt)")
 
-SIDE = 40  # pixels each side of the pointer compared
+SIDE = 40  # the side of the square compared around the pointer, in pixels
 
 
-async def _pixels_unlike_the_screen(desktop: Desktop, page: object) -> int:
+async def _pixels_unlike_the_screen(desktop: Desktop, page: Page) -> int:
     """Pixels of the canvas around the pointer that differ from the X server's own screen
     (which never holds the pointer), once a few wheel steps have settled."""
     for _ in range(3):
         await desktop.xdo("click", "5")
         await asyncio.sleep(0.3)
     await asyncio.sleep(1.5)  # Xvnc draws a pointer that is not the client's after a second
-    assert await wait_until_quiet(page, quiet=1.0, deadline=15)  # type: ignore[arg-type]
+    assert await wait_until_quiet(page, quiet=1.0, deadline=15)
     x, y = await desktop.pointer()
     x0, y0 = x - SIDE // 2, y - SIDE // 2
-    data = await page.evaluate(  # type: ignore[attr-defined]
+    data = await page.evaluate(
         "([x, y, s]) => Array.from(document.querySelector('#screen').getContext('2d')"
         ".getImageData(x, y, s, s).data)", [x0, y0, SIDE])
     canvas = np.asarray(Image.frombytes("RGBA", (SIDE, SIDE), bytes(data)).convert("RGB"))
