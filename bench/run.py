@@ -71,6 +71,7 @@ async def measure_workload(desktop: Desktop, client: Client, page: Page, counter
         xvnc = ProcSampler([desktop.xvnc_pid])
         machine = MachineLoad()
         before, rx0, tx0 = await page_counters(page), counter.received, counter.sent
+        msgs0 = counter.frames_received
         machine.start()
         gateway.start()
         xvnc.start()
@@ -91,6 +92,9 @@ async def measure_workload(desktop: Desktop, client: Client, page: Page, counter
         "bytes_received": rx, "bytes_sent": counter.sent - tx0,
         "kbit_per_s": round(rx * 8 / 1000 / elapsed, 1),
         "updates_per_s": round((after.frames - before.frames) / elapsed, 2),
+        # WebSocket messages the page received: for Staffroom one per frame the gateway sent
+        # (plus the odd notice); the updates above count animation frames drawn in instead.
+        "messages_per_s": round((counter.frames_received - msgs0) / elapsed, 2),
         "draw_calls": after.draws - before.draws,
         "gateway_cpu_s": round(gw_cpu, 3), "gateway_cpu_pct": round(100 * gw_cpu / elapsed, 2),
         "gateway_peak_rss_mib": round(gateway.peak_rss / MiB, 1),

@@ -66,10 +66,11 @@ export class Renderer {
   /** Queue one decoded message. Images start decoding at once; drawing keeps message order. */
   apply(msg) {
     let pending = null;
-    if (msg.type === "tile" && msg.format === TileFormat.PALETTE) {
+    const packed = msg.format === TileFormat.PALETTE_PACKED;
+    if (msg.type === "tile" && (msg.format === TileFormat.PALETTE || packed)) {
       // An ImageData at once for stored blocks (a small tile), else a promise of one.
       try {
-        pending = decodePaletteNow(msg.w, msg.h, msg.data);
+        pending = decodePaletteNow(msg.w, msg.h, msg.data, packed);
       } catch (err) {
         pending = Promise.reject(err);
       }

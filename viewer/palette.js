@@ -6,6 +6,9 @@
 // Tile data: | colors-1 u8 | palette: colors x (r u8 | g u8 | b u8) | zlib stream (RFC 1950) |
 // The stream inflates to h rows of w indices of `bits` bits (1 for <= 2 colours, 2 for <= 4,
 // 4 for <= 16, else 8), most significant bit first, each row padded to a whole byte.
+// PALETTE_PACKED (wire version 4): | colors-1 u8 | zlib stream |, which inflates to the palette
+// (3 x colors bytes: the reds, then the greens, then the blues, each as its difference from
+// the one before, mod 256) followed by the rows as above.
 // Inflating runs in the browser's native DecompressionStream, off the page's JavaScript, except
 // for a stream of stored blocks only (the gateway sends small tiles so): those are copied here,
 // synchronously, with the same limits (output bounded by the tile size, Adler-32 checked, no
@@ -15,6 +18,14 @@ export class PaletteError extends Error {}
 
 export function bitsFor(colors) {
   return colors <= 2 ? 1 : colors <= 4 ? 2 : colors <= 16 ? 4 : 8;
+}
+
+/** checkPalette for PALETTE_PACKED: { colors, start: 1 }. */
+export function checkPackedPalette(data) {
+  if (data.length < 7) throw new PaletteError("packed palette tile shorter than a zlib stream");
+  const cmf = data[1], flg = data[2];
+  if ((cmf & 0x0f) !== 8 || ((cmf << 8) | flg) % 31) throw new PaletteError("palette tile has no zlib stream");
+  return { colors: data[0] + 1, start: 1 };
 }
 
 /** Cheap header check, no inflating: { colors, start } (start = offset of the zlib stream). */
@@ -93,27 +104,44 @@ export function copyStored(bytes, limit) {
  * Decode to an ImageData of w x h (opaque), or throw PaletteError on any deviation. Returns the
  * ImageData itself when the stream is stored blocks (no await), else a promise of it.
  */
-export function decodePaletteNow(w, h, data) {
-  const { colors, start } = checkPalette(data);
+export function decodePaletteNow(w, h, data, packed = false) {
+  const { colors, start } = packed ? checkPackedPalette(data) : checkPalette(data);
+  const head = packed ? 3 * colors : 0; // the palette, when it travels in the stream
   const stride = (w * bitsFor(colors) + 7) >> 3;
   const stream = data.subarray(start);
-  const rows = copyStored(stream, stride * h);
-  if (rows) return paint(w, h, data, colors, rows);
-  return inflate(stream, stride * h).then((inflated) => paint(w, h, data, colors, inflated));
+  const done = (body) => paint(w, h, packed ? undelta(body, colors) : data.subarray(1, start),
+                               colors, body.subarray(head));
+  const body = copyStored(stream, head + stride * h);
+  if (body) return done(body);
+  return inflate(stream, head + stride * h).then(done);
 }
 
 /** Decode to an ImageData of w x h (opaque); rejects with PaletteError on any deviation. */
-export async function decodePalette(w, h, data) {
-  return decodePaletteNow(w, h, data);
+export async function decodePalette(w, h, data, packed = false) {
+  return decodePaletteNow(w, h, data, packed);
 }
 
-function paint(w, h, data, colors, rows) {
+/** PALETTE_PACKED's planar deltas (the first 3 x colors bytes of body) to r, g, b triplets. */
+function undelta(body, colors) {
+  const rgb = new Uint8Array(3 * colors);
+  for (let c = 0; c < 3; c++) {
+    let v = 0;
+    for (let i = 0; i < colors; i++) {
+      v = (v + body[c * colors + i]) & 0xff;
+      rgb[3 * i + c] = v;
+    }
+  }
+  return rgb;
+}
+
+/** rgb: the palette as r, g, b bytes per colour; rows: the index rows. */
+function paint(w, h, rgb, colors, rows) {
   const bits = bitsFor(colors);
   const stride = (w * bits + 7) >> 3;
   const pal = new Uint32Array(colors);
   for (let i = 0; i < colors; i++) {
-    const o = 1 + 3 * i; // RGBA bytes in memory = 0xAABBGGRR on little-endian machines
-    pal[i] = (0xff000000 | (data[o + 2] << 16) | (data[o + 1] << 8) | data[o]) >>> 0;
+    const o = 3 * i; // RGBA bytes in memory = 0xAABBGGRR on little-endian machines
+    pal[i] = (0xff000000 | (rgb[o + 2] << 16) | (rgb[o + 1] << 8) | rgb[o]) >>> 0;
   }
   const img = new ImageData(w, h);
   const px = new Uint32Array(img.data.buffer);

@@ -4,9 +4,10 @@
 // clipboard text at MAX_CLIPBOARD.
 // Every message: | type u8 | length u32 | payload |, big-endian.
 
-import { checkPalette } from "./palette.js";
+import { checkPackedPalette, checkPalette } from "./palette.js";
 
-export const VERSION = 3; // 2 added the clipboard flags and messages, 3 the PALETTE tile format
+export const VERSION = 4; // 2 added the clipboard flags and messages, 3 the PALETTE tile format,
+// 4 PALETTE_PACKED
 export const MAX_DIMENSION = 8192;
 export const MAX_TILE_DATA = 4 * 1024 * 1024;
 export const MAX_CURSOR_SIDE = 256;
@@ -22,7 +23,7 @@ export const T = Object.freeze({
   RESUME: 0x80, ACK: 0x81, KEY: 0x82, POINTER: 0x83, PING: 0x84, CLIPBOARD_IN: 0x85, BLOCKED: 0x86,
   HELP_STATE: 0x20, HELP: 0xa0, // call-centre help, only after a Hello with HelloFlags.HELP
 });
-export const TileFormat = Object.freeze({ PNG: 1, JPEG: 2, WEBP: 3, PALETTE: 4 });
+export const TileFormat = Object.freeze({ PNG: 1, JPEG: 2, WEBP: 3, PALETTE: 4, PALETTE_PACKED: 5 });
 export const MIME = Object.freeze({ 1: "image/png", 2: "image/jpeg", 3: "image/webp" });
 export const HelloFlags = Object.freeze({
   VIEW_ONLY: 1, RECORDED: 2, WATERMARKED: 4, CLIPBOARD_TO_REMOTE: 8, CLIPBOARD_TO_LOCAL: 16,
@@ -59,8 +60,10 @@ function startsWith(bytes, sig) {
 }
 
 function checkImage(format, data) {
-  if (format === TileFormat.PALETTE) {
-    try { checkPalette(data); } catch (e) { throw new ProtocolError(e.message); }
+  if (format === TileFormat.PALETTE || format === TileFormat.PALETTE_PACKED) {
+    try {
+      if (format === TileFormat.PALETTE) checkPalette(data); else checkPackedPalette(data);
+    } catch (e) { throw new ProtocolError(e.message); }
     return;
   }
   const ok = format === TileFormat.PNG ? startsWith(data, [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])

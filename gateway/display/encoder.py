@@ -44,6 +44,9 @@ PALETTE_COLORS = 16
 # bytes and terminal scrolling -6 % for +7 %, both still far under their bytes aims; typing,
 # xterm typing and dragging unchanged. 256 colours for every size added 35-39 % to typing and
 # 30 % to dragging (part M).
+# PALETTE_PACKED (version-4 viewers) deflates the palette too, and has no such threshold: a
+# glyph box with 17-256 colours costs about WebP's bytes there, at a third to a half of its CPU
+# (part AT).
 PALETTE_WIDE_PIXELS = 4096
 PALETTE_WIDE_COLORS = 256
 WEBP_METHOD, WEBP_EFFORT = 2, 10
@@ -67,6 +70,10 @@ class EncodeSettings:
     # Few-colour boxes (≤ PALETTE_COLORS) go out as PALETTE tiles; only for viewers of wire
     # version ≥ 3 (the pipeline turns it off for older ones).
     palette: bool = True
+    # ... as PALETTE_PACKED tiles, whose palette deflates with the indices: then boxes of any
+    # size with up to PALETTE_WIDE_COLORS colours leave lossless WebP (palette_colors). Only
+    # for viewers of wire version ≥ 4.
+    packed_palette: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,9 +290,10 @@ def encode_tiles(
     return out
 
 
-def palette_colors(pixels: int) -> int:
-    """How many colours a text-like image of ``pixels`` may have to go out as a PALETTE tile."""
-    return PALETTE_WIDE_COLORS if pixels >= PALETTE_WIDE_PIXELS else PALETTE_COLORS
+def palette_colors(pixels: int, packed: bool = False) -> int:
+    """How many colours a text-like image of ``pixels`` may have to go out as a PALETTE tile
+    (PALETTE_PACKED: any size may have PALETTE_WIDE_COLORS)."""
+    return PALETTE_WIDE_COLORS if packed or pixels >= PALETTE_WIDE_PIXELS else PALETTE_COLORS
 
 
 def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
@@ -294,10 +302,12 @@ def _encode(seg: _Segment, settings: EncodeSettings) -> Tile | Fill:
         return Fill(seg.x, seg.y, seg.w, seg.h, r, g, b)
     rgbx = seg.parts[0] if len(seg.parts) == 1 else b"".join(seg.parts)  # equal widths
     seg.parts = []  # the stack's pixels are freed once encoded
-    data = palette.encode_rgbx(rgbx, seg.w, seg.h, palette_colors(seg.w * seg.h)) \
-        if settings.palette and seg.key[0] == "text" else None
+    packed = settings.packed_palette
+    data = palette.encode_rgbx(rgbx, seg.w, seg.h, palette_colors(seg.w * seg.h, packed),
+                               packed) if settings.palette and seg.key[0] == "text" else None
     if data is not None:
-        return Tile(seg.x, seg.y, seg.w, seg.h, TileFormat.PALETTE, data)
+        return Tile(seg.x, seg.y, seg.w, seg.h,
+                    TileFormat.PALETTE_PACKED if packed else TileFormat.PALETTE, data)
     fmt = TileFormat.JPEG if seg.key[0] == "photo" else settings.lossless_format
     return Tile(seg.x, seg.y, seg.w, seg.h, fmt,
                 encode_image(rgbx_image(rgbx, seg.w, seg.h), fmt, settings.jpeg_quality))

@@ -60,23 +60,38 @@ def rgb_keys(rgb: np.ndarray) -> np.ndarray:
     return (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
 
 
-def encode(img: Image.Image, max_colors: int = MAX_COLORS) -> bytes | None:
-    """PALETTE tile data for an RGB image, or None if it has more than max_colors colours."""
-    return _pack(index(img, max_colors))
+def encode(img: Image.Image, max_colors: int = MAX_COLORS, packed: bool = False
+           ) -> bytes | None:
+    """PALETTE tile data for an RGB image (PALETTE_PACKED's if ``packed``), or None if it has
+    more than max_colors colours."""
+    return _pack(index(img, max_colors), packed)
 
 
-def encode_rgbx(rgbx: bytes, w: int, h: int, max_colors: int = MAX_COLORS) -> bytes | None:
+def encode_rgbx(rgbx: bytes, w: int, h: int, max_colors: int = MAX_COLORS,
+                packed: bool = False) -> bytes | None:
     """``encode`` of a w×h image given as RGBX bytes (the fourth byte of each pixel unread)."""
     if _kernel is None:
-        return encode(Image.frombytes("RGB", (w, h), rgbx, "raw", "RGBX"), max_colors)
-    return _pack(_kernel.index(rgbx, w, h, max_colors, _KERNEL_MULTIPLIER))
+        return encode(Image.frombytes("RGB", (w, h), rgbx, "raw", "RGBX"), max_colors, packed)
+    return _pack(_kernel.index(rgbx, w, h, max_colors, _KERNEL_MULTIPLIER), packed)
 
 
-def _pack(found: tuple[bytes, bytes] | None) -> bytes | None:
+def _pack(found: tuple[bytes, bytes] | None, packed: bool) -> bytes | None:
     if found is None:
         return None
     palette, rows = found
-    return wire_palette.pack(palette, rows, rows_level(rows))
+    if not packed:
+        return wire_palette.pack(palette, rows, rows_level(rows))
+    deltas = planar_deltas(palette)
+    return wire_palette.pack_packed(palette, rows, rows_level(deltas + rows), deltas)
+
+
+def planar_deltas(palette: bytes) -> bytes:
+    """wire_palette.planar_deltas in numpy (the same bytes, tested), a few µs a palette."""
+    rgb = np.frombuffer(palette, np.uint8).reshape(-1, 3).T
+    out = np.empty_like(rgb)
+    out[:, 0] = rgb[:, 0]
+    np.subtract(rgb[:, 1:], rgb[:, :-1], out=out[:, 1:])  # uint8: mod 256
+    return out.tobytes()
 
 
 def index(img: Image.Image, max_colors: int = MAX_COLORS) -> tuple[bytes, bytes] | None:
@@ -168,23 +183,31 @@ def pack_rows(index: np.ndarray, bits: int) -> bytes:
     return out.tobytes()
 
 
-def decode(w: int, h: int, data: bytes) -> np.ndarray:
-    """h×w×3 uint8 pixels of PALETTE tile data, with the wire module's checks (PaletteError).
+def decode(w: int, h: int, data: bytes, packed: bool = False) -> np.ndarray:
+    """h×w×3 uint8 pixels of PALETTE (PALETTE_PACKED if ``packed``) tile data, with the wire
+    module's checks (PaletteError).
 
-    The same result as gateway.wire.display.palette.unpack, vectorised: for recordings, exports
-    and tests that decode whole key frames."""
-    colors, start = wire_palette.validate(data)
+    The same result as gateway.wire.display.palette.unpack (unpack_packed), vectorised: for
+    recordings, exports and tests that decode whole key frames."""
+    if packed:
+        colors, start = wire_palette.validate_packed(data), 1
+        head = 3 * colors
+    else:
+        (colors, start), head = wire_palette.validate(data), 0
     bits = wire_palette.bits_for(colors)
     stride = wire_palette.row_bytes(w, bits)
+    size = head + stride * h
     inflater = zlib.decompressobj()
     try:
-        raw = inflater.decompress(data[start:], stride * h + 1)
+        raw = inflater.decompress(data[start:], size + 1)
     except zlib.error:
         raise wire_palette.PaletteError("palette tile's zlib stream is corrupt") from None
-    if len(raw) != stride * h or not inflater.eof or inflater.unconsumed_tail \
+    if len(raw) != size or not inflater.eof or inflater.unconsumed_tail \
             or inflater.unused_data:
         raise wire_palette.PaletteError(f"palette tile inflates to other than {w}x{h} indices")
-    rows = np.frombuffer(raw, np.uint8).reshape(h, stride)
+    palette_bytes = wire_palette.from_planar_deltas(raw[:head]) if packed \
+        else data[1 : 1 + 3 * colors]
+    rows = np.frombuffer(raw, np.uint8, stride * h, head).reshape(h, stride)
     if bits < 8:
         per = 8 // bits
         shifts = np.arange(8 - bits, -1, -bits, dtype=np.uint8)  # MSB first
@@ -192,12 +215,12 @@ def decode(w: int, h: int, data: bytes) -> np.ndarray:
     index = rows[:, :w]
     if index.size and int(index.max()) >= colors:
         raise wire_palette.PaletteError(f"palette index {int(index.max())} of {colors} colours")
-    palette = np.frombuffer(data, np.uint8, 3 * colors, 1).reshape(colors, 3)
+    palette = np.frombuffer(palette_bytes, np.uint8).reshape(colors, 3)
     return palette[index]
 
 
 def tile_image(fmt: int, w: int, h: int, data: bytes) -> Image.Image:
     """Any tile's pixels as an RGB image (the viewer's job in the browser; recordings, tests)."""
-    if fmt == TileFormat.PALETTE:
-        return Image.fromarray(decode(w, h, data), "RGB")
+    if fmt in (TileFormat.PALETTE, TileFormat.PALETTE_PACKED):
+        return Image.fromarray(decode(w, h, data, fmt == TileFormat.PALETTE_PACKED), "RGB")
     return Image.open(io.BytesIO(data)).convert("RGB")

@@ -110,6 +110,7 @@ class DisplayPipeline:
         self._link = Link(quality=self.settings.jpeg_quality)
         self._version = wire.VERSION  # the viewer's, from its Resume
         self._palette = self.settings.palette
+        self._packed_palette = self.settings.packed_palette
         self._decoder = wire.DisplayDecoder(wire.Direction.TO_GATEWAY)
         self._need_key = False
         self._observer_key = False
@@ -156,9 +157,11 @@ class DisplayPipeline:
             case wire.Resume(version=v):
                 if not wire.MIN_VERSION <= v <= wire.VERSION:
                     raise UnsupportedVersion(f"viewer speaks version {v}")
-                # An older agent's page gets its own version back and no PALETTE tiles.
+                # An older agent's page gets its own version back: no PALETTE tiles for version
+                # 2, PALETTE rather than PALETTE_PACKED for version 3.
                 self._version = v
-                self.settings = replace(self.settings, palette=self._palette and v >= 3)
+                self.settings = replace(self.settings, palette=self._palette and v >= 3,
+                                        packed_palette=self._packed_palette and v >= 4)
                 self.attached, self._need_key = True, True
                 self._link.in_flight.clear()  # that viewer's frames are gone
             case wire.Ack(frame_id=fid):

@@ -171,24 +171,32 @@ def test_rows_level_saves_at_most_the_slack() -> None:
         assert (level == 0) == (stored - packed <= palette.STORED_SLACK)
 
 
-@pytest.mark.parametrize(("size", "colors", "fmt"), [
-    ((1920, 13), 120, w.TileFormat.PALETTE),  # a wide new line of antialiased text
-    ((64, 64), 256, w.TileFormat.PALETTE),  # just at PALETTE_WIDE_PIXELS, 256 colours
-    ((384, 64), 300, w.TileFormat.WEBP),  # past 8-bit indices
-    ((63, 64), 17, w.TileFormat.WEBP),  # one column short: small boxes keep 16 colours
-    ((16, 18), 16, w.TileFormat.PALETTE),  # a typed glyph's box
-    ((16, 18), 40, w.TileFormat.WEBP),
+P, PP, WEBP = w.TileFormat.PALETTE, w.TileFormat.PALETTE_PACKED, w.TileFormat.WEBP
+
+
+@pytest.mark.parametrize(("size", "colors", "fmt", "packed_fmt"), [
+    ((1920, 13), 120, P, PP),  # a wide new line of antialiased text
+    ((64, 64), 256, P, PP),  # just at PALETTE_WIDE_PIXELS, 256 colours
+    ((384, 64), 300, WEBP, WEBP),  # past 8-bit indices
+    ((63, 64), 17, WEBP, PP),  # one column short: small boxes keep 16 colours, unless packed
+    ((16, 18), 16, P, PP),  # a typed glyph's box
+    ((16, 18), 40, WEBP, PP),  # an antialiased glyph under the watermark's ink
 ])
+@pytest.mark.parametrize("packed", [False, True])
 def test_large_text_images_may_use_256_colours_small_ones_16(
-        size: tuple[int, int], colors: int, fmt: w.TileFormat) -> None:
-    """The encoder's choice by size (encoder.PALETTE_WIDE_PIXELS), and exact pixels either way."""
+        size: tuple[int, int], colors: int, fmt: w.TileFormat, packed_fmt: w.TileFormat,
+        packed: bool) -> None:
+    """The encoder's choice by size (encoder.PALETTE_WIDE_PIXELS) for a version-3 viewer; a
+    version-4 one takes PALETTE_PACKED for up to 256 colours at any size. Exact pixels."""
     from gateway.display import encoder
 
     assert encoder.PALETTE_WIDE_PIXELS == 64 * 64
     img = image(*size, colors, seed=colors)
     assert len(img.getcolors(1 << 16)) == colors
     snap = encoder.RegionSnapshot(0, 0, *size, img.tobytes("raw", "BGRX"), 64)
-    tiles = encoder.encode_tiles([snap], None, encoder.EncodeSettings(lossy=False))
+    fmt = packed_fmt if packed else fmt
+    tiles = encoder.encode_tiles([snap], None,
+                                 encoder.EncodeSettings(lossy=False, packed_palette=packed))
     assert {t.format for t in tiles} == {fmt}  # type: ignore[union-attr]
     canvas = Image.new("RGB", size)
     for t in tiles:

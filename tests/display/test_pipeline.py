@@ -248,7 +248,7 @@ def test_photo_tiles_go_jpeg_few_colour_text_palette_solid_fill() -> None:
     p, canvas = attach(fb, settings=EncodeSettings())
     msgs = step(p, canvas, T0)
     kinds = {(m.x, type(m).__name__, getattr(m, "format", None)) for m in msgs[1:-1]}
-    assert kinds == {(0, "Tile", w.TileFormat.JPEG), (64, "Tile", w.TileFormat.PALETTE),
+    assert kinds == {(0, "Tile", w.TileFormat.JPEG), (64, "Tile", w.TileFormat.PALETTE_PACKED),
                      (128, "Fill", None)}  # fmt: skip
     assert w.Fill(128, 0, 64, 64, 255, 0, 0) in msgs
 

@@ -1,6 +1,7 @@
-"""The pipeline and PALETTE tiles: a version-3 viewer gets them for few-colour boxes (also under
-the watermark), a version-2 viewer is answered in version 2 and never sees one, and the canvas a
-viewer builds from either stream equals desktop + watermark."""
+"""The pipeline and PALETTE tiles: a version-4 viewer gets PALETTE_PACKED tiles for few-colour
+boxes (also under the watermark), a version-3 viewer is answered in version 3 and gets PALETTE
+tiles instead, a version-2 viewer is answered in version 2 and never sees either, and the canvas
+a viewer builds from any of these streams equals desktop + watermark."""
 
 from __future__ import annotations
 
@@ -59,11 +60,17 @@ def stamp() -> Watermark:
                      spacing=(120, 70), opacity=0.3)  # fmt: skip
 
 
+@pytest.mark.parametrize(("version", "got", "not_got"), [
+    (4, w.TileFormat.PALETTE_PACKED, w.TileFormat.PALETTE),
+    (3, w.TileFormat.PALETTE, w.TileFormat.PALETTE_PACKED),
+])
 @pytest.mark.parametrize("wm", [None, "stamp"])
-def test_version_3_gets_palette_tiles_and_an_exact_canvas(wm: str | None) -> None:
-    canvas, p = run(3, stamp() if wm else None)
-    assert canvas.messages[0] == w.Hello(3, 320, 240, w.HelloFlags.WATERMARKED if wm else 0)
-    assert w.TileFormat.PALETTE in canvas.formats
+def test_each_version_gets_its_palette_tiles_and_an_exact_canvas(
+        wm: str | None, version: int, got: w.TileFormat, not_got: w.TileFormat) -> None:
+    canvas, p = run(version, stamp() if wm else None)
+    assert canvas.messages[0] == w.Hello(version, 320, 240,
+                                         w.HelloFlags.WATERMARKED if wm else 0)
+    assert got in canvas.formats and not_got not in canvas.formats
     assert canvas.image is not None
     assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
@@ -71,12 +78,13 @@ def test_version_3_gets_palette_tiles_and_an_exact_canvas(wm: str | None) -> Non
 def test_version_2_viewer_gets_version_2_and_no_palette_tiles() -> None:
     canvas, p = run(2, stamp())
     assert canvas.messages[0] == w.Hello(2, 320, 240, w.HelloFlags.WATERMARKED)
-    assert canvas.formats and w.TileFormat.PALETTE not in canvas.formats
+    assert canvas.formats and not {w.TileFormat.PALETTE, w.TileFormat.PALETTE_PACKED} \
+        & set(canvas.formats)
     assert canvas.image is not None
     assert diff_pixels(canvas.image, expected(p.fb, p._layer, p._drift)) == 0
 
 
-@pytest.mark.parametrize("version", [1, 4])
+@pytest.mark.parametrize("version", [1, 5])
 def test_other_versions_are_refused(version: int) -> None:
     p = DisplayPipeline(Framebuffer(32, 32))
     with pytest.raises(UnsupportedVersion) as err:

@@ -181,7 +181,7 @@ def test_clipboard_of_exactly_one_mib_round_trips() -> None:
 
 def test_clipboard_wire_numbers() -> None:
     # Other components (the viewer, the gateway session, audit) depend on these exact values.
-    assert (w.VERSION, w.MIN_VERSION) == (3, 2)  # 3 added TileFormat.PALETTE
+    assert (w.VERSION, w.MIN_VERSION) == (4, 2)  # 3 added PALETTE, 4 PALETTE_PACKED
     assert (w.HelloFlags.CLIPBOARD_TO_REMOTE, w.HelloFlags.CLIPBOARD_TO_LOCAL) == (8, 16)
     assert (w.MessageType.CLIPBOARD_OUT, w.MessageType.CLIPBOARD_IN) == (0x0B, 0x85)
     assert w.MessageType.BLOCKED == 0x86

@@ -19,11 +19,11 @@ from tests.fixtures.viewer import OpenViewer
 pytestmark = pytest.mark.slow
 
 DECODE = """
-async ([w, h, b64]) => {
+async ([w, h, b64, packed]) => {
   const { decodePalette } = await import("/palette.js");
   const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
   try {
-    const img = await decodePalette(w, h, data);
+    const img = await decodePalette(w, h, data, packed);
     let s = "";
     for (let i = 0; i < img.data.length; i++) s += String.fromCharCode(img.data[i]);
     return { ok: btoa(s) };
@@ -43,8 +43,9 @@ def vector(w_: int, h: int, colors: int, seed: int) -> tuple[Image.Image, bytes]
     return img, data
 
 
-async def js_decode(page, w_: int, h: int, data: bytes) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    return await page.evaluate(DECODE, [w_, h, base64.b64encode(data).decode()])
+async def js_decode(page, w_: int, h: int, data: bytes,  # type: ignore[no-untyped-def]
+                    packed: bool = False) -> dict[str, str]:
+    return await page.evaluate(DECODE, [w_, h, base64.b64encode(data).decode(), packed])
 
 
 async def test_js_decodes_the_python_vectors(viewer_page: OpenViewer) -> None:
@@ -167,3 +168,59 @@ async def test_js_refuses_hostile_stored_blocks(viewer_page: OpenViewer, data: b
     out = await js_decode(v.page, 16, 8, data)
     assert out.get("error", "").startswith("PaletteError"), out
     assert match in out["error"]
+
+
+# --- PALETTE_PACKED (wire version 4): the palette inside the zlib stream, as planar deltas ---
+
+async def test_js_decodes_the_python_packed_vectors(viewer_page: OpenViewer) -> None:
+    v = await viewer_page()
+    for (w_, h, colors) in [(1, 1, 1), (7, 3, 2), (16, 18, 3), (8, 16, 4), (33, 9, 17),
+                            (40, 22, 87), (120, 40, 256)]:
+        img, _ = vector(w_, h, colors, w_ + h + colors)
+        data = palette.encode(img, packed=True)
+        assert data is not None
+        out = await js_decode(v.page, w_, h, data, packed=True)
+        assert "ok" in out, out
+        rgba = base64.b64decode(out["ok"])
+        assert Image.frombytes("RGBA", (w_, h), rgba).convert("RGB").tobytes() == img.tobytes()
+    assert v.errors == []
+
+
+def packed(colors: int, body: bytes, extra: bytes = b"") -> bytes:
+    return bytes((colors - 1,)) + zlib.compress(body) + extra
+
+
+@pytest.mark.parametrize(("w_", "h", "data", "match"), [
+    (4, 1, packed(3, bytes(9) + bytes([0b00011011])), "palette index 3 of 3"),
+    (64, 64, packed(2, bytes(64 * 1024 * 1024)), "inflates past its size"),  # a zlib bomb
+    (4, 1, packed(3, bytes(9)), "inflates short of its size"),  # the palette, no rows
+    (4, 1, packed(3, bytes(10), b"junk"), "corrupt"),
+    (4, 1, b"\x02\x00\x00" + bytes(6), "no zlib stream"),
+    (4, 1, b"\x02\x78\x9c", "shorter than a zlib stream"),
+])
+async def test_js_refuses_hostile_packed_tiles(viewer_page: OpenViewer, w_: int, h: int,
+                                               data: bytes, match: str) -> None:
+    v = await viewer_page()
+    out = await js_decode(v.page, w_, h, data, packed=True)
+    assert out.get("error", "").startswith("PaletteError"), out
+    assert match in out["error"]
+
+
+async def test_packed_palette_tiles_drawn_on_the_canvas_exactly(viewer_page: OpenViewer) -> None:
+    """Through the stand-in agent: protocol.js takes format 5, canvas.js decodes it, and a
+    small (stored) and a deflated tile land exactly."""
+    v = await viewer_page()
+    await v.start_session(64, 48, rgb=(0, 0, 0))
+    small, _ = vector(8, 6, 5, 2)
+    big, _ = vector(40, 30, 60, 3)
+    for (x, y, img) in ((1, 1, small), (12, 9, big)):
+        data = palette.encode(img, packed=True)
+        assert data is not None
+        await v.agent.send(w.Tile(x, y, *img.size, w.TileFormat.PALETTE_PACKED, data))
+    await v.barrier()
+    url = await v.page.evaluate("document.getElementById('screen').toDataURL('image/png')")
+    canvas = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    assert canvas.crop((1, 1, 9, 7)).tobytes() == small.tobytes()
+    assert canvas.crop((12, 9, 52, 39)).tobytes() == big.tobytes()
+    assert canvas.getpixel((11, 9)) == (0, 0, 0) and canvas.getpixel((52, 39)) == (0, 0, 0)
+    assert v.errors == []

@@ -124,9 +124,9 @@ def _dim(value: int, what: str, *, zero_ok: bool = False) -> int:
 
 def _image(fmt: TileFormat, data: bytes) -> bytes:
     # A cheap signature check keeps arbitrary bytes away from the browser's image decoders.
-    if fmt is TileFormat.PALETTE:
+    if fmt in (TileFormat.PALETTE, TileFormat.PALETTE_PACKED):
         try:
-            palette.validate(data)
+            palette.validate(data) if fmt is TileFormat.PALETTE else palette.validate_packed(data)
         except palette.PaletteError as exc:
             raise MalformedMessage(str(exc)) from None
         return data

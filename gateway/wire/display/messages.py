@@ -72,7 +72,9 @@ __all__ = [
 # take any of them for a protocol error and could not announce support, hence the bump.
 # 3: the PALETTE tile format (gateway.wire.display.palette). The gateway answers a version-2
 # viewer (an older agent) in version 2 and never sends it PALETTE tiles.
-VERSION: Final = 3
+# 4: the PALETTE_PACKED tile format (the palette inside the zlib stream). A version-3 viewer
+# is answered in version 3 and gets PALETTE tiles instead.
+VERSION: Final = 4
 MIN_VERSION: Final = 2  # the oldest viewer version a gateway still serves
 HEADER = struct.Struct(">BI")
 MAX_DIMENSION: Final = 8192  # desktop and tile width/height
@@ -118,6 +120,7 @@ class TileFormat(IntEnum):
     JPEG = 2
     WEBP = 3
     PALETTE = 4  # version ≥ 3: palette + zlib indices (gateway.wire.display.palette)
+    PALETTE_PACKED = 5  # version ≥ 4: the palette as planar deltas inside the zlib stream
 
 
 class HelloFlags(IntFlag):
