@@ -47,7 +47,7 @@ def test_the_layout_is_planar_deltas_then_rows() -> None:
     assert body[9:] == bytes([0b00011000])  # 2-bit indices 0, 1, 2, padded
 
 
-def test_an_antialiased_glyph_box_costs_far_less_than_with_its_palette_raw() -> None:
+def test_an_antialiased_glyph_box_costs_less_than_with_its_palette_raw() -> None:
     """The reason for the format: a typed glyph's box has tens of greys, 3 bytes each raw."""
     img = Image.new("RGB", (40, 22), (255, 255, 255))
     ImageDraw.Draw(img).text((2, 2), "Ag", fill=(0, 0, 0))
